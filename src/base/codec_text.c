@@ -1,0 +1,259 @@
+/* base64, percent coding, UTF-8 validation, hashing. */
+#include "base/base.h"
+
+#include <string.h>
+
+static const char b64_std[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t gw_base64_encode(const uint8_t *in, size_t n, char *out, bool pad)
+{
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = b64_std[v >> 18];
+        *o++ = b64_std[(v >> 12) & 63];
+        *o++ = b64_std[(v >> 6) & 63];
+        *o++ = b64_std[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        *o++ = b64_std[v >> 18];
+        *o++ = b64_std[(v >> 12) & 63];
+        if (pad) {
+            *o++ = '=';
+            *o++ = '=';
+        }
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        *o++ = b64_std[v >> 18];
+        *o++ = b64_std[(v >> 12) & 63];
+        *o++ = b64_std[(v >> 6) & 63];
+        if (pad)
+            *o++ = '=';
+    }
+    return (size_t)(o - out);
+}
+
+int gw_base64_encode_buf(gw_buf *b, const uint8_t *in, size_t n, bool pad)
+{
+    size_t need = gw_base64_encoded_len(n, pad);
+    int rc = gw_buf_reserve(b, need);
+    if (rc)
+        return rc;
+    b->len += gw_base64_encode(in, n, (char *)b->data + b->len, pad);
+    b->data[b->len] = 0;
+    return 0;
+}
+
+/* 0..63 for alphabet characters, 64 for '=', 255 invalid; the URL-safe
+ * characters map to 62/63 too and are told apart by the caller. */
+static int b64_value(unsigned char c, int *alphabet)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '/') {
+        if (*alphabet == 2) return -1;
+        *alphabet = 1;
+        return c == '+' ? 62 : 63;
+    }
+    if (c == '-' || c == '_') {
+        if (*alphabet == 1) return -1;
+        *alphabet = 2;
+        return c == '-' ? 62 : 63;
+    }
+    return -1;
+}
+
+long gw_base64_decode(const char *in, size_t n, uint8_t *out, size_t *err_at)
+{
+    int alphabet = 0; /* 0 unknown, 1 standard, 2 url-safe */
+    size_t end = n;
+    /* Padding only at the very end: at most two '='. */
+    size_t pads = 0;
+    while (end > 0 && in[end - 1] == '=' && pads < 2) {
+        end--;
+        pads++;
+    }
+    if (pads && (end + pads) % 4 != 0) {
+        if (err_at) *err_at = end;
+        return -1;
+    }
+    if (end % 4 == 1) {
+        if (err_at) *err_at = end - 1;
+        return -1;
+    }
+    uint8_t *o = out;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < end; i++) {
+        int v = b64_value((unsigned char)in[i], &alphabet);
+        if (v < 0) {
+            if (err_at) *err_at = i;
+            return -1;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* Leftover bits must be zero (canonical encoding is not required by
+     * ProtoJSON parsers, so we accept non-zero ones as the major
+     * implementations do). */
+    return (long)(o - out);
+}
+
+int gw_base64_decode_buf(gw_buf *b, const char *in, size_t n, size_t *err_at)
+{
+    int rc = gw_buf_reserve(b, n / 4 * 3 + 3);
+    if (rc)
+        return rc;
+    long got = gw_base64_decode(in, n, b->data + b->len, err_at);
+    if (got < 0)
+        return GW_EPARSE;
+    b->len += (size_t)got;
+    b->data[b->len] = 0;
+    return 0;
+}
+
+static const char hex_upper[] = "0123456789ABCDEF";
+
+int gw_grpc_message_encode(gw_buf *b, const char *s, size_t n)
+{
+    int rc = gw_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c <= 0x7e && c != '%') {
+            rc = gw_buf_append_byte(b, c);
+        } else {
+            char esc[3] = {'%', hex_upper[c >> 4], hex_upper[c & 15]};
+            rc = gw_buf_append(b, esc, 3);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int gw_grpc_message_decode(gw_buf *b, const char *s, size_t n)
+{
+    int rc = gw_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%' && i + 2 < n) {
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                b->data[b->len++] = (uint8_t)(hi << 4 | lo);
+                i += 2;
+                continue;
+            }
+        }
+        b->data[b->len++] = c;
+    }
+    b->data[b->len] = 0;
+    return 0;
+}
+
+int gw_url_decode(gw_buf *b, const char *s, size_t n, bool keep_slash, bool plus_as_space)
+{
+    int rc = gw_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return GW_EPARSE;
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return GW_EPARSE;
+            uint8_t v = (uint8_t)(hi << 4 | lo);
+            if (keep_slash && v == '/') {
+                b->data[b->len++] = '%';
+                b->data[b->len++] = (uint8_t)s[i + 1];
+                b->data[b->len++] = (uint8_t)s[i + 2];
+            } else {
+                b->data[b->len++] = v;
+            }
+            i += 2;
+        } else if (c == '+' && plus_as_space) {
+            b->data[b->len++] = ' ';
+        } else {
+            b->data[b->len++] = c;
+        }
+    }
+    b->data[b->len] = 0;
+    return 0;
+}
+
+bool gw_strn_case_eq(const char *s, size_t n, const char *lit)
+{
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned char a = (unsigned char)s[i], c = (unsigned char)lit[i];
+        if (!c)
+            return false;
+        if (a >= 'A' && a <= 'Z') a = (unsigned char)(a + 32);
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + 32);
+        if (a != c)
+            return false;
+    }
+    return lit[i] == 0;
+}
+
+bool gw_utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; min = 0x80; }
+        else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; min = 0x800; }
+        else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+uint64_t gw_hash(const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}

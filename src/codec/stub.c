@@ -1,0 +1,2 @@
+/* Replaced by the transcoder implementation. */
+#include "base/base.h"

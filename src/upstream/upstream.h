@@ -1,0 +1,143 @@
+/*
+ * upstream — the gRPC client side: per worker, one gw_backend per backend
+ * target, each a small pool of HTTP/2 connections (nghttp2, h2c or TLS with
+ * ALPN h2) carrying many calls. Only this module (and src/demo) includes
+ * nghttp2.h and OpenSSL headers.
+ *
+ * Threading: a backend belongs to one gw_loop and is used only from that
+ * loop's thread.
+ *
+ * Call lifecycle contract (libuv-style):
+ *   - gw_ucall_start returns 0 and then on_complete runs exactly once, or it
+ *     returns an error and no callback ever runs.
+ *   - Callbacks run from the loop only, never from inside a gw_ucall_* or
+ *     gw_backend_* function the owner called (no re-entrancy).
+ *   - After on_complete returns, the handle is gone.
+ *   - gw_ucall_cancel abandons the call: RST_STREAM(CANCEL) is sent, no
+ *     callback runs after it, and the handle is gone.
+ */
+#ifndef GW_UPSTREAM_H
+#define GW_UPSTREAM_H
+
+#include "base/base.h"
+#include "loop/loop.h"
+
+typedef struct gw_backend gw_backend;
+typedef struct gw_ucall gw_ucall;
+
+/* A header or metadata entry; not NUL-terminated. Names are lowercase. */
+typedef struct gw_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} gw_header;
+
+typedef struct gw_backend_options {
+    size_t pool_size;              /* connections per worker; default 1 */
+    uint32_t stream_window;        /* per-stream receive window; default 64 KiB */
+    uint32_t connection_window;    /* default 1 MiB */
+    size_t max_response_message;   /* decompressed bytes; default 4 MiB */
+    size_t max_request_buffer;     /* request bytes buffered per call; default 64 KiB */
+    size_t max_header_list;        /* response header bytes; default 16 KiB */
+    size_t max_queued_calls;       /* waiting for a stream slot; default 1024 */
+    uint32_t max_resets_per_sec;   /* our own RST_STREAMs per connection; default 100 */
+    uint32_t connect_timeout_ms;   /* default 20000 */
+    uint32_t keepalive_ms;         /* 0 (default): no PINGs; else >= 300000 */
+    bool accept_gzip;              /* advertise grpc-accept-encoding: gzip */
+    const char *ca_file;           /* NULL: system CAs */
+    const char *cert_file;         /* client certificate (mTLS) */
+    const char *key_file;
+    const char *server_name;       /* SNI / verification name override */
+    const char *authority;         /* :authority override */
+} gw_backend_options;
+
+/* Fills o with the defaults above. */
+void gw_backend_options_init(gw_backend_options *o);
+
+/*
+ * A backend for url: "http://host:port", "https://host:port" or
+ * "unix:/path". Connects lazily on the first call. Borrows loop (must
+ * outlive the backend); copies url and options. Returns 0, GW_EINVAL (bad
+ * URL, unreadable certificate: message in e) or GW_ENOMEM.
+ */
+int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
+                   gw_backend **out, gw_error *e);
+/* Fails every open call with UNAVAILABLE (callbacks run before it returns,
+ * as the only exception to the rule above) and frees everything. */
+void gw_backend_del(gw_backend *b);
+const char *gw_backend_url(const gw_backend *b);
+/* Calls started and not completed. */
+size_t gw_backend_active_calls(const gw_backend *b);
+
+/* The final outcome of a call. Everything is valid during on_complete only. */
+typedef struct gw_call_status {
+    int code;                      /* gw_code */
+    const char *message;           /* decoded grpc-message, NUL-terminated, "" if none */
+    const uint8_t *details;        /* decoded grpc-status-details-bin or NULL */
+    size_t details_len;
+    const gw_header *trailers;     /* trailing metadata, grpc-* reserved ones excluded */
+    size_t trailer_count;
+    bool trailers_only;            /* no on_headers happened: the answer was
+                                      Trailers-Only or the call failed locally */
+} gw_call_status;
+
+typedef struct gw_ucall_handlers {
+    /* Response headers (not called for Trailers-Only answers). metadata
+     * excludes pseudo-headers, content-type and grpc-* reserved ones. */
+    void (*on_headers)(void *owner, const gw_header *metadata, size_t n);
+    /* One complete response message, decompressed. `msg` is valid during
+     * the callback only. The receive window is not reopened for these bytes
+     * until the owner calls gw_ucall_consume(call, wire_len). */
+    void (*on_message)(void *owner, const uint8_t *msg, size_t len, size_t wire_len);
+    /* The request buffer has room again after gw_ucall_write accepted less
+     * than it was offered. */
+    void (*on_writable)(void *owner);
+    void (*on_complete)(void *owner, const gw_call_status *status);
+} gw_ucall_handlers;
+
+typedef struct gw_ucall_params {
+    const char *path;              /* "/pkg.Service/Method" */
+    const gw_header *metadata;     /* lowercase names; -bin values base64 as received */
+    size_t metadata_count;
+    uint64_t deadline_ns;          /* absolute gw_now_ns() time; 0: none */
+} gw_ucall_params;
+
+/*
+ * Starts a call: opens a stream (or queues the call until a connection or a
+ * stream slot is available) and sends the request headers. params and its
+ * arrays are copied. handlers must outlive the call; owner is passed back.
+ * Returns 0 (on_complete will run, also for fail-fast UNAVAILABLE and
+ * queue-full RESOURCE_EXHAUSTED outcomes), GW_EINVAL (bad path or
+ * metadata: message in e) or GW_ENOMEM.
+ */
+int gw_ucall_start(gw_backend *b, const gw_ucall_params *params,
+                   const gw_ucall_handlers *handlers, void *owner, gw_ucall **out,
+                   gw_error *e);
+
+/*
+ * Queues request bytes that are already gRPC-framed (5-byte prefix +
+ * message, possibly several, possibly partial). Copies what fits in the
+ * call's request buffer and returns how many bytes were taken (0..len);
+ * when fewer than len, on_writable follows once there is room. Returns a
+ * negative gw_err (GW_ESTATE after gw_ucall_close_send) on misuse.
+ */
+long gw_ucall_write(gw_ucall *c, const uint8_t *data, size_t len);
+/* No more request bytes: END_STREAM after the buffered ones. */
+void gw_ucall_close_send(gw_ucall *c);
+/* Reopens the receive window by wire_len bytes (see on_message). */
+void gw_ucall_consume(gw_ucall *c, size_t wire_len);
+/* Abandons the call (see the contract at the top). */
+void gw_ucall_cancel(gw_ucall *c);
+
+/* ---------------------------------------------------------------------------
+ * Pure helpers, exposed for the front end and for unit tests.
+ */
+/* grpc-timeout value for a remaining time: at most 8 digits, the finest unit
+ * that fits ("250m", "5S", "100000n"). Writes a NUL-terminated string into
+ * out (at least 10 bytes). */
+void gw_grpc_timeout_format(uint64_t remaining_ns, char out[static 10]);
+/* Parses a grpc-timeout value. Returns 0 and *ns, or GW_EPARSE. */
+int gw_grpc_timeout_parse(const char *s, size_t n, uint64_t *ns);
+
+#endif
