@@ -1,0 +1,244 @@
+/*
+ * codec — canonical ProtoJSON <-> protobuf wire bytes, driven by the schema
+ * registry. Pure module: no I/O, no globals, thread-safe (a registry is
+ * immutable and every call keeps its state on the stack or in the caller's
+ * buffers).
+ *
+ * protobuf -> JSON walks the wire bytes and writes JSON straight into a
+ * gw_buf; JSON -> protobuf runs a streaming tokenizer and writes wire bytes,
+ * back-filling length prefixes. Neither builds a tree or a message struct.
+ *
+ * Error codes shared by every function below:
+ *   GW_EPARSE  the input is malformed: not JSON, not protobuf wire format, or
+ *              JSON whose shape does not fit the message (wrong JSON type,
+ *              unknown or duplicate key, two members of one oneof, unknown
+ *              enum name, bad base64, invalid UTF-8, trailing garbage).
+ *   GW_ERANGE  the input is well formed but a value cannot be represented in
+ *              the target: a number outside its field's range or not
+ *              integral, a Timestamp/Duration outside the ProtoJSON range, a
+ *              FieldMask path with no JSON form, an Any whose type is not in
+ *              the registry.
+ *   GW_ELIMIT  nesting deeper than max_depth, input larger than max_input,
+ *              output larger than max_output or the gw_buf's own max.
+ *   GW_ENOMEM  out of memory.
+ *   GW_EINVAL  a NULL or mismatched argument (programming error).
+ * When a gw_error is given it gets the code and a message naming the place:
+ * the JSON path for JSON input ("user.tags[3]: expected string"), the field
+ * path and byte offset for wire input. On error `out` may hold a partial
+ * result past its original length; callers truncate it back (out->len).
+ */
+#ifndef GW_CODEC_H
+#define GW_CODEC_H
+
+#include "base/base.h"
+#include "schema/schema.h"
+
+/* ---------------------------------------------------------------------------
+ * Options, per call. Initialise with gw_codec_options_init, then change what
+ * you need; the struct may grow (new members get neutral defaults there).
+ */
+#define GW_CODEC_DEFAULT_MAX_DEPTH 100
+
+typedef struct gw_codec_options {
+    bool emit_defaults;   /* proto->JSON: print fields at their default value
+                             (proto3 scalars without presence, empty repeated
+                             and maps); fields with presence still print only
+                             when set */
+    bool proto_names;     /* proto->JSON: keys are proto field names
+                             ("created_at") instead of JSON names */
+    bool enums_as_ints;   /* proto->JSON: enums as numbers */
+    bool ignore_unknown;  /* JSON->proto: skip unknown keys and unknown enum
+                             names (the field is then left unset) */
+    unsigned indent;      /* proto->JSON: 0 compact, else spaces per level
+                             ("key": value with one space after the colon) */
+    unsigned max_depth;   /* message/JSON nesting cap, both directions
+                             (default 100; 0 means the default) */
+    size_t max_input;     /* 0: unlimited; bytes of wire or JSON input */
+    size_t max_output;    /* 0: unlimited; bytes this call may append to out
+                             (out->max applies as well) */
+} gw_codec_options;
+
+void gw_codec_options_init(gw_codec_options *o);
+
+/* ---------------------------------------------------------------------------
+ * Whole messages.
+ */
+
+/*
+ * Decodes the wire bytes data[0..len) as a message of type m and appends its
+ * canonical JSON to out. Repeated occurrences follow protobuf merge rules
+ * (last scalar wins, messages merge, repeated fields append, packed and
+ * unpacked both accepted); unknown fields are skipped; unknown proto3 enum
+ * numbers print as numbers; proto2 groups are skipped on input (a group
+ * field never prints). opts may be NULL (defaults).
+ * Ownership: r, m, data, opts borrowed; out is appended to.
+ * Returns 0, GW_EPARSE, GW_ERANGE, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
+ */
+int gw_codec_proto_to_json(const gw_registry *r, const gw_message_def *m,
+                           const uint8_t *data, size_t len,
+                           const gw_codec_options *opts, gw_buf *out, gw_error *e);
+
+/*
+ * Parses json[0..len) (one JSON value, surrounding whitespace allowed) as a
+ * message of type m and appends its wire encoding to out. Accepts JSON and
+ * proto field names and every input form of the ProtoJSON mapping (numbers
+ * as strings, integral exponents, base64 and base64url with or without
+ * padding, enum names or numbers, null = unset). Output is deterministic:
+ * fields in the order of the JSON input, repeated scalars packed when the
+ * field is packed.
+ * Ownership: r, m, json, opts borrowed; out is appended to.
+ * Returns 0, GW_EPARSE, GW_ERANGE, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
+ */
+int gw_codec_json_to_proto(const gw_registry *r, const gw_message_def *m,
+                           const char *json, size_t len,
+                           const gw_codec_options *opts, gw_buf *out, gw_error *e);
+
+/* ---------------------------------------------------------------------------
+ * Single fields (REST: `body: "field"`, `response_body: "field"`, path and
+ * query parameters).
+ */
+
+/*
+ * Parses json[0..len) as the JSON value of field f (an array for a repeated
+ * field, an object for a map or message) and appends the field's wire
+ * encoding (tag included) to out. JSON `null` appends nothing.
+ * Same ownership and returns as gw_codec_json_to_proto.
+ */
+int gw_codec_json_to_field(const gw_registry *r, const gw_field_def *f,
+                           const char *json, size_t len,
+                           const gw_codec_options *opts, gw_buf *out, gw_error *e);
+
+/*
+ * Appends to out the JSON value of field f found in the wire bytes of a
+ * message of type f->containing (for `response_body`). When the field is
+ * absent, appends its default JSON form ("" / 0 / false / first enum name /
+ * [] / {}; `null` for an unset message field).
+ * Same ownership and returns as gw_codec_proto_to_json.
+ */
+int gw_codec_field_to_json(const gw_registry *r, const gw_field_def *f,
+                           const uint8_t *data, size_t len,
+                           const gw_codec_options *opts, gw_buf *out, gw_error *e);
+
+/*
+ * Encodes ONE value of field f given in its string form, as path and query
+ * parameters carry it: "42", "-1.5e3", "NaN", "true", "ROLE_ADMIN" or "2"
+ * (enums), base64/base64url (bytes), any text (string), "1.5s" (Duration),
+ * "2024-01-02T03:04:05Z" (Timestamp), "a.b,cD" (FieldMask), the inner value
+ * for wrappers ("7" for Int64Value). For a Value field the text becomes a
+ * string Value. Appends one wire field (tag + value) to out; for a repeated
+ * field call it once per value (the elements are written unpacked, which
+ * every parser accepts). Map and other message fields are not accepted
+ * (GW_EINVAL with a message); REST binds `a.b.c=v` by encoding `c` then
+ * wrapping with gw_codec_wrap_message for b then a.
+ * Ownership: r, f, text borrowed (text need not be NUL-terminated).
+ * Returns 0, GW_EPARSE, GW_ERANGE, GW_EINVAL, GW_ELIMIT, GW_ENOMEM.
+ */
+int gw_codec_encode_field_string(const gw_registry *r, const gw_field_def *f,
+                                 const char *text, size_t len, gw_buf *out,
+                                 gw_error *e);
+
+/*
+ * Appends bytes[0..len) to out as a length-delimited field field_number.
+ * Because concatenated messages merge (the last scalar wins, sub-messages
+ * merge, repeated fields append), REST may build a request from the body's
+ * encoding followed by one wrapped piece per path/query binding.
+ * Returns 0, GW_ELIMIT, GW_ENOMEM.
+ */
+int gw_codec_wrap_message(uint32_t field_number, const uint8_t *bytes, size_t len,
+                          gw_buf *out);
+
+/*
+ * For PATCH without an update_mask: calls fn once for every field path set
+ * in the JSON object json[0..len) of type m, as FieldMask paths in proto
+ * names ("display_name", "address.city"). It recurses into nested ordinary
+ * message objects; maps, repeated fields, well-known types and `null` values
+ * are leaves. A non-zero return from fn stops the walk and is returned.
+ * REST builds the FieldMask by appending each path as field 1 (string) of
+ * google.protobuf.FieldMask: gw_wire_put_len_field(out, 1, path, len).
+ * Returns 0, fn's value, GW_EPARSE, GW_ELIMIT, GW_ENOMEM.
+ */
+typedef int (*gw_codec_path_fn)(void *ctx, const char *path, size_t len);
+int gw_codec_json_field_paths(const gw_registry *r, const gw_message_def *m,
+                              const char *json, size_t len,
+                              const gw_codec_options *opts, gw_codec_path_fn fn,
+                              void *ctx, gw_error *e);
+
+/* Appends s[0..n) as a quoted JSON string (escaping quotes, backslash, control
+ * characters; UTF-8 passes through unchanged). Returns 0, GW_ELIMIT,
+ * GW_ENOMEM. */
+int gw_codec_json_append_string(gw_buf *out, const char *s, size_t n);
+
+/* ---------------------------------------------------------------------------
+ * Wire format, for any module that reads or writes protobuf bytes.
+ */
+typedef enum gw_wire_type {
+    GW_WIRE_VARINT = 0,
+    GW_WIRE_FIXED64 = 1,
+    GW_WIRE_LEN = 2,
+    GW_WIRE_SGROUP = 3,
+    GW_WIRE_EGROUP = 4,
+    GW_WIRE_FIXED32 = 5,
+} gw_wire_type;
+
+#define GW_WIRE_MAX_FIELD 536870911u /* 2^29 - 1 */
+
+/* A cursor over wire bytes. The bytes are borrowed. */
+typedef struct gw_wire_reader {
+    const uint8_t *start;  /* for offsets in errors */
+    const uint8_t *p;
+    const uint8_t *end;
+} gw_wire_reader;
+
+static inline void gw_wire_reader_init(gw_wire_reader *rd, const uint8_t *p, size_t n)
+{
+    rd->start = rd->p = p;
+    rd->end = p + n;
+}
+static inline bool gw_wire_eof(const gw_wire_reader *rd) { return rd->p >= rd->end; }
+static inline size_t gw_wire_offset(const gw_wire_reader *rd)
+{
+    return (size_t)(rd->p - rd->start);
+}
+
+/* Each reader returns 0 or GW_EPARSE (truncated, varint over 10 bytes,
+ * field number 0 or > 2^29-1, wire type 6/7, length past the end) and does
+ * not move the cursor on error. */
+int gw_wire_read_varint(gw_wire_reader *rd, uint64_t *v);
+int gw_wire_read_tag(gw_wire_reader *rd, uint32_t *field, gw_wire_type *wt);
+int gw_wire_read_fixed32(gw_wire_reader *rd, uint32_t *v);
+int gw_wire_read_fixed64(gw_wire_reader *rd, uint64_t *v);
+/* A length-delimited payload: *p points into the input. */
+int gw_wire_read_len(gw_wire_reader *rd, const uint8_t **p, size_t *n);
+/* Skips the value of a field whose tag was just read. A group is skipped up
+ * to its matching end tag, nesting at most max_depth groups (GW_ELIMIT). */
+int gw_wire_skip(gw_wire_reader *rd, uint32_t field, gw_wire_type wt,
+                 unsigned max_depth);
+
+static inline uint64_t gw_zigzag_encode64(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+static inline int64_t gw_zigzag_decode64(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+static inline uint32_t gw_zigzag_encode32(int32_t v)
+{
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+}
+static inline int32_t gw_zigzag_decode32(uint32_t v)
+{
+    return (int32_t)(v >> 1) ^ -(int32_t)(v & 1);
+}
+
+/* Writers append to a gw_buf. Each returns 0, GW_ELIMIT or GW_ENOMEM. */
+int gw_wire_put_varint(gw_buf *b, uint64_t v);
+int gw_wire_put_tag(gw_buf *b, uint32_t field, gw_wire_type wt);
+int gw_wire_put_fixed32(gw_buf *b, uint32_t v);
+int gw_wire_put_fixed64(gw_buf *b, uint64_t v);
+/* Tag, length, bytes: a string, bytes or embedded-message field. */
+int gw_wire_put_len_field(gw_buf *b, uint32_t field, const void *p, size_t n);
+/* Number of bytes the varint encoding of v takes (1..10). */
+size_t gw_wire_varint_size(uint64_t v);
+
+#endif
