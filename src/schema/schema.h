@@ -110,6 +110,7 @@ struct gw_enum_def {
     bool is_null_value;      /* google.protobuf.NullValue */
     size_t value_count;
     const gw_enum_value_def *values; /* declaration order; values[0] is the default */
+    const void *index;       /* private: lookup tables */
 };
 
 struct gw_field_def {
