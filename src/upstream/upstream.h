@@ -50,6 +50,11 @@ typedef struct gw_backend_options {
     const char *key_file;
     const char *server_name;       /* SNI / verification name override */
     const char *authority;         /* :authority override */
+    /* Added by the upstream module: the random source for reconnect jitter
+     * (NULL: a per-backend xorshift seeded from the clock). Tests inject a
+     * fixed one. Returns a uniformly distributed 32-bit value. */
+    uint32_t (*random)(void *ctx);
+    void *random_ctx;
 } gw_backend_options;
 
 /* Fills o with the defaults above. */
@@ -69,6 +74,21 @@ void gw_backend_del(gw_backend *b);
 const char *gw_backend_url(const gw_backend *b);
 /* Calls started and not completed. */
 size_t gw_backend_active_calls(const gw_backend *b);
+
+/* Counters for tests, metrics and the admin page (added by upstream). */
+typedef struct gw_backend_stats {
+    uint64_t connects_started;     /* connection attempts (TCP/unix) */
+    uint64_t connects_ok;          /* attempts that reached HTTP/2 ready */
+    uint64_t connections_open;     /* live connections now */
+    uint64_t calls_started;
+    uint64_t calls_retried;        /* REFUSED_STREAM / GOAWAY retries */
+    uint64_t resets_sent;          /* our RST_STREAMs */
+    uint64_t resets_delayed;       /* RST_STREAMs held back by the rate cap */
+    uint64_t goaways_received;
+    uint64_t peak_streams;         /* most concurrent streams on one connection */
+    uint64_t queued_calls;         /* waiting for a connection or a stream slot now */
+} gw_backend_stats;
+void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out);
 
 /* The final outcome of a call. Everything is valid during on_complete only. */
 typedef struct gw_call_status {
@@ -139,5 +159,69 @@ void gw_ucall_cancel(gw_ucall *c);
 void gw_grpc_timeout_format(uint64_t remaining_ns, char out[static 10]);
 /* Parses a grpc-timeout value. Returns 0 and *ns, or GW_EPARSE. */
 int gw_grpc_timeout_parse(const char *s, size_t n, uint64_t *ns);
+
+/* ---------------------------------------------------------------------------
+ * More pure helpers (added by the upstream module; used inside it and by
+ * its unit tests).
+ */
+/* gRPC code for an RST_STREAM (or GOAWAY) HTTP/2 error code received from a
+ * backend (REFERENCE.md): REFUSED_STREAM → UNAVAILABLE, CANCEL → CANCELLED,
+ * ENHANCE_YOUR_CALM → RESOURCE_EXHAUSTED, INADEQUATE_SECURITY →
+ * PERMISSION_DENIED, anything else → INTERNAL. */
+int gw_upstream_code_from_h2(uint32_t h2_error);
+
+/* Reconnect backoff (gRPC connection-backoff.md): the first delay is 1 s,
+ * each further one 1.6 times the previous, capped at 120 s, and every delay
+ * handed out is jittered uniformly by ±20 %. */
+typedef struct gw_backoff {
+    uint64_t current_ms;           /* un-jittered delay for the next failure */
+    uint32_t (*random)(void *ctx); /* never NULL after init */
+    void *random_ctx;
+    uint64_t seed;                 /* state of the default generator */
+} gw_backoff;
+#define GW_BACKOFF_INITIAL_MS 1000u
+#define GW_BACKOFF_MAX_MS 120000u
+/* random NULL: a xorshift generator seeded with `seed`. */
+void gw_backoff_init(gw_backoff *b, uint32_t (*random)(void *ctx), void *ctx,
+                     uint64_t seed);
+/* Back to the initial delay (after a connection became ready). */
+void gw_backoff_reset(gw_backoff *b);
+/* The delay to wait after one more failed attempt, in ms. */
+uint64_t gw_backoff_next(gw_backoff *b);
+
+/* gRPC message deframer: feeds response DATA bytes (split anywhere) and
+ * hands out whole messages, decompressing gzip ones. A message larger than
+ * max_message (on the wire or decompressed) is refused before anything is
+ * buffered for it. */
+typedef struct gw_deframer {
+    uint8_t prefix[5];
+    size_t prefix_len;
+    size_t body_len;               /* length from the current prefix */
+    gw_buf body;                   /* partial body (only when split) */
+    gw_buf inflated;               /* decompression output, reused */
+    size_t max_message;
+    bool gzip;                     /* grpc-encoding: gzip was announced */
+    bool identity_only;            /* no grpc-encoding, or identity */
+    char encoding[24];             /* announced grpc-encoding, for messages */
+    uint64_t messages;             /* complete messages handed out */
+} gw_deframer;
+/* Called for each message: bytes valid during the call only; wire_len is
+ * 5 + the length on the wire. A nonzero return stops gw_deframer_push,
+ * which then returns that value. */
+typedef int (*gw_deframer_cb)(void *ctx, const uint8_t *msg, size_t len,
+                              size_t wire_len);
+void gw_deframer_init(gw_deframer *d, size_t max_message);
+/* Sets the response's grpc-encoding (NULL or "identity": none). Returns 0,
+ * or GW_EINVAL for an encoding we cannot decode (message in e). */
+int gw_deframer_set_encoding(gw_deframer *d, const char *enc, size_t n,
+                             gw_error *e);
+void gw_deframer_free(gw_deframer *d);
+/* Returns 0, the callback's nonzero value, GW_ELIMIT (message too large),
+ * GW_EPARSE (bad flag byte, compressed without an encoding, corrupt gzip),
+ * or GW_ENOMEM; e says what and at which message. */
+int gw_deframer_push(gw_deframer *d, const uint8_t *data, size_t len,
+                     gw_deframer_cb cb, void *ctx, gw_error *e);
+/* True when no partial message is pending (a stream may end here). */
+bool gw_deframer_idle(const gw_deframer *d);
 
 #endif

@@ -1,1 +1,0 @@
-#include "upstream/upstream.h"

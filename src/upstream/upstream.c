@@ -1,0 +1,1972 @@
+/*
+ * The upstream client: backends, their pools of HTTP/2 connections
+ * (nghttp2 client sessions over non-blocking sockets, optionally TLS), and
+ * the calls multiplexed on them. See docs/upstream.md for the why.
+ *
+ * Lifetimes. A gw_ucall struct lives until (1) its owner is done with it
+ * (on_complete ran, or it cancelled), (2) it is detached from its HTTP/2
+ * stream (closed by nghttp2 or by the death of the connection) and (3) it
+ * is out of the wait queue. A connection is freed from a deferred callback
+ * because the loop may still hold an event for its gw_io in the current
+ * batch. nghttp2 sessions are only ever deleted outside nghttp2 calls:
+ * callbacks record what went wrong and the caller of mem_recv/send acts.
+ *
+ * Re-entrancy. Owner callbacks (on_headers, on_message, on_writable,
+ * on_complete) run only from loop callbacks: on_headers and on_message
+ * straight from the data path (socket read → nghttp2 → here), on_writable
+ * and on_complete from gw_defer handles. Functions the owner calls never
+ * read or write sockets; they schedule a flush.
+ */
+#include "upstream/upstream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HTTP_BODY_KEEP 512       /* bytes of a non-gRPC body kept for the message */
+#define READ_CHUNK 16384
+#define USER_AGENT "grpcgate/0.1"
+
+typedef struct conn conn;
+
+enum scheme { SCHEME_HTTP, SCHEME_HTTPS, SCHEME_UNIX };
+enum conn_state { CONN_CONNECTING, CONN_TLS, CONN_READY, CONN_DEAD };
+
+struct gw_ucall {
+    gw_backend *b;
+    gw_ucall *all_next, *all_prev;   /* every live call of the backend */
+    gw_ucall *q_next, *q_prev;       /* wait queue */
+    gw_ucall *s_next, *s_prev;       /* calls on conn */
+    conn *conn;                      /* while attached to a stream */
+    int32_t stream_id;
+    bool in_queue;
+
+    const gw_ucall_handlers *h;
+    void *owner;
+    gw_arena arena;
+    char *path;
+    gw_header *md;
+    size_t md_count;
+    uint64_t deadline_ns;
+
+    /* request side */
+    gw_buf req;                      /* bytes not yet handed to nghttp2 */
+    gw_buf replay;                   /* bytes handed over, kept for one retry */
+    bool replay_lost;
+    bool send_closed;
+    bool data_deferred;
+    bool want_writable;
+    bool retried;
+    bool not_sent;                   /* HEADERS never left: safe to retry */
+
+    /* response side */
+    int http_status;
+    bool grpc_content_type;
+    bool got_headers;                /* response HEADERS without END_STREAM */
+    bool headers_delivered;          /* on_headers ran */
+    bool non_grpc;                   /* collecting an HTTP error body */
+    bool remote_ended;
+    bool in_trailers;
+    size_t header_bytes;
+    gw_header *resp_md;
+    size_t resp_md_n, resp_md_cap;
+    gw_header *trl;
+    size_t trl_n, trl_cap;
+    bool have_status;
+    int grpc_status;
+    char *grpc_message;
+    uint8_t *details;
+    size_t details_len;
+    char content_type[64];
+    gw_buf http_body;
+    gw_deframer df;
+    gw_error df_err;
+
+    /* flow control accounting (bytes of DATA payload) */
+    uint64_t recv_bytes;             /* received on the stream */
+    uint64_t acked_bytes;            /* passed to nghttp2_session_consume */
+    uint64_t preacked;               /* acked before the owner consumed them */
+    uint64_t partial_acked;          /* acked bytes of the incomplete message */
+
+    /* completion */
+    bool finished;
+    bool owner_gone;
+    int final_code;
+    char *final_msg;
+    gw_defer complete_defer;
+    gw_defer writable_defer;
+    gw_timer deadline_timer;
+};
+
+struct conn {
+    gw_backend *b;
+    conn *next;
+    enum conn_state state;
+    int fd;
+    gw_io io;
+    uint32_t io_events;
+    struct addrinfo *addrs, *addr_next;
+    gw_timer connect_timer;
+    gw_timer reset_timer;
+    gw_timer keepalive_timer;
+    SSL *ssl;
+    nghttp2_session *h2;
+    bool draining;
+    bool write_blocked;
+    bool counted_open;
+    size_t streams;
+    gw_ucall *calls;
+    uint64_t reset_window_start;
+    uint32_t resets_in_window;
+    int32_t *pending_resets;
+    uint32_t *pending_reset_codes;
+    size_t n_pending_resets, cap_pending_resets;
+    gw_defer flush_defer;
+    gw_defer free_defer;
+    char reason[256];
+};
+
+struct gw_backend {
+    gw_loop *loop;
+    char *url;
+    enum scheme scheme;
+    char *host;
+    char *port;
+    char *unix_path;
+    char *authority;
+    char *server_name;
+    char *ca_file, *cert_file, *key_file, *opt_server_name, *opt_authority;
+    gw_backend_options opt;
+    SSL_CTX *ssl_ctx;
+    conn *conns;
+    gw_ucall *all_calls;
+    gw_ucall *q_head, *q_tail;
+    size_t q_len;
+    size_t active_calls;
+    gw_defer dispatch_defer;
+    gw_backoff backoff;
+    bool down;
+    uint64_t retry_at_ns;
+    char down_reason[256];
+    gw_backend_stats stats;
+};
+
+static void conn_flush_later(conn *k);
+static void conn_close(conn *k, const char *why);
+static void dispatch_later(gw_backend *b);
+static void call_finish(gw_ucall *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void call_maybe_free(gw_ucall *c);
+static void call_detach(gw_ucall *c);
+static void conn_reset_stream(conn *k, int32_t stream_id, uint32_t code);
+static void dispatch(void *arg);
+
+/* ---- options and URL ---------------------------------------------------- */
+
+void gw_backend_options_init(gw_backend_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->pool_size = 1;
+    o->stream_window = 64 * 1024;
+    o->connection_window = 1024 * 1024;
+    o->max_response_message = 4 * 1024 * 1024;
+    o->max_request_buffer = 64 * 1024;
+    o->max_header_list = 16 * 1024;
+    o->max_queued_calls = 1024;
+    o->max_resets_per_sec = 100;
+    o->connect_timeout_ms = 20000;
+}
+
+static char *dupn(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    char *p = strdup(s);
+    if (!p)
+        *oom = true;
+    return p;
+}
+
+static int parse_url(gw_backend *b, const char *url, gw_error *e)
+{
+    const char *rest;
+    if (strncmp(url, "unix:", 5) == 0) {
+        b->scheme = SCHEME_UNIX;
+        rest = url + 5;
+        if (rest[0] != '/' || strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return gw_error_set(e, GW_EINVAL, "backend URL %s: unix: needs an absolute socket path", url);
+        b->unix_path = strdup(rest);
+        b->authority = strdup("localhost");
+        return b->unix_path && b->authority ? 0 : GW_ENOMEM;
+    }
+    const char *def_port;
+    if (strncmp(url, "http://", 7) == 0) {
+        b->scheme = SCHEME_HTTP;
+        rest = url + 7;
+        def_port = "80";
+    } else if (strncmp(url, "https://", 8) == 0) {
+        b->scheme = SCHEME_HTTPS;
+        rest = url + 8;
+        def_port = "443";
+    } else {
+        return gw_error_set(e, GW_EINVAL,
+                            "backend URL %s: expected http://host:port, https://host:port or unix:/path", url);
+    }
+    size_t len = strlen(rest);
+    if (len && rest[len - 1] == '/')
+        len--;
+    if (memchr(rest, '/', len) || memchr(rest, '@', len) || memchr(rest, '?', len))
+        return gw_error_set(e, GW_EINVAL, "backend URL %s: only scheme, host and port are allowed", url);
+    const char *host = rest, *hend, *port = NULL;
+    size_t port_len = 0;
+    if (len && rest[0] == '[') {
+        hend = memchr(rest, ']', len);
+        if (!hend)
+            return gw_error_set(e, GW_EINVAL, "backend URL %s: unterminated [IPv6] host", url);
+        host = rest + 1;
+        if ((size_t)(hend + 1 - rest) < len) {
+            if (hend[1] != ':')
+                return gw_error_set(e, GW_EINVAL, "backend URL %s: junk after ]", url);
+            port = hend + 2;
+            port_len = len - (size_t)(port - rest);
+        }
+    } else {
+        const char *colon = memchr(rest, ':', len);
+        hend = colon ? colon : rest + len;
+        if (colon) {
+            port = colon + 1;
+            port_len = len - (size_t)(port - rest);
+        }
+    }
+    if (hend == host)
+        return gw_error_set(e, GW_EINVAL, "backend URL %s: empty host", url);
+    if (port) {
+        if (port_len == 0 || port_len > 5)
+            return gw_error_set(e, GW_EINVAL, "backend URL %s: bad port", url);
+        unsigned long pv = 0;
+        for (size_t i = 0; i < port_len; i++) {
+            if (port[i] < '0' || port[i] > '9')
+                return gw_error_set(e, GW_EINVAL, "backend URL %s: bad port", url);
+            pv = pv * 10 + (unsigned long)(port[i] - '0');
+        }
+        if (pv == 0 || pv > 65535)
+            return gw_error_set(e, GW_EINVAL, "backend URL %s: port out of range", url);
+    }
+    b->host = dupn(host, (size_t)(hend - host));
+    b->port = port ? dupn(port, port_len) : strdup(def_port);
+    b->authority = dupn(rest, len);
+    if (!b->host || !b->port || !b->authority)
+        return GW_ENOMEM;
+    return 0;
+}
+
+static int ssl_error_text(char *out, size_t n)
+{
+    unsigned long err = ERR_get_error();
+    if (!err) {
+        snprintf(out, n, "unknown TLS error");
+        return 0;
+    }
+    ERR_error_string_n(err, out, n);
+    ERR_clear_error();
+    return 0;
+}
+
+static int make_ssl_ctx(gw_backend *b, gw_error *e)
+{
+    char msg[256];
+    b->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!b->ssl_ctx)
+        return gw_error_set(e, GW_ENOMEM, "cannot create TLS context");
+    SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(b->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    if (SSL_CTX_set_alpn_protos(b->ssl_ctx, alpn, sizeof alpn) != 0)
+        return gw_error_set(e, GW_ENOMEM, "cannot set ALPN");
+    if (b->opt.ca_file) {
+        if (SSL_CTX_load_verify_locations(b->ssl_ctx, b->opt.ca_file, NULL) != 1) {
+            ssl_error_text(msg, sizeof msg);
+            return gw_error_set(e, GW_EINVAL, "backend %s: cannot load CA file %s: %s",
+                                b->url, b->opt.ca_file, msg);
+        }
+    } else if (SSL_CTX_set_default_verify_paths(b->ssl_ctx) != 1) {
+        ssl_error_text(msg, sizeof msg);
+        return gw_error_set(e, GW_EINVAL, "backend %s: cannot load system CAs: %s", b->url, msg);
+    }
+    if (b->opt.cert_file || b->opt.key_file) {
+        if (!b->opt.cert_file || !b->opt.key_file)
+            return gw_error_set(e, GW_EINVAL, "backend %s: a client certificate needs both cert_file and key_file", b->url);
+        if (SSL_CTX_use_certificate_chain_file(b->ssl_ctx, b->opt.cert_file) != 1 ||
+            SSL_CTX_use_PrivateKey_file(b->ssl_ctx, b->opt.key_file, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(b->ssl_ctx) != 1) {
+            ssl_error_text(msg, sizeof msg);
+            return gw_error_set(e, GW_EINVAL, "backend %s: cannot use client certificate %s / key %s: %s",
+                                b->url, b->opt.cert_file, b->opt.key_file, msg);
+        }
+    }
+    return 0;
+}
+
+int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
+                   gw_backend **out, gw_error *e)
+{
+    int rc = 0;
+    *out = NULL;
+    if (!loop || !url)
+        return gw_error_set(e, GW_EINVAL, "backend: no loop or URL");
+    gw_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    b->loop = loop;
+    gw_backend_options_init(&b->opt);
+    if (o)
+        b->opt = *o;
+    if (b->opt.pool_size == 0)
+        b->opt.pool_size = 1;
+    if (b->opt.stream_window == 0)
+        b->opt.stream_window = 64 * 1024;
+    if (b->opt.stream_window > 0x7fffffff)
+        b->opt.stream_window = 0x7fffffff;
+    if (b->opt.connection_window < 65535)
+        b->opt.connection_window = 65535;
+    if (b->opt.connection_window > 0x7fffffff)
+        b->opt.connection_window = 0x7fffffff;
+    if (b->opt.max_response_message == 0)
+        b->opt.max_response_message = 4 * 1024 * 1024;
+    if (b->opt.max_response_message > 0x7fffffff)
+        b->opt.max_response_message = 0x7fffffff;
+    if (b->opt.max_request_buffer == 0)
+        b->opt.max_request_buffer = 64 * 1024;
+    if (b->opt.max_header_list == 0)
+        b->opt.max_header_list = 16 * 1024;
+    if (b->opt.max_resets_per_sec == 0)
+        b->opt.max_resets_per_sec = 100;
+    if (b->opt.connect_timeout_ms == 0)
+        b->opt.connect_timeout_ms = 20000;
+    if (b->opt.keepalive_ms && b->opt.keepalive_ms < 300000)
+        b->opt.keepalive_ms = 300000;
+    bool oom = false;
+    b->url = dup_or_null(url, &oom);
+    b->ca_file = dup_or_null(b->opt.ca_file, &oom);
+    b->cert_file = dup_or_null(b->opt.cert_file, &oom);
+    b->key_file = dup_or_null(b->opt.key_file, &oom);
+    b->opt_server_name = dup_or_null(b->opt.server_name, &oom);
+    b->opt_authority = dup_or_null(b->opt.authority, &oom);
+    b->opt.ca_file = b->ca_file;
+    b->opt.cert_file = b->cert_file;
+    b->opt.key_file = b->key_file;
+    b->opt.server_name = b->opt_server_name;
+    b->opt.authority = b->opt_authority;
+    if (oom) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = parse_url(b, url, e);
+    if (rc) {
+        if (rc == GW_ENOMEM)
+            gw_error_set(e, rc, "out of memory");
+        goto out;
+    }
+    if (b->opt.authority) {
+        free(b->authority);
+        b->authority = strdup(b->opt.authority);
+        if (!b->authority) {
+            rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if (b->scheme == SCHEME_HTTPS) {
+        rc = make_ssl_ctx(b, e);
+        if (rc)
+            goto out;
+    }
+    gw_backoff_init(&b->backoff, b->opt.random, b->opt.random_ctx,
+                    gw_now_ns() ^ (uint64_t)(uintptr_t)b);
+    gw_defer_init(&b->dispatch_defer, dispatch, b);
+    *out = b;
+    return 0;
+out:
+    gw_backend_del(b);
+    return rc;
+}
+
+const char *gw_backend_url(const gw_backend *b) { return b->url; }
+size_t gw_backend_active_calls(const gw_backend *b) { return b->active_calls; }
+
+void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out)
+{
+    *out = b->stats;
+    out->queued_calls = b->q_len;
+}
+
+/* ---- the wait queue -------------------------------------------------------- */
+
+static void queue_push(gw_backend *b, gw_ucall *c, bool front)
+{
+    c->in_queue = true;
+    if (front) {
+        c->q_prev = NULL;
+        c->q_next = b->q_head;
+        if (b->q_head)
+            b->q_head->q_prev = c;
+        else
+            b->q_tail = c;
+        b->q_head = c;
+    } else {
+        c->q_next = NULL;
+        c->q_prev = b->q_tail;
+        if (b->q_tail)
+            b->q_tail->q_next = c;
+        else
+            b->q_head = c;
+        b->q_tail = c;
+    }
+    b->q_len++;
+}
+
+static void queue_remove(gw_backend *b, gw_ucall *c)
+{
+    if (!c->in_queue)
+        return;
+    if (c->q_prev)
+        c->q_prev->q_next = c->q_next;
+    else
+        b->q_head = c->q_next;
+    if (c->q_next)
+        c->q_next->q_prev = c->q_prev;
+    else
+        b->q_tail = c->q_prev;
+    c->q_next = c->q_prev = NULL;
+    c->in_queue = false;
+    b->q_len--;
+}
+
+/* ---- calls: completion ------------------------------------------------------ */
+
+static void call_finishv(gw_ucall *c, int code, const char *fmt, va_list ap)
+{
+    if (c->finished)
+        return;
+    c->finished = true;
+    c->final_code = code;
+    char msg[GW_ERROR_MSG_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    c->final_msg = gw_arena_strdup(&c->arena, msg);
+    gw_loop_timer_stop(c->b->loop, &c->deadline_timer);
+    gw_loop_defer_cancel(c->b->loop, &c->writable_defer);
+    if (c->in_queue)
+        queue_remove(c->b, c);
+    if (!c->owner_gone)
+        gw_loop_defer(c->b->loop, &c->complete_defer);
+}
+
+static void call_finish(gw_ucall *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call_finishv(c, code, fmt, ap);
+    va_end(ap);
+}
+
+static void call_free(gw_ucall *c)
+{
+    gw_backend *b = c->b;
+    gw_loop_timer_stop(b->loop, &c->deadline_timer);
+    gw_loop_defer_cancel(b->loop, &c->complete_defer);
+    gw_loop_defer_cancel(b->loop, &c->writable_defer);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        b->all_calls = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    gw_deframer_free(&c->df);
+    gw_buf_free(&c->req);
+    gw_buf_free(&c->replay);
+    gw_buf_free(&c->http_body);
+    gw_arena_free(&c->arena);
+    free(c);
+}
+
+static void call_maybe_free(gw_ucall *c)
+{
+    if (c->owner_gone && !c->conn && !c->in_queue)
+        call_free(c);
+}
+
+static void call_owner_done(gw_ucall *c)
+{
+    if (c->owner_gone)
+        return;
+    c->owner_gone = true;
+    c->b->active_calls--;
+}
+
+static void on_complete_deferred(void *arg)
+{
+    gw_ucall *c = arg;
+    if (c->owner_gone)
+        return;
+    gw_call_status st = {
+        .code = c->final_code,
+        .message = c->final_msg ? c->final_msg : "",
+        .details = c->details,
+        .details_len = c->details_len,
+        .trailers = c->trl,
+        .trailer_count = c->trl_n,
+        .trailers_only = !c->headers_delivered,
+    };
+    call_owner_done(c);
+    /* The owner's last look; discard pending request bytes so the stream can
+     * end cleanly if the backend answered before the request was complete. */
+    if (c->conn && !c->send_closed) {
+        c->send_closed = true;
+        gw_buf_reset(&c->req);
+        if (c->data_deferred) {
+            c->data_deferred = false;
+            nghttp2_session_resume_data(c->conn->h2, c->stream_id);
+            conn_flush_later(c->conn);
+        }
+    }
+    c->h->on_complete(c->owner, &st);
+    call_maybe_free(c);
+}
+
+static void on_writable_deferred(void *arg)
+{
+    gw_ucall *c = arg;
+    if (c->owner_gone || c->finished || !c->want_writable)
+        return;
+    if (c->req.len >= c->b->opt.max_request_buffer)
+        return;
+    c->want_writable = false;
+    if (c->h->on_writable)
+        c->h->on_writable(c->owner);
+}
+
+static void on_deadline(void *arg)
+{
+    gw_ucall *c = arg;
+    if (c->finished)
+        return;
+    call_finish(c, GW_CODE_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (c->conn)
+        conn_reset_stream(c->conn, c->stream_id, NGHTTP2_CANCEL);
+    call_maybe_free(c);
+}
+
+/* ---- flow control -------------------------------------------------------------- */
+
+static void call_ack(gw_ucall *c, uint64_t n)
+{
+    if (!n || !c->conn)
+        return;
+    nghttp2_session_consume(c->conn->h2, c->stream_id, (size_t)n);
+    c->acked_bytes += n;
+    conn_flush_later(c->conn);
+}
+
+void gw_ucall_consume(gw_ucall *c, size_t wire_len)
+{
+    if (!c || c->owner_gone)
+        return;
+    uint64_t take = GW_MIN((uint64_t)wire_len, c->preacked);
+    c->preacked -= take;
+    uint64_t rest = wire_len - take;
+    /* Never ack more than arrived: a confused owner must not open the
+     * window beyond what the backend was allowed to send. */
+    uint64_t room = c->recv_bytes - c->acked_bytes;
+    call_ack(c, GW_MIN(rest, room));
+}
+
+/* ---- connections: I/O ------------------------------------------------------------ */
+
+static void conn_set_reason(conn *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_set_reason(conn *k, const char *fmt, ...)
+{
+    if (k->reason[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->reason, sizeof k->reason, fmt, ap);
+    va_end(ap);
+}
+
+static void conn_update_io(conn *k)
+{
+    if (!k->io.active)
+        return;
+    uint32_t ev = GW_IO_READ | (k->write_blocked ? GW_IO_WRITE : 0);
+    gw_loop_io_modify(k->b->loop, &k->io, ev);
+}
+
+static ssize_t h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                          void *ud)
+{
+    conn *k = ud;
+    if (k->ssl) {
+        ERR_clear_error();
+        int n = SSL_write(k->ssl, data, (int)GW_MIN(len, (size_t)INT32_MAX));
+        if (n > 0)
+            return n;
+        int err = SSL_get_error(k->ssl, n);
+        if (err == SSL_ERROR_WANT_WRITE) {
+            k->write_blocked = true;
+            return NGHTTP2_ERR_WOULDBLOCK;
+        }
+        if (err == SSL_ERROR_WANT_READ)
+            return NGHTTP2_ERR_WOULDBLOCK;
+        char msg[200];
+        ssl_error_text(msg, sizeof msg);
+        conn_set_reason(k, "TLS write failed: %s", msg);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    ssize_t n = send(k->fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        k->write_blocked = true;
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    if (errno == EINTR)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    conn_set_reason(k, "write: %s", strerror(errno));
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static void conn_flush(conn *k)
+{
+    if (k->state != CONN_READY)
+        return;
+    int rv = nghttp2_session_send(k->h2);
+    if (rv != 0) {
+        conn_set_reason(k, "HTTP/2: %s", nghttp2_strerror(rv));
+        conn_close(k, k->reason);
+        return;
+    }
+    conn_update_io(k);
+    if (!nghttp2_session_want_read(k->h2) && !nghttp2_session_want_write(k->h2)) {
+        conn_close(k, "connection closed by the backend (GOAWAY)");
+        return;
+    }
+    if (k->draining && k->streams == 0 && !nghttp2_session_want_write(k->h2))
+        conn_close(k, "connection drained after GOAWAY");
+}
+
+static void on_flush_deferred(void *arg) { conn_flush(arg); }
+
+static void conn_flush_later(conn *k)
+{
+    if (k->state == CONN_READY)
+        gw_loop_defer(k->b->loop, &k->flush_defer);
+}
+
+static void conn_read(conn *k)
+{
+    uint8_t buf[READ_CHUNK];
+    for (;;) {
+        ssize_t n;
+        if (k->ssl) {
+            ERR_clear_error();
+            int r = SSL_read(k->ssl, buf, sizeof buf);
+            if (r <= 0) {
+                int err = SSL_get_error(k->ssl, r);
+                if (err == SSL_ERROR_WANT_READ)
+                    return;
+                if (err == SSL_ERROR_WANT_WRITE) {
+                    k->write_blocked = true;
+                    return;
+                }
+                if (err == SSL_ERROR_ZERO_RETURN ||
+                    (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+                    conn_set_reason(k, "backend closed the connection");
+                } else {
+                    char msg[200];
+                    ssl_error_text(msg, sizeof msg);
+                    conn_set_reason(k, "TLS read failed: %s", msg);
+                }
+                conn_close(k, k->reason);
+                return;
+            }
+            n = r;
+        } else {
+            n = recv(k->fd, buf, sizeof buf, 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return;
+                if (errno == EINTR)
+                    continue;
+                conn_set_reason(k, "read: %s", strerror(errno));
+                conn_close(k, k->reason);
+                return;
+            }
+            if (n == 0) {
+                conn_set_reason(k, "backend closed the connection");
+                conn_close(k, k->reason);
+                return;
+            }
+        }
+        ssize_t rv = nghttp2_session_mem_recv(k->h2, buf, (size_t)n);
+        if (rv < 0) {
+            conn_set_reason(k, "HTTP/2 protocol error: %s", nghttp2_strerror((int)rv));
+            conn_close(k, k->reason);
+            return;
+        }
+        if (k->state != CONN_READY)
+            return;
+    }
+}
+
+/* ---- nghttp2 callbacks -------------------------------------------------------- */
+
+static gw_ucall *stream_call(nghttp2_session *s, int32_t sid)
+{
+    return nghttp2_session_get_stream_user_data(s, sid);
+}
+
+static bool header_is(const uint8_t *name, size_t n, const char *lit)
+{
+    return strlen(lit) == n && memcmp(name, lit, n) == 0;
+}
+
+static int md_append(gw_ucall *c, gw_header **arr, size_t *n, size_t *cap,
+                     const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        gw_header *na = gw_arena_alloc(&c->arena, ncap * sizeof *na);
+        if (!na)
+            return GW_ENOMEM;
+        if (*n)
+            memcpy(na, *arr, *n * sizeof *na);
+        *arr = na;
+        *cap = ncap;
+    }
+    char *nm = gw_arena_strndup(&c->arena, (const char *)name, nlen);
+    char *vl = gw_arena_strndup(&c->arena, (const char *)value, vlen);
+    if (!nm || !vl)
+        return GW_ENOMEM;
+    (*arr)[(*n)++] = (gw_header){nm, nlen, vl, vlen};
+    return 0;
+}
+
+static void call_fail_local(gw_ucall *c, int code, const char *msg)
+{
+    call_finish(c, code, "%s", msg);
+    if (c->conn && !c->remote_ended)
+        conn_reset_stream(c->conn, c->stream_id, NGHTTP2_CANCEL);
+}
+
+static int h2_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                        size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags,
+                        void *ud)
+{
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    gw_ucall *c = stream_call(s, f->hd.stream_id);
+    if (!c || c->finished)
+        return 0;
+    c->header_bytes += nlen + vlen + 32;
+    if (c->header_bytes > c->b->opt.max_header_list) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "response header list larger than %zu bytes",
+                 c->b->opt.max_header_list);
+        call_fail_local(c, GW_CODE_RESOURCE_EXHAUSTED, msg);
+        return 0;
+    }
+    bool trailers = f->headers.cat != NGHTTP2_HCAT_RESPONSE;
+    if (nlen && name[0] == ':') {
+        if (!trailers && header_is(name, nlen, ":status")) {
+            int st = 0;
+            for (size_t i = 0; i < vlen && i < 3; i++)
+                st = st * 10 + (value[i] - '0');
+            c->http_status = st;
+        }
+        return 0;
+    }
+    if (header_is(name, nlen, "content-type")) {
+        snprintf(c->content_type, sizeof c->content_type, "%.*s", (int)GW_MIN(vlen, (size_t)60), value);
+        c->grpc_content_type = vlen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
+                               (vlen == 16 || value[16] == '+' || value[16] == ';');
+        return 0;
+    }
+    if (header_is(name, nlen, "grpc-status")) {
+        int st = 0;
+        bool ok = vlen > 0 && vlen <= 3;
+        for (size_t i = 0; ok && i < vlen; i++) {
+            if (value[i] < '0' || value[i] > '9')
+                ok = false;
+            else
+                st = st * 10 + (value[i] - '0');
+        }
+        c->have_status = true;
+        c->grpc_status = ok ? st : GW_CODE_UNKNOWN;
+        return 0;
+    }
+    if (header_is(name, nlen, "grpc-message")) {
+        gw_buf m;
+        gw_buf_init(&m, 0);
+        if (gw_grpc_message_decode(&m, (const char *)value, vlen) == 0)
+            c->grpc_message = gw_arena_strndup(&c->arena, m.data ? (char *)m.data : "", m.len);
+        gw_buf_free(&m);
+        return 0;
+    }
+    if (header_is(name, nlen, "grpc-status-details-bin")) {
+        uint8_t *out = gw_arena_alloc(&c->arena, vlen / 4 * 3 + 3);
+        size_t err_at;
+        long n = out ? gw_base64_decode((const char *)value, vlen, out, &err_at) : -1;
+        if (n >= 0) {
+            c->details = out;
+            c->details_len = (size_t)n;
+        }
+        return 0;
+    }
+    if (header_is(name, nlen, "grpc-encoding")) {
+        gw_error e;
+        if (gw_deframer_set_encoding(&c->df, (const char *)value, vlen, &e) != 0)
+            call_fail_local(c, GW_CODE_INTERNAL, e.msg);
+        return 0;
+    }
+    if (nlen >= 5 && memcmp(name, "grpc-", 5) == 0)
+        return 0;
+    int rc = trailers ? md_append(c, &c->trl, &c->trl_n, &c->trl_cap, name, nlen, value, vlen)
+                      : md_append(c, &c->resp_md, &c->resp_md_n, &c->resp_md_cap, name, nlen,
+                                  value, vlen);
+    if (rc)
+        call_fail_local(c, GW_CODE_RESOURCE_EXHAUSTED, "out of memory for response metadata");
+    return 0;
+}
+
+static void body_snippet(gw_ucall *c, char *out, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < c->http_body.len && j + 1 < n; i++) {
+        uint8_t ch = c->http_body.data[i];
+        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+    }
+    out[j] = 0;
+}
+
+/* The stream ended from the backend's side: decide the status. */
+static void call_finish_from_response(gw_ucall *c)
+{
+    if (c->finished)
+        return;
+    if (c->http_status != 200 || !c->grpc_content_type) {
+        char body[HTTP_BODY_KEEP + 1];
+        body_snippet(c, body, sizeof body);
+        int code = c->http_status == 200 ? GW_CODE_UNKNOWN : gw_code_from_http(c->http_status);
+        call_finish(c, code, "backend answered HTTP %d (%s) instead of gRPC%s%s", c->http_status,
+                    c->content_type[0] ? c->content_type : "no content-type",
+                    body[0] ? ": " : "", body);
+        return;
+    }
+    if (!gw_deframer_idle(&c->df)) {
+        call_finish(c, GW_CODE_INTERNAL, "response ended inside a message");
+        return;
+    }
+    if (!c->have_status) {
+        call_finish(c, GW_CODE_INTERNAL, "backend response has no grpc-status");
+        return;
+    }
+    int code = c->grpc_status <= GW_CODE_MAX ? c->grpc_status : GW_CODE_UNKNOWN;
+    call_finish(c, code, "%s", c->grpc_message ? c->grpc_message : "");
+}
+
+static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    conn *k = ud;
+    switch (f->hd.type) {
+    case NGHTTP2_SETTINGS:
+        dispatch_later(k->b);
+        return 0;
+    case NGHTTP2_GOAWAY:
+        k->draining = true;
+        k->b->stats.goaways_received++;
+        dispatch_later(k->b);
+        return 0;
+    case NGHTTP2_HEADERS:
+        break;
+    case NGHTTP2_DATA:
+        if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            gw_ucall *c = stream_call(s, f->hd.stream_id);
+            if (c) {
+                c->remote_ended = true;
+                call_finish_from_response(c);
+            }
+        }
+        return 0;
+    default:
+        return 0;
+    }
+    gw_ucall *c = stream_call(s, f->hd.stream_id);
+    if (!c)
+        return 0;
+    bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+        if (c->http_status >= 100 && c->http_status < 200 && !end) {
+            /* Informational: the real response headers follow. */
+            c->http_status = 0;
+            c->resp_md_n = 0;
+            return 0;
+        }
+        if (end) {
+            /* Trailers-Only: the one block carries status and metadata. */
+            c->trl = c->resp_md;
+            c->trl_n = c->resp_md_n;
+            c->trl_cap = c->resp_md_cap;
+            c->resp_md = NULL;
+            c->resp_md_n = c->resp_md_cap = 0;
+        } else {
+            c->got_headers = true;
+            /* The backend has the request: a retry is no longer possible. */
+            gw_buf_free(&c->replay);
+            c->replay_lost = true;
+            if (c->http_status != 200 || !c->grpc_content_type) {
+                c->non_grpc = true;
+            } else if (!c->finished && !c->owner_gone) {
+                c->headers_delivered = true;
+                if (c->h->on_headers)
+                    c->h->on_headers(c->owner, c->resp_md, c->resp_md_n);
+            }
+        }
+    }
+    if (end) {
+        c->remote_ended = true;
+        call_finish_from_response(c);
+    }
+    return 0;
+}
+
+static int on_deframed(void *ctx, const uint8_t *msg, size_t len, size_t wire_len)
+{
+    gw_ucall *c = ctx;
+    if (c->partial_acked) {
+        c->preacked += c->partial_acked;
+        c->partial_acked = 0;
+    }
+    if (c->finished || c->owner_gone)
+        return 1;
+    if (c->h->on_message)
+        c->h->on_message(c->owner, msg, len, wire_len);
+    return (c->finished || c->owner_gone) ? 1 : 0;
+}
+
+static size_t deframer_pending(const gw_deframer *d)
+{
+    if (d->prefix_len == 0)
+        return 0;
+    return d->prefix_len + (d->prefix_len == 5 ? d->body.len : 0);
+}
+
+static int h2_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
+                            size_t len, void *ud)
+{
+    gw_ucall *c = stream_call(s, sid);
+    if (!c) {
+        nghttp2_session_consume(s, sid, len);
+        return 0;
+    }
+    c->recv_bytes += len;
+    if (c->finished || c->owner_gone) {
+        call_ack(c, c->recv_bytes - c->acked_bytes);
+        return 0;
+    }
+    if (c->non_grpc || !c->got_headers) {
+        size_t keep = GW_MIN(len, HTTP_BODY_KEEP - GW_MIN(c->http_body.len, (size_t)HTTP_BODY_KEEP));
+        if (keep)
+            gw_buf_append(&c->http_body, data, keep);
+        call_ack(c, len);
+        return 0;
+    }
+    int rc = gw_deframer_push(&c->df, data, len, on_deframed, c, &c->df_err);
+    if (rc < 0) {
+        call_fail_local(c, rc == GW_ELIMIT ? GW_CODE_RESOURCE_EXHAUSTED : GW_CODE_INTERNAL,
+                        c->df_err.msg);
+    }
+    if (c->finished || c->owner_gone) {
+        call_ack(c, c->recv_bytes - c->acked_bytes);
+        return 0;
+    }
+    /* Bytes of an incomplete message are ours to hold, not the owner's:
+     * acknowledge them now, or a message longer than the stream window
+     * would never complete. */
+    size_t pending = deframer_pending(&c->df);
+    if (pending > c->partial_acked) {
+        uint64_t more = pending - c->partial_acked;
+        c->partial_acked = pending;
+        call_ack(c, more);
+    }
+    return 0;
+}
+
+static bool call_can_retry(const gw_ucall *c)
+{
+    return !c->retried && !c->got_headers && !c->replay_lost && !c->finished && !c->owner_gone;
+}
+
+static void call_requeue(gw_ucall *c)
+{
+    gw_backend *b = c->b;
+    /* Put the bytes already handed to nghttp2 back in front of the rest. */
+    if (c->replay.len) {
+        gw_buf joined;
+        gw_buf_init(&joined, 0);
+        if (gw_buf_append(&joined, c->replay.data, c->replay.len) != 0 ||
+            gw_buf_append(&joined, c->req.data ? c->req.data : (const uint8_t *)"", c->req.len) != 0) {
+            gw_buf_free(&joined);
+            call_finish(c, GW_CODE_UNAVAILABLE, "backend %s refused the stream (retry: out of memory)", b->url);
+            return;
+        }
+        size_t max = c->req.max;
+        gw_buf_free(&c->req);
+        c->req = joined;
+        c->req.max = GW_MAX(max, joined.len);
+        gw_buf_reset(&c->replay);
+    }
+    c->retried = true;
+    c->not_sent = false;
+    c->data_deferred = false;
+    c->http_status = 0;
+    c->header_bytes = 0;
+    c->resp_md_n = 0;
+    c->recv_bytes = c->acked_bytes = c->preacked = c->partial_acked = 0;
+    b->stats.calls_retried++;
+    queue_push(b, c, true);
+    dispatch_later(b);
+}
+
+static int h2_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code, void *ud)
+{
+    gw_ucall *c = stream_call(s, sid);
+    if (!c)
+        return 0;
+    bool refused = error_code == NGHTTP2_REFUSED_STREAM || c->not_sent;
+    if (!c->finished && !c->remote_ended && refused && call_can_retry(c)) {
+        call_detach(c);
+        call_requeue(c);
+        return 0;
+    }
+    if (!c->finished) {
+        if (c->remote_ended) {
+            call_finish_from_response(c);
+        } else if (error_code == NGHTTP2_NO_ERROR) {
+            call_finish(c, GW_CODE_INTERNAL, "stream closed by backend %s without grpc-status",
+                        c->b->url);
+        } else {
+            const char *name = nghttp2_http2_strerror(error_code);
+            call_finish(c, gw_upstream_code_from_h2(error_code),
+                        "stream reset by backend %s (HTTP/2 %s)", c->b->url, name);
+        }
+    }
+    call_detach(c);
+    call_maybe_free(c);
+    return 0;
+}
+
+static int h2_on_frame_not_send(nghttp2_session *s, const nghttp2_frame *f, int lib_error,
+                                void *ud)
+{
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    gw_ucall *c = stream_call(s, f->hd.stream_id);
+    if (c)
+        c->not_sent = true;
+    return 0;
+}
+
+/* ---- streams and resets ----------------------------------------------------------- */
+
+static void call_detach(gw_ucall *c)
+{
+    conn *k = c->conn;
+    if (!k)
+        return;
+    if (k->h2) {
+        uint64_t rest = c->recv_bytes - c->acked_bytes;
+        if (rest)
+            nghttp2_session_consume_connection(k->h2, (size_t)rest);
+        nghttp2_session_set_stream_user_data(k->h2, c->stream_id, NULL);
+    }
+    if (c->s_prev)
+        c->s_prev->s_next = c->s_next;
+    else
+        k->calls = c->s_next;
+    if (c->s_next)
+        c->s_next->s_prev = c->s_prev;
+    c->s_next = c->s_prev = NULL;
+    k->streams--;
+    c->conn = NULL;
+    c->stream_id = 0;
+    conn_flush_later(k);
+    dispatch_later(c->b);
+}
+
+static void send_reset(conn *k, int32_t sid, uint32_t code)
+{
+    if (nghttp2_submit_rst_stream(k->h2, NGHTTP2_FLAG_NONE, sid, code) == 0)
+        k->b->stats.resets_sent++;
+    k->resets_in_window++;
+    conn_flush_later(k);
+}
+
+static void on_reset_timer(void *arg)
+{
+    conn *k = arg;
+    if (k->state != CONN_READY)
+        return;
+    k->reset_window_start = gw_loop_now(k->b->loop);
+    k->resets_in_window = 0;
+    size_t i = 0;
+    while (i < k->n_pending_resets && k->resets_in_window < k->b->opt.max_resets_per_sec) {
+        send_reset(k, k->pending_resets[i], k->pending_reset_codes[i]);
+        i++;
+    }
+    memmove(k->pending_resets, k->pending_resets + i, (k->n_pending_resets - i) * sizeof(int32_t));
+    memmove(k->pending_reset_codes, k->pending_reset_codes + i,
+            (k->n_pending_resets - i) * sizeof(uint32_t));
+    k->n_pending_resets -= i;
+    if (k->n_pending_resets)
+        gw_loop_timer_start(k->b->loop, &k->reset_timer, k->reset_window_start + GW_SEC);
+}
+
+/*
+ * Resets a stream, at most max_resets_per_sec per connection and second.
+ * Above that the reset waits for the next second (the stream's data keeps
+ * being acknowledged and dropped meanwhile): backends count client resets
+ * as an attack (CVE-2023-44487) and would close the whole connection.
+ */
+static void conn_reset_stream(conn *k, int32_t sid, uint32_t code)
+{
+    if (k->state != CONN_READY || sid <= 0)
+        return;
+    uint64_t now = gw_loop_now(k->b->loop);
+    if (now - k->reset_window_start >= GW_SEC) {
+        k->reset_window_start = now;
+        k->resets_in_window = 0;
+    }
+    if (k->resets_in_window < k->b->opt.max_resets_per_sec && k->n_pending_resets == 0) {
+        send_reset(k, sid, code);
+        return;
+    }
+    if (k->n_pending_resets == k->cap_pending_resets) {
+        size_t cap = k->cap_pending_resets ? k->cap_pending_resets * 2 : 16;
+        int32_t *ids = realloc(k->pending_resets, cap * sizeof *ids);
+        if (ids)
+            k->pending_resets = ids;
+        uint32_t *codes = ids ? realloc(k->pending_reset_codes, cap * sizeof *codes) : NULL;
+        if (codes)
+            k->pending_reset_codes = codes;
+        if (!ids || !codes) {
+            send_reset(k, sid, code); /* no memory to wait: reset now */
+            return;
+        }
+        k->cap_pending_resets = cap;
+    }
+    k->pending_resets[k->n_pending_resets] = sid;
+    k->pending_reset_codes[k->n_pending_resets] = code;
+    k->n_pending_resets++;
+    k->b->stats.resets_delayed++;
+    if (!gw_timer_armed(&k->reset_timer))
+        gw_loop_timer_start(k->b->loop, &k->reset_timer, k->reset_window_start + GW_SEC);
+}
+
+static ssize_t req_read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t length,
+                           uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    gw_ucall *c = src->ptr;
+    size_t n = GW_MIN(length, c->req.len);
+    if (n) {
+        memcpy(buf, c->req.data, n);
+        if (!c->replay_lost) {
+            if (c->replay.len + n > c->b->opt.max_request_buffer ||
+                gw_buf_append(&c->replay, c->req.data, n) != 0) {
+                gw_buf_free(&c->replay);
+                c->replay_lost = true;
+            }
+        }
+        gw_buf_consume(&c->req, n);
+        if (c->want_writable)
+            gw_loop_defer(c->b->loop, &c->writable_defer);
+    }
+    if (c->req.len == 0) {
+        if (c->send_closed) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        } else if (n == 0) {
+            c->data_deferred = true;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static int call_open_stream(gw_ucall *c, conn *k)
+{
+    gw_backend *b = c->b;
+    nghttp2_nv nva[16 + 64];
+    size_t n = 0;
+    char *timeout = gw_arena_alloc(&c->arena, 10);
+    if (!timeout)
+        return GW_ENOMEM;
+#define NV(nm, vl, vlen)                                                                  \
+    nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(vl), strlen(nm), (vlen),        \
+                            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+    NV(":method", "POST", 4);
+    NV(":scheme", b->scheme == SCHEME_HTTPS ? "https" : "http", b->scheme == SCHEME_HTTPS ? 5u : 4u);
+    NV(":path", c->path, strlen(c->path));
+    NV(":authority", b->authority, strlen(b->authority));
+    NV("te", "trailers", 8);
+    NV("content-type", "application/grpc", 16);
+    NV("user-agent", USER_AGENT, strlen(USER_AGENT));
+    if (c->deadline_ns) {
+        uint64_t now = gw_now_ns();
+        gw_grpc_timeout_format(c->deadline_ns > now ? c->deadline_ns - now : 0, timeout);
+        NV("grpc-timeout", timeout, strlen(timeout));
+    }
+    if (b->opt.accept_gzip)
+        NV("grpc-accept-encoding", "gzip", 4);
+#undef NV
+    nghttp2_nv *all = nva;
+    size_t total = n + c->md_count;
+    if (total > GW_ARRAY_LEN(nva)) {
+        all = gw_arena_alloc(&c->arena, total * sizeof *all);
+        if (!all)
+            return GW_ENOMEM;
+        memcpy(all, nva, n * sizeof *all);
+    }
+    for (size_t i = 0; i < c->md_count; i++) {
+        all[n++] = (nghttp2_nv){(uint8_t *)c->md[i].name, (uint8_t *)c->md[i].value,
+                                c->md[i].name_len, c->md[i].value_len,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_data_provider prd = {.source.ptr = c, .read_callback = req_read_cb};
+    int32_t sid = nghttp2_submit_request(k->h2, NULL, all, n, &prd, c);
+    if (sid < 0)
+        return sid == NGHTTP2_ERR_NOMEM ? GW_ENOMEM : GW_ESTATE;
+    c->stream_id = sid;
+    c->conn = k;
+    c->s_prev = NULL;
+    c->s_next = k->calls;
+    if (k->calls)
+        k->calls->s_prev = c;
+    k->calls = c;
+    k->streams++;
+    if (k->streams > b->stats.peak_streams)
+        b->stats.peak_streams = k->streams;
+    conn_flush_later(k);
+    return 0;
+}
+
+/* ---- connections: lifecycle ------------------------------------------------------ */
+
+static void on_conn_free_deferred(void *arg)
+{
+    conn *k = arg;
+    free(k->pending_resets);
+    free(k->pending_reset_codes);
+    free(k);
+}
+
+static void backend_mark_down(gw_backend *b, const char *why)
+{
+    uint64_t delay_ms = gw_backoff_next(&b->backoff);
+    b->down = true;
+    b->retry_at_ns = gw_loop_now(b->loop) + delay_ms * GW_MS;
+    snprintf(b->down_reason, sizeof b->down_reason, "%s", why);
+    GW_WARN("upstream: backend %s unreachable: %s (next attempt in %llu ms)", b->url, why,
+            (unsigned long long)delay_ms);
+}
+
+static bool backend_has_live_conn(gw_backend *b)
+{
+    for (conn *k = b->conns; k; k = k->next)
+        if (k->state != CONN_DEAD && !k->draining)
+            return true;
+    return false;
+}
+
+static void fail_queue(gw_backend *b)
+{
+    while (b->q_head) {
+        gw_ucall *c = b->q_head;
+        queue_remove(b, c);
+        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s unreachable: %s", b->url, b->down_reason);
+        call_maybe_free(c);
+    }
+}
+
+static void conn_close(conn *k, const char *why)
+{
+    gw_backend *b = k->b;
+    if (k->state == CONN_DEAD)
+        return;
+    bool was_ready = k->state == CONN_READY;
+    k->state = CONN_DEAD;
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s", why);
+    while (k->calls) {
+        gw_ucall *c = k->calls;
+        call_finish(c, GW_CODE_UNAVAILABLE, "connection to backend %s lost: %s", b->url, reason);
+        call_detach(c);
+        call_maybe_free(c);
+    }
+    gw_loop_timer_stop(b->loop, &k->connect_timer);
+    gw_loop_timer_stop(b->loop, &k->reset_timer);
+    gw_loop_timer_stop(b->loop, &k->keepalive_timer);
+    gw_loop_defer_cancel(b->loop, &k->flush_defer);
+    gw_loop_io_remove(b->loop, &k->io);
+    if (k->h2)
+        nghttp2_session_del(k->h2);
+    k->h2 = NULL;
+    if (k->ssl)
+        SSL_free(k->ssl);
+    k->ssl = NULL;
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+    if (k->addrs)
+        freeaddrinfo(k->addrs);
+    k->addrs = NULL;
+    for (conn **pp = &b->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    }
+    if (k->counted_open)
+        b->stats.connections_open--;
+    if (!was_ready) {
+        backend_mark_down(b, reason);
+        if (!backend_has_live_conn(b))
+            fail_queue(b);
+    } else {
+        GW_INFO("upstream: connection to %s closed: %s", b->url, reason);
+    }
+    gw_loop_defer(b->loop, &k->free_defer);
+    dispatch_later(b);
+}
+
+static void on_keepalive(void *arg)
+{
+    conn *k = arg;
+    if (k->state != CONN_READY)
+        return;
+    if (k->streams)
+        nghttp2_submit_ping(k->h2, NGHTTP2_FLAG_NONE, NULL);
+    conn_flush_later(k);
+    gw_loop_timer_start(k->b->loop, &k->keepalive_timer,
+                        gw_loop_now(k->b->loop) + k->b->opt.keepalive_ms * GW_MS);
+}
+
+static int conn_start_h2(conn *k)
+{
+    gw_backend *b = k->b;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return GW_ENOMEM;
+    nghttp2_session_callbacks_set_send_callback(cbs, h2_send_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, h2_on_frame_not_send);
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return GW_ENOMEM;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    int rv = nghttp2_session_client_new2(&k->h2, cbs, k, opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    if (rv != 0)
+        return GW_ENOMEM;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, b->opt.stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)GW_MIN(b->opt.max_header_list, (size_t)UINT32_MAX)},
+    };
+    if (nghttp2_submit_settings(k->h2, NGHTTP2_FLAG_NONE, iv, GW_ARRAY_LEN(iv)) != 0)
+        return GW_ENOMEM;
+    if (nghttp2_session_set_local_window_size(k->h2, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)b->opt.connection_window) != 0)
+        return GW_ENOMEM;
+    return 0;
+}
+
+static void conn_ready(conn *k)
+{
+    gw_backend *b = k->b;
+    gw_loop_timer_stop(b->loop, &k->connect_timer);
+    if (conn_start_h2(k) != 0) {
+        conn_close(k, "out of memory starting HTTP/2");
+        return;
+    }
+    k->state = CONN_READY;
+    b->down = false;
+    gw_backoff_reset(&b->backoff);
+    b->stats.connects_ok++;
+    if (b->opt.keepalive_ms)
+        gw_loop_timer_start(b->loop, &k->keepalive_timer,
+                            gw_loop_now(b->loop) + b->opt.keepalive_ms * GW_MS);
+    gw_loop_io_modify(b->loop, &k->io, GW_IO_READ);
+    dispatch_later(b);
+    conn_flush_later(k);
+}
+
+static void conn_tls_step(conn *k)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(k->ssl);
+    if (r == 1) {
+        const unsigned char *proto = NULL;
+        unsigned int plen = 0;
+        SSL_get0_alpn_selected(k->ssl, &proto, &plen);
+        if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
+            conn_close(k, "TLS: the backend did not select HTTP/2 (ALPN h2)");
+            return;
+        }
+        conn_ready(k);
+        return;
+    }
+    int err = SSL_get_error(k->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) {
+        gw_loop_io_modify(k->b->loop, &k->io, GW_IO_READ);
+        return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        gw_loop_io_modify(k->b->loop, &k->io, GW_IO_READ | GW_IO_WRITE);
+        return;
+    }
+    char msg[256];
+    long vr = SSL_get_verify_result(k->ssl);
+    if (vr != X509_V_OK)
+        snprintf(msg, sizeof msg, "TLS handshake failed: certificate verify failed: %s",
+                 X509_verify_cert_error_string(vr));
+    else {
+        char detail[200];
+        ssl_error_text(detail, sizeof detail);
+        snprintf(msg, sizeof msg, "TLS handshake failed: %s", detail);
+    }
+    conn_close(k, msg);
+}
+
+static int conn_start_tls(conn *k)
+{
+    gw_backend *b = k->b;
+    k->ssl = SSL_new(b->ssl_ctx);
+    if (!k->ssl || SSL_set_fd(k->ssl, k->fd) != 1)
+        return GW_ENOMEM;
+    SSL_set_connect_state(k->ssl);
+    const char *name = b->opt.server_name ? b->opt.server_name : b->host;
+    struct in6_addr a6;
+    struct in_addr a4;
+    bool is_ip = inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(k->ssl);
+    if (is_ip) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1)
+            return GW_EINVAL;
+    } else {
+        SSL_set_tlsext_host_name(k->ssl, name);
+        if (X509_VERIFY_PARAM_set1_host(vp, name, 0) != 1)
+            return GW_EINVAL;
+    }
+    k->state = CONN_TLS;
+    conn_tls_step(k);
+    return 0;
+}
+
+static void conn_try_next(conn *k);
+
+static void conn_connected(conn *k)
+{
+    if (k->fd >= 0 && k->b->scheme != SCHEME_UNIX) {
+        int one = 1;
+        setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (k->b->scheme == SCHEME_HTTPS) {
+        if (conn_start_tls(k) != 0)
+            conn_close(k, "TLS setup failed");
+        return;
+    }
+    conn_ready(k);
+}
+
+static void conn_on_io(void *arg, uint32_t events)
+{
+    conn *k = arg;
+    switch (k->state) {
+    case CONN_CONNECTING: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            snprintf(k->reason, sizeof k->reason, "connect: %s", strerror(err));
+            gw_loop_io_remove(k->b->loop, &k->io);
+            close(k->fd);
+            k->fd = -1;
+            conn_try_next(k);
+            return;
+        }
+        conn_connected(k);
+        return;
+    }
+    case CONN_TLS:
+        conn_tls_step(k);
+        return;
+    case CONN_READY:
+        if (events & GW_IO_WRITE)
+            k->write_blocked = false;
+        if (events & (GW_IO_READ | GW_IO_ERROR | GW_IO_RDHUP))
+            conn_read(k);
+        if (k->state == CONN_READY)
+            conn_flush(k);
+        return;
+    case CONN_DEAD:
+        return;
+    }
+}
+
+static void conn_try_next(conn *k)
+{
+    gw_backend *b = k->b;
+    while (k->addr_next) {
+        struct addrinfo *ai = k->addr_next;
+        k->addr_next = ai->ai_next;
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+        if (fd < 0) {
+            snprintf(k->reason, sizeof k->reason, "socket: %s", strerror(errno));
+            continue;
+        }
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc < 0 && errno != EINPROGRESS) {
+            snprintf(k->reason, sizeof k->reason, "connect: %s", strerror(errno));
+            close(fd);
+            continue;
+        }
+        k->fd = fd;
+        if (gw_loop_io_add(b->loop, &k->io, fd, GW_IO_WRITE, conn_on_io, k) != 0) {
+            snprintf(k->reason, sizeof k->reason, "epoll: %s", strerror(errno));
+            close(fd);
+            k->fd = -1;
+            continue;
+        }
+        if (rc == 0) {
+            conn_connected(k);
+        }
+        return;
+    }
+    char why[256];
+    snprintf(why, sizeof why, "%s", k->reason[0] ? k->reason : "no address to connect to");
+    k->reason[0] = 0;
+    conn_close(k, why);
+}
+
+static void on_connect_timeout(void *arg)
+{
+    conn *k = arg;
+    char why[64];
+    snprintf(why, sizeof why, "connect timed out after %u ms", k->b->opt.connect_timeout_ms);
+    conn_close(k, why);
+}
+
+/* Starts one connection. Blocking name resolution happens here (see
+ * docs/upstream.md). Failures close the connection, which marks the backend
+ * down and fails the queue. */
+static void conn_open(gw_backend *b)
+{
+    conn *k = calloc(1, sizeof *k);
+    if (!k) {
+        snprintf(b->down_reason, sizeof b->down_reason, "out of memory");
+        fail_queue(b);
+        return;
+    }
+    k->b = b;
+    k->fd = -1;
+    k->state = CONN_CONNECTING;
+    gw_timer_init(&k->connect_timer, on_connect_timeout, k);
+    gw_timer_init(&k->reset_timer, on_reset_timer, k);
+    gw_timer_init(&k->keepalive_timer, on_keepalive, k);
+    gw_defer_init(&k->flush_defer, on_flush_deferred, k);
+    gw_defer_init(&k->free_defer, on_conn_free_deferred, k);
+    k->next = b->conns;
+    b->conns = k;
+    b->stats.connects_started++;
+    b->stats.connections_open++;
+    k->counted_open = true;
+    gw_loop_timer_start(b->loop, &k->connect_timer,
+                        gw_loop_now(b->loop) + (uint64_t)b->opt.connect_timeout_ms * GW_MS);
+    if (b->scheme == SCHEME_UNIX) {
+        struct sockaddr_un sun;
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", b->unix_path);
+        struct addrinfo *ai = calloc(1, sizeof *ai + sizeof sun);
+        if (!ai) {
+            conn_close(k, "out of memory");
+            return;
+        }
+        struct sockaddr_un *sa = (struct sockaddr_un *)(ai + 1);
+        *sa = sun;
+        ai->ai_family = AF_UNIX;
+        ai->ai_socktype = SOCK_STREAM;
+        ai->ai_addr = (struct sockaddr *)sa;
+        ai->ai_addrlen = sizeof *sa;
+        /* Freed with free(), not freeaddrinfo(): keep it out of k->addrs. */
+        k->addr_next = ai;
+        conn_try_next(k);
+        free(ai);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_ADDRCONFIG};
+    int rc = getaddrinfo(b->host, b->port, &hints, &k->addrs);
+    if (rc != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", b->host, gai_strerror(rc));
+        k->addrs = NULL;
+        conn_close(k, why);
+        return;
+    }
+    k->addr_next = k->addrs;
+    conn_try_next(k);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static conn *pick_conn(gw_backend *b)
+{
+    conn *best = NULL;
+    for (conn *k = b->conns; k; k = k->next) {
+        if (k->state != CONN_READY || k->draining)
+            continue;
+        if (nghttp2_session_get_next_stream_id(k->h2) > 0x7fffff00u) {
+            k->draining = true;
+            continue;
+        }
+        uint32_t max = nghttp2_session_get_remote_settings(k->h2,
+                                                           NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        if (k->streams >= max)
+            continue;
+        if (!best || k->streams < best->streams)
+            best = k;
+    }
+    return best;
+}
+
+static void dispatch(void *arg)
+{
+    gw_backend *b = arg;
+    while (b->q_head) {
+        gw_ucall *c = b->q_head;
+        conn *k = pick_conn(b);
+        if (k) {
+            queue_remove(b, c);
+            int rc = call_open_stream(c, k);
+            if (rc != 0) {
+                call_finish(c, GW_CODE_UNAVAILABLE, "backend %s: cannot open a stream (%s)", b->url,
+                            gw_err_str(rc));
+                call_maybe_free(c);
+            }
+            continue;
+        }
+        size_t open = 0;
+        bool connecting = false;
+        for (conn *j = b->conns; j; j = j->next) {
+            if (j->state == CONN_DEAD || j->draining)
+                continue;
+            open++;
+            if (j->state != CONN_READY)
+                connecting = true;
+        }
+        if (connecting)
+            return;
+        if (open >= b->opt.pool_size)
+            return;
+        if (b->down && gw_loop_now(b->loop) < b->retry_at_ns) {
+            fail_queue(b);
+            return;
+        }
+        conn_open(b);
+        /* conn_open may fail at once (and fail the queue) or be pending. */
+        if (!backend_has_live_conn(b))
+            return;
+    }
+}
+
+static void dispatch_later(gw_backend *b)
+{
+    if (b->q_head)
+        gw_loop_defer(b->loop, &b->dispatch_defer);
+}
+
+/* ---- the call API ---------------------------------------------------------------- */
+
+static bool valid_md_name(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+              ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+static bool reserved_md_name(const char *s, size_t n)
+{
+    static const char *const reserved[] = {"te", "content-type", "user-agent", "connection",
+                                           "host", "transfer-encoding", "keep-alive",
+                                           "upgrade", "proxy-connection", "content-length"};
+    if (n >= 5 && memcmp(s, "grpc-", 5) == 0)
+        return true;
+    for (size_t i = 0; i < GW_ARRAY_LEN(reserved); i++)
+        if (strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+static bool valid_md_value(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 && ch != '\t')
+            return false;
+        if (ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+int gw_ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handlers *h,
+                   void *owner, gw_ucall **out, gw_error *e)
+{
+    *out = NULL;
+    if (!b || !p || !h || !h->on_complete)
+        return gw_error_set(e, GW_EINVAL, "gw_ucall_start: missing backend, params or on_complete");
+    if (!p->path || p->path[0] != '/' || strlen(p->path) > 1024)
+        return gw_error_set(e, GW_EINVAL, "invalid method path");
+    for (const char *q = p->path; *q; q++)
+        if ((unsigned char)*q <= 0x20 || *q == 0x7f)
+            return gw_error_set(e, GW_EINVAL, "invalid character in method path");
+    for (size_t i = 0; i < p->metadata_count; i++) {
+        const gw_header *m = &p->metadata[i];
+        if (!valid_md_name(m->name, m->name_len))
+            return gw_error_set(e, GW_EINVAL, "invalid metadata key \"%.*s\"",
+                                (int)GW_MIN(m->name_len, (size_t)64), m->name);
+        if (reserved_md_name(m->name, m->name_len))
+            return gw_error_set(e, GW_EINVAL, "reserved metadata key \"%.*s\"",
+                                (int)GW_MIN(m->name_len, (size_t)64), m->name);
+        if (!valid_md_value(m->value, m->value_len))
+            return gw_error_set(e, GW_EINVAL, "invalid character in metadata \"%.*s\"",
+                                (int)GW_MIN(m->name_len, (size_t)64), m->name);
+    }
+    gw_ucall *c = calloc(1, sizeof *c);
+    if (!c)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    c->b = b;
+    c->h = h;
+    c->owner = owner;
+    gw_arena_init(&c->arena, 1024, 0);
+    gw_buf_init(&c->req, b->opt.max_request_buffer);
+    gw_buf_init(&c->replay, 0);
+    gw_buf_init(&c->http_body, HTTP_BODY_KEEP);
+    gw_deframer_init(&c->df, b->opt.max_response_message);
+    gw_defer_init(&c->complete_defer, on_complete_deferred, c);
+    gw_defer_init(&c->writable_defer, on_writable_deferred, c);
+    gw_timer_init(&c->deadline_timer, on_deadline, c);
+    c->all_next = b->all_calls;
+    if (b->all_calls)
+        b->all_calls->all_prev = c;
+    b->all_calls = c;
+    c->deadline_ns = p->deadline_ns;
+    c->path = gw_arena_strdup(&c->arena, p->path);
+    c->md = p->metadata_count ? gw_arena_alloc(&c->arena, p->metadata_count * sizeof *c->md) : NULL;
+    if (!c->path || (p->metadata_count && !c->md))
+        goto oom;
+    for (size_t i = 0; i < p->metadata_count; i++) {
+        const gw_header *m = &p->metadata[i];
+        char *nm = gw_arena_strndup(&c->arena, m->name, m->name_len);
+        char *vl = gw_arena_strndup(&c->arena, m->value, m->value_len);
+        if (!nm || !vl)
+            goto oom;
+        c->md[i] = (gw_header){nm, m->name_len, vl, m->value_len};
+    }
+    c->md_count = p->metadata_count;
+    b->active_calls++;
+    b->stats.calls_started++;
+    *out = c;
+
+    uint64_t now = gw_now_ns();
+    if (c->deadline_ns && c->deadline_ns <= now) {
+        call_finish(c, GW_CODE_DEADLINE_EXCEEDED, "deadline exceeded before the call started");
+        return 0;
+    }
+    if (c->deadline_ns && gw_loop_timer_start(b->loop, &c->deadline_timer, c->deadline_ns) != 0) {
+        call_finish(c, GW_CODE_RESOURCE_EXHAUSTED, "out of memory for the deadline timer");
+        return 0;
+    }
+    if (b->down && gw_loop_now(b->loop) < b->retry_at_ns && !backend_has_live_conn(b)) {
+        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s unreachable: %s", b->url, b->down_reason);
+        return 0;
+    }
+    if (b->q_len >= b->opt.max_queued_calls) {
+        call_finish(c, GW_CODE_RESOURCE_EXHAUSTED,
+                    "backend %s: too many calls waiting for a connection (limit %zu)", b->url,
+                    b->opt.max_queued_calls);
+        return 0;
+    }
+    queue_push(b, c, false);
+    gw_loop_defer(b->loop, &b->dispatch_defer);
+    return 0;
+oom:
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        b->all_calls = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    gw_deframer_free(&c->df);
+    gw_arena_free(&c->arena);
+    free(c);
+    return gw_error_set(e, GW_ENOMEM, "out of memory");
+}
+
+long gw_ucall_write(gw_ucall *c, const uint8_t *data, size_t len)
+{
+    if (!c || c->owner_gone)
+        return GW_ESTATE;
+    if (c->send_closed)
+        return GW_ESTATE;
+    if (c->finished)
+        return (long)len; /* the outcome is decided: drop quietly */
+    size_t max = c->b->opt.max_request_buffer;
+    size_t room = c->req.len < max ? max - c->req.len : 0;
+    size_t take = GW_MIN(room, len);
+    if (take && gw_buf_append(&c->req, data, take) != 0)
+        take = 0;
+    if (take < len)
+        c->want_writable = true;
+    if (take && c->conn && c->data_deferred) {
+        c->data_deferred = false;
+        nghttp2_session_resume_data(c->conn->h2, c->stream_id);
+        conn_flush_later(c->conn);
+    }
+    return (long)take;
+}
+
+void gw_ucall_close_send(gw_ucall *c)
+{
+    if (!c || c->owner_gone || c->send_closed)
+        return;
+    c->send_closed = true;
+    if (c->conn && c->data_deferred) {
+        c->data_deferred = false;
+        nghttp2_session_resume_data(c->conn->h2, c->stream_id);
+        conn_flush_later(c->conn);
+    }
+}
+
+void gw_ucall_cancel(gw_ucall *c)
+{
+    if (!c || c->owner_gone)
+        return;
+    call_finish(c, GW_CODE_CANCELLED, "cancelled");
+    call_owner_done(c);
+    gw_loop_defer_cancel(c->b->loop, &c->complete_defer);
+    if (c->in_queue)
+        queue_remove(c->b, c);
+    if (c->conn && !(c->remote_ended && c->send_closed))
+        conn_reset_stream(c->conn, c->stream_id, NGHTTP2_CANCEL);
+    call_maybe_free(c);
+}
+
+/* ---- teardown ---------------------------------------------------------------------- */
+
+void gw_backend_del(gw_backend *b)
+{
+    if (!b)
+        return;
+    snprintf(b->down_reason, sizeof b->down_reason, "backend is shutting down");
+    while (b->q_head) {
+        gw_ucall *c = b->q_head;
+        queue_remove(b, c);
+        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s is shutting down", b->url);
+    }
+    for (gw_ucall *c = b->all_calls; c; c = c->all_next)
+        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s is shutting down", b->url);
+    /* The one place where callbacks run inside a call from the owner; the
+     * list changes under each callback, so start over every time. */
+    for (;;) {
+        gw_ucall *c = b->all_calls;
+        while (c && c->owner_gone)
+            c = c->all_next;
+        if (!c)
+            break;
+        gw_loop_defer_cancel(b->loop, &c->complete_defer);
+        on_complete_deferred(c);
+    }
+    while (b->conns) {
+        conn *k = b->conns;
+        k->calls = NULL; /* detached below, without nghttp2 */
+        for (gw_ucall *c = b->all_calls; c; c = c->all_next) {
+            if (c->conn == k) {
+                c->conn = NULL;
+                c->stream_id = 0;
+            }
+        }
+        k->streams = 0;
+        conn_close(k, "backend deleted");
+        gw_loop_defer_cancel(b->loop, &k->free_defer);
+        on_conn_free_deferred(k);
+    }
+    while (b->all_calls) {
+        gw_ucall *c = b->all_calls;
+        c->conn = NULL;
+        c->in_queue = false;
+        call_free(c);
+    }
+    gw_loop_defer_cancel(b->loop, &b->dispatch_defer);
+    if (b->ssl_ctx)
+        SSL_CTX_free(b->ssl_ctx);
+    free(b->url);
+    free(b->host);
+    free(b->port);
+    free(b->unix_path);
+    free(b->authority);
+    free(b->ca_file);
+    free(b->cert_file);
+    free(b->key_file);
+    free(b->opt_server_name);
+    free(b->opt_authority);
+    free(b);
+}
