@@ -13,7 +13,7 @@
 //
 // The generated code lands in DIR/.gen and is not committed.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,9 +89,19 @@ const protoc = spawnSync('protoc', [
 if (protoc.error) fail(`cannot run protoc: ${protoc.error.message}`);
 if (protoc.status !== 0) fail('protoc failed');
 
+// The tsconfig is written here, not committed, because the generated code's
+// place depends on --out; esbuild itself is told the same through `alias`.
 if (check) {
-  const tsc = spawnSync(process.execPath, [join(modules, 'typescript/bin/tsc'), '-p', join(here, 'tsconfig.json'),
-    '--noEmit'], { stdio: 'inherit', env: { ...process.env, GW_WEB_GEN: gen } });
+  const tsconfig = join(out, 'tsconfig.check.json');
+  writeFileSync(tsconfig, JSON.stringify({
+    compilerOptions: {
+      target: 'ES2020', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2020', 'DOM', 'DOM.Iterable'],
+      strict: true, noEmit: true, skipLibCheck: true, typeRoots: [],
+      baseUrl: out, paths: { 'gw-gen/*': [join(gen, '*')], '*': [join(modules, '*')] },
+    },
+    include: [join(here, 'src', '*.ts')],
+  }, null, 2));
+  const tsc = spawnSync(process.execPath, [join(modules, 'typescript/bin/tsc'), '-p', tsconfig], { stdio: 'inherit' });
   if (tsc.status !== 0) fail('type check failed');
 }
 
@@ -108,7 +118,7 @@ try {
     legalComments: 'none',
     logLevel: 'warning',
     nodePaths: [modules],
-    alias: { '@gen': gen },
+    alias: { 'gw-gen': gen },
   });
 } catch (e) {
   fail(`esbuild failed: ${e.message}`);
