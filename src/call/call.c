@@ -1,0 +1,601 @@
+/* One proxied RPC. See call.h and docs/architecture-call.md. */
+#include "call/call.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A message queued for the client: its bytes still in `out` and the wire
+ * bytes to acknowledge upstream once they are gone. */
+typedef struct out_mark {
+    size_t bytes_left;
+    size_t wire_len;
+} out_mark;
+
+struct gw_call {
+    gw_arena arena;
+    const gw_call_options *o;
+    gw_call_cors cors;
+    const gw_method_def *method;
+    const gw_call_adapter *a;
+    void *astate;
+    gw_front_req *r;
+    gw_loop *loop;
+    gw_ucall *uc;               /* NULL once complete or cancelled */
+    gw_header *md;
+    size_t md_count, md_cap;
+    gw_timer deadline;
+    uint64_t deadline_ns;
+    size_t body_bytes;
+    gw_buf pending;             /* request bytes the upstream did not take yet */
+    gw_buf out;                 /* response body bytes for the client */
+    size_t out_off;             /* first byte of `out` not yet taken */
+    out_mark *marks;            /* FIFO [mark_head, mark_count) */
+    size_t mark_head, mark_count, mark_cap;
+    bool body_ended;
+    bool send_closed;
+    bool head_sent;
+    bool finished;              /* final status handled: body ends after `out` */
+    bool client_gone;
+};
+
+void gw_call_options_init(gw_call_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_body = 4u << 20;
+    o->max_message = 4u << 20;
+    o->max_output = 1u << 20;
+    o->max_deadline_ms = 3600000;
+    o->max_metadata = 64;
+}
+
+void *gw_call_adapter_state(gw_call *c) { return c->astate; }
+gw_arena *gw_call_arena(gw_call *c) { return &c->arena; }
+const gw_call_options *gw_call_opts(const gw_call *c) { return c->o; }
+const gw_method_def *gw_call_method(const gw_call *c) { return c->method; }
+
+int gw_call_code_for_err(int err)
+{
+    switch (err) {
+    case GW_ELIMIT:
+    case GW_ENOMEM:
+        return GW_CODE_RESOURCE_EXHAUSTED;
+    case GW_EPARSE:
+    case GW_EINVAL:
+    case GW_ERANGE:
+        return GW_CODE_INVALID_ARGUMENT;
+    case GW_ENOTFOUND:
+        return GW_CODE_UNIMPLEMENTED;
+    default:
+        return GW_CODE_INTERNAL;
+    }
+}
+
+int gw_call_head_add(gw_call *c, gw_call_head *h, const char *name, size_t name_len,
+                     const char *value, size_t value_len)
+{
+    if (h->count == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 8;
+        gw_front_header *n = gw_arena_alloc(&c->arena, cap * sizeof *n);
+        if (!n)
+            return GW_ENOMEM;
+        if (h->count)
+            memcpy(n, h->headers, h->count * sizeof *n);
+        h->headers = n;
+        h->cap = cap;
+    }
+    char *nm = gw_arena_strndup(&c->arena, name, name_len);
+    char *v = gw_arena_strndup(&c->arena, value, value_len);
+    if (!nm || !v)
+        return GW_ENOMEM;
+    h->headers[h->count].name = nm;
+    h->headers[h->count].value = v;
+    h->count++;
+    return 0;
+}
+
+int gw_call_add_metadata(gw_call *c, const char *name, const char *value)
+{
+    if (c->md_count >= c->o->max_metadata)
+        return GW_ELIMIT;
+    if (c->md_count == c->md_cap) {
+        size_t cap = c->md_cap ? c->md_cap * 2 : 8;
+        gw_header *n = gw_arena_alloc(&c->arena, cap * sizeof *n);
+        if (!n)
+            return GW_ENOMEM;
+        if (c->md_count)
+            memcpy(n, c->md, c->md_count * sizeof *n);
+        c->md = n;
+        c->md_cap = cap;
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    char *nm = gw_arena_strndup(&c->arena, name, nl);
+    char *v = gw_arena_strndup(&c->arena, value, vl);
+    if (!nm || !v)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < nl; i++)
+        if (nm[i] >= 'A' && nm[i] <= 'Z')
+            nm[i] = (char)(nm[i] + ('a' - 'A'));
+    c->md[c->md_count++] = (gw_header){nm, nl, v, vl};
+    return 0;
+}
+
+/* ---- CORS on every response head ----------------------------------------------- */
+
+static void add_cors(gw_call *c, gw_call_head *h)
+{
+    if (!c->cors.allow_origin)
+        return;
+    gw_buf expose;
+    gw_buf_init(&expose, 8192);
+    gw_buf_append_str(&expose, "grpc-status, grpc-message, grpc-status-details-bin");
+    size_t n = h->count;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = h->headers[i].name;
+        if (strcasecmp(nm, "content-type") == 0 || strncasecmp(nm, "grpc-", 5) == 0 ||
+            strncasecmp(nm, "access-control-", 15) == 0)
+            continue;
+        gw_buf_printf(&expose, ", %s", nm);
+    }
+    if (c->cors.expose_extra && *c->cors.expose_extra)
+        gw_buf_printf(&expose, ", %s", c->cors.expose_extra);
+    const char *o = c->cors.allow_origin;
+    gw_call_head_add(c, h, "Access-Control-Allow-Origin", 27, o, strlen(o));
+    if (strcmp(o, "*") != 0)
+        gw_call_head_add(c, h, "Vary", 4, "Origin", 6);
+    if (c->cors.credentials)
+        gw_call_head_add(c, h, "Access-Control-Allow-Credentials", 32, "true", 4);
+    if (expose.data)
+        gw_call_head_add(c, h, "Access-Control-Expose-Headers", 29, (const char *)expose.data,
+                         expose.len);
+    gw_buf_free(&expose);
+}
+
+/* ---- the end of a call --------------------------------------------------------------- */
+
+static void finish(gw_call *c, const gw_call_status *st)
+{
+    if (c->finished)
+        return;
+    c->finished = true;
+    gw_loop_timer_stop(c->loop, &c->deadline);
+    if (c->client_gone)
+        return;
+    if (!c->head_sent) {
+        gw_call_head head = {0};
+        gw_buf body;
+        gw_buf_init(&body, 0);
+        c->a->response_status(c, st, &head, &body);
+        add_cors(c, &head);
+        c->head_sent = true;
+        if (gw_front_req_respond(c->r, head.status, head.headers, head.count, body.data,
+                                 body.len) != 0)
+            GW_WARN("call %s: cannot answer the client", c->method ? c->method->path : "?");
+        gw_buf_free(&body);
+        return;
+    }
+    /* The trailer is bounded by the upstream's header limit: let it past
+     * the output maximum rather than lose the status. */
+    c->out.max = 0;
+    c->a->response_status(c, st, NULL, &c->out);
+    gw_front_req_wake(c->r);
+}
+
+static void fail(gw_call *c, int code, const char *message)
+{
+    if (c->uc) {
+        gw_ucall_cancel(c->uc);
+        c->uc = NULL;
+    }
+    gw_call_status st = {.code = code, .message = message ? message : "",
+                         .trailers_only = !c->head_sent};
+    finish(c, &st);
+}
+
+static void fail_err(gw_call *c, int err, const gw_error *e)
+{
+    fail(c, gw_call_code_for_err(err), e->msg[0] ? e->msg : gw_err_str(err));
+}
+
+static void on_deadline(void *owner)
+{
+    gw_call *c = owner;
+    fail(c, GW_CODE_DEADLINE_EXCEEDED, "deadline exceeded");
+}
+
+/* ---- request side ------------------------------------------------------------------- */
+
+static void flush_pending(gw_call *c)
+{
+    while (c->pending.len && c->uc) {
+        long took = gw_ucall_write(c->uc, c->pending.data, c->pending.len);
+        if (took < 0) {
+            fail(c, GW_CODE_INTERNAL, "upstream refused request bytes");
+            return;
+        }
+        if (took == 0)
+            break;
+        gw_buf_consume(&c->pending, (size_t)took);
+    }
+    if (c->pending.len || !c->uc)
+        return;
+    if (c->body_ended && !c->send_closed) {
+        c->send_closed = true;
+        gw_ucall_close_send(c->uc);
+    }
+    gw_front_req_wake(c->r);
+}
+
+static size_t on_body(void *owner, const uint8_t *data, size_t n)
+{
+    gw_call *c = owner;
+    if (c->finished || !c->uc)
+        return n;
+    if (c->pending.len) {
+        flush_pending(c);
+        if (c->pending.len)
+            return 0; /* the front suspends until on_writable */
+        if (c->finished || !c->uc)
+            return n;
+    }
+    c->body_bytes += n;
+    if (c->body_bytes > c->o->max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
+                 c->o->max_body);
+        fail(c, GW_CODE_RESOURCE_EXHAUSTED, msg);
+        return n;
+    }
+    gw_error e;
+    gw_error_clear(&e);
+    bool direct = false;
+    int rc = c->a->request_body(c, data, n, &c->pending, &direct, &e);
+    if (rc) {
+        fail_err(c, rc, &e);
+        return n;
+    }
+    if (direct) {
+        long took = gw_ucall_write(c->uc, data, n);
+        if (took < 0) {
+            fail(c, GW_CODE_INTERNAL, "upstream refused request bytes");
+            return n;
+        }
+        /* Copy only what the upstream could not take now. */
+        if ((size_t)took < n && gw_buf_append(&c->pending, data + took, n - (size_t)took)) {
+            fail(c, GW_CODE_RESOURCE_EXHAUSTED, "out of memory buffering the request");
+            return n;
+        }
+        return n;
+    }
+    flush_pending(c);
+    return n;
+}
+
+static void on_body_end(void *owner)
+{
+    gw_call *c = owner;
+    if (c->finished || !c->uc || c->body_ended)
+        return;
+    gw_error e;
+    gw_error_clear(&e);
+    int rc = c->a->request_end(c, &c->pending, &e);
+    if (rc) {
+        fail_err(c, rc, &e);
+        return;
+    }
+    c->body_ended = true;
+    flush_pending(c);
+}
+
+static void on_writable(void *owner) { flush_pending(owner); }
+
+/* ---- response side ------------------------------------------------------------------ */
+
+static void on_headers(void *owner, const gw_header *md, size_t n)
+{
+    gw_call *c = owner;
+    if (c->finished)
+        return;
+    gw_call_head head = {0};
+    gw_error e;
+    gw_error_clear(&e);
+    int rc = c->a->response_head(c, md, n, &head, &e);
+    if (rc) {
+        fail_err(c, rc, &e);
+        return;
+    }
+    add_cors(c, &head);
+    if (gw_front_req_respond_stream(c->r, head.status, head.headers, head.count) != 0) {
+        fail(c, GW_CODE_INTERNAL, "cannot start the response");
+        return;
+    }
+    c->head_sent = true;
+}
+
+static int push_mark(gw_call *c, size_t bytes, size_t wire_len)
+{
+    if (c->mark_head == c->mark_count) {
+        c->mark_head = c->mark_count = 0;
+    } else if (c->mark_count == c->mark_cap && c->mark_head > c->mark_cap / 2) {
+        memmove(c->marks, c->marks + c->mark_head,
+                (c->mark_count - c->mark_head) * sizeof *c->marks);
+        c->mark_count -= c->mark_head;
+        c->mark_head = 0;
+    }
+    if (c->mark_count == c->mark_cap) {
+        size_t cap = c->mark_cap ? c->mark_cap * 2 : 16;
+        out_mark *m = realloc(c->marks, cap * sizeof *m);
+        if (!m)
+            return GW_ENOMEM;
+        c->marks = m;
+        c->mark_cap = cap;
+    }
+    c->marks[c->mark_count++] = (out_mark){bytes, wire_len};
+    return 0;
+}
+
+static void ack(gw_call *c, size_t used)
+{
+    while (used && c->mark_head < c->mark_count) {
+        out_mark *m = &c->marks[c->mark_head];
+        size_t t = GW_MIN(used, m->bytes_left);
+        m->bytes_left -= t;
+        used -= t;
+        if (m->bytes_left == 0) {
+            if (c->uc && m->wire_len)
+                gw_ucall_consume(c->uc, m->wire_len);
+            c->mark_head++;
+        }
+    }
+}
+
+static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_len)
+{
+    gw_call *c = owner;
+    if (c->finished)
+        return;
+    size_t before = c->out.len;
+    gw_error e;
+    gw_error_clear(&e);
+    int rc = c->a->response_message(c, msg, len, &c->out, &e);
+    if (rc == 0)
+        rc = push_mark(c, c->out.len - before, wire_len);
+    if (rc) {
+        c->out.len = before;
+        fail_err(c, rc, &e);
+        return;
+    }
+    gw_front_req_wake(c->r);
+}
+
+static void on_complete(void *owner, const gw_call_status *st)
+{
+    gw_call *c = owner;
+    c->uc = NULL;
+    finish(c, st);
+}
+
+static const gw_ucall_handlers ucall_handlers = {
+    .on_headers = on_headers,
+    .on_message = on_message,
+    .on_writable = on_writable,
+    .on_complete = on_complete,
+};
+
+/* ---- the front's view ----------------------------------------------------------------- */
+
+static long on_read(void *owner, uint8_t *buf, size_t max)
+{
+    gw_call *c = owner;
+    size_t avail = c->out.len - c->out_off;
+    if (avail == 0)
+        return c->finished ? GW_FRONT_EOF : 0;
+    size_t used, w;
+    if (c->a->response_flush) {
+        w = c->a->response_flush(c, c->out.data + c->out_off, avail, buf, max, &used);
+        if (w == 0)
+            return GW_FRONT_ABORT; /* no room for even one unit: cannot happen with MHD */
+    } else {
+        w = used = GW_MIN(avail, max);
+        memcpy(buf, c->out.data + c->out_off, w);
+    }
+    c->out_off += used;
+    ack(c, used);
+    if (c->out_off == c->out.len) {
+        c->out.len = 0;
+        c->out_off = 0;
+    } else if (c->out_off > 65536 && c->out_off > c->out.len / 2) {
+        gw_buf_consume(&c->out, c->out_off);
+        c->out_off = 0;
+    }
+    return (long)w;
+}
+
+static void on_client_gone(void *owner)
+{
+    gw_call *c = owner;
+    c->client_gone = true;
+    gw_loop_timer_stop(c->loop, &c->deadline);
+    if (c->uc) {
+        gw_ucall_cancel(c->uc);
+        c->uc = NULL;
+    }
+}
+
+static void call_free(gw_call *c)
+{
+    if (c->uc)
+        gw_ucall_cancel(c->uc);
+    gw_loop_timer_stop(c->loop, &c->deadline);
+    if (c->a->fini && c->astate)
+        c->a->fini(c);
+    gw_buf_free(&c->pending);
+    gw_buf_free(&c->out);
+    free(c->marks);
+    gw_arena_free(&c->arena);
+    free(c);
+}
+
+static void on_close(void *owner, bool completed)
+{
+    gw_call *c = owner;
+    if (!completed && c->uc)
+        GW_DEBUG("call %s: client closed early, cancelling", c->method->path);
+    call_free(c);
+}
+
+static const gw_front_req_ops front_ops = {
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .read = on_read,
+    .on_client_gone = on_client_gone,
+    .on_close = on_close,
+};
+
+/* ---- starting ------------------------------------------------------------------------------ */
+
+/* Request headers that are about HTTP itself, not the RPC. */
+static bool http_only_header(const char *n)
+{
+    static const char *const skip[] = {
+        "connection", "host", "content-length", "content-type", "accept-encoding",
+        "transfer-encoding", "te", "keep-alive", "upgrade", "proxy-connection",
+        "proxy-authorization", "x-grpc-web", "x-user-agent", "user-agent", "accept",
+        "origin", "referer", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+        "expect", "accept-language", "cache-control", "pragma", "priority",
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(skip); i++)
+        if (strcasecmp(n, skip[i]) == 0)
+            return true;
+    return strncasecmp(n, "sec-", 4) == 0 || strncasecmp(n, "access-control-", 15) == 0;
+}
+
+static bool metadata_name_ok(const char *n)
+{
+    if (!*n)
+        return false;
+    for (; *n; n++) {
+        char ch = *n;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+typedef struct md_ctx {
+    gw_call *c;
+    int rc;
+} md_ctx;
+
+static bool collect_metadata(void *ctx, const char *name, const char *value)
+{
+    md_ctx *m = ctx;
+    if (http_only_header(name) || !metadata_name_ok(name))
+        return true;
+    if (strcasecmp(name, "cookie") == 0 && !m->c->o->forward_cookies)
+        return true;
+    /* grpc-* names are reserved for the protocol itself. */
+    if (strncasecmp(name, "grpc-", 5) == 0)
+        return true;
+    m->rc = gw_call_add_metadata(m->c, name, value);
+    return m->rc == 0;
+}
+
+static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                         const gw_method_def *m, const gw_call_adapter *a)
+{
+    gw_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    gw_arena_init(&c->arena, 2048, 0);
+    c->o = o;
+    if (cors)
+        c->cors = *cors;
+    c->method = m;
+    c->a = a;
+    c->r = r;
+    c->loop = gw_front_req_loop(r);
+    gw_timer_init(&c->deadline, on_deadline, c);
+    gw_buf_init(&c->pending, o->max_body + 64);
+    gw_buf_init(&c->out, o->max_output + o->max_message + 64 * 1024);
+    if (c->cors.allow_origin)
+        c->cors.allow_origin = gw_arena_strdup(&c->arena, c->cors.allow_origin);
+    c->astate = a->state_size ? gw_arena_calloc(&c->arena, a->state_size) : NULL;
+    if ((cors && cors->allow_origin && !c->cors.allow_origin) || (a->state_size && !c->astate)) {
+        call_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                   const gw_call_adapter *adapter, const void *adapter_arg, int code,
+                   const char *message)
+{
+    gw_call *c = call_new(r, o, cors, NULL, adapter);
+    if (!c)
+        return gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
+    gw_error e;
+    if (adapter->init)
+        (void)adapter->init(c, r, adapter_arg, &e);
+    gw_call_status st = {.code = code, .message = message, .trailers_only = true};
+    finish(c, &st);
+    call_free(c);
+    return 0;
+}
+
+int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                  const gw_method_def *m, gw_backend *b, const gw_call_adapter *adapter,
+                  const void *adapter_arg)
+{
+    gw_call *c = call_new(r, o, cors, m, adapter);
+    if (!c)
+        return gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
+    gw_error e;
+    gw_error_clear(&e);
+    int rc = adapter->init ? adapter->init(c, r, adapter_arg, &e) : 0;
+    if (rc)
+        goto fail;
+
+    md_ctx mc = {c, 0};
+    gw_front_req_headers(r, collect_metadata, &mc);
+    if (mc.rc) {
+        rc = mc.rc;
+        gw_error_set(&e, rc, "more than %zu metadata entries", o->max_metadata);
+        goto fail;
+    }
+
+    uint64_t now = gw_loop_now(c->loop);
+    uint64_t max_ns = o->max_deadline_ms * GW_MS;
+    const char *to = gw_front_req_header(r, "grpc-timeout");
+    uint64_t timeout_ns = max_ns;
+    if (to) {
+        uint64_t t;
+        if (gw_grpc_timeout_parse(to, strlen(to), &t) != 0) {
+            rc = gw_error_set(&e, GW_EPARSE, "malformed grpc-timeout '%.32s'", to);
+            goto fail;
+        }
+        if (!max_ns || t < max_ns)
+            timeout_ns = t;
+    }
+    c->deadline_ns = timeout_ns ? now + timeout_ns : 0;
+
+    gw_ucall_params p = {.path = m->path, .metadata = c->md, .metadata_count = c->md_count,
+                         .deadline_ns = c->deadline_ns};
+    rc = gw_ucall_start(b, &p, &ucall_handlers, c, &c->uc, &e);
+    if (rc)
+        goto fail;
+    if (c->deadline_ns)
+        gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns);
+    gw_front_req_attach(r, &front_ops, c);
+    return 0;
+fail: {
+    gw_call_status st = {.code = gw_call_code_for_err(rc),
+                         .message = e.msg[0] ? e.msg : gw_err_str(rc), .trailers_only = true};
+    c->uc = NULL;
+    finish(c, &st);
+    call_free(c);
+    return rc;
+}
+}

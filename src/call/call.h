@@ -1,0 +1,152 @@
+/*
+ * call — one proxied RPC: joins one HTTP request (gw_front_req) to one
+ * upstream call (gw_ucall) and owns everything that lives as long as it, in
+ * an arena. The call is protocol-neutral; what differs between gRPC-Web and
+ * REST lives in a protocol adapter (gw_call_adapter, below).
+ *
+ * Request side: body bytes arrive from the front, the adapter turns them
+ * into gRPC-framed bytes (or validates them and lets them pass as they
+ * are), and the call writes them to the upstream. When the upstream takes
+ * less than offered, the rest waits in `pending` and the HTTP connection is
+ * suspended until on_writable (backpressure towards the client).
+ *
+ * Response side: upstream headers, messages and the final status go
+ * through the adapter into HTTP status, headers and body bytes. Body bytes
+ * wait in a bounded output queue that the front drains with its content
+ * reader; each message's wire bytes are acknowledged to the upstream
+ * (gw_ucall_consume) only once the front has taken the bytes that carry it,
+ * so a slow client slows its backend stream instead of growing memory.
+ *
+ * Lifetime: gw_call_start attaches the call to the request; the call is
+ * freed when the front closes the request (on_close), never earlier, so a
+ * late event never touches freed memory. A client that goes away cancels
+ * the upstream call at once (RST_STREAM CANCEL).
+ *
+ * Errors are gRPC statuses (code + message) until the adapter turns them
+ * into HTTP in exactly one place (response_status).
+ */
+#ifndef GW_CALL_H
+#define GW_CALL_H
+
+#include "base/base.h"
+#include "front/front.h"
+#include "schema/schema.h"
+#include "upstream/upstream.h"
+
+typedef struct gw_call gw_call;
+
+/* Limits and policy a call runs with; the server fills it from its config.
+ * Borrowed for the call's lifetime (it lives in the immutable config). */
+typedef struct gw_call_options {
+    size_t max_body;            /* request body bytes (after base64); 4 MiB */
+    size_t max_message;         /* one message, either direction; 4 MiB */
+    size_t max_output;          /* response bytes queued for the client; 1 MiB */
+    uint64_t max_deadline_ms;   /* cap on grpc-timeout and default deadline;
+                                   0: none. Default 3600000 */
+    size_t max_metadata;        /* request metadata entries forwarded; 64 */
+    bool forward_cookies;       /* pass Cookie as metadata; default false */
+    const gw_registry *registry;/* for +json transcoding */
+} gw_call_options;
+
+void gw_call_options_init(gw_call_options *o);
+
+/* CORS decision for one request, made by the server before the call. */
+typedef struct gw_call_cors {
+    const char *allow_origin;   /* NULL: no CORS headers */
+    bool credentials;
+    const char *expose_extra;   /* configured extra exposed headers or NULL */
+} gw_call_cors;
+
+/* An HTTP response head under construction (strings in the call arena). */
+typedef struct gw_call_head {
+    int status;
+    gw_front_header *headers;
+    size_t count, cap;
+} gw_call_head;
+
+/*
+ * The protocol adapter: how HTTP bytes become gRPC and back. Each function
+ * returns 0 or a negative gw_err with a message in e; the call maps the
+ * error to a gRPC status (GW_ELIMIT/GW_ENOMEM → RESOURCE_EXHAUSTED,
+ * GW_EPARSE/GW_EINVAL/GW_ERANGE → INVALID_ARGUMENT, GW_ENOTFOUND →
+ * UNIMPLEMENTED, anything else → INTERNAL) and ends the call with it.
+ * Adapter state comes from gw_call_adapter_state (arena, zeroed).
+ */
+typedef struct gw_call_adapter {
+    const char *name;
+    size_t state_size;
+    /* Before the upstream call starts: read request headers, may add
+     * metadata (gw_call_add_metadata). */
+    int (*init)(gw_call *c, gw_front_req *r, const void *arg, gw_error *e);
+    /* Request body bytes in; either sets *direct (the input is already
+     * gRPC framing and was validated: the call forwards it without copying)
+     * or appends gRPC-framed bytes to out. */
+    int (*request_body)(gw_call *c, const uint8_t *in, size_t n, gw_buf *out,
+                        bool *direct, gw_error *e);
+    /* The body ended: flush or check what is left. */
+    int (*request_end)(gw_call *c, gw_buf *out, gw_error *e);
+    /* Response headers from the backend: fill head (status, headers). */
+    int (*response_head)(gw_call *c, const gw_header *md, size_t n, gw_call_head *head,
+                         gw_error *e);
+    /* One response message (unframed protobuf bytes) → body bytes in out. */
+    int (*response_message)(gw_call *c, const uint8_t *msg, size_t len, gw_buf *out,
+                            gw_error *e);
+    /* The final status. head is non-NULL when no head was sent yet (a
+     * Trailers-Only answer or a failure before headers): fill it, and the
+     * body bytes in out are the whole response. Otherwise append the end of
+     * the body (e.g. the gRPC-Web trailer frame) to out. Never fails: an
+     * adapter that cannot encode the status must degrade to something the
+     * client can read. */
+    void (*response_status)(gw_call *c, const gw_call_status *st, gw_call_head *head,
+                            gw_buf *out);
+    /* Transforms queued body bytes at the moment the client takes them
+     * (text mode: padded base64 per flush). Writes at most max bytes to
+     * dst, sets *used to the input consumed, returns bytes written. NULL:
+     * bytes are copied as they are. */
+    size_t (*response_flush)(gw_call *c, const uint8_t *in, size_t n, uint8_t *dst,
+                             size_t max, size_t *used);
+    /* Frees what the state holds outside the arena (may be NULL). Runs
+     * once, whether or not init succeeded. */
+    void (*fini)(gw_call *c);
+} gw_call_adapter;
+
+/* The gRPC-Web adapter (call/grpcweb_adapter.c). `arg` for init is a
+ * const gw_grpcweb_format *. */
+extern const gw_call_adapter gw_call_grpcweb;
+
+/*
+ * Starts a call for request r to method m on backend b. On success the call
+ * is attached to r and owns itself until the front closes r. On failure
+ * before the upstream call started, the client has already been answered
+ * (through the adapter's error form) and nothing is attached. Borrows o,
+ * cors (copied), m, b, adapter. Returns 0, or the error that was answered.
+ */
+int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                  const gw_method_def *m, gw_backend *b, const gw_call_adapter *adapter,
+                  const void *adapter_arg);
+
+/*
+ * Answers r with a gRPC status in the adapter's error form without any
+ * upstream call (unknown method, body too large before reading it).
+ */
+int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                   const gw_call_adapter *adapter, const void *adapter_arg, int code,
+                   const char *message);
+
+/* ---- for adapters ------------------------------------------------------------ */
+
+void *gw_call_adapter_state(gw_call *c);
+gw_arena *gw_call_arena(gw_call *c);
+const gw_call_options *gw_call_opts(const gw_call *c);
+const gw_method_def *gw_call_method(const gw_call *c);
+/* Adds a header to a head (name and value copied into the arena). Returns
+ * 0 or GW_ENOMEM. */
+int gw_call_head_add(gw_call *c, gw_call_head *h, const char *name, size_t name_len,
+                     const char *value, size_t value_len);
+/* Adds request metadata (copied). Returns 0, GW_ELIMIT or GW_ENOMEM. */
+int gw_call_add_metadata(gw_call *c, const char *name, const char *value);
+
+/* Maps a gw_err to the gRPC code the call answers with. */
+int gw_call_code_for_err(int err);
+
+#endif

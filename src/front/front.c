@@ -1,0 +1,606 @@
+/*
+ * The libmicrohttpd side of a worker. See front.h for the contract and
+ * docs/front.md for the reasons behind the suspend/resume rules below; they
+ * follow the 0.9.75 field notes in DESIGN.md:
+ *   - MHD_run only ever runs from a deferred callback, after the batch of
+ *     I/O events, because it frees request state (on_completed) that a stale
+ *     event in the same batch could still name;
+ *   - `suspended` is tracked so that nothing resumes twice;
+ *   - a suspended connection's fd is watched for RDHUP, and the watch is
+ *     removed before resuming;
+ *   - a close at the connection limit makes the next MHD_run immediate.
+ */
+#include "front/front.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+typedef struct front_conn front_conn;
+
+struct gw_front {
+    gw_loop *loop;
+    struct MHD_Daemon *daemon;
+    gw_front_options o;
+    const gw_front_handler *handler;
+    void *server;
+    gw_io epoll_io;        /* MHD's epoll fd inside our loop */
+    gw_hook hook;          /* bounds the wait by MHD_get_timeout */
+    gw_timer mhd_timer;    /* fires MHD_run when MHD's timeout is due */
+    gw_defer run_defer;    /* MHD_run after the current batch */
+    uint16_t port;
+    unsigned connections;
+    size_t active;         /* requests with an attached handler */
+    bool stopping;
+    bool quiesced;
+    gw_front_req *reqs;    /* every live request (for shutdown) */
+};
+
+struct front_conn {
+    gw_front *f;
+    int fd;
+    gw_timer timer;        /* header / idle keep-alive timeout */
+};
+
+struct gw_front_req {
+    gw_front *f;
+    struct MHD_Connection *mc;
+    front_conn *conn;
+    const char *method;
+    const char *path;
+    const gw_front_req_ops *ops;
+    void *owner;
+    struct MHD_Response *resp;   /* set, not yet queued */
+    int status;
+    size_t discarded;
+    gw_io watch;                 /* client fd while suspended */
+    gw_front_req *prev, *next;
+    bool started;
+    bool body_done;
+    bool resp_queued;
+    bool suspended;
+    bool client_gone;
+    char uri[];                  /* raw request target */
+};
+
+void gw_front_options_init(gw_front_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "0.0.0.0";
+    o->connection_limit = 4096;
+    o->memory_limit = 16 * 1024;
+    o->max_header_count = 100;
+    o->header_timeout_ms = 10000;
+    o->idle_timeout_ms = 60000;
+    o->inactivity_timeout_s = 300;
+    o->discard_limit = 1024 * 1024;
+}
+
+/* ---- running MHD ----------------------------------------------------------- */
+
+static void run_now(void *owner)
+{
+    gw_front *f = owner;
+    if (f->daemon && !f->stopping)
+        MHD_run(f->daemon);
+}
+
+static void schedule_run(gw_front *f) { gw_loop_defer(f->loop, &f->run_defer); }
+
+static void on_epoll_ready(void *owner, uint32_t events) { schedule_run(owner); }
+
+static void on_mhd_timer(void *owner) { schedule_run(owner); }
+
+static int mhd_timeout_hook(void *owner)
+{
+    gw_front *f = owner;
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (!f->daemon || f->stopping || MHD_get_timeout(f->daemon, &ms) != MHD_YES)
+        return -1;
+    if (ms > INT32_MAX)
+        ms = INT32_MAX;
+    gw_loop_timer_start(f->loop, &f->mhd_timer, gw_now_ns() + ms * GW_MS);
+    return (int)ms;
+}
+
+/* ---- connections: header and idle timeouts ------------------------------------ */
+
+static void on_conn_timeout(void *owner)
+{
+    front_conn *c = owner;
+    /* MHD has no call to close a connection it is not suspending; shutting
+     * the socket down makes its next read see EOF and close it. */
+    GW_DEBUG("front: closing fd %d: no complete request in time", c->fd);
+    shutdown(c->fd, SHUT_RDWR);
+    schedule_run(c->f);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    gw_front *f = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        f->connections++;
+        front_conn *c = calloc(1, sizeof *c);
+        if (!c)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->f = f;
+        c->fd = ci ? ci->connect_fd : -1;
+        gw_timer_init(&c->timer, on_conn_timeout, c);
+        if (f->o.header_timeout_ms)
+            gw_loop_timer_start(f->loop, &c->timer,
+                                gw_now_ns() + f->o.header_timeout_ms * GW_MS);
+        *socket_context = c;
+        return;
+    }
+    if (f->connections-- == f->o.connection_limit)
+        schedule_run(f); /* the listen socket is re-enabled on the next run */
+    front_conn *c = *socket_context;
+    if (c) {
+        gw_loop_timer_stop(f->loop, &c->timer);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* ---- suspend / resume -------------------------------------------------------- */
+
+static void on_client_watch(void *owner, uint32_t events);
+
+static void suspend(gw_front_req *r)
+{
+    if (r->suspended || r->f->stopping || r->client_gone)
+        return;
+    MHD_suspend_connection(r->mc);
+    r->suspended = true;
+    if (r->conn && r->conn->fd >= 0)
+        gw_loop_io_add(r->f->loop, &r->watch, r->conn->fd, GW_IO_RDHUP, on_client_watch, r);
+}
+
+static void resume(gw_front_req *r)
+{
+    if (!r->suspended)
+        return;
+    gw_loop_io_remove(r->f->loop, &r->watch);
+    r->suspended = false;
+    MHD_resume_connection(r->mc);
+    schedule_run(r->f);
+}
+
+static void on_client_watch(void *owner, uint32_t events)
+{
+    gw_front_req *r = owner;
+    gw_loop_io_remove(r->f->loop, &r->watch);
+    if (r->client_gone)
+        return;
+    r->client_gone = true;
+    if (r->ops && r->ops->on_client_gone)
+        r->ops->on_client_gone(r->owner);
+    /* Resumed, MHD sees the closed socket (or our MHD_NO) and completes. */
+    resume(r);
+}
+
+void gw_front_req_wake(gw_front_req *r) { resume(r); }
+
+/* ---- responses ----------------------------------------------------------------- */
+
+static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    gw_front_req *r = cls;
+    if (r->client_gone || !r->ops)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    long n = r->ops->read(r->owner, (uint8_t *)buf, max);
+    if (n > 0)
+        return n;
+    if (n == 0) {
+        if (r->f->stopping)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        suspend(r);
+        return 0;
+    }
+    return n == GW_FRONT_EOF ? MHD_CONTENT_READER_END_OF_STREAM
+                             : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static int set_response(gw_front_req *r, struct MHD_Response *resp, int status,
+                        const gw_front_header *headers, size_t n)
+{
+    if (!resp)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (MHD_add_response_header(resp, headers[i].name, headers[i].value) != MHD_YES) {
+            MHD_destroy_response(resp);
+            return GW_ENOMEM;
+        }
+    r->resp = resp;
+    r->status = status;
+    /* A connection waiting for its answer resumes to queue it. */
+    if (r->body_done)
+        resume(r);
+    return 0;
+}
+
+int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
+                         size_t n, const void *body, size_t body_len)
+{
+    if (r->resp || r->resp_queued)
+        return GW_ESTATE;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    return set_response(r, resp, status, headers, n);
+}
+
+int gw_front_req_respond_stream(gw_front_req *r, int status,
+                                const gw_front_header *headers, size_t n)
+{
+    if (r->resp || r->resp_queued || !r->ops)
+        return GW_ESTATE;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_body, r, NULL);
+    return set_response(r, resp, status, headers, n);
+}
+
+static enum MHD_Result queue(gw_front_req *r)
+{
+    enum MHD_Result ret = MHD_queue_response(r->mc, (unsigned)r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    r->resp_queued = true;
+    return ret;
+}
+
+/* An answer given before reading the body: sent at once with Connection:
+ * close (MHD does that when queueing in the first call). */
+static enum MHD_Result reject(gw_front_req *r, int status, const char *text)
+{
+    static const gw_front_header h[] = {{"Content-Type", "text/plain; charset=utf-8"},
+                                        {"Connection", "close"}};
+    if (gw_front_req_respond(r, status, h, GW_ARRAY_LEN(h), text, strlen(text)) != 0)
+        return MHD_NO;
+    return queue(r);
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+    gw_front *f = cls;
+    size_t n = strlen(uri);
+    gw_front_req *r = calloc(1, sizeof *r + n + 1);
+    if (!r)
+        return NULL;
+    memcpy(r->uri, uri, n + 1);
+    r->f = f;
+    r->mc = mc;
+    r->next = f->reqs;
+    if (f->reqs)
+        f->reqs->prev = r;
+    f->reqs = r;
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    gw_front *f = cls;
+    gw_front_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    gw_loop_io_remove(f->loop, &r->watch);
+    if (r->ops) {
+        f->active--;
+        r->ops->on_close(r->owner, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    }
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        f->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    /* The connection may carry another request: give it the idle time. */
+    if (r->conn && f->o.idle_timeout_ms && !f->stopping)
+        gw_loop_timer_start(f->loop, &r->conn->timer,
+                            gw_loop_now(f->loop) + f->o.idle_timeout_ms * GW_MS);
+    free(r);
+}
+
+typedef struct header_scan {
+    unsigned count;
+    const char *content_length;
+    const char *transfer_encoding;
+    unsigned te_count;
+} header_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    header_scan *s = cls;
+    s->count++;
+    if (strcasecmp(key, "content-length") == 0)
+        s->content_length = value;
+    else if (strcasecmp(key, "transfer-encoding") == 0) {
+        s->transfer_encoding = value;
+        s->te_count++;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Connection *mc,
+                                  const char *url, const char *method)
+{
+    r->started = true;
+    r->mc = mc;
+    r->method = method;
+    r->path = url;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->conn = ci ? ci->socket_context : NULL;
+    if (r->conn)
+        gw_loop_timer_stop(f->loop, &r->conn->timer);
+
+    header_scan s = {0};
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, scan_header, &s);
+    /* libmicrohttpd 0.9.75 lets Transfer-Encoding override Content-Length:
+     * a front proxy may have read the body the other way (smuggling). */
+    if (s.transfer_encoding && s.content_length)
+        return reject(r, 400, "Content-Length and Transfer-Encoding together\n");
+    if (s.transfer_encoding && (s.te_count > 1 || strcasecmp(s.transfer_encoding, "chunked")))
+        return reject(r, 400, "unsupported Transfer-Encoding (only chunked)\n");
+    if (s.count > f->o.max_header_count)
+        return reject(r, 431, "too many header fields\n");
+
+    f->handler->on_request(f->server, r);
+    if (!r->resp && !r->ops)
+        return reject(r, 500, "no handler answered\n");
+    if (r->resp && !r->ops) {
+        long long cl = gw_front_req_content_length(r);
+        bool chunked = s.transfer_encoding != NULL;
+        /* A body too big to drop politely: answer now and close. */
+        if (cl > (long long)f->o.discard_limit ||
+            (chunked && f->o.discard_limit == 0)) {
+            MHD_add_response_header(r->resp, "Connection", "close");
+            return queue(r);
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    gw_front *f = cls;
+    gw_front_req *r = *con_cls;
+    if (!r)
+        return MHD_NO; /* out of memory in on_uri */
+    if (!r->started)
+        return first_call(f, r, mc, url, method);
+    if (r->client_gone)
+        return MHD_NO;
+
+    if (*upload_size > 0) {
+        if (r->resp || r->resp_queued || !r->ops) {
+            /* Already answered: read and drop the rest, within reason. */
+            r->discarded += *upload_size;
+            *upload_size = 0;
+            return r->discarded > f->o.discard_limit ? MHD_NO : MHD_YES;
+        }
+        size_t offered = *upload_size;
+        size_t took = r->ops->on_body(r->owner, (const uint8_t *)upload_data, offered);
+        if (took > offered)
+            took = offered;
+        *upload_size = offered - took;
+        if (*upload_size > 0 && !r->resp)
+            suspend(r);
+        return MHD_YES;
+    }
+
+    if (!r->body_done) {
+        r->body_done = true;
+        if (r->ops)
+            r->ops->on_body_end(r->owner);
+        if (r->client_gone)
+            return MHD_NO;
+    }
+    if (r->resp)
+        return queue(r);
+    if (r->resp_queued)
+        return MHD_YES;
+    /* The answer is not known yet (waiting for the backend). */
+    suspend(r);
+    return MHD_YES;
+}
+
+/* ---- request accessors ---------------------------------------------------------- */
+
+const char *gw_front_req_method(const gw_front_req *r) { return r->method; }
+const char *gw_front_req_path(const gw_front_req *r) { return r->path; }
+gw_loop *gw_front_req_loop(const gw_front_req *r) { return r->f->loop; }
+
+const char *gw_front_req_header(const gw_front_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->mc, MHD_HEADER_KIND, name);
+}
+
+typedef struct iter_ctx {
+    bool (*fn)(void *ctx, const char *name, const char *value);
+    void *ctx;
+} iter_ctx;
+
+static enum MHD_Result iter_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    iter_ctx *it = cls;
+    return it->fn(it->ctx, key, value ? value : "") ? MHD_YES : MHD_NO;
+}
+
+void gw_front_req_headers(const gw_front_req *r,
+                          bool (*fn)(void *ctx, const char *name, const char *value),
+                          void *ctx)
+{
+    iter_ctx it = {fn, ctx};
+    MHD_get_connection_values(r->mc, MHD_HEADER_KIND, iter_header, &it);
+}
+
+long long gw_front_req_content_length(const gw_front_req *r)
+{
+    const char *v = gw_front_req_header(r, "Content-Length");
+    if (!v || !*v)
+        return -1;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || n < 0)
+        return -1;
+    return n;
+}
+
+void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *owner)
+{
+    if (r->ops)
+        return;
+    r->ops = ops;
+    r->owner = owner;
+    r->f->active++;
+}
+
+/* ---- the daemon ------------------------------------------------------------------ */
+
+static int bind_address(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                        gw_error *e)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        return 0;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return 0;
+    }
+    return gw_error_set(e, GW_EINVAL, "listen address '%s' is not a numeric IPv4/IPv6 address",
+                        host);
+}
+
+int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handler *h,
+                 void *server, gw_front **out, gw_error *e)
+{
+    *out = NULL;
+    gw_front *f = calloc(1, sizeof *f);
+    if (!f)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    f->loop = loop;
+    f->o = *o;
+    f->handler = h;
+    f->server = server;
+    gw_timer_init(&f->mhd_timer, on_mhd_timer, f);
+    gw_defer_init(&f->run_defer, run_now, f);
+
+    struct sockaddr_storage ss;
+    int rc = bind_address(o->host, o->port, &ss, e);
+    if (rc)
+        goto out;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    f->daemon = MHD_start_daemon(
+        flags, o->port, NULL, NULL, on_access, f,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)o->per_ip_limit,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->inactivity_timeout_s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, f,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
+        MHD_OPTION_END);
+    if (!f->daemon) {
+        rc = gw_error_set(e, GW_EIO, "cannot listen on %s:%u (address in use or not local?)",
+                          o->host, o->port);
+        goto out;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(f->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    f->port = di ? di->port : o->port;
+    di = MHD_get_daemon_info(f->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di) {
+        rc = gw_error_set(e, GW_EIO, "libmicrohttpd gave no epoll fd");
+        goto out;
+    }
+    rc = gw_loop_io_add(loop, &f->epoll_io, di->epoll_fd, GW_IO_READ, on_epoll_ready, f);
+    if (rc) {
+        gw_error_set(e, rc, "cannot watch libmicrohttpd's epoll fd");
+        goto out;
+    }
+    gw_loop_hook_add(loop, &f->hook, mhd_timeout_hook, f);
+    schedule_run(f);
+    *out = f;
+    return 0;
+out:
+    if (f->daemon)
+        MHD_stop_daemon(f->daemon);
+    free(f);
+    return rc;
+}
+
+uint16_t gw_front_port(const gw_front *f) { return f->port; }
+size_t gw_front_active(const gw_front *f) { return f->active; }
+
+void gw_front_quiesce(gw_front *f)
+{
+    if (f->quiesced || !f->daemon)
+        return;
+    f->quiesced = true;
+    MHD_socket fd = MHD_quiesce_daemon(f->daemon);
+    /* External event loop: the socket is ours to close now. */
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void gw_front_del(gw_front *f)
+{
+    if (!f)
+        return;
+    /* Field notes: nothing may suspend again, every suspended connection is
+     * resumed, and MHD_stop_daemon runs without another MHD_run. */
+    f->stopping = true;
+    for (gw_front_req *r = f->reqs; r; r = r->next) {
+        if (r->suspended) {
+            if (!r->client_gone && r->ops && r->ops->on_client_gone) {
+                r->client_gone = true;
+                r->ops->on_client_gone(r->owner);
+            }
+            r->client_gone = true;
+            gw_loop_io_remove(f->loop, &r->watch);
+            r->suspended = false;
+            MHD_resume_connection(r->mc);
+        }
+    }
+    gw_loop_io_remove(f->loop, &f->epoll_io);
+    gw_loop_hook_remove(f->loop, &f->hook);
+    gw_loop_timer_stop(f->loop, &f->mhd_timer);
+    gw_loop_defer_cancel(f->loop, &f->run_defer);
+    MHD_stop_daemon(f->daemon);
+    free(f);
+}

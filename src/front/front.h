@@ -1,0 +1,147 @@
+/*
+ * front — the HTTP/1.1 server side, the only module that includes
+ * microhttpd.h. One gw_front per worker: a libmicrohttpd daemon in external
+ * epoll mode whose epoll fd sits in the worker's gw_loop, listening with
+ * SO_REUSEPORT so that every worker binds the same port.
+ *
+ * The front hides libmicrohttpd's suspend/resume rules (DESIGN.md field
+ * notes) behind one request object, gw_front_req, and a small handler
+ * interface:
+ *   - on_request runs once the request headers are complete. The handler
+ *     either answers at once (gw_front_req_respond with a fixed body) or
+ *     attaches itself (gw_front_req_attach) to receive the body and to
+ *     produce a streamed response later.
+ *   - Body bytes are offered to on_body; taking fewer than offered suspends
+ *     the connection until the handler calls gw_front_req_wake.
+ *   - The response head is given with gw_front_req_respond_stream once known;
+ *     body bytes are pulled through `read`, which may answer "nothing yet"
+ *     (the connection is suspended until gw_front_req_wake).
+ *   - While suspended, the client socket is watched; if the client goes
+ *     away, on_client_gone runs at once (cancel the backend work there).
+ *   - on_close runs exactly once for an attached request, from the loop,
+ *     when the front is done with it: after it returns the request is gone.
+ *
+ * Our own timeouts, because libmicrohttpd 0.9.75 has none for these: the
+ * time to receive request headers (slowloris), idle keep-alive time, and an
+ * inactivity timeout for the rest. Per-call deadlines belong to the handler.
+ *
+ * HTTP hygiene done here for every request: Content-Length together with
+ * Transfer-Encoding, or a Transfer-Encoding other than chunked → 400 and
+ * close; too many header fields → 431; a declared Content-Length above the
+ * body limit → 413 (or the handler's own answer, see max_body).
+ *
+ * Threading: a front belongs to one loop and is used from its thread only.
+ */
+#ifndef GW_FRONT_H
+#define GW_FRONT_H
+
+#include "base/base.h"
+#include "loop/loop.h"
+
+typedef struct gw_front gw_front;
+typedef struct gw_front_req gw_front_req;
+
+/* A response header; the strings are copied when the response is built. */
+typedef struct gw_front_header {
+    const char *name;
+    const char *value;
+} gw_front_header;
+
+typedef struct gw_front_options {
+    const char *host;              /* numeric address to bind; "0.0.0.0" or "::" */
+    uint16_t port;                 /* 0: pick one (the first worker), see gw_front_port */
+    unsigned connection_limit;     /* per worker; default 4096 */
+    unsigned per_ip_limit;         /* connections per client IP per worker; 0 none */
+    size_t memory_limit;           /* per-connection read buffer = header size
+                                      limit; default 16 KiB */
+    unsigned max_header_count;     /* default 100 */
+    uint32_t header_timeout_ms;    /* first request headers; default 10000 */
+    uint32_t idle_timeout_ms;      /* keep-alive wait for the next request; 60000 */
+    uint32_t inactivity_timeout_s; /* libmicrohttpd's own; default 300 */
+    size_t discard_limit;          /* body bytes read and dropped after an early
+                                      answer before closing instead; 1 MiB */
+} gw_front_options;
+
+void gw_front_options_init(gw_front_options *o);
+
+/* What the front asks of whoever answers requests (the server). */
+typedef struct gw_front_handler {
+    /* Headers complete. Answer with gw_front_req_respond, or attach. If the
+     * function does neither, the front answers 500. */
+    void (*on_request)(void *server, gw_front_req *r);
+} gw_front_handler;
+
+/* What an attached request handler (a call) implements. */
+typedef struct gw_front_req_ops {
+    /* Body bytes; returns how many were taken (0..n). Fewer than n suspends
+     * the connection; the rest is offered again after gw_front_req_wake. */
+    size_t (*on_body)(void *owner, const uint8_t *data, size_t n);
+    /* The whole body was received. */
+    void (*on_body_end)(void *owner);
+    /* Response body: copy up to max bytes into buf. Returns the count (> 0),
+     * 0 for "nothing yet" (suspends until gw_front_req_wake), GW_FRONT_EOF
+     * or GW_FRONT_ABORT (close the connection without finishing). */
+    long (*read)(void *owner, uint8_t *buf, size_t max);
+    /* The client went away while the connection was suspended. The request
+     * object stays valid until on_close. */
+    void (*on_client_gone)(void *owner);
+    /* Last callback. `completed` is true if the response was fully sent. */
+    void (*on_close)(void *owner, bool completed);
+} gw_front_req_ops;
+#define GW_FRONT_EOF (-1)
+#define GW_FRONT_ABORT (-2)
+
+/*
+ * Creates the daemon and adds it to loop. Borrows loop, handler and server
+ * (must outlive the front). Returns 0, GW_EIO (bind/listen failed: message
+ * in e) or GW_ENOMEM.
+ */
+int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handler *h,
+                 void *server, gw_front **out, gw_error *e);
+/* The port actually bound (after port 0). */
+uint16_t gw_front_port(const gw_front *f);
+/* Stops accepting new connections (graceful stop); open ones continue. */
+void gw_front_quiesce(gw_front *f);
+/* Requests attached and not yet closed. */
+size_t gw_front_active(const gw_front *f);
+/* Closes everything: attached requests get on_client_gone (if still
+ * waiting) and on_close before it returns. */
+void gw_front_del(gw_front *f);
+
+/* ---- the request, valid from on_request until on_close ------------------- */
+
+const char *gw_front_req_method(const gw_front_req *r);
+const char *gw_front_req_path(const gw_front_req *r);   /* without the query */
+/* First value of a request header (case-insensitive name), or NULL. */
+const char *gw_front_req_header(const gw_front_req *r, const char *name);
+/* Calls fn for every request header; stops early if fn returns false. */
+void gw_front_req_headers(const gw_front_req *r,
+                          bool (*fn)(void *ctx, const char *name, const char *value),
+                          void *ctx);
+/* Declared Content-Length, or -1 (chunked or absent). */
+long long gw_front_req_content_length(const gw_front_req *r);
+gw_loop *gw_front_req_loop(const gw_front_req *r);
+
+/*
+ * Answers with a complete body (copied). Allowed in on_request, and for an
+ * attached request until the response started. A request with a body not
+ * yet received gets the body read and dropped (up to discard_limit, else the
+ * connection closes after the answer). Returns 0, GW_ESTATE (a response is
+ * already set) or GW_ENOMEM.
+ */
+int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
+                         size_t n, const void *body, size_t body_len);
+/* Attaches ops/owner to receive the body and produce the response. */
+void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *owner);
+/*
+ * Sets the head of a streamed response (chunked); the body comes from
+ * ops->read. Takes effect once the request body has been received. Returns
+ * 0, GW_ESTATE or GW_ENOMEM.
+ */
+int gw_front_req_respond_stream(gw_front_req *r, int status,
+                                const gw_front_header *headers, size_t n);
+/* Resumes a suspended connection (body room or response bytes ready). Safe
+ * to call at any time before on_close. */
+void gw_front_req_wake(gw_front_req *r);
+
+#endif
