@@ -1,2 +1,0 @@
-/* Replaced by the transcoder implementation. */
-#include "base/base.h"
