@@ -915,7 +915,12 @@ static const gw_message_def *resolve_message(build_ctx *c, const gw_method_def *
 {
     const gw_file_def *file = m->service->file;
     const gw_sym *s = ref && ref[0] ? resolve(c, m->service->full_name, ref) : NULL;
-    if (!s || s->kind != GW_SYM_MESSAGE) {
+    if (s && s->kind != GW_SYM_MESSAGE) {
+        *rc = gw_error_set(c->e, GW_EPARSE, "%s: %s: %s: %s type %s is not a message",
+                           file->source, file->name, m->full_name, what, ref);
+        return NULL;
+    }
+    if (!s) {
         *rc = gw_error_set(c->e, GW_ENOTFOUND, "%s: %s: %s: unknown %s type %s", file->source,
                            file->name, m->full_name, what, ref ? ref : "(none)");
         return NULL;
