@@ -1,0 +1,143 @@
+/*
+ * HTTP headers ⇄ gRPC metadata, and grpc-timeout.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rest/rest.h"
+
+#define KEY_MAX 256
+
+static bool valid_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+}
+
+/* Lowercases name[0..n) into out; false when it is not a metadata key we
+ * may forward (invalid characters, too long, reserved "grpc-" prefix). */
+static bool make_key(const char *name, size_t n, char out[KEY_MAX])
+{
+    if (n == 0 || n >= KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (!valid_key_char(c))
+            return false;
+        out[i] = c;
+    }
+    out[n] = '\0';
+    return strncmp(out, "grpc-", 5) != 0;
+}
+
+static bool printable(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 || (unsigned char)*v > 0x7e)
+            return false;
+    return true;
+}
+
+static int emit(gw_rest_metadata_fn fn, void *ctx, const char *name, size_t n, const char *v)
+{
+    char key[KEY_MAX];
+    if (!make_key(name, n, key) || !printable(v))
+        return 0;
+    return fn(ctx, key, v);
+}
+
+int gw_rest_parse_timeout(const char *s, int64_t *ns)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 9)
+        return GW_EPARSE;
+    int64_t v = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return GW_EPARSE;
+        v = v * 10 + (s[i] - '0');
+    }
+    int64_t unit;
+    switch (s[n - 1]) {
+    case 'H': unit = 3600LL * 1000000000LL; break;
+    case 'M': unit = 60LL * 1000000000LL; break;
+    case 'S': unit = 1000000000LL; break;
+    case 'm': unit = 1000000LL; break;
+    case 'u': unit = 1000LL; break;
+    case 'n': unit = 1; break;
+    default: return GW_EPARSE;
+    }
+    /* 99999999H does not fit in int64 nanoseconds: saturate, it is
+     * "no deadline worth tracking" either way. */
+    *ns = v > INT64_MAX / unit ? INT64_MAX : v * unit;
+    return 0;
+}
+
+int gw_rest_request_metadata(const gw_rest_options *o, const gw_rest_header *h, size_t n,
+                             const char *peer, gw_rest_metadata_fn fn, void *ctx,
+                             int64_t *timeout_ns, gw_rest_status *st)
+{
+    static const char prefix[] = "grpc-metadata-";
+    const size_t plen = sizeof(prefix) - 1;
+    const char *xff = NULL, *xfh = NULL, *host = NULL;
+    *timeout_ns = -1;
+    gw_rest_status_clear(st);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = h[i].name, *v = h[i].value ? h[i].value : "";
+        size_t nl = strlen(name);
+        int rc = 0;
+        if (gw_strn_case_eq(name, nl, "authorization")) {
+            rc = emit(fn, ctx, "authorization", 13, v);
+        } else if (nl > plen && gw_strn_case_eq(name, plen, prefix)) {
+            rc = emit(fn, ctx, name + plen, nl - plen, v);
+        } else if (gw_strn_case_eq(name, nl, "grpc-timeout")) {
+            if (gw_rest_parse_timeout(v, timeout_ns)) {
+                st->code = GW_CODE_INVALID_ARGUMENT;
+                st->http_status = 400;
+                snprintf(st->message, sizeof(st->message),
+                         "Grpc-Timeout '%.40s': expected 1 to 8 digits and a unit "
+                         "(H, M, S, m, u or n)", v);
+                return GW_EINVAL;
+            }
+        } else if (gw_strn_case_eq(name, nl, "x-forwarded-for")) {
+            xff = v;
+        } else if (gw_strn_case_eq(name, nl, "x-forwarded-host")) {
+            xfh = v;
+        } else if (gw_strn_case_eq(name, nl, "host")) {
+            host = v;
+        } else {
+            for (size_t k = 0; k < o->header_allowlist_count; k++)
+                if (gw_strn_case_eq(name, nl, o->header_allowlist[k]) &&
+                    strlen(o->header_allowlist[k]) == nl) {
+                    rc = emit(fn, ctx, name, nl, v);
+                    break;
+                }
+        }
+        if (rc)
+            return rc;
+    }
+    int rc = 0;
+    if (peer && *peer) {
+        if (xff && *xff) {
+            char buf[1024];
+            int w = snprintf(buf, sizeof(buf), "%s, %s", xff, peer);
+            if (w > 0 && (size_t)w < sizeof(buf))
+                rc = emit(fn, ctx, "x-forwarded-for", 15, buf);
+        } else {
+            rc = emit(fn, ctx, "x-forwarded-for", 15, peer);
+        }
+    } else if (xff && *xff) {
+        rc = emit(fn, ctx, "x-forwarded-for", 15, xff);
+    }
+    if (rc == 0 && ((xfh && *xfh) || (host && *host)))
+        rc = emit(fn, ctx, "x-forwarded-host", 16, xfh && *xfh ? xfh : host);
+    return rc;
+}
+
+int gw_rest_metadata_header_name(const char *key, bool trailer, char *out, size_t cap)
+{
+    int w = snprintf(out, cap, "%s%s", trailer ? "Grpc-Trailer-" : "Grpc-Metadata-", key);
+    return w < 0 || (size_t)w >= cap ? GW_ELIMIT : 0;
+}
