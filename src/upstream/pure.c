@@ -124,7 +124,8 @@ uint64_t gw_backoff_next(gw_backoff *b)
     uint64_t delay = base * 4 / 5 + (base * 2 / 5 * r >> 32);
     uint64_t next = base * 8 / 5;
     b->current_ms = next > GW_BACKOFF_MAX_MS ? GW_BACKOFF_MAX_MS : next;
-    return delay;
+    /* Never wait longer than the cap, even with positive jitter. */
+    return delay > GW_BACKOFF_MAX_MS ? GW_BACKOFF_MAX_MS : delay;
 }
 
 /* ---- deframer ---------------------------------------------------------------- */

@@ -172,7 +172,7 @@ int gw_upstream_code_from_h2(uint32_t h2_error);
 
 /* Reconnect backoff (gRPC connection-backoff.md): the first delay is 1 s,
  * each further one 1.6 times the previous, capped at 120 s, and every delay
- * handed out is jittered uniformly by ±20 %. */
+ * handed out is jittered uniformly by ±20 % (and still never above 120 s). */
 typedef struct gw_backoff {
     uint64_t current_ms;           /* un-jittered delay for the next failure */
     uint32_t (*random)(void *ctx); /* never NULL after init */
