@@ -1,9 +1,142 @@
+/* grpcgate serve: flags, then the config file, then flags again on top. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "server/server.h"
+
+static void serve_usage(FILE *f)
+{
+    fputs("usage: grpcgate serve --backend URL --descriptor FILE... [--listen HOST:PORT]\n"
+          "                      [--workers N] [--config FILE] [--log-level LEVEL]\n"
+          "\n"
+          "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0\n"
+          "                        picks a free one); prints 'listening on HOST:PORT'\n"
+          "  --backend URL         gRPC backend: http://host:port, https://host:port, unix:/path\n"
+          "  --descriptor FILE     FileDescriptorSet (protoc --include_imports\n"
+          "                        --descriptor_set_out); repeat for several\n"
+          "  --workers N           worker threads (default: one per CPU)\n"
+          "  --config FILE         JSON configuration (limits, CORS, ...); flags win\n"
+          "  --log-level LEVEL     debug, info, warn, error or off\n"
+          "\n"
+          "SIGTERM or SIGINT stops accepting, drains calls, then exits 0.\n",
+          f);
+}
+
+typedef struct serve_flags {
+    const char *listen, *backend, *config, *log_level;
+    const char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
+    size_t descriptor_count;
+    long workers;
+} serve_flags;
+
+static int parse_flags(int argc, char **argv, serve_flags *f)
+{
+    f->workers = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            serve_usage(stdout);
+            return 1;
+        }
+        const char *eq = strchr(a, '=');
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+#define FLAG(name) (nl == strlen(name) && strncmp(a, name, nl) == 0)
+        if (!(FLAG("--listen") || FLAG("--backend") || FLAG("--descriptor") ||
+              FLAG("--workers") || FLAG("--config") || FLAG("--log-level"))) {
+            fprintf(stderr, "grpcgate serve: unknown option '%s'\n", a);
+            return 2;
+        }
+        if (!val) {
+            fprintf(stderr, "grpcgate serve: %s needs a value\n", a);
+            return 2;
+        }
+        if (!eq)
+            i++;
+        if (FLAG("--listen"))
+            f->listen = val;
+        else if (FLAG("--backend"))
+            f->backend = val;
+        else if (FLAG("--config"))
+            f->config = val;
+        else if (FLAG("--log-level"))
+            f->log_level = val;
+        else if (FLAG("--descriptor")) {
+            if (f->descriptor_count == GW_SERVER_MAX_DESCRIPTORS) {
+                fprintf(stderr, "grpcgate serve: too many --descriptor files\n");
+                return 2;
+            }
+            f->descriptors[f->descriptor_count++] = val;
+        } else {
+            char *end;
+            long n = strtol(val, &end, 10);
+            if (*end || n < 1 || n > 1024) {
+                fprintf(stderr, "grpcgate serve: --workers wants 1..1024\n");
+                return 2;
+            }
+            f->workers = n;
+        }
+#undef FLAG
+    }
+    return 0;
+}
 
 int gw_cmd_serve(int argc, char **argv)
 {
-    fprintf(stderr, "grpcgate %s: not implemented yet\n", argv[0]);
-    return 2;
+    serve_flags f = {0};
+    int rc = parse_flags(argc, argv, &f);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    gw_server_config cfg;
+    gw_server_config_init(&cfg);
+    gw_error e;
+    gw_error_clear(&e);
+    int status = 2;
+    if (f.config && gw_server_config_load(&cfg, f.config, &e) != 0) {
+        fprintf(stderr, "grpcgate serve: %s\n", e.msg);
+        goto out;
+    }
+    if ((f.listen && gw_server_config_set_string(&cfg.listen, f.listen)) ||
+        (f.backend && gw_server_config_set_string(&cfg.backend, f.backend)))
+        goto oom;
+    if (f.descriptor_count) {
+        for (size_t i = 0; i < cfg.descriptor_count; i++)
+            free(cfg.descriptors[i]);
+        cfg.descriptor_count = 0;
+        for (size_t i = 0; i < f.descriptor_count; i++) {
+            cfg.descriptors[i] = strdup(f.descriptors[i]);
+            if (!cfg.descriptors[i])
+                goto oom;
+            cfg.descriptor_count++;
+        }
+    }
+    if (f.workers > 0)
+        cfg.workers = (unsigned)f.workers;
+    if (f.log_level) {
+        static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+        size_t i = 0;
+        while (i < GW_ARRAY_LEN(names) && strcmp(names[i], f.log_level) != 0)
+            i++;
+        if (i == GW_ARRAY_LEN(names)) {
+            fprintf(stderr, "grpcgate serve: --log-level: debug, info, warn, error or off\n");
+            goto out;
+        }
+        cfg.log_level = (gw_log_level)i;
+    }
+    gw_log_set_level(cfg.log_level);
+    if (gw_server_run(&cfg, &e) != 0) {
+        fprintf(stderr, "grpcgate serve: %s\n", e.msg);
+        status = e.code == GW_EINVAL ? 2 : 1;
+        goto out;
+    }
+    status = 0;
+    goto out;
+oom:
+    fprintf(stderr, "grpcgate serve: out of memory\n");
+    status = 1;
+out:
+    gw_server_config_free(&cfg);
+    return status;
 }

@@ -1,0 +1,305 @@
+/* The serve configuration: defaults and the JSON file. See server.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "server/server.h"
+
+void gw_server_config_init(gw_server_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->drain_timeout_ms = 10000;
+    c->log_level = GW_LOG_INFO;
+    gw_front_options_init(&c->front);
+    gw_call_options_init(&c->call);
+    gw_backend_options_init(&c->upstream);
+    c->cors_max_age_s = 600;
+}
+
+void gw_server_config_free(gw_server_config *c)
+{
+    free(c->listen);
+    free(c->backend);
+    for (size_t i = 0; i < c->descriptor_count; i++)
+        free(c->descriptors[i]);
+    for (size_t i = 0; i < c->origin_count; i++)
+        free(c->origins[i]);
+    free(c->cors_allow_headers);
+    free(c->cors_expose_headers);
+    memset(c, 0, sizeof *c);
+}
+
+int gw_server_config_set_string(char **slot, const char *value)
+{
+    char *s = strdup(value);
+    if (!s)
+        return GW_ENOMEM;
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+/* ---- typed readers ------------------------------------------------------------ */
+
+static int want_uint(json_t *v, const char *key, uint64_t max, uint64_t *out, gw_error *e)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > max)
+        return gw_error_set(e, GW_EINVAL, "%s: expected an integer from 0 to %llu", key,
+                            (unsigned long long)max);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int want_bool(json_t *v, const char *key, bool *out, gw_error *e)
+{
+    if (!json_is_boolean(v))
+        return gw_error_set(e, GW_EINVAL, "%s: expected true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int want_string(json_t *v, const char *key, char **out, gw_error *e)
+{
+    if (!json_is_string(v))
+        return gw_error_set(e, GW_EINVAL, "%s: expected a string", key);
+    return gw_server_config_set_string(out, json_string_value(v)) ? GW_ENOMEM : 0;
+}
+
+/* A list of strings joined with ", " (header names). */
+static int want_joined(json_t *v, const char *key, char **out, gw_error *e)
+{
+    if (!json_is_array(v))
+        return gw_error_set(e, GW_EINVAL, "%s: expected an array of strings", key);
+    gw_buf b;
+    gw_buf_init(&b, 16384);
+    size_t i;
+    json_t *x;
+    int rc = 0;
+    json_array_foreach(v, i, x) {
+        if (!json_is_string(x)) {
+            rc = gw_error_set(e, GW_EINVAL, "%s[%zu]: expected a string", key, i);
+            goto out;
+        }
+        const char *s = json_string_value(x);
+        for (const char *p = s; *p; p++)
+            if (*p == '\r' || *p == '\n' || *p == ',') {
+                rc = gw_error_set(e, GW_EINVAL, "%s[%zu]: not a header name", key, i);
+                goto out;
+            }
+        rc = gw_buf_printf(&b, "%s%s", b.len ? ", " : "", s);
+        if (rc) {
+            gw_error_set(e, rc, "%s: too long", key);
+            goto out;
+        }
+    }
+    free(*out);
+    *out = b.data ? (char *)gw_buf_detach(&b, &i) : NULL;
+out:
+    gw_buf_free(&b);
+    return rc;
+}
+
+#define UINT_KEY(name, field, max)                                  \
+    if (strcmp(k, name) == 0) {                                     \
+        uint64_t u;                                                 \
+        rc = want_uint(v, path, max, &u, e);                        \
+        if (rc == 0)                                                \
+            field = u;                                              \
+        continue;                                                   \
+    }
+
+static int parse_limits(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "limits.%s", k);
+        UINT_KEY("max_body_bytes", c->call.max_body, 1ull << 32)
+        UINT_KEY("max_message_bytes", c->call.max_message, 1ull << 31)
+        UINT_KEY("max_output_bytes", c->call.max_output, 1ull << 31)
+        UINT_KEY("max_metadata", c->call.max_metadata, 10000)
+        UINT_KEY("max_deadline_ms", c->call.max_deadline_ms, 1ull << 40)
+        UINT_KEY("max_header_bytes", c->front.memory_limit, 1ull << 24)
+        UINT_KEY("max_header_count", c->front.max_header_count, 100000)
+        UINT_KEY("max_connections", c->front.connection_limit, 1000000)
+        UINT_KEY("max_connections_per_ip", c->front.per_ip_limit, 1000000)
+        UINT_KEY("header_timeout_ms", c->front.header_timeout_ms, 1ull << 31)
+        UINT_KEY("idle_timeout_ms", c->front.idle_timeout_ms, 1ull << 31)
+        UINT_KEY("inactivity_timeout_s", c->front.inactivity_timeout_s, 1ull << 31)
+        UINT_KEY("discard_body_bytes", c->front.discard_limit, 1ull << 32)
+        UINT_KEY("drain_timeout_ms", c->drain_timeout_ms, 1ull << 31)
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "upstream.%s", k);
+        UINT_KEY("pool_size", c->upstream.pool_size, 64)
+        UINT_KEY("stream_window", c->upstream.stream_window, 0x7fffffff)
+        UINT_KEY("connection_window", c->upstream.connection_window, 0x7fffffff)
+        UINT_KEY("max_response_message", c->upstream.max_response_message, 1ull << 31)
+        UINT_KEY("max_queued_calls", c->upstream.max_queued_calls, 1000000)
+        UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+static int parse_cors(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "cors.%s", k);
+        if (strcmp(k, "allowed_origins") == 0) {
+            if (!json_is_array(v) || json_array_size(v) > GW_SERVER_MAX_ORIGINS)
+                return gw_error_set(e, GW_EINVAL, "%s: expected an array of at most %d strings",
+                                    path, GW_SERVER_MAX_ORIGINS);
+            for (size_t i = 0; i < c->origin_count; i++)
+                free(c->origins[i]);
+            c->origin_count = 0;
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) {
+                if (!json_is_string(x))
+                    return gw_error_set(e, GW_EINVAL, "%s[%zu]: expected a string", path, i);
+                c->origins[c->origin_count] = strdup(json_string_value(x));
+                if (!c->origins[c->origin_count])
+                    return gw_error_set(e, GW_ENOMEM, "out of memory");
+                c->origin_count++;
+            }
+            continue;
+        }
+        if (strcmp(k, "allowed_headers") == 0) {
+            rc = want_joined(v, path, &c->cors_allow_headers, e);
+            continue;
+        }
+        if (strcmp(k, "exposed_headers") == 0) {
+            rc = want_joined(v, path, &c->cors_expose_headers, e);
+            continue;
+        }
+        if (strcmp(k, "allow_credentials") == 0) {
+            rc = want_bool(v, path, &c->cors_credentials, e);
+            continue;
+        }
+        UINT_KEY("max_age_s", c->cors_max_age_s, 86400 * 365)
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
+                           const char *source, gw_error *e)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    int rc = 0;
+    if (!root)
+        return gw_error_set(e, GW_EPARSE, "%s:%d:%d: %s", source, je.line, je.column, je.text);
+    if (!json_is_object(root)) {
+        rc = gw_error_set(e, GW_EPARSE, "%s: the configuration must be a JSON object", source);
+        goto out;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        const char *path = k;
+        if (strcmp(k, "listen") == 0)
+            rc = want_string(v, k, &c->listen, e);
+        else if (strcmp(k, "backend") == 0)
+            rc = want_string(v, k, &c->backend, e);
+        else if (strcmp(k, "descriptors") == 0) {
+            if (!json_is_array(v) || json_array_size(v) > GW_SERVER_MAX_DESCRIPTORS) {
+                rc = gw_error_set(e, GW_EINVAL, "descriptors: expected an array of at most %d "
+                                  "file names", GW_SERVER_MAX_DESCRIPTORS);
+                break;
+            }
+            for (size_t i = 0; i < c->descriptor_count; i++)
+                free(c->descriptors[i]);
+            c->descriptor_count = 0;
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) {
+                if (!json_is_string(x)) {
+                    rc = gw_error_set(e, GW_EINVAL, "descriptors[%zu]: expected a string", i);
+                    break;
+                }
+                c->descriptors[c->descriptor_count] = strdup(json_string_value(x));
+                if (!c->descriptors[c->descriptor_count]) {
+                    rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+                    break;
+                }
+                c->descriptor_count++;
+            }
+        } else if (strcmp(k, "workers") == 0) {
+            uint64_t u;
+            rc = want_uint(v, k, 1024, &u, e);
+            c->workers = (unsigned)u;
+        } else if (strcmp(k, "drain_timeout_ms") == 0) {
+            uint64_t u;
+            rc = want_uint(v, k, 1ull << 31, &u, e);
+            c->drain_timeout_ms = (uint32_t)u;
+        } else if (strcmp(k, "forward_cookies") == 0) {
+            rc = want_bool(v, k, &c->call.forward_cookies, e);
+        } else if (strcmp(k, "log_level") == 0) {
+            static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+            rc = gw_error_set(e, GW_EINVAL, "log_level: expected debug, info, warn, error or off");
+            for (size_t i = 0; json_is_string(v) && i < GW_ARRAY_LEN(names); i++)
+                if (strcmp(json_string_value(v), names[i]) == 0) {
+                    c->log_level = (gw_log_level)i;
+                    gw_error_clear(e);
+                    rc = 0;
+                }
+        } else if (strcmp(k, "limits") == 0 && json_is_object(v)) {
+            rc = parse_limits(c, v, e);
+        } else if (strcmp(k, "cors") == 0 && json_is_object(v)) {
+            rc = parse_cors(c, v, e);
+        } else if (strcmp(k, "upstream") == 0 && json_is_object(v)) {
+            rc = parse_upstream(c, v, e);
+        } else if (strcmp(k, "limits") == 0 || strcmp(k, "cors") == 0 ||
+                   strcmp(k, "upstream") == 0) {
+            rc = gw_error_set(e, GW_EINVAL, "%s: expected an object", path);
+        } else {
+            rc = gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+        }
+        if (rc)
+            break;
+    }
+    if (rc)
+        gw_error_prefix(e, "%s", source);
+out:
+    json_decref(root);
+    return rc;
+}
+
+int gw_server_config_load(gw_server_config *c, const char *path, gw_error *e)
+{
+    uint8_t *data;
+    size_t len;
+    int rc = gw_read_file(path, 1u << 20, &data, &len, e);
+    if (rc)
+        return rc;
+    rc = gw_server_config_parse(c, (const char *)data, len, path, e);
+    free(data);
+    return rc;
+}

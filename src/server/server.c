@@ -1,0 +1,369 @@
+/*
+ * Workers, request classification and graceful stop. See server.h and
+ * docs/front.md.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "grpcweb/grpcweb.h"
+#include "schema/schema.h"
+#include "server/server.h"
+
+/* The request headers every gRPC-Web client sends, always allowed. */
+#define CORS_BASE_HEADERS \
+    "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, connect-protocol-version"
+
+typedef struct worker worker;
+
+typedef struct server {
+    const gw_server_config *cfg;
+    gw_registry *registry;
+    gw_call_options call;   /* cfg->call + the registry */
+    char host[64];
+    uint16_t port;
+    char *allow_headers;    /* CORS_BASE_HEADERS + configured ones */
+    size_t worker_count;
+    worker *workers;
+} server;
+
+struct worker {
+    server *s;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    gw_loop *loop;
+    gw_front *front;
+    gw_backend *backend;
+    atomic_bool stop_requested;
+    bool draining;
+    uint64_t drain_deadline_ns;
+    gw_timer drain_check;
+};
+
+/* ---- CORS ------------------------------------------------------------------------ */
+
+/* The Access-Control-Allow-Origin value for origin, or NULL if not allowed. */
+static const char *cors_origin(const server *s, const char *origin)
+{
+    if (!origin)
+        return NULL;
+    const gw_server_config *c = s->cfg;
+    for (size_t i = 0; i < c->origin_count; i++) {
+        if (strcmp(c->origins[i], "*") == 0)
+            /* "*" cannot be combined with credentials: echo the origin. */
+            return c->cors_credentials ? origin : "*";
+        if (strcmp(c->origins[i], origin) == 0)
+            return origin;
+    }
+    return NULL;
+}
+
+static void preflight(worker *w, gw_front_req *r, const char *origin)
+{
+    const server *s = w->s;
+    const char *allow = cors_origin(s, origin);
+    if (!allow) {
+        static const gw_front_header h[] = {{"Content-Type", "text/plain; charset=utf-8"}};
+        static const char msg[] = "CORS: origin not allowed\n";
+        gw_front_req_respond(r, 403, h, GW_ARRAY_LEN(h), msg, sizeof msg - 1);
+        return;
+    }
+    char max_age[24];
+    snprintf(max_age, sizeof max_age, "%u", s->cfg->cors_max_age_s);
+    gw_front_header h[8];
+    size_t n = 0;
+    h[n++] = (gw_front_header){"Access-Control-Allow-Origin", allow};
+    if (strcmp(allow, "*") != 0)
+        h[n++] = (gw_front_header){"Vary", "Origin"};
+    h[n++] = (gw_front_header){"Access-Control-Allow-Methods", "POST, OPTIONS"};
+    h[n++] = (gw_front_header){"Access-Control-Allow-Headers", s->allow_headers};
+    h[n++] = (gw_front_header){"Access-Control-Max-Age", max_age};
+    if (s->cfg->cors_credentials)
+        h[n++] = (gw_front_header){"Access-Control-Allow-Credentials", "true"};
+    gw_front_req_respond(r, 204, h, n, "", 0);
+}
+
+/* ---- classification --------------------------------------------------------------- */
+
+static void plain(gw_front_req *r, int status, const char *allow_origin, const char *text)
+{
+    gw_front_header h[3];
+    size_t n = 0;
+    h[n++] = (gw_front_header){"Content-Type", "text/plain; charset=utf-8"};
+    if (allow_origin)
+        h[n++] = (gw_front_header){"Access-Control-Allow-Origin", allow_origin};
+    if (status == 405)
+        h[n++] = (gw_front_header){"Allow", "POST, OPTIONS"};
+    gw_front_req_respond(r, status, h, n, text, strlen(text));
+}
+
+static void on_request(void *owner, gw_front_req *r)
+{
+    worker *w = owner;
+    server *s = w->s;
+    const char *method = gw_front_req_method(r);
+    const char *path = gw_front_req_path(r);
+    const char *origin = gw_front_req_header(r, "Origin");
+
+    if (strcmp(method, "OPTIONS") == 0) {
+        if (origin && gw_front_req_header(r, "Access-Control-Request-Method")) {
+            preflight(w, r, origin);
+            return;
+        }
+        static const gw_front_header h[] = {{"Allow", "POST, OPTIONS"}};
+        gw_front_req_respond(r, 204, h, GW_ARRAY_LEN(h), "", 0);
+        return;
+    }
+
+    gw_call_cors cors = {.allow_origin = cors_origin(s, origin),
+                         .credentials = s->cfg->cors_credentials,
+                         .expose_extra = s->cfg->cors_expose_headers};
+    const char *ct = gw_front_req_header(r, "Content-Type");
+    gw_grpcweb_format fmt = {false, false};
+    int kind = ct ? gw_grpcweb_classify(ct, strlen(ct), &fmt) : GW_ENOTFOUND;
+    const gw_method_def *m = gw_registry_method_by_path(s->registry, path, strlen(path));
+
+    if (kind == GW_ENOTFOUND) {
+        if (m && strcmp(method, "POST") == 0)
+            plain(r, 415, cors.allow_origin,
+                  "unsupported content type: use application/grpc-web, "
+                  "application/grpc-web-text or their +proto/+json forms\n");
+        else
+            plain(r, 404, cors.allow_origin, "not found\n");
+        return;
+    }
+    if (kind == GW_EINVAL) {
+        plain(r, 415, cors.allow_origin,
+              "unsupported gRPC-Web message codec: use +proto or +json\n");
+        return;
+    }
+    if (strcmp(method, "POST") != 0) {
+        plain(r, 405, cors.allow_origin, "gRPC-Web calls use POST\n");
+        return;
+    }
+    if (!m) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "unknown method %.256s", path);
+        gw_call_reject(r, &s->call, &cors, &gw_call_grpcweb, &fmt, GW_CODE_UNIMPLEMENTED, msg);
+        return;
+    }
+    long long cl = gw_front_req_content_length(r);
+    /* Text mode carries 4 characters per 3 bytes. */
+    unsigned long long max = s->call.max_body;
+    if (fmt.text)
+        max = max / 3 * 4 + 4;
+    if (cl >= 0 && (unsigned long long)cl > max) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
+                 s->call.max_body);
+        gw_call_reject(r, &s->call, &cors, &gw_call_grpcweb, &fmt,
+                       GW_CODE_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    gw_call_start(r, &s->call, &cors, m, w->backend, &gw_call_grpcweb, &fmt);
+}
+
+static const gw_front_handler front_handler = {.on_request = on_request};
+
+/* ---- workers ---------------------------------------------------------------------------- */
+
+static void drain_check(void *owner)
+{
+    worker *w = owner;
+    uint64_t now = gw_loop_now(w->loop);
+    if (gw_front_active(w->front) == 0 || now >= w->drain_deadline_ns) {
+        if (gw_front_active(w->front))
+            GW_WARN("worker %u: drain timeout, cancelling %zu calls", w->index,
+                    gw_front_active(w->front));
+        gw_loop_stop(w->loop);
+        return;
+    }
+    gw_loop_timer_start(w->loop, &w->drain_check, now + 20 * GW_MS);
+}
+
+static void on_wakeup(void *owner)
+{
+    worker *w = owner;
+    if (!atomic_load(&w->stop_requested) || w->draining)
+        return;
+    w->draining = true;
+    gw_front_quiesce(w->front);
+    w->drain_deadline_ns = gw_loop_now(w->loop) + w->s->cfg->drain_timeout_ms * GW_MS;
+    drain_check(w);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    if (gw_loop_run(w->loop) != 0)
+        GW_ERROR("worker %u: event loop failed", w->index);
+    /* The front first: closing its requests cancels their upstream calls
+     * while the backend still exists. */
+    gw_front_del(w->front);
+    w->front = NULL;
+    gw_backend_del(w->backend);
+    w->backend = NULL;
+    return NULL;
+}
+
+static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
+{
+    w->s = s;
+    w->index = index;
+    atomic_init(&w->stop_requested, false);
+    gw_timer_init(&w->drain_check, drain_check, w);
+    w->loop = gw_loop_new();
+    if (!w->loop)
+        return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
+    gw_loop_set_wakeup_cb(w->loop, on_wakeup, w);
+    int rc = gw_backend_new(w->loop, s->cfg->backend, &s->cfg->upstream, &w->backend, e);
+    if (rc)
+        return rc;
+    gw_front_options fo = s->cfg->front;
+    fo.host = s->host;
+    fo.port = s->port;
+    rc = gw_front_new(w->loop, &fo, &front_handler, w, &w->front, e);
+    if (rc)
+        return rc;
+    /* Port 0: the first worker picked the port, the others share it. */
+    s->port = gw_front_port(w->front);
+    return 0;
+}
+
+static void worker_free(worker *w)
+{
+    if (w->front)
+        gw_front_del(w->front);
+    if (w->backend)
+        gw_backend_del(w->backend);
+    if (w->loop) {
+        gw_loop_timer_stop(w->loop, &w->drain_check);
+        gw_loop_del(w->loop);
+    }
+}
+
+static int split_listen(const char *listen, char *host, size_t host_cap, uint16_t *port,
+                        gw_error *e)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return gw_error_set(e, GW_EINVAL, "--listen '%s': expected HOST:PORT", listen);
+    const char *h = listen;
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (errno || *end || colon[1] == 0 || p > 65535 || hl == 0 || hl >= host_cap)
+        return gw_error_set(e, GW_EINVAL, "--listen '%s': expected HOST:PORT", listen);
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int gw_server_run(const gw_server_config *cfg, gw_error *e)
+{
+    server s = {0};
+    s.cfg = cfg;
+    int rc = 0;
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+
+    if (!cfg->backend) {
+        rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL");
+        goto out;
+    }
+    if (cfg->descriptor_count == 0) {
+        rc = gw_error_set(e, GW_EINVAL, "no descriptors: give --descriptor FILE");
+        goto out;
+    }
+    rc = split_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", s.host, sizeof s.host,
+                      &s.port, e);
+    if (rc)
+        goto out;
+    rc = gw_registry_load(&s.registry, (const char *const *)cfg->descriptors,
+                          cfg->descriptor_count, e);
+    if (rc)
+        goto out;
+    s.call = cfg->call;
+    s.call.registry = s.registry;
+    if (cfg->cors_allow_headers && *cfg->cors_allow_headers) {
+        size_t n = strlen(CORS_BASE_HEADERS) + strlen(cfg->cors_allow_headers) + 3;
+        s.allow_headers = malloc(n);
+        if (s.allow_headers)
+            snprintf(s.allow_headers, n, "%s, %s", CORS_BASE_HEADERS, cfg->cors_allow_headers);
+    } else {
+        s.allow_headers = strdup(CORS_BASE_HEADERS);
+    }
+    if (!s.allow_headers) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        goto out;
+    }
+
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    s.worker_count = cfg->workers ? cfg->workers : (size_t)(cpus > 0 ? cpus : 1);
+    s.workers = calloc(s.worker_count, sizeof *s.workers);
+    if (!s.workers) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < s.worker_count; i++) {
+        rc = worker_init(&s, &s.workers[i], (unsigned)i, e);
+        if (rc)
+            goto out;
+    }
+
+    /* Workers inherit a mask that blocks the stop signals: only this thread
+     * takes them, with sigwait. */
+    signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    for (size_t i = 0; i < s.worker_count; i++) {
+        if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
+            rc = gw_error_set(e, GW_EIO, "cannot start worker threads");
+            for (size_t j = 0; j < i; j++) {
+                atomic_store(&s.workers[j].stop_requested, true);
+                gw_loop_wakeup(s.workers[j].loop);
+            }
+            break;
+        }
+        s.workers[i].started = true;
+    }
+    if (rc == 0) {
+        bool v6 = strchr(s.host, ':') != NULL;
+        printf("listening on %s%s%s:%u\n", v6 ? "[" : "", s.host, v6 ? "]" : "", s.port);
+        fflush(stdout);
+        GW_INFO("grpcgate serve: %zu workers, backend %s", s.worker_count, cfg->backend);
+        int sig = 0;
+        sigwait(&stop_set, &sig);
+        GW_INFO("grpcgate serve: signal %d, draining (up to %u ms)", sig,
+                cfg->drain_timeout_ms);
+        for (size_t i = 0; i < s.worker_count; i++) {
+            atomic_store(&s.workers[i].stop_requested, true);
+            gw_loop_wakeup(s.workers[i].loop);
+        }
+    }
+    for (size_t i = 0; i < s.worker_count; i++)
+        if (s.workers[i].started)
+            pthread_join(s.workers[i].thread, NULL);
+    if (rc == 0)
+        GW_INFO("grpcgate serve: stopped");
+out:
+    for (size_t i = 0; s.workers && i < s.worker_count; i++)
+        worker_free(&s.workers[i]);
+    free(s.workers);
+    free(s.allow_headers);
+    gw_registry_del(s.registry);
+    return rc;
+}

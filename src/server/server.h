@@ -1,0 +1,65 @@
+/*
+ * server — `grpcgate serve`: configuration (flags + JSON file), the worker
+ * threads (one gw_loop + one front + one backend each, shared-nothing), the
+ * request classifier (CORS preflight, gRPC-Web, 404/405/415) and graceful
+ * stop on SIGTERM/SIGINT.
+ *
+ * The configuration and the schema registry are built before the workers
+ * start and are read-only afterwards, so workers share them without locks.
+ */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include "base/base.h"
+#include "call/call.h"
+#include "front/front.h"
+#include "upstream/upstream.h"
+
+#define GW_SERVER_MAX_DESCRIPTORS 64
+#define GW_SERVER_MAX_ORIGINS 64
+
+typedef struct gw_server_config {
+    char *listen;                  /* "HOST:PORT" (port 0: pick one) */
+    char *backend;                 /* backend URL */
+    char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
+    size_t descriptor_count;
+    unsigned workers;              /* 0: one per online CPU */
+    uint32_t drain_timeout_ms;     /* graceful stop; default 10000 */
+    gw_log_level log_level;
+    gw_front_options front;        /* front.host/port come from `listen` */
+    gw_call_options call;
+    gw_backend_options upstream;
+    /* CORS: none when origin_count is 0. */
+    char *origins[GW_SERVER_MAX_ORIGINS];  /* exact origins, or "*" */
+    size_t origin_count;
+    char *cors_allow_headers;      /* extra allowed request headers, ", "-joined */
+    char *cors_expose_headers;     /* extra exposed response headers */
+    bool cors_credentials;
+    unsigned cors_max_age_s;       /* default 600 */
+} gw_server_config;
+
+/* Defaults for everything. */
+void gw_server_config_init(gw_server_config *c);
+void gw_server_config_free(gw_server_config *c);
+
+/*
+ * Reads a JSON config file into c (on top of what is there). Unknown keys
+ * are errors naming the key path ("limits.max_bodyy"); so are values of the
+ * wrong type or range. Returns 0, GW_EIO, GW_EPARSE, GW_EINVAL, GW_ENOMEM.
+ */
+int gw_server_config_load(gw_server_config *c, const char *path, gw_error *e);
+/* Same, from a string (tests). `source` names it in errors. */
+int gw_server_config_parse(gw_server_config *c, const char *json, size_t len,
+                           const char *source, gw_error *e);
+/* Sets `listen` from "HOST:PORT" / "[v6]:PORT". Returns 0 or GW_EINVAL. */
+int gw_server_config_set_string(char **slot, const char *value);
+
+/*
+ * Runs the gateway until SIGTERM or SIGINT: loads the descriptors, starts
+ * the workers, prints "listening on HOST:PORT" on stdout, then on a signal
+ * stops accepting, drains up to drain_timeout_ms, cancels what is left and
+ * returns 0. Returns GW_EINVAL/GW_EIO/... with e set if it cannot start.
+ */
+int gw_server_run(const gw_server_config *c, gw_error *e);
+
+#endif
