@@ -515,12 +515,17 @@ static int bind_one(query_ctx *c)
     if (rt->body_kind == GW_BODY_ALL)
         return unknown_param(c, "the body binds every field of this request");
     gw_field_path p;
-    if (gw_field_path_resolve(rt->method->input, k, kn, true, &p, &e))
+    int rc = gw_field_path_resolve(rt->method->input, k, kn, true, &p, &e);
+    if (rc == GW_ENOTFOUND)
         return unknown_param(c, e.msg);
+    if (rc) {
+        st_set(c->st, GW_CODE_INVALID_ARGUMENT, 0, "query parameter '%.200s': %s",
+               (const char *)c->key.data, e.msg);
+        return GW_EINVAL;
+    }
     if (rt->body_kind == GW_BODY_FIELD && p.fields[0] == rt->body_field)
         return unknown_param(c, "the field is bound by the body");
     const gw_field_def *f = p.fields[p.depth - 1];
-    int rc;
     gw_buf_reset(&c->leaf);
     if (map_key) {
         if (!f->is_map) {
