@@ -1012,11 +1012,14 @@ static int h2_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, cons
         call_ack(c, c->recv_bytes - c->acked_bytes);
         return 0;
     }
-    /* Bytes of an incomplete message are ours to hold, not the owner's:
-     * acknowledge them now, or a message longer than the stream window
-     * would never complete. */
+    /* A message longer than the stream window would never complete if its
+     * first bytes waited for the owner: those bytes are ours to hold (up to
+     * max_response_message), so acknowledge them now. Shorter messages are
+     * left alone: acknowledging every split message would reopen the window
+     * ahead of a slow owner and defeat the backpressure. */
     size_t pending = deframer_pending(&c->df);
-    if (pending > c->partial_acked) {
+    bool large = c->df.prefix_len == 5 && 5 + (uint64_t)c->df.body_len > c->b->opt.stream_window;
+    if (large && pending > c->partial_acked) {
         uint64_t more = pending - c->partial_acked;
         c->partial_acked = pending;
         call_ack(c, more);
