@@ -66,6 +66,7 @@ struct gw_front_req {
     bool resp_queued;
     bool suspended;
     bool client_gone;
+    bool close_now;
     char uri[];                  /* raw request target */
 };
 
@@ -367,7 +368,7 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         long long cl = gw_front_req_content_length(r);
         bool chunked = s.transfer_encoding != NULL;
         /* A body too big to drop politely: answer now and close. */
-        if (cl > (long long)f->o.discard_limit ||
+        if (r->close_now || cl > (long long)f->o.discard_limit ||
             (chunked && f->o.discard_limit == 0)) {
             MHD_add_response_header(r->resp, "Connection", "close");
             return queue(r);
@@ -465,6 +466,8 @@ long long gw_front_req_content_length(const gw_front_req *r)
         return -1;
     return n;
 }
+
+void gw_front_req_close_now(gw_front_req *r) { r->close_now = true; }
 
 void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *owner)
 {

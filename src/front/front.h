@@ -131,6 +131,9 @@ gw_loop *gw_front_req_loop(const gw_front_req *r);
  */
 int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
                          size_t n, const void *body, size_t body_len);
+/* For an answer given in on_request: send it at once, without reading the
+ * body, and close the connection (a body the gateway will not read). */
+void gw_front_req_close_now(gw_front_req *r);
 /* Attaches ops/owner to receive the body and produce the response. */
 void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *owner);
 /*

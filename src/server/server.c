@@ -164,6 +164,7 @@ static void on_request(void *owner, gw_front_req *r)
                  s->call.max_body);
         gw_call_reject(r, &s->call, &cors, &gw_call_grpcweb, &fmt,
                        GW_CODE_RESOURCE_EXHAUSTED, msg);
+        gw_front_req_close_now(r);
         return;
     }
     gw_call_start(r, &s->call, &cors, m, w->backend, &gw_call_grpcweb, &fmt);

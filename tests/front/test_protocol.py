@@ -1,0 +1,359 @@
+"""Protocol tests with raw sockets for what a gRPC-Web library would never
+send: malformed frames, bad base64, oversized bodies and headers, ambiguous
+framing, slow and vanishing clients; plus CORS and keep-alive. Each case
+checks the exact status the docs promise and that the gateway keeps serving.
+Runs the real `grpcgate serve` against the real demo service on loopback."""
+import base64
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gwtest import (Conn, Procs, frame, grpcweb, pb_string, pb_varint,  # noqa: E402
+                    request)
+
+ECHO = "/demo.v1.EchoService/Echo"
+DOWNLOAD = "/demo.v1.EchoService/Download"
+ORIGIN = "https://app.example"
+
+CONFIG = {
+    "limits": {
+        "max_body_bytes": 65536,
+        "max_message_bytes": 32768,
+        "max_header_bytes": 8192,
+        "max_header_count": 40,
+        "header_timeout_ms": 1000,
+        "idle_timeout_ms": 1500,
+    },
+    "cors": {
+        "allowed_origins": [ORIGIN],
+        "allowed_headers": ["x-demo-trace"],
+        "exposed_headers": ["x-custom-exposed"],
+        "allow_credentials": True,
+        "max_age_s": 123,
+    },
+}
+
+P = None
+DEMO = None
+GW = None
+PORT = 0
+
+
+def setUpModule():
+    global P, DEMO, GW, PORT
+    P = Procs()
+    DEMO, url = P.demo()
+    GW, PORT = P.gateway(url, CONFIG)
+
+
+def tearDownModule():
+    try:
+        if GW is not None:
+            assert P.stop(GW) == 0, "serve exits 0 on SIGTERM: " + P.stderr(GW)[-2000:]
+    finally:
+        P.stop_all()
+
+
+def echo_ok(test, conn=None):
+    r = grpcweb(PORT, ECHO, frame(pb_string(1, "still here")), conn=conn)
+    test.assertEqual(r.status, 200)
+    test.assertEqual(r.frames()[0], (0, pb_string(1, "still here")))
+    test.assertEqual(r.grpc_status(), (0, None))
+    return r
+
+
+class GrpcWebErrors(unittest.TestCase):
+    """Gateway-side failures answer in gRPC-Web form: HTTP 200 + grpc-status."""
+
+    def test_table(self):
+        big_frame = frame(b"x" * 40000)
+        cases = [
+            # name, body, text, want code, substring of grpc-message
+            ("unknown flag bits", b"\x02\0\0\0\0", False, 3, "unknown flag bits"),
+            ("trailer flag in request", b"\x80\0\0\0\0", False, 3, "trailer frame"),
+            ("compressed without encoding", b"\x01\0\0\0\0", False, 3, "grpc-encoding"),
+            ("length prefix beyond body", b"\0\0\0\0\x10abc", False, 3,
+             "13 bytes before the end"),
+            ("cut frame header", b"\0\0\0", False, 3, "inside the 5-byte"),
+            ("message over the limit", big_frame, False, 8, "exceeds the limit of 32768"),
+            ("bad base64", b"AA!A", True, 3, "invalid base64"),
+            ("base64 data after padding", b"AA=A", True, 3, "invalid base64"),
+            ("base64 of a truncated frame", base64.b64encode(b"\0\0\0\0\x09ab"), True, 3,
+             "before the end"),
+        ]
+        for name, body, text, code, msg in cases:
+            with self.subTest(name):
+                r = grpcweb(PORT, ECHO, body, text=text)
+                self.assertEqual(r.status, 200)
+                got_code, got_msg = r.grpc_status()
+                self.assertEqual(got_code, code, got_msg)
+                self.assertIn(msg, got_msg or "")
+                want_ct = ("application/grpc-web-text+proto" if text
+                           else "application/grpc-web+proto")
+                self.assertEqual(r.header("content-type"), want_ct)
+        echo_ok(self)
+
+    def test_unknown_method(self):
+        r = grpcweb(PORT, "/demo.v1.EchoService/NoSuch", frame(b""))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.grpc_status(), (12, "unknown method /demo.v1.EchoService/NoSuch"))
+        self.assertEqual(r.body, b"")
+        r = grpcweb(PORT, "/no.Such/Service", frame(b""))
+        self.assertEqual(r.grpc_status()[0], 12)
+
+    def test_body_over_limit_declared(self):
+        # Content-Length above the limit: answered before reading the body.
+        c = Conn(PORT)
+        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nContent-Length: 100000\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 200)
+        code, msg = r.grpc_status()
+        self.assertEqual(code, 8)
+        self.assertIn("exceeds the limit of 65536", msg)
+        self.assertTrue(r.closed)
+        c.close()
+        echo_ok(self)
+
+    def test_body_over_limit_chunked(self):
+        # No length up front: counted while streaming, then RESOURCE_EXHAUSTED.
+        body = frame(b"y" * 30000) * 3
+        c = Conn(PORT)
+        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(0, len(body), 8192):
+            part = body[i:i + 8192]
+            c.send(b"%x\r\n" % len(part) + part + b"\r\n")
+        c.send(b"0\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 200)
+        code, msg = r.grpc_status()
+        self.assertEqual(code, 8)
+        self.assertIn("exceeds the limit of 65536", msg)
+        c.close()
+        echo_ok(self)
+
+
+class HttpHygiene(unittest.TestCase):
+
+    def raw(self, head):
+        c = Conn(PORT)
+        c.send(head)
+        r = c.read_response()
+        closed = c.closed_by_peer(10)
+        c.close()
+        return r, closed
+
+    def test_table(self):
+        body = frame(pb_string(1, "x"))
+        cl_te = (b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" % len(body) + b"%x\r\n" % len(body)
+                 + body + b"\r\n0\r\n\r\n")
+        te_gzip = (b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/grpc-web\r\nTransfer-Encoding: gzip\r\n\r\n")
+        te_twice = (b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/grpc-web\r\nTransfer-Encoding: chunked\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        many = b"".join(b"X-H%d: v\r\n" % i for i in range(60))
+        too_many = (b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n" + many +
+                    b"Content-Type: application/grpc-web\r\nContent-Length: 0\r\n\r\n")
+        huge = (b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 +
+                b"\r\nContent-Type: application/grpc-web\r\nContent-Length: 0\r\n\r\n")
+        cases = [
+            # name, request, status, must close
+            ("Content-Length and Transfer-Encoding", cl_te, 400, True),
+            ("Transfer-Encoding gzip", te_gzip, 400, True),
+            ("Transfer-Encoding twice", te_twice, 400, True),
+            ("too many header fields", too_many, 431, True),
+            ("header block over the limit", huge, 431, True),
+        ]
+        for name, req, status, must_close in cases:
+            with self.subTest(name):
+                r, closed = self.raw(req)
+                self.assertEqual(r.status, status)
+                if must_close:
+                    self.assertTrue(closed, "connection closed after the answer")
+        echo_ok(self)
+
+    def test_wrong_content_type(self):
+        for ct in ("application/json", "text/plain", "application/grpc"):
+            with self.subTest(ct):
+                r = request(PORT, "POST", ECHO, frame(b""), {"Content-Type": ct})
+                self.assertEqual(r.status, 415)
+        r = request(PORT, "POST", ECHO, frame(b""),
+                    {"Content-Type": "application/grpc-web+thrift"})
+        self.assertEqual(r.status, 415)
+        r = request(PORT, "GET", ECHO, b"", {"Content-Type": "application/grpc-web"})
+        self.assertEqual(r.status, 405)
+        r = request(PORT, "GET", "/nothing/here", b"")
+        self.assertEqual(r.status, 404)
+
+    def test_keep_alive(self):
+        c = Conn(PORT)
+        for _ in range(3):
+            r = echo_ok(self, conn=c)
+            self.assertFalse(r.closed)
+        c.close()
+
+    def test_idle_keep_alive_closed(self):
+        c = Conn(PORT)
+        echo_ok(self, conn=c)
+        t0 = time.monotonic()
+        self.assertTrue(c.closed_by_peer(15), "idle keep-alive connection closed")
+        self.assertGreater(time.monotonic() - t0, 0.5)
+        c.close()
+
+    def test_slowloris(self):
+        c = Conn(PORT)
+        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        closed = False
+        # One byte every 100 ms: never idle, never complete.
+        while time.monotonic() - t0 < 15:
+            try:
+                c.send(b"X")
+            except OSError:
+                closed = True
+                break
+            c.s.settimeout(0.1)
+            try:
+                if c.s.recv(4096) == b"":
+                    closed = True
+                    break
+            except (socket.timeout, TimeoutError):
+                pass
+            except ConnectionResetError:
+                closed = True
+                break
+        self.assertTrue(closed, "slowloris connection closed at the header timeout")
+        c.close()
+        echo_ok(self)
+
+
+class Disconnect(unittest.TestCase):
+
+    def test_client_vanishes_mid_stream(self):
+        req = frame(pb_varint(1, 1 << 30) + pb_varint(2, 16384))  # 1 GiB download
+        c = Conn(PORT)
+        c.send(b"POST " + DOWNLOAD.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n\r\n" % len(req)
+               + req)
+        got = 0
+        while got < 256 * 1024:
+            d = c.s.recv(65536)
+            self.assertTrue(d)
+            got += len(d)
+        before = P.stderr(DEMO).count("cancelled by client")
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+        c.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if P.stderr(DEMO).count("cancelled by client") > before:
+                break
+            time.sleep(0.05)
+        self.assertGreater(P.stderr(DEMO).count("cancelled by client"), before,
+                           "the backend saw the cancellation")
+        echo_ok(self)
+
+    def test_client_vanishes_while_waiting(self):
+        # A slow unary call: the connection is suspended when the client leaves.
+        req = frame(pb_string(1, "slow") + pb_string(3, pb_varint(1, 5)))  # delay 5 s
+        c = Conn(PORT)
+        before = P.stderr(DEMO).count("cancelled by client")
+        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n\r\n" % len(req)
+               + req)
+        time.sleep(0.3)
+        c.close()
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            if P.stderr(DEMO).count("cancelled by client") > before:
+                break
+            time.sleep(0.05)
+        self.assertGreater(P.stderr(DEMO).count("cancelled by client"), before,
+                           "cancelled before the backend's 5 s delay ran out")
+
+
+class Cors(unittest.TestCase):
+
+    def test_preflight_allowed(self):
+        r = request(PORT, "OPTIONS", ECHO, b"", {
+            "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-grpc-web,x-demo-trace",
+            "Content-Length": None})
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("access-control-allow-origin"), ORIGIN)
+        self.assertEqual(r.header("access-control-allow-methods"), "POST, OPTIONS")
+        allowed = [h.strip() for h in r.header("access-control-allow-headers").split(",")]
+        for h in ("content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "x-demo-trace"):
+            self.assertIn(h, allowed)
+        self.assertEqual(r.header("access-control-max-age"), "123")
+        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        self.assertEqual(r.header("vary"), "Origin")
+
+    def test_preflight_disallowed(self):
+        r = request(PORT, "OPTIONS", ECHO, b"", {
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
+            "Content-Length": None})
+        self.assertEqual(r.status, 403)
+        self.assertEqual([k for k in r.headers if k.startswith("access-control-")], [])
+
+    def test_actual_response_exposes_headers(self):
+        r = grpcweb(PORT, ECHO, frame(pb_string(1, "cors")),
+                    headers={"Origin": ORIGIN, "x-demo-trace": "t-1"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("access-control-allow-origin"), ORIGIN)
+        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        exposed = [h.strip() for h in r.header("access-control-expose-headers").split(",")]
+        for h in ("grpc-status", "grpc-message", "grpc-status-details-bin", "x-demo-trace",
+                  "x-custom-exposed"):
+            self.assertIn(h, exposed)
+        self.assertEqual(r.header("x-demo-trace"), "t-1")
+        self.assertEqual(r.trailers()["x-demo-trace-trailer"], "t-1")
+        # Trailers-Only errors carry them too.
+        r = grpcweb(PORT, "/demo.v1.EchoService/NoSuch", frame(b""), headers={"Origin": ORIGIN})
+        self.assertEqual(r.header("access-control-allow-origin"), ORIGIN)
+        self.assertIn("grpc-status", r.header("access-control-expose-headers"))
+
+    def test_disallowed_origin_gets_no_cors_headers(self):
+        r = grpcweb(PORT, ECHO, frame(pb_string(1, "x")), headers={"Origin": "https://evil.example"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual([k for k in r.headers if k.startswith("access-control-")], [])
+
+
+class TextMode(unittest.TestCase):
+
+    def test_padded_chunks_both_ways(self):
+        f = frame(pb_string(1, "abc") + pb_varint(2, 7))
+        body = base64.b64encode(f[:4]) + base64.b64encode(f[4:])  # two padded chunks
+        self.assertIn(b"=", body[:8])
+        r = grpcweb(PORT, ECHO, body, text=True)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("content-type"), "application/grpc-web-text+proto")
+        raw = b"".join(base64.b64decode(r.body[i:i + 4]) for i in range(0, len(r.body), 4))
+        self.assertEqual(raw[:5 + len(f) - 5], f)
+        self.assertIn(b"grpc-status: 0\r\n", raw)
+
+
+class Deadline(unittest.TestCase):
+
+    def test_grpc_timeout(self):
+        req = frame(pb_string(1, "slow") + pb_string(3, pb_varint(1, 5)))
+        t0 = time.monotonic()
+        r = grpcweb(PORT, ECHO, req, headers={"grpc-timeout": "200m"})
+        self.assertLess(time.monotonic() - t0, 4.5)
+        self.assertEqual(r.grpc_status()[0], 4)
+
+    def test_bad_grpc_timeout(self):
+        r = grpcweb(PORT, ECHO, frame(b""), headers={"grpc-timeout": "soon"})
+        code, msg = r.grpc_status()
+        self.assertEqual(code, 3)
+        self.assertIn("grpc-timeout", msg)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)
