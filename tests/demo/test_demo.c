@@ -10,6 +10,12 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "demo/demo.h"
 #include "demo/internal.h"
 
@@ -419,6 +425,80 @@ static void test_descriptor_set_export(void **state)
     google__protobuf__file_descriptor_set__free_unpacked(fds, NULL);
 }
 
+/* ---- the C API: run on a thread, stop from another ------------------------------ */
+
+static void *run_loop(void *arg)
+{
+    gw_loop_run(arg);
+    return NULL;
+}
+
+static void test_service_thread(void **state)
+{
+    gw_loop *loop = gw_loop_new();
+    assert_non_null(loop);
+    gw_demo_service *s = NULL;
+    gw_error e;
+    gw_error_clear(&e);
+    assert_int_equal(gw_demo_service_new(loop, "127.0.0.1", 0, &s, &e), 0);
+    int port = gw_demo_service_port(s);
+    assert_true(port > 0 && port < 65536);
+
+    /* A second service cannot take the same port. */
+    gw_loop *loop2 = gw_loop_new();
+    gw_demo_service *s2 = NULL;
+    assert_int_equal(gw_demo_service_new(loop2, "127.0.0.1", port, &s2, &e), GW_EIO);
+    assert_null(s2);
+    assert_non_null(strstr(e.msg, "cannot listen on 127.0.0.1:"));
+    gw_loop_del(loop2);
+
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_loop, loop), 0);
+
+    /* It speaks HTTP/2: after the preface its first frame is SETTINGS. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    assert_int_equal(write(fd, preface, sizeof preface - 1), (ssize_t)sizeof preface - 1);
+    assert_int_equal(write(fd, settings, sizeof settings), (ssize_t)sizeof settings);
+    uint8_t hdr[9];
+    size_t got = 0;
+    while (got < sizeof hdr) {
+        ssize_t n = read(fd, hdr + got, sizeof hdr - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_int_equal(hdr[3], 4);   /* SETTINGS */
+
+    gw_demo_service_stop(s);       /* from this thread, not the loop's */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    /* The connection was closed by the stop. */
+    uint8_t rest[256];
+    ssize_t n;
+    while ((n = read(fd, rest, sizeof rest)) > 0)
+        ;
+    assert_int_equal(n, 0);
+    close(fd);
+    gw_demo_service_del(s);
+    gw_loop_del(loop);
+}
+
+static void test_service_bad_address(void **state)
+{
+    gw_loop *loop = gw_loop_new();
+    gw_demo_service *s = NULL;
+    gw_error e;
+    gw_error_clear(&e);
+    /* A numeric address that is not ours (TEST-NET-1): no DNS involved. */
+    assert_int_equal(gw_demo_service_new(loop, "192.0.2.1", 0, &s, &e), GW_EIO);
+    assert_null(s);
+    assert_non_null(strstr(e.msg, "cannot listen on 192.0.2.1:0"));
+    gw_loop_del(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +512,8 @@ int main(void)
         cmocka_unit_test(test_reflection),
         cmocka_unit_test(test_reflection_bad_sets),
         cmocka_unit_test(test_descriptor_set_export),
+        cmocka_unit_test(test_service_thread),
+        cmocka_unit_test(test_service_bad_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
