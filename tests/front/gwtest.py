@@ -255,3 +255,11 @@ def wchar(pid):
             if line.startswith("wchar:"):
                 return int(line.split()[1])
     return 0
+
+
+def tcp_bytes_sent(port):
+    """Bytes sent by the established TCP sockets whose local port is port
+    (from `ss -ti`): how far a backend has pushed its responses."""
+    out = subprocess.run(["ss", "-tinH", "state", "established", "( sport = :%d )" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(int(m) for m in re.findall(r"bytes_sent:(\d+)", out))
