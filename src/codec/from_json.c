@@ -345,11 +345,13 @@ static int next_token(jp *s, tok *t)
 
 static int skip_value(jp *s);
 
+/* Skipped values nest at most two JSON containers per message level (an
+ * object and an array of a repeated field), hence twice the limit. */
 static int skip_container(jp *s, char close)
 {
-    int rc = enter(s);
-    if (rc)
-        return rc;
+    if (++s->depth > 2 * s->max_depth)
+        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+    int rc;
     s->p++;
     ws(s);
     if (s->p < s->end && *s->p == close) {
@@ -403,18 +405,25 @@ static int skip_value(jp *s)
     return 0;
 }
 
-/* Object iteration: call with s->p at '{'. */
-static int obj_begin(jp *s, bool *empty)
+/*
+ * Object iteration: call with s->p at '{'. `counted`: the object is a
+ * nesting level. Depth counts message levels as protobuf -> JSON does, so
+ * that whatever one direction prints the other accepts: the objects of
+ * maps and the arrays of repeated fields are not levels of their own.
+ */
+static int obj_begin(jp *s, bool *empty, bool counted)
 {
-    int rc = enter(s);
-    if (rc)
-        return rc;
+    if (counted) {
+        int rc = enter(s);
+        if (rc)
+            return rc;
+    }
     s->p++;
     ws(s);
     *empty = s->p < s->end && *s->p == '}';
     if (*empty) {
         s->p++;
-        s->depth--;
+        s->depth -= counted;
     }
     return 0;
 }
@@ -436,7 +445,7 @@ static int obj_key(jp *s, const char **k, size_t *kn)
 }
 
 /* After a member: 1 when the object continues, 0 when it closed. */
-static int obj_next(jp *s, bool *more)
+static int obj_next(jp *s, bool *more, bool counted)
 {
     ws(s);
     if (s->p < s->end && *s->p == ',') {
@@ -446,29 +455,31 @@ static int obj_next(jp *s, bool *more)
     }
     if (s->p < s->end && *s->p == '}') {
         s->p++;
-        s->depth--;
+        s->depth -= counted;
         *more = false;
         return 0;
     }
     return fail(s, GW_EPARSE, "expected ',' or '}'");
 }
 
-static int arr_begin(jp *s, bool *empty)
+static int arr_begin(jp *s, bool *empty, bool counted)
 {
-    int rc = enter(s);
-    if (rc)
-        return rc;
+    if (counted) {
+        int rc = enter(s);
+        if (rc)
+            return rc;
+    }
     s->p++;
     ws(s);
     *empty = s->p < s->end && *s->p == ']';
     if (*empty) {
         s->p++;
-        s->depth--;
+        s->depth -= counted;
     }
     return 0;
 }
 
-static int arr_next(jp *s, bool *more)
+static int arr_next(jp *s, bool *more, bool counted)
 {
     ws(s);
     if (s->p < s->end && *s->p == ',') {
@@ -478,7 +489,7 @@ static int arr_next(jp *s, bool *more)
     }
     if (s->p < s->end && *s->p == ']') {
         s->p++;
-        s->depth--;
+        s->depth -= counted;
         *more = false;
         return 0;
     }
@@ -822,7 +833,7 @@ static bool packable(const gw_field_def *f)
 static int parse_repeated(jp *s, const gw_field_def *f)
 {
     bool empty, more = true;
-    int rc = arr_begin(s, &empty);
+    int rc = arr_begin(s, &empty, false);
     if (rc || empty)
         return rc;
     bool packed = f->packed && packable(f);
@@ -834,7 +845,7 @@ static int parse_repeated(jp *s, const gw_field_def *f)
         rc = put_element(s, f, packed);
         if (rc < 0)
             return rc;
-        if ((rc = arr_next(s, &more)))
+        if ((rc = arr_next(s, &more, false)))
             return rc;
     }
     set_index(s, -1);
@@ -920,7 +931,7 @@ static int parse_map(jp *s, const gw_field_def *f)
         return fail(s, GW_EINVAL, "map entry without key and value");
     const gw_field_def *kf = gw_map_key(entry), *vf = gw_map_value(entry);
     bool empty, more = true;
-    int rc = obj_begin(s, &empty);
+    int rc = obj_begin(s, &empty, false);
     if (rc || empty)
         return rc;
     key_set ks = {0};
@@ -960,7 +971,7 @@ static int parse_map(jp *s, const gw_field_def *f)
         if ((rc = len_end(s, lm)))
             goto out;
     next:
-        if ((rc = obj_next(s, &more)))
+        if ((rc = obj_next(s, &more, false)))
             goto out;
     }
     rc = keys_check(s, &ks);
@@ -1020,7 +1031,7 @@ static int lookup_field(jp *s, const gw_message_def *m, const char *k, size_t kn
 static int parse_fields(jp *s, const gw_message_def *m, bool any_body)
 {
     bool empty, more = true;
-    int rc = obj_begin(s, &empty);
+    int rc = obj_begin(s, &empty, true);
     if (rc || empty)
         return rc;
     uint64_t seen_small[4] = {0}, *seen = seen_small;
@@ -1081,7 +1092,7 @@ static int parse_fields(jp *s, const gw_message_def *m, bool any_body)
         if (rc)
             goto out;
     next:
-        if ((rc = obj_next(s, &more)))
+        if ((rc = obj_next(s, &more, true)))
             goto out;
     }
 out:
@@ -1185,7 +1196,7 @@ static int parse_struct(jp *s)
     if (s->p >= s->end || *s->p != '{')
         return fail(s, GW_EPARSE, "expected an object (Struct)");
     bool empty, more = true;
-    int rc = obj_begin(s, &empty);
+    int rc = obj_begin(s, &empty, true);
     if (rc || empty)
         return rc;
     key_set ks = {0};
@@ -1205,7 +1216,7 @@ static int parse_struct(jp *s)
         if ((rc = put_tag(s, 2, GW_WIRE_LEN)) || (rc = len_begin(s, &vm)) ||
             (rc = parse_value(s)) || (rc = len_end(s, vm)) || (rc = len_end(s, lm)))
             goto out;
-        if ((rc = obj_next(s, &more)))
+        if ((rc = obj_next(s, &more, true)))
             goto out;
     }
     rc = keys_check(s, &ks);
@@ -1220,13 +1231,13 @@ static int parse_list(jp *s)
     if (s->p >= s->end || *s->p != '[')
         return fail(s, GW_EPARSE, "expected an array (ListValue)");
     bool empty, more = true;
-    int rc = arr_begin(s, &empty);
+    int rc = arr_begin(s, &empty, true);
     if (rc || empty)
         return rc;
     for (long i = 0; more; i++) {
         size_t lm = 0;
         if ((rc = put_tag(s, 1, GW_WIRE_LEN)) || (rc = len_begin(s, &lm)) ||
-            (rc = parse_value(s)) || (rc = len_end(s, lm)) || (rc = arr_next(s, &more)))
+            (rc = parse_value(s)) || (rc = len_end(s, lm)) || (rc = arr_next(s, &more, true)))
             return rc;
     }
     return 0;
@@ -1304,7 +1315,7 @@ static int parse_any(jp *s)
     const char *obj = s->p;
     unsigned depth = s->depth;
     bool empty, more = true;
-    int rc = obj_begin(s, &empty);
+    int rc = obj_begin(s, &empty, true);
     if (rc || empty)
         return rc;
     const char *url_at = NULL;
@@ -1323,7 +1334,7 @@ static int parse_any(jp *s)
             url_at = s->p;
         }
         members++;
-        if ((rc = skip_value(s)) || (rc = obj_next(s, &more)))
+        if ((rc = skip_value(s)) || (rc = obj_next(s, &more, true)))
             return rc;
     }
     const char *after = s->p;
@@ -1363,7 +1374,7 @@ static int parse_any(jp *s)
         if (rc)
             return rc;
     } else {
-        if ((rc = obj_begin(s, &empty)))
+        if ((rc = obj_begin(s, &empty, true)))
             return rc;
         bool have_value = false;
         more = true;
@@ -1391,7 +1402,7 @@ static int parse_any(jp *s)
                 return fail(s, GW_EPARSE, "unexpected key \"%.*s\" in Any of type %s",
                             (int)GW_MIN(kn, 60), k, type->full_name);
             }
-            if ((rc = obj_next(s, &more)))
+            if ((rc = obj_next(s, &more, true)))
                 return rc;
         }
         if (!have_value && members > 1)
@@ -1648,7 +1659,7 @@ typedef struct path_walk {
 static int walk_paths(jp *s, path_walk *w, const gw_message_def *m)
 {
     bool empty, more = true;
-    int rc = obj_begin(s, &empty);
+    int rc = obj_begin(s, &empty, true);
     if (rc || empty)
         return rc;
     while (more) {
@@ -1683,7 +1694,7 @@ static int walk_paths(jp *s, path_walk *w, const gw_message_def *m)
         if (rc)
             return rc;
     next:
-        if ((rc = obj_next(s, &more)))
+        if ((rc = obj_next(s, &more, true)))
             return rc;
     }
     return 0;
@@ -1710,6 +1721,11 @@ int gw_codec_json_field_paths(const gw_registry *r, const gw_message_def *m, con
     else
         rc = walk_paths(&s, &w, m);
     gw_buf_free(&w.prefix);
+    if (rc > 0) { /* fn's own value stops the walk and is returned as is */
+        gw_buf_free(&s.scratch);
+        gw_buf_free(&dummy);
+        return rc;
+    }
     rc = finish(&s, rc, dummy.max);
     gw_buf_free(&dummy);
     return rc;

@@ -38,7 +38,8 @@ size_t gw_codec_fmt_double(char *out, double v)
         return gw_codec_fmt_i64(out, (int64_t)v);
     /* 15 significant digits always survive a round trip through double
      * (DBL_DIG), so the first precision that reads back is the shortest. */
-    for (int prec = 15; prec <= 17; prec++) {
+    /* Subnormals carry fewer digits: start lower for them. */
+    for (int prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         int n = snprintf(out, 32, "%.*g", prec, v);
         if (prec == 17 || strtod(out, NULL) == v)
             return (size_t)n;
@@ -52,7 +53,7 @@ size_t gw_codec_fmt_float(char *out, float v)
         return (size_t)snprintf(out, 32, "%s", signbit(v) ? "-0" : "0");
     if (fabsf(v) < 1e6f && v == (float)(int32_t)v)
         return gw_codec_fmt_i64(out, (int32_t)v);
-    for (int prec = 6; prec <= 9; prec++) {
+    for (int prec = fabsf(v) < FLT_MIN ? 1 : 6; prec <= 9; prec++) {
         int n = snprintf(out, 32, "%.*g", prec, (double)v);
         if (prec == 9 || strtof(out, NULL) == v)
             return (size_t)n;

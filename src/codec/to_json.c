@@ -30,6 +30,7 @@ typedef struct pj {
     gw_buf *out;
     gw_error *e;
     unsigned depth, max_depth, level;
+    unsigned pdepth; /* entries of path in use */
     rec *recs;
     size_t nrec, caprec;
     const char *path[PATH_MAX_SHOWN];
@@ -46,7 +47,7 @@ static int fail(pj *s, int code, const char *what)
         return code;
     char where[256];
     size_t k = 0;
-    unsigned n = s->depth < PATH_MAX_SHOWN ? s->depth : PATH_MAX_SHOWN;
+    unsigned n = s->pdepth < PATH_MAX_SHOWN ? s->pdepth : PATH_MAX_SHOWN;
     where[0] = 0;
     for (unsigned i = 0; i < n && k < sizeof where - 1; i++) {
         if (!s->path[i])
@@ -871,12 +872,11 @@ static int print_field(pj *s, const gw_field_def *f, rec *r, size_t n, bool *fir
     int rc = put_key(s, fname(s, f), first);
     if (rc)
         return rc;
-    unsigned d = s->depth;
-    if (d < PATH_MAX_SHOWN)
-        s->path[d] = f->name;
-    s->depth++;
+    if (s->pdepth < PATH_MAX_SHOWN)
+        s->path[s->pdepth] = s->o->proto_names ? f->name : f->json_name;
+    s->pdepth++;
     rc = print_value_of(s, f, r, n);
-    s->depth--;
+    s->pdepth--;
     return rc;
 }
 
@@ -1331,9 +1331,8 @@ static int body_field(pj *s, const void *arg)
     size_t j = i;
     while (j < s->nrec && s->recs[j].f == f)
         j++;
-    if (s->path[0] == NULL)
-        s->path[0] = f->name;
-    s->depth = 1;
+    s->path[0] = s->o->proto_names ? f->name : f->json_name;
+    s->pdepth = 1;
     if (j == i) {
         if (f->is_map)
             rc = put(s, "{}", 2);

@@ -1,0 +1,98 @@
+#!/bin/bash
+# grpcgate transcode: outputs and exit statuses (0 done, 1 unparseable input,
+# 2 usage/setup error, 3 not representable in the output format).
+# usage: transcode_cli.sh GRPCGATE CODEC_TEST_PB
+set -u
+G=$1
+D=$2
+T=codec.test.AllTypes
+fails=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# check NAME WANT_STATUS WANT_STDOUT_OR_- STDERR_FRAGMENT_OR_- -- ARGS... (stdin from $tmp/in)
+check() {
+    local name=$1 want=$2 out=$3 err=$4
+    shift 5
+    "$G" transcode "$@" <"$tmp/in" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" != "$want" ]; then
+        echo "FAIL $name: exit $got, want $want; stderr: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+        return
+    fi
+    if [ "$out" != "-" ] && [ "$(cat "$tmp/out")" != "$out" ]; then
+        echo "FAIL $name: stdout '$(head -c 300 "$tmp/out")', want '$out'"
+        fails=$((fails + 1))
+        return
+    fi
+    if [ "$err" != "-" ] && ! grep -qF -- "$err" "$tmp/err"; then
+        echo "FAIL $name: stderr '$(head -c 300 "$tmp/err")' lacks '$err'"
+        fails=$((fails + 1))
+        return
+    fi
+    echo "ok $name"
+}
+
+printf '{"f_int32": 1, "fColor": "GREEN", "fTimestamp": "2024-01-01T01:00:00+01:00"}' >"$tmp/in"
+check json-json 0 '{"fInt32":1,"fColor":"GREEN","fTimestamp":"2024-01-01T00:00:00Z"}' - -- \
+    --descriptor "$D" --type $T --from json --to json
+check proto-names 0 '{"f_int32":1,"f_color":"GREEN","f_timestamp":"2024-01-01T00:00:00Z"}' - -- \
+    --descriptor "$D" --type $T --from json --to json --proto-names
+check enums-as-ints 0 '{"fInt32":1,"fColor":2,"fTimestamp":"2024-01-01T00:00:00Z"}' - -- \
+    --descriptor "$D" --type $T --from json --to json --enums-as-ints
+printf '{"a":1}' >"$tmp/in"
+check pretty 0 $'{\n  "a": 1\n}' - -- --descriptor "$D" --type codec.test.Inner --from json --to json --pretty
+check emit-defaults 0 '{"a":1,"b":"","c":[]}' - -- \
+    --descriptor "$D" --type codec.test.Inner --from json --to json --emit-defaults
+# json -> proto -> json through a pipe
+printf '{"message":"hi","number":"5"}' >"$tmp/in"
+"$G" transcode --descriptor "$D" --type codec.test.Echo --from json --to proto <"$tmp/in" >"$tmp/bin"
+if [ "$(od -An -tx1 "$tmp/bin" | tr -d ' \n')" != "0a026869 1005" ] &&
+   [ "$(od -An -tx1 "$tmp/bin" | tr -d ' \n')" != "0a0268691005" ]; then
+    echo "FAIL json-proto bytes: $(od -An -tx1 "$tmp/bin")"
+    fails=$((fails + 1))
+else
+    echo "ok json-proto bytes"
+fi
+cp "$tmp/bin" "$tmp/in"
+check proto-json 0 '{"message":"hi","number":"5"}' - -- \
+    --descriptor "$D" --type codec.test.Echo --from proto --to json
+# status 1: the input cannot be parsed
+printf '{"fInt32":' >"$tmp/in"
+check bad-json 1 '' 'unexpected end of input' -- --descriptor "$D" --type $T --from json --to proto
+printf '{"nope":1}' >"$tmp/in"
+check unknown-field 1 '' 'unknown field "nope"' -- --descriptor "$D" --type $T --from json --to json
+check ignore-unknown 0 '{}' - -- --descriptor "$D" --type $T --from json --to json --ignore-unknown
+printf '\x0a\x05ab' >"$tmp/in"
+check bad-proto 1 '' 'malformed protobuf' -- --descriptor "$D" --type codec.test.Echo --from proto --to json
+# status 3: parsed, but not representable in the output format
+printf '{"fInt32":3000000000}' >"$tmp/in"
+check int-out-of-range 3 '' 'out of range' -- --descriptor "$D" --type $T --from json --to proto
+printf '{"fTimestamp":"0000-01-01T00:00:00Z"}' >"$tmp/in"
+check timestamp-json-range 3 '' 'out of range' -- --descriptor "$D" --type $T --from json --to proto
+printf '\xf2\x12\x07\x08\x80\x83\xd1\xff\xaf\x07' >"$tmp/in"
+check timestamp-range 3 '' 'fTimestamp: Timestamp out of range' -- \
+    --descriptor "$D" --type $T --from proto --to json
+printf '\xea\x12\x07\x08\x81\xbc\xae\xce\x97\x09' >"$tmp/in"
+check duration-range 3 '' 'Duration out of range' -- --descriptor "$D" --type $T --from proto --to json
+printf '\xfa\x12\x07\x0a\x05foo_3' >"$tmp/in"
+check fieldmask-no-json 3 '' 'no JSON form' -- --descriptor "$D" --type $T --from proto --to json
+# status 2: usage or setup
+printf '{}' >"$tmp/in"
+check no-args 2 '' 'required' --
+check bad-flag 2 '' "unknown or incomplete option '--frobnicate'" -- \
+    --descriptor "$D" --type $T --from json --to json --frobnicate
+check bad-from 2 '' 'required' -- --descriptor "$D" --type $T --from xml --to json
+check proto-proto 2 '' 'not supported' -- --descriptor "$D" --type $T --from proto --to proto
+check missing-descriptor 2 '' 'no-such-file.pb' -- \
+    --descriptor "$tmp/no-such-file.pb" --type $T --from json --to json
+printf 'garbage' >"$tmp/garbage.pb"
+check bad-descriptor 2 '' - -- --descriptor "$tmp/garbage.pb" --type $T --from json --to json
+check unknown-type 2 '' "unknown message type 'codec.test.Nope'" -- \
+    --descriptor "$D" --type codec.test.Nope --from json --to json
+check help 0 - - -- --help
+if [ $fails -ne 0 ]; then
+    echo "$fails failure(s)"
+    exit 1
+fi
