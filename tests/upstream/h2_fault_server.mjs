@@ -7,7 +7,6 @@
 //   /fault.Fault/Html200       200 text/html (not gRPC)
 //   /fault.Fault/NoStatus      a gRPC message, then END_STREAM without trailers
 //   /fault.Fault/RefusedOnce   RST_STREAM(REFUSED_STREAM) the first time, then OK
-//   /fault.Fault/GoawayOnce    first connection: GOAWAY(last-stream-id 0), then OK
 //   /fault.Fault/Calm          RST_STREAM(ENHANCE_YOUR_CALM)
 //   /fault.Fault/Gzip          one gzip-compressed message, then OK
 //   /fault.Fault/GzipBomb      a small gzip message inflating to 16 MiB
@@ -32,8 +31,7 @@ function frame(payload, compressed = false) {
 }
 
 let refusedOnce = false;
-let goawayOnce = false;
-const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
 const server = http2.createServer();
 server.on('stream', (stream, headers) => {
@@ -69,14 +67,6 @@ server.on('stream', (stream, headers) => {
           return;
         }
         ok({}, frame(Buffer.from('second try')));
-        return;
-      case 'GoawayOnce':
-        if (!goawayOnce) {
-          goawayOnce = true;
-          stream.session.goaway(NGHTTP2_NO_ERROR, 0);
-          return;
-        }
-        ok({}, frame(Buffer.from('after goaway')));
         return;
       case 'Calm':
         stream.close(NGHTTP2_ENHANCE_YOUR_CALM);

@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Integration tests for src/upstream: starts real backends on free loopback
+ports, runs tests/upstream/ucall_driver scenarios against them and compares
+the driver's output with the expectations below, line by line. Every
+process it starts is killed before it exits.
+
+    run_integration.py DRIVER GROUP
+
+GROUP is one of: api-grpcjs, api-demo, faults, tls, slow-consumer.
+
+An expected line is compared exactly, or as a regular expression when it
+starts with '~'. The driver's lines starting with '#' are information only.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.environ.get("GW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+GRPCGATE = os.environ.get("GW_GRPCGATE", "")
+NODE = os.environ.get("GW_NODE", "node")
+GRPCJS_SERVER = os.path.join(SRC, "tests", "node", "grpcjs_server.mjs")
+FAULT_SERVER = os.path.join(SRC, "tests", "upstream", "h2_fault_server.mjs")
+
+OK_MSG = '(OK)?'  # grpc-js sends grpc-message "OK" with status 0; the demo service none
+
+# ---- expectations: scenario -> expected lines ---------------------------------
+API = [
+    (["unary"], [
+        "headers x-demo-a=1 x-demo-b-bin=AQID",
+        "reply message=hello number=42",
+        '~status=OK message="%s"' % OK_MSG,
+        "trailers x-demo-a-trailer=1 x-demo-b-trailer-bin=AQID",
+        "trailers_only=false",
+    ]),
+    (["getuser", "1"], [
+        "user id=1 name=Ada Lovelace email=ada@example.com role=3",
+        '~status=OK message="%s"' % OK_MSG,
+        "trailers_only=false",
+    ]),
+    (["getuser", "99"], [
+        'status=NOT_FOUND message="user 99 not found"',
+        "~trailers_only=(true|false)",
+    ]),
+    (["errors"], [
+        '~code=0 status=OK message="(OK|failure 0: é%%)?" details=none messages=1',
+        'code=1 status=CANCELLED message="failure 1: é%" details=none messages=0',
+        'code=2 status=UNKNOWN message="failure 2: é%" details=none messages=0',
+        'code=3 status=INVALID_ARGUMENT message="failure 3: é%" details=code=3 message="failure 3: é%" '
+        'any=type.googleapis.com/google.rpc.BadRequest [code: requested failure] messages=0',
+    ] + ['code=%d status=%s message="failure %d: é%%" details=none messages=0' % (c, n, c) for c, n in [
+        (4, "DEADLINE_EXCEEDED"), (5, "NOT_FOUND"), (6, "ALREADY_EXISTS"), (7, "PERMISSION_DENIED"),
+        (8, "RESOURCE_EXHAUSTED"), (9, "FAILED_PRECONDITION"), (10, "ABORTED"), (11, "OUT_OF_RANGE"),
+        (12, "UNIMPLEMENTED"), (13, "INTERNAL"), (14, "UNAVAILABLE"), (15, "DATA_LOSS"),
+        (16, "UNAUTHENTICATED")]]),
+    (["list", "10000"], [
+        "messages=10000 ids_ok=true",
+        '~status=OK message="%s"' % OK_MSG,
+    ]),
+    (["client_stream"], [
+        "created=5 ids=5 consecutive=true",
+        '~status=OK message="%s"' % OK_MSG,
+        "details=none",
+    ]),
+    (["client_stream_invalid"], [
+        'status=INVALID_ARGUMENT message="invalid user"',
+        'details=code=3 message="invalid user" any=type.googleapis.com/google.rpc.BadRequest '
+        "[name: name is required] [email: email must contain '@']",
+    ]),
+    (["bidi", "100"], [
+        "replies=100 in_order=true",
+        '~status=OK message="%s"' % OK_MSG,
+    ]),
+    (["deadline"], [
+        "status=DEADLINE_EXCEEDED",
+        "ended_between_500ms_and_5s=true",
+    ]),
+    (["cancel"], [
+        "cancelled_after=10 active_calls=0",
+        '~followup status=OK message="%s"' % OK_MSG,
+        "followup reply message=after cancel number=7",
+        "messages_after_cancel=0 connects=1 resets_sent=1",
+    ]),
+    (["concurrent", "1000"], [
+        "ok=1000 connects=1 multiplexed=true",
+    ]),
+    (["--max-message", "100000", "too_large"], [
+        '~status=RESOURCE_EXHAUSTED message="response message 1 is 2000(04|06) bytes, '
+        'larger than the limit of 100000"',
+        "messages=0",
+        '~followup status=OK message="%s"' % OK_MSG,
+    ]),
+]
+
+FAULTS = [
+    ("Http503", [
+        'status=UNAVAILABLE message="backend answered HTTP 503 (text/html) instead of gRPC: '
+        '<html><body><h1>503 Service Unavailable</h1> backend overloaded</body></html>"',
+        'messages=0 reply=""',
+    ]),
+    ("Html200", [
+        'status=UNKNOWN message="backend answered HTTP 200 (text/html; charset=utf-8) instead of gRPC: '
+        '<!doctype html><p>hello</p>"',
+        'messages=0 reply=""',
+    ]),
+    ("NoStatus", [
+        'status=INTERNAL message="backend response has no grpc-status"',
+        'messages=1 reply="orphan"',
+    ]),
+    ("RefusedOnce", [
+        'status=OK message=""',
+        'messages=1 reply="second try"',
+        "retried=1 connects=1",
+    ]),
+    ("Calm", [
+        'status=RESOURCE_EXHAUSTED message="stream reset by backend {url} (HTTP/2 ENHANCE_YOUR_CALM)"',
+        'messages=0 reply=""',
+    ]),
+    ("Gzip", [
+        'status=OK message=""',
+        'messages=1 reply="inflated hello"',
+    ]),
+    ("GzipBomb", [
+        'status=RESOURCE_EXHAUSTED message="message 1 decompresses to more than 4194304 bytes"',
+        'messages=0 reply=""',
+    ]),
+    ("BigHeaders", [
+        'status=RESOURCE_EXHAUSTED message="response header list larger than 16384 bytes"',
+        'messages=0 reply=""',
+    ]),
+]
+
+# ---- plumbing -------------------------------------------------------------------
+failures = []
+procs = []
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("backend exited early with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("backend did not listen on %d" % port)
+
+
+def spawn(cmd, **kw):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    procs.append(p)
+    # Drain stderr in the background so a chatty backend never blocks.
+    threading.Thread(target=lambda: p.stderr.read(), daemon=True).start()
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.kill()
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def start_node_server(script, args=()):
+    p = spawn([NODE, script, "--port", "0"] + list(args))
+    line = p.stdout.readline()
+    m = re.match(r"listening (\d+)", line or "")
+    if not m:
+        stop(p)
+        raise RuntimeError("%s did not start: %r" % (script, line))
+    threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
+    return p, int(m.group(1))
+
+
+def start_demo(port=None):
+    if not GRPCGATE:
+        raise RuntimeError("GW_GRPCGATE is not set")
+    port = port or free_port()
+    p = spawn([GRPCGATE, "demo-service", "--listen", "127.0.0.1:%d" % port])
+    threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
+    wait_port(port, p)
+    return p, port
+
+
+def matches(want, got):
+    if want.startswith("~"):
+        return re.fullmatch(want[1:], got) is not None
+    return want == got
+
+
+def compare(name, want, got):
+    got = [l for l in got if not l.startswith("#")]
+    ok = len(want) == len(got) and all(matches(w, g) for w, g in zip(want, got))
+    if ok:
+        log("ok   %s" % name)
+        return
+    failures.append(name)
+    log("FAIL %s" % name)
+    for i in range(max(len(want), len(got))):
+        w = want[i] if i < len(want) else "<nothing>"
+        g = got[i] if i < len(got) else "<nothing>"
+        mark = " " if i < len(want) and i < len(got) and matches(w, g) else "!"
+        log("  %s want: %s\n  %s got:  %s" % (mark, w, mark, g))
+
+
+def driver(drv, url, args, timeout=180, env=None):
+    # Options (with their values) go before the URL, the scenario after it.
+    i, pre, rest = 0, [], []
+    while i < len(args):
+        if args[i].startswith("--"):
+            pre += args[i:i + 2]
+            i += 2
+        else:
+            rest.append(args[i])
+            i += 1
+    cmd = [drv] + pre + [url] + rest
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout, env=env)
+    lines = r.stdout.splitlines()
+    if r.returncode != 0:
+        lines.append("driver exit code %d: %s" % (r.returncode, r.stderr.strip()[-2000:]))
+    else:
+        if lines and lines[-1] == "active_calls_at_exit=0":
+            lines.pop()
+        else:
+            lines.append("driver did not end with active_calls_at_exit=0")
+    for l in lines:
+        if l.startswith("#"):
+            log("     %s" % l)
+    return lines
+
+
+def run_api(drv, url, label):
+    for args, want in API:
+        compare("%s %s" % (label, " ".join(args)), want, driver(drv, url, args))
+
+
+# ---- groups ----------------------------------------------------------------------
+def group_api_grpcjs(drv):
+    p, port = start_node_server(GRPCJS_SERVER)
+    run_api(drv, "http://127.0.0.1:%d" % port, "grpc-js")
+    stop(p)
+
+
+def group_api_demo(drv):
+    p, port = start_demo()
+    run_api(drv, "http://127.0.0.1:%d" % port, "demo-service")
+    stop(p)
+
+
+def never_answering_server():
+    """Accepts and reads, never writes: a backend that hangs."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop_flag = threading.Event()
+
+    def serve():
+        conns = []
+        srv.settimeout(0.2)
+        while not stop_flag.is_set():
+            try:
+                c, _ = srv.accept()
+                c.setblocking(False)
+                conns.append(c)
+            except OSError:
+                pass
+            for c in conns:
+                try:
+                    c.recv(65536)
+                except OSError:
+                    pass
+        for c in conns:
+            c.close()
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], stop_flag
+
+
+def kill_midstream(drv, label, start_backend):
+    p, port = start_backend(None)
+    url = "http://127.0.0.1:%d" % port
+    proc = subprocess.Popen([drv, url, "kill_midstream"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    procs.append(proc)
+    threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()
+    lines = []
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line == "STREAMING":
+            stop(p)                       # SIGKILL in the middle of the stream
+        elif line == "WAITING_RESTART":
+            time.sleep(0.5)
+            p, _ = start_backend(port)    # same port: the driver must reconnect
+        else:
+            lines.append(line)
+        if time.time() > deadline:
+            break
+    proc.wait(timeout=30)
+    if proc.returncode != 0:
+        lines.append("driver exit code %d" % proc.returncode)
+    elif lines and lines[-1] == "active_calls_at_exit=0":
+        lines.pop()
+    for l in lines:
+        if l.startswith("#"):
+            log("     %s" % l)
+    compare("%s backend killed mid-stream" % label, [
+        '~stream status=UNAVAILABLE message="connection to backend %s lost: .*"' % re.escape(url),
+        "messages_at_least_20=true active_calls=0",
+        "while_down status=UNAVAILABLE",
+        "reconnected=true",
+    ], lines)
+    stop(p)
+
+
+def group_faults(drv):
+    # A backend that never answers: the deadline still ends the call.
+    port, flag = never_answering_server()
+    compare("never answers", [
+        'status=DEADLINE_EXCEEDED message="deadline exceeded"',
+        "ended_between_500ms_and_5s=true",
+        "resets_sent=1",
+    ], driver(drv, "http://127.0.0.1:%d" % port, ["never_answers"]))
+    flag.set()
+
+    # Nothing listens: fail fast with the reason.
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    compare("unreachable", [
+        'status=UNAVAILABLE message="backend %s unreachable: connect: Connection refused"' % url,
+        "trailers_only=true",
+    ], driver(drv, url, ["getuser", "1"]))
+
+    # Misbehaving HTTP/2 answers.
+    p, port = start_node_server(FAULT_SERVER)
+    url = "http://127.0.0.1:%d" % port
+    for name, want in FAULTS:
+        got = driver(drv, url, ["fault", name])
+        # retried/connects only matter where the expectation names them
+        if not any(w.startswith("retried=") for w in want):
+            got = [l for l in got if not l.startswith("retried=")]
+        compare("fault %s" % name, [w.replace("{url}", url) for w in want], got)
+    stop(p)
+
+    # GOAWAY: grpc-js closes every connection after 500 ms (max_connection_age),
+    # the stream in flight finishes, later calls go to a new connection.
+    p, port = start_node_server(GRPCJS_SERVER, ["--max-connection-age-ms", "500"])
+    compare("grpc-js GOAWAY (max connection age)", [
+        "stream messages=30 ids_ok=true",
+        '~stream status=OK message="%s"' % OK_MSG,
+        "echo_ok=10 goaway_seen=true reconnected=true",
+    ], driver(drv, "http://127.0.0.1:%d" % port, ["goaway"]))
+    stop(p)
+
+    # Backend killed in the middle of a stream, then back on the same port.
+    kill_midstream(drv, "demo-service", lambda port: start_demo(port))
+
+
+def group_tls(drv):
+    with tempfile.TemporaryDirectory() as tmp:
+        cert = os.path.join(tmp, "cert.pem")
+        key = os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p, port = start_node_server(GRPCJS_SERVER, ["--tls-cert", cert, "--tls-key", key])
+        url = "https://127.0.0.1:%d" % port
+        compare("tls trusted (ca_file)", [
+            "user id=1 name=Ada Lovelace email=ada@example.com role=3",
+            '~status=OK message="%s"' % OK_MSG,
+            "trailers_only=false",
+        ], driver(drv, url, ["--ca", cert, "getuser", "1"]))
+        compare("tls untrusted (system CAs)", [
+            'status=UNAVAILABLE message="backend %s unreachable: TLS handshake failed: '
+            'certificate verify failed: self-signed certificate"' % url,
+            "trailers_only=true",
+        ], driver(drv, url, ["getuser", "1"]))
+        compare("tls trusted certificate, wrong name", [
+            'status=UNAVAILABLE message="backend %s unreachable: TLS handshake failed: '
+            'certificate verify failed: hostname mismatch"' % url,
+            "trailers_only=true",
+        ], driver(drv, url, ["--ca", cert, "--server-name", "other.example", "getuser", "1"]))
+        stop(p)
+
+
+def group_slow_consumer(drv):
+    env = dict(os.environ)
+    # Under ASan, freed memory sits in a quarantine and would count as RSS.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+    want = [
+        "bytes=104857600 pattern_ok=true",
+        '~status=OK message="%s"' % OK_MSG,
+        "rss_growth_under_2mib=true",
+        "unconsumed_within_window=true",
+    ]
+    p, port = start_demo()
+    compare("demo-service 100 MiB download, slow consumer",
+            want, driver(drv, "http://127.0.0.1:%d" % port, ["download", "104857600", "1"],
+                         timeout=400, env=env))
+    stop(p)
+    p, port = start_node_server(GRPCJS_SERVER)
+    compare("grpc-js 100 MiB download, slow consumer",
+            want, driver(drv, "http://127.0.0.1:%d" % port, ["download", "104857600", "1"],
+                         timeout=400, env=env))
+    stop(p)
+
+
+GROUPS = {
+    "api-grpcjs": group_api_grpcjs,
+    "api-demo": group_api_demo,
+    "faults": group_faults,
+    "tls": group_tls,
+    "slow-consumer": group_slow_consumer,
+}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in GROUPS:
+        print("usage: run_integration.py DRIVER {%s}" % ",".join(GROUPS), file=sys.stderr)
+        return 2
+    drv = sys.argv[1]
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    try:
+        GROUPS[sys.argv[2]](drv)
+    except Exception as exc:  # a backend that cannot start is a failure, not a crash
+        failures.append("setup: %s" % exc)
+        log("FAIL setup: %s" % exc)
+    finally:
+        for p in procs:
+            stop(p)
+    if failures:
+        log("%d failed: %s" % (len(failures), ", ".join(failures)))
+        return 1
+    log("all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
