@@ -143,14 +143,8 @@ static int wire_check(const uint8_t *p, size_t n, enum wire_kind kind, int depth
 
 gw_registry_builder *gw_registry_builder_new(void)
 {
-    gw_registry_builder *b = calloc(1, sizeof *b);
-    if (!b)
-        return NULL;
-    if (gw_htab_init(&b->by_name, NULL, 16)) {
-        free(b);
-        return NULL;
-    }
-    return b;
+    /* All zero is an empty builder with an empty (malloc-backed) table. */
+    return calloc(1, sizeof(gw_registry_builder));
 }
 
 static void pending_free(pending_file *pf)
@@ -169,8 +163,9 @@ static void builder_clear(gw_registry_builder *b)
     free(b->files);
     b->files = NULL;
     b->count = b->cap = 0;
+    /* An empty table (cap 0) allocates on its first put, so clearing
+     * cannot fail. */
     gw_htab_free(&b->by_name);
-    gw_htab_init(&b->by_name, NULL, 16);
 }
 
 void gw_registry_builder_del(gw_registry_builder *b)
@@ -435,6 +430,14 @@ static int add_symbol(build_ctx *c, const char *full_name, gw_sym_kind kind, con
     return 0;
 }
 
+static int cmp_enum_number(const void *a, const void *b)
+{
+    const gw_enum_number *x = a, *y = b;
+    if (x->number != y->number)
+        return x->number < y->number ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
 static int build_enum(build_ctx *c, const Google__Protobuf__EnumDescriptorProto *ep,
                       const char *scope, const gw_file_def *file)
 {
@@ -481,21 +484,17 @@ static int build_enum(build_ctx *c, const Google__Protobuf__EnumDescriptorProto 
             return gw_error_set(c->e, GW_EPARSE, "%s: %s: enum %s: value %s declared twice",
                                 file->source, file->name, ed->full_name, vp->name);
     }
-    /* Insertion sort by (number, position): enums are small and this keeps
-     * the first declared name of an aliased number. */
-    size_t count = 0;
+    /* Sorted by (number, position), then one entry per number: the first
+     * declared name of an aliased number wins. */
     for (size_t i = 0; i < ep->n_value; i++) {
-        int32_t n = values[i].number;
-        size_t j = count;
-        while (j > 0 && nums[j - 1].number > n)
-            j--;
-        if (j > 0 && nums[j - 1].number == n)
-            continue;
-        memmove(&nums[j + 1], &nums[j], (count - j) * sizeof *nums);
-        nums[j].number = n;
-        nums[j].pos = (uint32_t)i;
-        count++;
+        nums[i].number = values[i].number;
+        nums[i].pos = (uint32_t)i;
     }
+    qsort(nums, ep->n_value, sizeof *nums, cmp_enum_number);
+    size_t count = 0;
+    for (size_t i = 0; i < ep->n_value; i++)
+        if (count == 0 || nums[count - 1].number != nums[i].number)
+            nums[count++] = nums[i];
     ix->number_count = count;
     ix->by_number = nums;
     ed->values = values;

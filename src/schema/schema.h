@@ -205,7 +205,10 @@ int gw_registry_load(gw_registry **out, const char *const *paths, size_t n,
 gw_registry_builder *gw_registry_builder_new(void);
 void gw_registry_builder_del(gw_registry_builder *b);
 /* Adds a serialized FileDescriptorSet; `source` names it in errors.
- * The bytes are copied. Returns 0, GW_EPARSE, GW_EINVAL, GW_ENOMEM. */
+ * The bytes are copied. A file already added with identical bytes is
+ * skipped; the same name with other bytes is GW_EINVAL. After an error the
+ * builder may hold the files of the set that came before the bad one:
+ * del it. Returns 0, GW_EPARSE, GW_EINVAL, GW_ENOMEM. */
 int gw_registry_builder_add_set(gw_registry_builder *b, const uint8_t *data,
                                 size_t len, const char *source, gw_error *e);
 /* Adds one serialized FileDescriptorProto (as reflection returns them). */
