@@ -368,6 +368,48 @@ def test_malformed(srv):
     check(msgs == [ADA], 'GetUser after malformed input', msgs)
 
 
+def pb_varint(v):
+    out = b''
+    while True:
+        b = v & 0x7f
+        v >>= 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def pb_len(field, data):
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_int(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def test_trailers(srv):
+    """Exact status trailers: percent-encoded grpc-message, unpadded base64
+    details, echoed metadata, Trailers-Only for an immediate error."""
+    msg = 'h\u00e9llo 100% done'.encode()
+    fail = frame(pb_int(1, 3) + pb_len(2, msg))
+    fields = nghttp(srv, '/demo.v1.EchoService/Fail', fail,
+                    GRPC + ('x-demo-a: 1', 'x-demo-k-bin: AAEC'))
+    bad = pb_len(1, pb_len(1, b'code') + pb_len(2, b'requested failure'))
+    anyv = pb_len(1, b'type.googleapis.com/google.rpc.BadRequest') + pb_len(2, bad)
+    status = pb_int(1, 3) + pb_len(2, msg) + pb_len(3, anyv)
+    want = [(':status', '200'), ('content-type', 'application/grpc'),
+            ('x-demo-a', '1'), ('x-demo-k-bin', 'AAEC'),
+            ('grpc-status', '3'), ('grpc-message', 'h%C3%A9llo 100%25 done'),
+            ('grpc-status-details-bin', base64.b64encode(status).decode().rstrip('=')),
+            ('x-demo-a-trailer', '1'), ('x-demo-k-trailer-bin', 'AAEC')]
+    check(fields == want, 'Trailers-Only Fail', fields, want)
+
+    echo = frame(pb_len(1, b'x') + pb_int(2, 7))
+    fields = nghttp(srv, '/demo.v1.EchoService/Echo', echo, GRPC + ('x-demo-z: zz',))
+    want = [(':status', '200'), ('content-type', 'application/grpc'), ('x-demo-z', 'zz'),
+            ('grpc-status', '0'), ('x-demo-z-trailer', 'zz')]
+    check(fields == want, 'Echo headers and trailers', fields, want)
+
+
 # ---- a minimal HTTP/2 client: cancellation and flow control ----------------------------
 
 def h2_frame(ftype, flags, stream, payload=b''):
@@ -514,7 +556,7 @@ def test_many_concurrent(srv):
 
 TESTS = [test_get_user, test_not_found, test_list_users, test_health,
          test_create_update_delete, test_streams, test_echo_metadata, test_avatar,
-         test_malformed, test_flow_control_and_cancel, test_many_concurrent]
+         test_malformed, test_trailers, test_flow_control_and_cancel, test_many_concurrent]
 
 
 def main():
