@@ -6,7 +6,7 @@ import { launchChromium, serveStatic } from './lib.mjs';
 
 const [mode, target, out = 'shot.png'] = process.argv.slice(2);
 const server = mode === '--serve' ? await serveStatic(target) : null;
-const url = server ? `${server.url}/` : target;
+const url = server ? `${server.url}/${process.env.QUERY ?? ""}` : target;
 const b = await launchChromium({ width: Number(process.env.W ?? 1360), height: Number(process.env.H ?? 900) });
 try {
   const { page } = b;

@@ -308,7 +308,7 @@ export function start(transport: Transport, info: PageInfo): void {
         if (recent.length > 6) recent.shift();
         byId('stream-reply').textContent = recent.join('\n');
         byId('stream-reply-status').textContent = `${count} received`;
-        streamItems.lastElementChild?.scrollIntoView({ block: 'nearest' });
+        streamItems.scrollTop = streamItems.scrollHeight; // follow the newest row, not the page
         streamProgress.style.width = `${Math.min(100, (100 * count) / n)}%`;
         showStatus(streamStatus, 'running', `streaming… ${count} of ${n} received`);
       }
@@ -317,7 +317,7 @@ export function start(transport: Transport, info: PageInfo): void {
     } catch (e) {
       const o = errorOutcome(e, performance.now() - t0);
       if (o.code === Code.Canceled && abort.signal.aborted)
-        o.message = `cancelled by you after ${count} of ${n} messages`;
+        o.message = `cancelled by you after ${count} of ${n}`;
       showStatus(streamStatus, o);
       streamItems.dataset.state = o.code === Code.Canceled ? 'cancelled' : 'failed';
     } finally {
