@@ -8,7 +8,8 @@
  * reaches every call made by our static libraries; protobuf-c's own
  * allocations (a shared library) are not injected.
  *
- * argv[1]: a descriptor set to load (registry.pb).
+ * argv[1..]: descriptor sets, loaded as one (concatenated sets are a set;
+ * the files they share exercise the duplicate check).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,7 +57,8 @@ void *__wrap_realloc(void *p, size_t n)
     return should_fail() ? NULL : __real_realloc(p, n);
 }
 
-static const char *set_path;
+static const char *const *set_paths;
+static int set_count;
 
 /* One load from memory; returns its result. */
 static int load_once(const uint8_t *data, size_t len, gw_registry **r, gw_error *e)
@@ -76,10 +78,19 @@ static int load_once(const uint8_t *data, size_t len, gw_registry **r, gw_error 
 static void test_every_allocation_fails_cleanly(void **state)
 {
     (void)state;
-    uint8_t *data;
-    size_t len;
+    uint8_t *data = NULL;
+    size_t len = 0;
     gw_error e;
-    assert_int_equal(gw_read_file(set_path, GW_SCHEMA_MAX_FILE_BYTES, &data, &len, &e), 0);
+    for (int i = 0; i < set_count; i++) {
+        uint8_t *one;
+        size_t n;
+        assert_int_equal(gw_read_file(set_paths[i], GW_SCHEMA_MAX_FILE_BYTES, &one, &n, &e), 0);
+        data = realloc(data, len + n);
+        assert_non_null(data);
+        memcpy(data + len, one, n);
+        len += n;
+        free(one);
+    }
 
     gw_registry *r;
     alloc_count = 0;
@@ -90,6 +101,7 @@ static void test_every_allocation_fails_cleanly(void **state)
     assert_int_equal(rc, 0);
     long total = alloc_count;
     assert_true(total > 10);
+    print_message("%ld allocations, each failed in turn\n", total);
     gw_registry_del(r);
 
     for (long i = 1; i <= total; i++) {
@@ -108,10 +120,11 @@ static void test_every_allocation_fails_cleanly(void **state)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s SET.pb\n", argv[0]);
+        fprintf(stderr, "usage: %s SET.pb...\n", argv[0]);
         return 2;
     }
-    set_path = argv[1];
+    set_paths = (const char *const *)argv + 1;
+    set_count = argc - 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_allocation_fails_cleanly),
     };
