@@ -596,6 +596,18 @@ static char *json_name_of(gw_arena *a, const char *name)
     return out;
 }
 
+/* JSON names end up as JSON keys and in error messages. */
+static bool valid_json_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || !gw_utf8_valid((const uint8_t *)s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 static bool is_packable(gw_field_type t)
 {
     return t != GW_TYPE_STRING && t != GW_TYPE_BYTES && t != GW_TYPE_MESSAGE &&
@@ -661,6 +673,11 @@ static int build_fields(build_ctx *c, const pending_msg *pm)
                                      : json_name_of(a, fp->name);
         if (!f->name || !f->json_name)
             return nomem(c);
+        if (!valid_json_name(f->json_name))
+            return gw_error_set(c->e, GW_EPARSE,
+                                "%s: %s: %s.%s: json_name is empty, not UTF-8 or has control "
+                                "characters",
+                                src, fname, md->full_name, fp->name);
         if (!fp->has_number || fp->number < 1 || (uint32_t)fp->number > MAX_FIELD_NUMBER)
             return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s.%s: bad field number %d", src,
                                 fname, md->full_name, fp->name,

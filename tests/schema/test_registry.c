@@ -1019,6 +1019,7 @@ static const struct error_row {
     {"bad_oneof_index", GW_EPARSE, {"bad_oneof_index.pb: ", "oneof.proto", "fx.M.a",
                                     "oneof index 2"}},
     {"bad_ident", GW_EPARSE, {"bad_ident.pb: ", "ident.proto", "'Not.A.Name'"}},
+    {"bad_json_name", GW_EPARSE, {"bad_json_name.pb: ", "json.proto", "fx.M.a", "json_name"}},
     {"relative_ref", 0, {NULL}},
     /* Identical duplicates are fine, also across sets. */
     {"conflict_a conflict_a", 0, {NULL}},
