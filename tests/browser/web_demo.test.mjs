@@ -99,6 +99,13 @@ async function startSameOrigin() {
       const demo = await startProcess(grpcgate, ['demo', '--listen', '127.0.0.1:0', '--static', webDir],
         { timeoutMs: 60000 });
       children.push(demo);
+      const res = await fetch(`http://${demo.address}/`);
+      await res.arrayBuffer();
+      if (res.status === 404 && demo.lines.some((l) => /cannot serve static files yet/.test(l))) {
+        sameOriginSkip = '`grpcgate demo` cannot serve the page in this build yet (no static files in the server)';
+        await demo.stop();
+        return null;
+      }
       return { pageUrl: `http://${demo.address}/`, gatewayUrl: `http://${demo.address}`, backendLog: demo,
         processes: [demo] };
     } catch (e) {
