@@ -301,6 +301,85 @@ def never_answering_server():
     return srv.getsockname()[1], stop_flag
 
 
+def h2_frame(ftype, flags, stream_id, payload=b""):
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
+            stream_id.to_bytes(4, "big") + payload)
+
+
+def hpack_literal(name, value):
+    """Literal header field without indexing, new name, no Huffman."""
+    n, v = name.encode(), value.encode()
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def goaway_then_ok_server():
+    """A raw HTTP/2 server (frames written by hand): on its first connection
+    it answers the first request HEADERS with GOAWAY(last-stream-id 0,
+    NO_ERROR) and keeps the socket open; on later connections it answers
+    every request with one gRPC message and grpc-status 0."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop_flag = threading.Event()
+    held = []
+
+    def handle(conn, first):
+        conn.settimeout(0.2)
+        buf = b""
+        try:
+            conn.sendall(h2_frame(4, 0, 0))                 # our SETTINGS
+            while not stop_flag.is_set():
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    return
+                buf += data
+                if buf.startswith(b"PRI * HTTP/2.0"):
+                    buf = buf[24:]
+                while len(buf) >= 9:
+                    length = int.from_bytes(buf[:3], "big")
+                    if len(buf) < 9 + length:
+                        break
+                    ftype, flags = buf[3], buf[4]
+                    sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+                    buf = buf[9 + length:]
+                    if ftype == 4 and not flags & 1:         # SETTINGS -> ACK
+                        conn.sendall(h2_frame(4, 1, 0))
+                    elif ftype == 1 and first:               # HEADERS -> GOAWAY(0)
+                        conn.sendall(h2_frame(7, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")))
+                    elif ftype == 1:
+                        msg = b"after goaway"
+                        headers = b"\x88" + hpack_literal("content-type", "application/grpc")
+                        trailers = hpack_literal("grpc-status", "0")
+                        conn.sendall(h2_frame(1, 4, sid, headers) +
+                                     h2_frame(0, 0, sid, b"\x00" + len(msg).to_bytes(4, "big") + msg) +
+                                     h2_frame(1, 5, sid, trailers))
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def serve():
+        srv.settimeout(0.2)
+        first = True
+        while not stop_flag.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            t = threading.Thread(target=handle, args=(c, first), daemon=True)
+            t.start()
+            held.append(t)
+            first = False
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], stop_flag
+
+
 def kill_midstream(drv, label, start_backend):
     p, port = start_backend(None)
     url = "http://127.0.0.1:%d" % port
@@ -366,6 +445,16 @@ def group_faults(drv):
             got = [l for l in got if not l.startswith("retried=")]
         compare("fault %s" % name, [w.replace("{url}", url) for w in want], got)
     stop(p)
+
+    # GOAWAY naming no stream: the call was not processed, so it is retried
+    # once on a fresh connection.
+    port, flag = goaway_then_ok_server()
+    compare("GOAWAY below the call's stream: retried on a new connection", [
+        'status=OK message=""',
+        'messages=1 reply="after goaway"',
+        "retried=1 connects=2",
+    ], driver(drv, "http://127.0.0.1:%d" % port, ["fault", "Any"]))
+    flag.set()
 
     # GOAWAY: grpc-js closes every connection after 500 ms (max_connection_age),
     # the stream in flight finishes, later calls go to a new connection.
