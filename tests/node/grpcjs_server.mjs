@@ -7,12 +7,16 @@
 // cancellation.
 //
 //   node tests/node/grpcjs_server.mjs [--host 127.0.0.1] [--port N]
-//        [--tls-cert FILE --tls-key FILE] [--reflection]
-//        [--max-connection-age-ms N]
+//        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+//        [--unix PATH] [--reflection] [--max-connection-age-ms N]
 //
 // --port 0 (the default) picks a free port; the bound port is printed as
-// "listening <port>" on stdout once the server accepts calls. SIGTERM and
-// SIGINT stop it at once.
+// "listening <port>" on stdout once the server accepts calls. --unix PATH
+// listens on a unix socket instead and prints "listening unix:PATH".
+// --tls-client-ca requires client certificates signed by that CA (mTLS).
+// --max-connection-age-ms makes grpc-js send GOAWAY to every connection
+// after that age (in-flight calls get 60 s to finish). SIGTERM and SIGINT
+// stop it at once.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,12 +38,15 @@ function parseArgs(argv) {
     else if (a === '--port') o.port = Number(next());
     else if (a === '--tls-cert') o.cert = next();
     else if (a === '--tls-key') o.key = next();
+    else if (a === '--tls-client-ca') o.clientCa = next();
+    else if (a === '--unix') o.unix = next();
     else if (a === '--reflection') o.reflection = true;
     else if (a === '--max-connection-age-ms') o.maxAgeMs = Number(next());
     else throw new Error(`unknown option ${a}`);
   }
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error('bad --port');
   if (!!o.cert !== !!o.key) throw new Error('--tls-cert and --tls-key go together');
+  if (o.clientCa && !o.cert) throw new Error('--tls-client-ca needs --tls-cert/--tls-key');
   return o;
 }
 
@@ -477,17 +484,19 @@ async function main() {
     new ReflectionService(pkgDef).addToServer(server);
   }
   const creds = opts.cert
-    ? grpc.ServerCredentials.createSsl(null, [{
+    ? grpc.ServerCredentials.createSsl(opts.clientCa ? fs.readFileSync(opts.clientCa) : null, [{
       cert_chain: fs.readFileSync(opts.cert), private_key: fs.readFileSync(opts.key),
-    }], false)
+    }], !!opts.clientCa)
     : grpc.ServerCredentials.createInsecure();
-  const hostPort = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
-  server.bindAsync(hostPort, creds, (err, port) => {
+  let target;
+  if (opts.unix) target = `unix:${path.resolve(opts.unix)}`;
+  else target = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
+  server.bindAsync(target, creds, (err, port) => {
     if (err) {
-      process.stderr.write(`grpcjs_server: cannot listen on ${hostPort}: ${err.message}\n`);
+      process.stderr.write(`grpcjs_server: cannot listen on ${target}: ${err.message}\n`);
       process.exit(1);
     }
-    process.stdout.write(`listening ${port}\n`);
+    process.stdout.write(opts.unix ? `listening ${target}\n` : `listening ${port}\n`);
   });
   const stop = () => {
     server.forceShutdown();

@@ -6,7 +6,7 @@ process it starts is killed before it exits.
 
     run_integration.py DRIVER GROUP
 
-GROUP is one of: api-grpcjs, api-demo, faults, tls, slow-consumer.
+GROUP is one of: api-grpcjs, api-demo, faults, transports, slow-consumer.
 
 An expected line is compared exactly, or as a regular expression when it
 starts with '~'. The driver's lines starting with '#' are information only.
@@ -182,15 +182,15 @@ def stop(p):
         pass
 
 
-def start_node_server(script, args=()):
+def start_node_server(script, args=(), unix=False):
     p = spawn([NODE, script, "--port", "0"] + list(args))
     line = p.stdout.readline()
-    m = re.match(r"listening (\d+)", line or "")
+    m = re.match(r"listening (unix:\S+|\d+)", line or "")
     if not m:
         stop(p)
         raise RuntimeError("%s did not start: %r" % (script, line))
     threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
-    return p, int(m.group(1))
+    return p, (m.group(1) if unix else int(m.group(1)))
 
 
 def start_demo(port=None):
@@ -470,21 +470,47 @@ def group_faults(drv):
     kill_midstream(drv, "demo-service", lambda port: start_demo(port))
 
 
-def group_tls(drv):
+def make_cert(tmp, name, cn):
+    cert = os.path.join(tmp, name + "-cert.pem")
+    key = os.path.join(tmp, name + "-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def group_transports(drv):
+    user1 = [
+        "user id=1 name=Ada Lovelace email=ada@example.com role=3",
+        '~status=OK message="%s"' % OK_MSG,
+        "trailers_only=false",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        cert = os.path.join(tmp, "cert.pem")
-        key = os.path.join(tmp, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # unix:/path
+        sock = os.path.join(tmp, "grpcjs.sock")
+        p, _ = start_node_server(GRPCJS_SERVER, ["--unix", sock], unix=True)
+        compare("unix socket", user1, driver(drv, "unix:" + sock, ["getuser", "1"]))
+        stop(p)
+
+        cert, key = make_cert(tmp, "server", "localhost")
+        client_cert, client_key = make_cert(tmp, "client", "grpcgate-test-client")
+        # mTLS: the server requires a client certificate it trusts.
+        p, port = start_node_server(GRPCJS_SERVER, ["--tls-cert", cert, "--tls-key", key,
+                                                    "--tls-client-ca", client_cert])
+        url = "https://127.0.0.1:%d" % port
+        compare("mtls with client certificate", user1,
+                driver(drv, url, ["--ca", cert, "--cert", client_cert, "--key", client_key,
+                                  "getuser", "1"]))
+        compare("mtls without client certificate", [
+            '~status=UNAVAILABLE message="(connection to )?backend %s (unreachable|lost): .*"'
+            % re.escape(url),
+            "trailers_only=true",
+        ], driver(drv, url, ["--ca", cert, "getuser", "1"]))
+        stop(p)
         p, port = start_node_server(GRPCJS_SERVER, ["--tls-cert", cert, "--tls-key", key])
         url = "https://127.0.0.1:%d" % port
-        compare("tls trusted (ca_file)", [
-            "user id=1 name=Ada Lovelace email=ada@example.com role=3",
-            '~status=OK message="%s"' % OK_MSG,
-            "trailers_only=false",
-        ], driver(drv, url, ["--ca", cert, "getuser", "1"]))
+        compare("tls trusted (ca_file)", user1, driver(drv, url, ["--ca", cert, "getuser", "1"]))
         compare("tls untrusted (system CAs)", [
             'status=UNAVAILABLE message="backend %s unreachable: TLS handshake failed: '
             'certificate verify failed: self-signed certificate"' % url,
@@ -524,7 +550,7 @@ GROUPS = {
     "api-grpcjs": group_api_grpcjs,
     "api-demo": group_api_demo,
     "faults": group_faults,
-    "tls": group_tls,
+    "transports": group_transports,
     "slow-consumer": group_slow_consumer,
 }
 

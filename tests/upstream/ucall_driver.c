@@ -4,7 +4,8 @@
  * per line, for tests/upstream/run_integration.py to compare. Lines starting
  * with '#' are information (timings, peaks) and are not compared.
  *
- *   ucall_driver [--ca FILE] [--server-name NAME] [--max-message N] [--pool N]
+ *   ucall_driver [--ca FILE] [--cert FILE --key FILE] [--server-name NAME]
+ *                [--max-message N] [--pool N]
  *                URL SCENARIO [ARG...]
  *
  * Scenarios: unary, getuser ID, errors, list N, client_stream,
@@ -862,6 +863,10 @@ int main(int argc, char **argv)
             o.ca_file = argv[++i];
         else if (strcmp(argv[i], "--max-message") == 0)
             o.max_response_message = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--cert") == 0)
+            o.cert_file = argv[++i];
+        else if (strcmp(argv[i], "--key") == 0)
+            o.key_file = argv[++i];
         else if (strcmp(argv[i], "--server-name") == 0)
             o.server_name = argv[++i];
         else if (strcmp(argv[i], "--pool") == 0)
