@@ -155,6 +155,13 @@ bad:
  * Nesting helpers.
  */
 
+/* A buffer's bytes, never NULL (an empty gw_buf has no allocation, and
+ * memcpy from NULL is undefined even for 0 bytes). */
+static const uint8_t *bytes_of(const gw_buf *b)
+{
+    return b->data ? b->data : (const uint8_t *)"";
+}
+
 /* Appends leaf (the encoding of path->fields[depth-1], tag included) to out,
  * wrapped in one length-delimited field per enclosing message. */
 static int append_at_path(const gw_field_path *path, size_t depth, const gw_buf *leaf,
@@ -391,7 +398,8 @@ static int bind_body(const gw_rest_options *o, const gw_rest_request *rq, const 
             gw_buf_init(&inner, out->max);
             rc = append_http_body(rq, &inner);
             if (rc == 0)
-                rc = gw_codec_wrap_message(rt->body_field->number, inner.data, inner.len, out);
+                rc = gw_codec_wrap_message(rt->body_field->number, bytes_of(&inner), inner.len,
+                                           out);
             gw_buf_free(&inner);
         }
         if (rc == GW_ELIMIT) {
@@ -640,7 +648,7 @@ static int fill_mask(const gw_rest_options *o, const gw_rest_request *rq, const 
                                        (const char *)rq->body, rq->body_len, &co,
                                        add_mask_path, &m, &e);
     if (rc == 0)
-        rc = gw_codec_wrap_message(mask->number, paths.data, paths.len, out);
+        rc = gw_codec_wrap_message(mask->number, bytes_of(&paths), paths.len, out);
     gw_buf_free(&paths);
     return rc ? st_client(st, rc, "body", &e) : 0;
 }

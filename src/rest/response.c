@@ -34,6 +34,8 @@ static int backend_error(gw_rest_status *st, int rc, const gw_error *e)
  * semantics for a sub-message). */
 static int sub_message(const uint8_t *msg, size_t len, uint32_t number, gw_buf *out)
 {
+    if (!len)
+        return 0;
     gw_wire_reader rd;
     gw_wire_reader_init(&rd, msg, len);
     while (!gw_wire_eof(&rd)) {
@@ -72,7 +74,7 @@ static int http_body(const uint8_t *msg, size_t len, gw_buf *out, char *ct, size
     size_t type_len = 0;
     size_t start = out->len;
     gw_wire_reader rd;
-    gw_wire_reader_init(&rd, msg, len);
+    gw_wire_reader_init(&rd, len ? msg : (const uint8_t *)"", len);
     while (!gw_wire_eof(&rd)) {
         uint32_t f;
         gw_wire_type wt;
@@ -142,7 +144,7 @@ int gw_rest_unary_response(const gw_rest_options *o, const gw_registry *r,
     } else {
         gw_codec_options co;
         print_opts(o, print, &co);
-        rc = message_json(o, r, rt, &co, msg, len, out, &e);
+        rc = message_json(o, r, rt, &co, len ? msg : (const uint8_t *)"", len, out, &e);
         snprintf(content_type, ct_cap, "application/json");
     }
     if (rc) {
@@ -189,7 +191,7 @@ int gw_rest_stream_message(const gw_rest_options *o, const gw_registry *r,
     size_t start = out->len;
     int rc = gw_buf_append_str(out, f == GW_REST_STREAM_SSE ? "data: " : "{\"result\":");
     if (rc == 0)
-        rc = message_json(o, r, rt, &co, msg, len, out, &e);
+        rc = message_json(o, r, rt, &co, len ? msg : (const uint8_t *)"", len, out, &e);
     if (rc == 0)
         rc = gw_buf_append_str(out, f == GW_REST_STREAM_SSE ? "\n\n" : "}\n");
     if (rc) {
@@ -285,11 +287,13 @@ static int details_json(const gw_rest_options *o, const gw_registry *r, const ui
 {
     size_t start = out->len;
     *count = 0;
+    if (!bin || !len)
+        return gw_buf_append_str(out, "[]");
     int rc = gw_buf_append_byte(out, '[');
     if (rc)
         return rc;
     gw_wire_reader rd;
-    gw_wire_reader_init(&rd, bin, bin ? len : 0);
+    gw_wire_reader_init(&rd, bin, len);
     while (!gw_wire_eof(&rd)) {
         uint32_t f;
         gw_wire_type wt;

@@ -241,6 +241,8 @@ static const req_case req_cases[] = {
      "\"parent\":\"things/t\"}"},
     {"PATCH", "/v1/things/t/inner/n1", JSON_CT, "{\"name\":\"n1\"}", 200,
      "{\"inner\":{\"name\":\"n1\"},\"update_mask\":\"name\",\"parent\":\"things/t\"}"},
+    {"PATCH", "/v1/things/t/inner/n1", JSON_CT, "{}", 200,
+     "{\"inner\":{\"name\":\"n1\"},\"update_mask\":\"\",\"parent\":\"things/t\"}"},
     {"PUT", "/v1/inner/n1", JSON_CT, "{\"level\":3}", 200,
      "{\"inner\":{\"name\":\"n1\",\"level\":3}}"},
     /* body field: other fields come from the query, not the body field's */
@@ -711,6 +713,24 @@ static void test_unary_response(void **state)
         if (rc || strcmp(ct, c->want_ct) != 0 || strcmp(got, c->want) != 0)
             fail_msg("response %zu: rc %d ct '%s' body '%s' (%s)", i, rc, ct, got, st.message);
         gw_buf_free(&msg);
+        gw_buf_free(&out);
+    }
+    /* an empty message may arrive as NULL */
+    {
+        gw_rest_options o;
+        gw_rest_options_init(&o);
+        gw_buf out;
+        gw_buf_init(&out, 0);
+        char ct[64];
+        gw_rest_status st;
+        assert_int_equal(gw_rest_unary_response(&o, reg, route_for("GET", "/v1/all/x", &a), NULL,
+                                                NULL, 0, &out, ct, sizeof(ct), &st), 0);
+        assert_string_equal((char *)out.data, "{}");
+        gw_buf_reset(&out);
+        assert_int_equal(gw_rest_unary_response(&o, reg, route_for("GET", "/v1/download/x", &a),
+                                                NULL, NULL, 0, &out, ct, sizeof(ct), &st), 0);
+        assert_int_equal(out.len, 0);
+        assert_string_equal(ct, "application/octet-stream");
         gw_buf_free(&out);
     }
     /* bytes that are not the output type: 500 */
