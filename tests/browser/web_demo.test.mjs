@@ -127,11 +127,25 @@ async function startSameOrigin() {
 }
 
 // Cross-origin: the page from a plain static server on another port, calling
-// a gateway configured to allow that origin (CORS), as docs/web-demo.md says.
+// a gateway configured to allow that origin (CORS), as docs/web-demo.md says:
+// `grpcgate demo --config`, or demo-service + `serve --config` where demo is
+// not implemented (or GW_BROWSER_MODE=serve).
 async function startCrossOrigin() {
   const pageServer = await serveStatic(webDir);
   const config = join(tempDir, 'cors.json');
   writeFileSync(config, JSON.stringify({ cors: { allowed_origins: [pageServer.url] } }));
+  if ((process.env.GW_BROWSER_MODE ?? 'auto') !== 'serve') {
+    try {
+      const demo = await startProcess(grpcgate, ['demo', '--listen', '127.0.0.1:0', '--config', config],
+        { timeoutMs: 60000 });
+      children.push(demo);
+      const gatewayUrl = `http://${demo.address}`;
+      return { pageUrl: `${pageServer.url}/?gateway=${encodeURIComponent(gatewayUrl)}`, gatewayUrl,
+        pageOrigin: pageServer.url, backendLog: demo, processes: [demo], pageServer };
+    } catch (e) {
+      if (process.env.GW_BROWSER_MODE === 'demo' || !notImplemented(e)) throw e;
+    }
+  }
   const service = await startService();
   const gateway = await startServe(service, ['--config', config]);
   const gatewayUrl = `http://${gateway.address}`;
