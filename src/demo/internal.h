@@ -18,6 +18,12 @@
 #define DM_MAX_MESSAGE (4u << 20)        /* one request or response message */
 #define DM_MAX_OUT_BUFFERED (8u << 20)   /* response bytes waiting for the window */
 #define DM_FILL_BATCH (64u << 10)        /* bytes a streaming producer adds at once */
+/* Request bytes are acknowledged (WINDOW_UPDATE) only while a call's
+ * unsent response stays below DM_IN_HIGH; past it the client's window
+ * closes, and it reopens once the response drained below DM_IN_LOW. */
+#define DM_IN_HIGH (1u << 20)
+#define DM_IN_LOW (256u << 10)
+#define DM_CONN_WINDOW ((1u << 31) - 1)  /* per-stream windows do the limiting */
 #define DM_MAX_AVATAR (1u << 20)
 #define DM_MAX_PAGE_SIZE 100000
 #define DM_MAX_CHUNK (1u << 20)

@@ -60,6 +60,7 @@ struct dm_call {
     dm_framer framer;
     uint32_t n_in;
     bool half_closed;
+    size_t unconsumed;         /* request bytes not yet acknowledged */
 
     /* response */
     int http_status;
@@ -92,6 +93,7 @@ struct dm_conn {
     gw_defer flush;
     dm_call *calls;
     bool closing;
+    bool consume_due;          /* some call may acknowledge held request bytes */
 };
 
 struct gw_demo_service {
@@ -291,6 +293,8 @@ void dm_call_finish(dm_call *c, int code, const char *message, const uint8_t *de
         /* An error ends the stream now: drop messages not yet sent. */
         c->out_off = c->out.len;
     }
+    if (c->unconsumed)
+        c->conn->consume_due = true;   /* the call reads no more */
     if (!c->headers_submitted)
         submit_headers(c, dm_call_out_pending(c) == 0);
     resume(c);
@@ -431,6 +435,9 @@ static void call_free(dm_call *c)
         conn->svc->cancelled++;
         GW_INFO("demo: call %s cancelled by client", c->path ? c->path : "(no path)");
     }
+    /* The stream's window dies with it; the connection's does not. */
+    if (c->unconsumed && !conn->closing)
+        nghttp2_session_consume_connection(conn->h2, c->unconsumed);
     gw_loop_timer_stop(conn->svc->loop, &c->deadline_timer);
     gw_loop_timer_stop(conn->svc->loop, &c->sleep_timer);
     if (c->prev)
@@ -622,8 +629,11 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
                          size_t len, void *ud)
 {
     dm_call *c = stream_call(s, id);
-    if (!c || c->finished)
+    if (!c || c->finished) {
+        if (nghttp2_session_consume(s, id, len) != 0)
+            nghttp2_session_consume_connection(s, len);
         return 0;
+    }
     gw_error e;
     gw_error_clear(&e);
     int rc = dm_framer_feed(&c->framer, data, len, on_message, c, &e);
@@ -631,6 +641,12 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
         dm_call_finish(c, rc == GW_ELIMIT || rc == GW_ENOMEM ? GW_CODE_RESOURCE_EXHAUSTED
                                                               : GW_CODE_INTERNAL,
                        e.msg, NULL, 0);
+    /* Backpressure: a client that sends faster than it reads its answers
+     * (Chat, reflection) gets its window closed instead of our memory. */
+    if (c->finished || dm_call_out_pending(c) < DM_IN_HIGH)
+        nghttp2_session_consume(s, id, len);
+    else
+        c->unconsumed += len;
     return 0;
 }
 
@@ -676,6 +692,8 @@ static ssize_t read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf
             gw_buf_reset(&c->out);
             c->out_off = 0;
         }
+        if (c->unconsumed && dm_call_out_pending(c) < DM_IN_LOW)
+            c->conn->consume_due = true;
         return (ssize_t)n;
     }
     if (c->finished) {
@@ -717,11 +735,24 @@ static void conn_update_io(dm_conn *conn)
         conn->io_events = ev;
 }
 
+/* Acknowledges request bytes held back from calls whose answers drained. */
+static void release_windows(dm_conn *conn)
+{
+    conn->consume_due = false;
+    for (dm_call *c = conn->calls; c; c = c->next)
+        if (c->unconsumed && (c->finished || dm_call_out_pending(c) < DM_IN_LOW)) {
+            nghttp2_session_consume(conn->h2, c->id, c->unconsumed);
+            c->unconsumed = 0;
+        }
+}
+
 /* Writes what nghttp2 has to send until the socket is full. Returns false
  * when the connection was closed (conn is freed). */
 static bool conn_flush(dm_conn *conn)
 {
     for (;;) {
+        if (conn->consume_due)
+            release_windows(conn);
         if (conn->pending_len) {
             ssize_t n = send(conn->fd, conn->pending, conn->pending_len, MSG_NOSIGNAL);
             if (n < 0) {
@@ -826,6 +857,8 @@ static void accept_cb(void *owner, uint32_t events)
             continue;
         }
         if (nghttp2_submit_settings(conn->h2, NGHTTP2_FLAG_NONE, iv, GW_ARRAY_LEN(iv)) != 0 ||
+            nghttp2_session_set_local_window_size(conn->h2, NGHTTP2_FLAG_NONE, 0,
+                                                  (int32_t)DM_CONN_WINDOW) != 0 ||
             gw_loop_io_add(svc->loop, &conn->io, fd, GW_IO_READ, conn_io, conn) != 0) {
             nghttp2_session_del(conn->h2);
             close(fd);
@@ -955,6 +988,7 @@ int gw_demo_service_new(gw_loop *loop, const char *host, int port, gw_demo_servi
         rc = gw_error_set(e, GW_ENOMEM, "out of memory");
         goto fail;
     }
+    nghttp2_option_set_no_auto_window_update(svc->opt, 1);
     nghttp2_session_callbacks_set_on_begin_headers_callback(svc->cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(svc->cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(svc->cbs, on_frame_recv);

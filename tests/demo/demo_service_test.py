@@ -537,6 +537,86 @@ def test_flow_control_and_cancel(srv):
     check(msgs == [ADA], 'GetUser after cancellations', msgs)
 
 
+def test_chat_backpressure(srv):
+    """A Chat client that sends without reading the answers gets its window
+    closed (the server stops acknowledging) instead of an error or an
+    unbounded buffer; once it reads, everything flows again."""
+    c = RawH2(srv.port)
+    block = b''.join(hpack_literal(n, v) for n, v in [
+        (':method', 'POST'), (':scheme', 'http'), (':path', '/demo.v1.UserService/Chat'),
+        (':authority', 'test'), ('content-type', 'application/grpc'), ('te', 'trailers')])
+    c.sock.sendall(h2_frame(1, 0x4, 1, block))
+    msg = frame(pb_len(1, b'x' * 1000) + pb_int(4, 1))
+    window = {0: 65535, 1: 65535}   # what the server lets us send
+
+    def handle(f, ack):
+        ftype, flags, stream, data = f
+        check(ftype != 3 and not (ftype == 1 and flags & 1 and stream == 1),
+              'Chat ended early', f)
+        if ftype == 8:
+            window[stream] = window.get(stream, 0) + int.from_bytes(data, 'big')
+        elif ftype == 0 and stream == 1 and ack:
+            c.window_update(0, len(data))
+            c.window_update(1, len(data))
+        return len(data) if ftype == 0 and stream == 1 else 0
+
+    sent = 0
+    unread = 0   # answer bytes received but not acknowledged in the first phase
+    c.sock.settimeout(1.0)
+    stalled_at = None
+    while stalled_at is None:
+        if min(window[0], window[1]) >= len(msg):
+            c.sock.sendall(h2_frame(0, 0, 1, msg))
+            window[0] -= len(msg)
+            window[1] -= len(msg)
+            sent += 1
+            check(sent < 20000, 'the server never closed the window')
+            continue
+        try:
+            while True:   # read until the socket is quiet for a second
+                f = c.read_frame()
+                check(f is not None, 'connection closed')
+                unread += handle(f, False)
+                if min(window[0], window[1]) >= len(msg):
+                    break
+        except socket.timeout:
+            stalled_at = sent
+    # Answers held: at least the high-water mark (1 MiB), at most that plus
+    # what one more window (64 KiB) of requests produced, plus the 64 KiB the
+    # client's own window let out.
+    held = stalled_at * (len(msg) + 22)
+    check(1000 * 1024 < held < 2 * 1024 * 1024,
+          'stalled after %d messages (%d bytes)' % (stalled_at, held))
+
+    # Read everything: acknowledging the answers reopens the request window.
+    c.sock.settimeout(30)
+    received = unread
+    c.window_update(0, unread)
+    c.window_update(1, unread)
+    while True:
+        if min(window[0], window[1]) >= len(msg) and sent < stalled_at + 100:
+            c.sock.sendall(h2_frame(0, 0, 1, msg))
+            window[0] -= len(msg)
+            window[1] -= len(msg)
+            sent += 1
+            continue
+        if sent >= stalled_at + 100:
+            break
+        received += handle(c.read_frame(), True)
+    c.sock.sendall(h2_frame(0, 1, 1))   # END_STREAM
+    while True:
+        f = c.read_frame()
+        check(f is not None, 'connection closed before the Chat ended')
+        if f[0] == 1 and f[1] & 1 and f[2] == 1:
+            break
+        received += handle(f, True)
+    # Each answer: the request's text and sequence plus from "server" (8
+    # bytes) and sent_at (8 to 14 bytes, by the size of its varints).
+    check(sent * (len(msg) + 16) <= received <= sent * (len(msg) + 22),
+          'Chat answered %d bytes for %d messages' % (received, sent))
+    c.close()
+
+
 def test_many_concurrent(srv):
     """200 calls on one connection at once, all answered."""
     c = RawH2(srv.port)
@@ -556,7 +636,8 @@ def test_many_concurrent(srv):
 
 TESTS = [test_get_user, test_not_found, test_list_users, test_health,
          test_create_update_delete, test_streams, test_echo_metadata, test_avatar,
-         test_malformed, test_trailers, test_flow_control_and_cancel, test_many_concurrent]
+         test_malformed, test_trailers, test_flow_control_and_cancel, test_chat_backpressure,
+         test_many_concurrent]
 
 
 def main():
