@@ -875,7 +875,8 @@ int main(int argc, char **argv)
             die("unknown option %s", argv[i]);
     }
     if (argc - i < 2)
-        die("usage: ucall_driver [--ca FILE] [--max-message N] [--pool N] URL SCENARIO [ARG...]");
+        die("usage: ucall_driver [--ca FILE] [--cert FILE --key FILE] [--server-name NAME] "
+            "[--max-message N] [--pool N] URL SCENARIO [ARG...]");
     backend_url = argv[i];
     const char *sc = argv[i + 1];
     char **args = argv + i + 2;
