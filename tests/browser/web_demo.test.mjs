@@ -189,6 +189,15 @@ function pageSuite(name, stack, screenshot) {
       assert.equal(await page.textContent('#lookup-curl'), `curl -s ${stack.gatewayUrl}/v1/users/1`);
     });
 
+    test('unary lookup of a missing user shows NOT_FOUND', async () => {
+      await page.fill('#lookup-id', '4242');
+      await page.click('#lookup-submit');
+      await page.waitForSelector('#lookup-status.status-err');
+      assert.equal(await page.textContent('#lookup-status [data-testid=code]'), 'NOT_FOUND (5)');
+      assert.match(await page.textContent('#lookup-status'), /user 4242 not found/);
+      assert.equal(await page.textContent('#lookup-reply-status'), 'HTTP 404');
+    });
+
     test('unary lookup: GetUser 2 shows Alan Turing', async () => {
       await page.fill('#lookup-id', '2');
       await page.click('#lookup-submit');
@@ -201,13 +210,17 @@ function pageSuite(name, stack, screenshot) {
       assert.equal(reply.name, 'Alan Turing');
     });
 
-    test('unary lookup of a missing user shows NOT_FOUND', async () => {
-      await page.fill('#lookup-id', '4242');
-      await page.click('#lookup-submit');
-      await page.waitForSelector('#lookup-status.status-err');
-      assert.equal(await page.textContent('#lookup-status [data-testid=code]'), 'NOT_FOUND (5)');
-      assert.match(await page.textContent('#lookup-status'), /user 4242 not found/);
-      assert.equal(await page.textContent('#lookup-reply-status'), 'HTTP 404');
+    test('valid create returns the new user', async () => {
+      await page.fill('#create-name', 'Katherine Johnson');
+      await page.fill('#create-email', 'katherine@example.com');
+      await page.click('#create-submit');
+      await page.waitForSelector('#create-status.status-ok, #create-status.status-err');
+      assert.equal(await page.textContent('#create-status [data-testid=code]'), 'OK (0)',
+        await page.textContent('#create-status'));
+      assert.equal(await page.locator('#create-form .field-error').count(), 0);
+      const user = JSON.parse(await page.textContent('#create-reply'));
+      assert.equal(user.name, 'Katherine Johnson');
+      assert.ok(Number(user.id) > 3, `new id ${user.id}`);
     });
 
     test('failing create: INVALID_ARGUMENT with a field error under name and under email', async () => {
@@ -227,19 +240,6 @@ function pageSuite(name, stack, screenshot) {
       assert.equal(status.code, 3);
       assert.equal(status.details[0]['@type'], 'type.googleapis.com/google.rpc.BadRequest');
       assert.deepEqual(status.details[0].fieldViolations.map((v) => v.field).sort(), ['email', 'name']);
-    });
-
-    test('valid create returns the new user', async () => {
-      await page.fill('#create-name', 'Katherine Johnson');
-      await page.fill('#create-email', 'katherine@example.com');
-      await page.click('#create-submit');
-      await page.waitForSelector('#create-status.status-ok, #create-status.status-err');
-      assert.equal(await page.textContent('#create-status [data-testid=code]'), 'OK (0)',
-        await page.textContent('#create-status'));
-      assert.equal(await page.locator('#create-form .field-error').count(), 0);
-      const user = JSON.parse(await page.textContent('#create-reply'));
-      assert.equal(user.name, 'Katherine Johnson');
-      assert.ok(Number(user.id) > 3, `new id ${user.id}`);
     });
 
     test('live stream: items arrive one by one, Cancel reaches the backend', async () => {

@@ -25,7 +25,8 @@ export function curlCreateUser(base: string, body: Record<string, unknown>): str
   return [
     `curl -s -X POST ${shellQuote(`${base}/v1/users`)}`,
     `  -H 'Content-Type: application/json'`,
-    `  -d ${shellQuote(JSON.stringify(body))}`,
+    // Pretty JSON inside one single-quoted word: still one argument to curl.
+    `  -d ${shellQuote(JSON.stringify(body, null, 2).replace(/\n/g, '\n  '))}`,
   ].join(' \\\n');
 }
 
