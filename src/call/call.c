@@ -35,6 +35,9 @@ struct gw_call {
     bool body_ended;
     bool send_closed;
     bool head_sent;
+    bool unary;                 /* one response message: answered whole */
+    gw_call_head held_head;     /* unary: the head, kept until the status */
+    bool head_held;
     bool finished;              /* final status handled: body ends after `out` */
     bool client_gone;
 };
@@ -153,6 +156,42 @@ static void add_cors(gw_call *c, gw_call_head *h)
 
 /* ---- the end of a call --------------------------------------------------------------- */
 
+static void ack(gw_call *c, size_t used);
+
+/*
+ * A unary answer goes out in one piece with a Content-Length: the head kept
+ * from on_headers, the message and the end of the body. libmicrohttpd then
+ * writes headers and body with one send instead of four chunked writes, and
+ * the connection is resumed once instead of once per part.
+ */
+static void respond_whole(gw_call *c, const gw_call_status *st)
+{
+    c->out.max = 0;
+    c->a->response_status(c, st, NULL, &c->out);
+    gw_buf body;
+    gw_buf_init(&body, 0);
+    const uint8_t *data = c->out.data + c->out_off;
+    size_t n = c->out.len - c->out_off;
+    if (c->a->response_flush && n) {
+        /* Text mode: the same per-flush encoding, over the whole body. */
+        size_t cap = n / 3 * 4 + 8;
+        if (gw_buf_reserve(&body, cap) != 0) {
+            gw_buf_free(&body);
+            return;
+        }
+        size_t used = 0;
+        body.len = c->a->response_flush(c, data, n, body.data, cap, &used);
+        data = body.data;
+        n = body.len;
+    }
+    ack(c, c->out.len - c->out_off);
+    c->head_sent = true;
+    if (gw_front_req_respond(c->r, c->held_head.status, c->held_head.headers,
+                             c->held_head.count, data, n) != 0)
+        GW_WARN("call %s: cannot answer the client", c->method->path);
+    gw_buf_free(&body);
+}
+
 static void finish(gw_call *c, const gw_call_status *st)
 {
     if (c->finished)
@@ -161,6 +200,10 @@ static void finish(gw_call *c, const gw_call_status *st)
     gw_loop_timer_stop(c->loop, &c->deadline);
     if (c->client_gone)
         return;
+    if (c->head_held) {
+        respond_whole(c, st);
+        return;
+    }
     if (!c->head_sent) {
         gw_call_head head = {0};
         gw_buf body;
@@ -305,6 +348,11 @@ static void on_headers(void *owner, const gw_header *md, size_t n)
         return;
     }
     add_cors(c, &head);
+    if (c->unary) {
+        c->held_head = head;
+        c->head_held = true;
+        return;
+    }
     if (gw_front_req_respond_stream(c->r, head.status, head.headers, head.count) != 0) {
         fail(c, GW_CODE_INTERNAL, "cannot start the response");
         return;
@@ -365,7 +413,8 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         fail_err(c, rc, &e);
         return;
     }
-    gw_front_req_wake(c->r);
+    if (!c->unary)
+        gw_front_req_wake(c->r);
 }
 
 static void on_complete(void *owner, const gw_call_status *st)
@@ -513,6 +562,7 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
     if (cors)
         c->cors = *cors;
     c->method = m;
+    c->unary = m && !m->server_streaming;
     c->a = a;
     c->r = r;
     c->loop = gw_front_req_loop(r);
