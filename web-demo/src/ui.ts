@@ -304,7 +304,7 @@ export function start(transport: Transport, info: PageInfo): void {
           h('span', { class: 'item-time' },
             `+${formatMs(now - t0)}`, h('small', {}, count > 1 ? `Δ ${formatMs(now - last)}` : 'first'))));
         last = now;
-        recent.push(toJsonString(UserSchema, u));
+        recent.push(`{"result":${toJsonString(UserSchema, u)}}`); // the REST stream's NDJSON line
         if (recent.length > 6) recent.shift();
         byId('stream-reply').textContent = recent.join('\n');
         byId('stream-reply-status').textContent = `${count} received`;
