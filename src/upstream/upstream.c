@@ -150,6 +150,7 @@ struct gw_backend {
     char *ca_file, *cert_file, *key_file, *opt_server_name, *opt_authority;
     gw_backend_options opt;
     SSL_CTX *ssl_ctx;
+    BIO_METHOD *bio_method;
     conn *conns;
     gw_ucall *all_calls;
     gw_ucall *q_head, *q_tail;
@@ -294,8 +295,51 @@ static int ssl_error_text(char *out, size_t n)
     return 0;
 }
 
+/*
+ * A socket BIO that sends with MSG_NOSIGNAL: OpenSSL's own socket BIO uses
+ * write(), and a backend that closes while we write would kill the whole
+ * gateway with SIGPIPE. A library must not depend on the process ignoring
+ * the signal.
+ */
+static int nosig_write(BIO *bio, const char *data, int len)
+{
+    int fd = (int)(intptr_t)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    ssize_t n = send(fd, data, (size_t)len, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(bio);
+    return (int)n;
+}
+
+static int nosig_read(BIO *bio, char *buf, int len)
+{
+    int fd = (int)(intptr_t)BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    ssize_t n = recv(fd, buf, (size_t)len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(bio);
+    return (int)n;
+}
+
+static long nosig_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int nosig_create(BIO *bio)
+{
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
 static int make_ssl_ctx(gw_backend *b, gw_error *e)
 {
+    b->bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gw-socket");
+    if (!b->bio_method || BIO_meth_set_write(b->bio_method, nosig_write) != 1 ||
+        BIO_meth_set_read(b->bio_method, nosig_read) != 1 ||
+        BIO_meth_set_ctrl(b->bio_method, nosig_ctrl) != 1 ||
+        BIO_meth_set_create(b->bio_method, nosig_create) != 1)
+        return gw_error_set(e, GW_ENOMEM, "cannot create the TLS socket BIO");
     char msg[256];
     b->ssl_ctx = SSL_CTX_new(TLS_client_method());
     if (!b->ssl_ctx)
@@ -1483,8 +1527,13 @@ static int conn_start_tls(conn *k)
 {
     gw_backend *b = k->b;
     k->ssl = SSL_new(b->ssl_ctx);
-    if (!k->ssl || SSL_set_fd(k->ssl, k->fd) != 1)
+    if (!k->ssl)
         return GW_ENOMEM;
+    BIO *bio = BIO_new(b->bio_method);
+    if (!bio)
+        return GW_ENOMEM;
+    BIO_set_data(bio, (void *)(intptr_t)k->fd);
+    SSL_set_bio(k->ssl, bio, bio);
     SSL_set_connect_state(k->ssl);
     const char *name = b->opt.server_name ? b->opt.server_name : b->host;
     struct in6_addr a6;
@@ -1961,6 +2010,8 @@ void gw_backend_del(gw_backend *b)
     gw_loop_defer_cancel(b->loop, &b->dispatch_defer);
     if (b->ssl_ctx)
         SSL_CTX_free(b->ssl_ctx);
+    if (b->bio_method)
+        BIO_meth_free(b->bio_method);
     free(b->url);
     free(b->host);
     free(b->port);
