@@ -63,8 +63,11 @@ def as_set(*files):
 def main(argv):
     demo_pb, registry_pb, fixture_dir, out = argv[1:5]
     os.makedirs(out, exist_ok=True)
+    # found-*: inputs libFuzzer discovered (merged with -merge=1, kept when
+    # small); they are not generated here, so they stay.
     for old in os.listdir(out):
-        os.remove(os.path.join(out, old))
+        if not old.startswith('found-'):
+            os.remove(os.path.join(out, old))
     seeds = {}
     demo = open(demo_pb, 'rb').read()
     registry = open(registry_pb, 'rb').read()
