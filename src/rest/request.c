@@ -663,7 +663,7 @@ int gw_rest_build_request(const gw_rest_options *o, const gw_rest_request *rq, g
     const gw_route *rt = rq->match->route;
     gw_rest_status_clear(st);
     print->pretty = false;
-    size_t saved_max = out->max;
+    size_t saved_max = out->max, start = out->len;
     if (o->max_message && (out->max == 0 || out->max > out->len + o->max_message))
         out->max = out->len + o->max_message;
     query_ctx c = {.o = o, .rq = rq, .rt = rt, .out = out, .st = st};
@@ -720,6 +720,8 @@ out:
                o->max_message);
     }
     out->max = saved_max;
+    if (rc)
+        out->len = start;
     gw_buf_free(&c.key);
     gw_buf_free(&c.value);
     gw_buf_free(&c.leaf);
@@ -736,7 +738,7 @@ int gw_rest_build_stream_message(const gw_rest_options *o, const gw_registry *r,
     codec_opts(o, &co);
     gw_error e;
     gw_error_clear(&e);
-    size_t saved_max = out->max;
+    size_t saved_max = out->max, start = out->len;
     if (o->max_message && (out->max == 0 || out->max > out->len + o->max_message))
         out->max = out->len + o->max_message;
     int rc;
@@ -745,5 +747,7 @@ int gw_rest_build_stream_message(const gw_rest_options *o, const gw_registry *r,
     else
         rc = gw_codec_json_to_proto(r, rt->method->input, json, len, &co, out, &e);
     out->max = saved_max;
+    if (rc)
+        out->len = start;
     return rc ? st_client(st, rc, "stream message", &e) : 0;
 }

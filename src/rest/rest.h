@@ -134,6 +134,7 @@ typedef struct gw_rest_print {
  * o->max_message applies as well). print receives ?pretty.
  * Returns 0; GW_EINVAL/GW_EPARSE/GW_ERANGE/GW_ELIMIT with st filled
  * (INVALID_ARGUMENT/400, or 413 for a message over the limit); GW_ENOMEM.
+ * On error out is back at its original length.
  */
 int gw_rest_build_request(const gw_rest_options *o, const gw_rest_request *rq,
                           gw_buf *out, gw_rest_print *print, gw_rest_status *st);
