@@ -1156,6 +1156,8 @@ static int put_field_mask(jp *s, const char *p, size_t n)
         size_t j = i;
         while (j < n && p[j] != ',')
             j++;
+        if (j == i)
+            return fail(s, GW_EPARSE, "FieldMask has an empty path");
         size_t lm = 0;
         int rc = put_tag(s, 1, GW_WIRE_LEN);
         if (!rc)

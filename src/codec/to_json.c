@@ -692,7 +692,9 @@ static int print_map_value(pj *s, const gw_field_def *vf, const uint8_t *p, size
             goto out;
         }
     }
-    if (s->nrec == base)
+    if (s->nrec == base && (vf->type == GW_TYPE_MESSAGE || vf->type == GW_TYPE_GROUP))
+        rc = print_message(s, vf->message, (const uint8_t *)"", 0);
+    else if (s->nrec == base)
         rc = print_default(s, vf);
     else
         rc = print_value_of(s, vf, s->recs + base, s->nrec - base);
@@ -770,10 +772,14 @@ static int print_value_of(pj *s, const gw_field_def *f, const rec *r, size_t n)
         const gw_enum_def *closed =
             f->type == GW_TYPE_ENUM && f->enumeration && f->enumeration->closed ? f->enumeration
                                                                                 : NULL;
+        /* Printing an element may grow (and move) s->recs: copy each
+         * record before using it. */
+        size_t ri = (size_t)(r - s->recs);
         for (size_t i = 0; i < n; i++) {
-            if (r[i].wt == GW_WIRE_LEN && is_packable(f->type)) {
+            const rec cur = s->recs[ri + i], *e = &cur;
+            if (e->wt == GW_WIRE_LEN && is_packable(f->type)) {
                 gw_wire_reader rd;
-                gw_wire_reader_init(&rd, r[i].p, (size_t)r[i].v);
+                gw_wire_reader_init(&rd, e->p, (size_t)e->v);
                 gw_wire_type wt = wire_type_of(f->type);
                 while (!gw_wire_eof(&rd)) {
                     uint64_t v;
@@ -786,23 +792,23 @@ static int print_value_of(pj *s, const gw_field_def *f, const rec *r, size_t n)
                 }
                 continue;
             }
-            if (closed && !enum_known(closed, (int32_t)r[i].v))
+            if (closed && !enum_known(closed, (int32_t)e->v))
                 continue;
             if ((rc = sep(s, &first)))
                 return rc;
             switch (f->type) {
             case GW_TYPE_STRING:
-                rc = print_string(s, r[i].p, (size_t)r[i].v);
+                rc = print_string(s, e->p, (size_t)e->v);
                 break;
             case GW_TYPE_BYTES:
-                rc = print_bytes(s, r[i].p, (size_t)r[i].v);
+                rc = print_bytes(s, e->p, (size_t)e->v);
                 break;
             case GW_TYPE_MESSAGE:
             case GW_TYPE_GROUP:
-                rc = print_message(s, f->message, r[i].p, (size_t)r[i].v);
+                rc = print_message(s, f->message, e->p, (size_t)e->v);
                 break;
             default:
-                rc = print_scalar(s, f, r[i].v);
+                rc = print_scalar(s, f, e->v);
             }
             if (rc)
                 return rc;
@@ -833,11 +839,16 @@ static bool is_default(const gw_field_def *f, const rec *last)
     case GW_TYPE_MESSAGE:
     case GW_TYPE_GROUP:
         return false;
+    case GW_TYPE_ENUM:
+        /* NullValue has one value; any number prints as null, which reads
+         * back as NULL_VALUE, the default. */
+        if (f->enumeration && f->enumeration->is_null_value)
+            return true;
+        return (uint32_t)last->v == 0;
     case GW_TYPE_FLOAT:
     case GW_TYPE_INT32:
     case GW_TYPE_UINT32:
     case GW_TYPE_SINT32:
-    case GW_TYPE_ENUM:
     case GW_TYPE_FIXED32:
     case GW_TYPE_SFIXED32:
         return (uint32_t)last->v == 0;
@@ -845,6 +856,35 @@ static bool is_default(const gw_field_def *f, const rec *last)
     default:
         return last->v == 0;
     }
+}
+
+/* Whether a repeated field has an element to print: empty packed runs and
+ * unknown numbers of a closed enum do not count. A malformed packed run
+ * counts, so that printing reports it. */
+static bool repeated_nonempty(const gw_field_def *f, const rec *r, size_t n)
+{
+    const gw_enum_def *closed =
+        f->type == GW_TYPE_ENUM && f->enumeration && f->enumeration->closed ? f->enumeration : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!(r[i].wt == GW_WIRE_LEN && is_packable(f->type))) {
+            if (!closed || enum_known(closed, (int32_t)r[i].v))
+                return true;
+            continue;
+        }
+        if (!closed) {
+            if (r[i].v)
+                return true;
+            continue;
+        }
+        gw_wire_reader rd;
+        gw_wire_reader_init(&rd, r[i].p, (size_t)r[i].v);
+        while (!gw_wire_eof(&rd)) {
+            uint64_t v;
+            if (gw_wire_read_varint(&rd, &v) || enum_known(closed, (int32_t)v))
+                return true;
+        }
+    }
+    return false;
 }
 
 static int print_field(pj *s, const gw_field_def *f, rec *r, size_t n, bool *first)
@@ -861,14 +901,8 @@ static int print_field(pj *s, const gw_field_def *f, rec *r, size_t n, bool *fir
     if (f->label != GW_LABEL_REPEATED && !f->has_presence && !s->o->emit_defaults &&
         is_default(f, &r[n - 1]))
         return 0;
-    if (f->label == GW_LABEL_REPEATED && !s->o->emit_defaults) {
-        /* An empty packed run means nothing is set. */
-        bool any = false;
-        for (size_t i = 0; i < n && !any; i++)
-            any = !(r[i].wt == GW_WIRE_LEN && is_packable(f->type) && r[i].v == 0);
-        if (!any)
-            return 0;
-    }
+    if (f->label == GW_LABEL_REPEATED && !s->o->emit_defaults && !repeated_nonempty(f, r, n))
+        return 0;
     int rc = put_key(s, fname(s, f), first);
     if (rc)
         return rc;
@@ -1025,6 +1059,10 @@ static int print_field_mask(pj *s, const uint8_t *data, size_t len)
             }
             if (!gw_utf8_valid(p, n)) {
                 rc = fail(s, GW_EPARSE, "FieldMask path holds invalid UTF-8");
+                goto out;
+            }
+            if (n == 0 || memchr(p, ',', n)) {
+                rc = fail(s, GW_ERANGE, "FieldMask path has no JSON form");
                 goto out;
             }
             if (!first && (rc = gw_buf_append_byte(&joined, ',')))

@@ -496,6 +496,8 @@ static const rej_case rejects[] = {
     /* FieldMask */
     {A, 0, "{\"fFieldMask\":\"foo_bar\"}", GW_EPARSE, "not lowerCamelCase"},
     {A, 0, "{\"fFieldMask\":\"a,\"}", GW_EPARSE, "ends with ','"},
+    {A, 0, "{\"fFieldMask\":\"a,,b\"}", GW_EPARSE, "empty path"},
+    {A, 0, "{\"fFieldMask\":\",a\"}", GW_EPARSE, "empty path"},
     {A, 0, "{\"fFieldMask\":[\"a\"]}", GW_EPARSE, "expected a string (FieldMask)"},
     /* Struct / Value / ListValue */
     {A, 0, "{\"fStruct\":[]}", GW_EPARSE, "expected an object (Struct)"},
@@ -617,6 +619,8 @@ static const wire_case wires[] = {
     {A, 0, "ea12070881bcaece9709", GW_ERANGE, "Duration out of range"},
     {A, 0, "fa12070a05666f6f5f33", GW_ERANGE, "fFieldMask: FieldMask path has no JSON form"},
     {A, 0, "fa12080a06666f6f426172", GW_ERANGE, "no JSON form"},
+    {A, 0, "fa1202 0a00", GW_ERANGE, "no JSON form"},
+    {A, 0, "fa1205 0a03612c62", GW_ERANGE, "no JSON form"},
     {A, 0, "8a13200a1a747970652e676f6f676c65617069732e636f6d2f782e4e6f706512020801", GW_ERANGE,
      "fAny: Any type 'type.googleapis.com/x.Nope' is not in the registry"},
     {A, 0, "8a1304 12020801", GW_ERANGE, "no type_url"},
