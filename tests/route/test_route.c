@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -466,6 +467,61 @@ static void test_many_routes(void **state)
     gw_router_del(r);
 }
 
+/* The demo API's rules all load, and each demo route answers. */
+static void test_demo_registry(void **state)
+{
+    (void)state;
+    const char *path = getenv("GW_DEMO_DESC");
+    if (!path)
+        skip();
+    gw_registry *reg;
+    gw_error e;
+    if (gw_registry_load(&reg, &path, 1, &e))
+        fail_msg("%s", e.msg);
+    gw_router *r = gw_router_new(NULL);
+    if (gw_router_add_registry(r, reg, &e))
+        fail_msg("%s", e.msg);
+    static const struct {
+        const char *method, *path, *want;
+    } cases[] = {
+        {"GET", "/v1/users/1", "demo.v1.UserService.GetUser id=1"},
+        {"POST", "/v1/users", "demo.v1.UserService.CreateUser"},
+        {"PATCH", "/v1/users/2", "demo.v1.UserService.UpdateUser user.id=2"},
+        {"DELETE", "/v1/users/3", "demo.v1.UserService.DeleteUser id=3"},
+        {"POST", "/v1/users/3:undelete", "demo.v1.UserService.UndeleteUser id=3"},
+        {"GET", "/v1/users", "demo.v1.UserService.ListUsers"},
+        {"GET", "/v1/roles/ROLE_ADMIN/users", "demo.v1.UserService.ListUsers role=ROLE_ADMIN"},
+        {"POST", "/v1/users:batchCreate", "demo.v1.UserService.CreateUsers"},
+        {"POST", "/demo.v1.UserService/Chat", "demo.v1.UserService.Chat"},
+        {"GET", "/v1/users/1/avatar", "demo.v1.UserService.GetAvatar id=1"},
+        {"PUT", "/v1/users/1/avatar", "demo.v1.UserService.SetAvatar id=1"},
+        {"POST", "/v1/echo", "demo.v1.EchoService.Echo"},
+        {"POST", "/v1/fail", "demo.v1.EchoService.Fail"},
+        {"GET", "/v1/download", "demo.v1.EchoService.Download"},
+        {"POST", "/demo.v1.EchoService/Unbound", "demo.v1.EchoService.Unbound"},
+        {"POST", "/demo.v1.EchoService/Echo", NULL},
+    };
+    gw_arena a;
+    gw_arena_init(&a, 0, 0);
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        gw_route_match m;
+        assert_int_equal(gw_router_match(r, cases[i].method, cases[i].path,
+                                         strlen(cases[i].path), &a, &m, &e), 0);
+        char got[256] = "";
+        if (m.result == GW_ROUTE_MATCHED) {
+            size_t n = (size_t)snprintf(got, sizeof(got), "%s", m.route->method->full_name);
+            for (size_t k = 0; k < m.binding_count; k++)
+                n += (size_t)snprintf(got + n, sizeof(got) - n, " %s=%s",
+                                      m.bindings[k].var->field_path, m.bindings[k].value);
+        }
+        if (cases[i].want ? strcmp(got, cases[i].want) != 0 : m.result == GW_ROUTE_MATCHED)
+            fail_msg("%s %s: '%s'", cases[i].method, cases[i].path, got);
+    }
+    gw_arena_free(&a);
+    gw_router_del(r);
+    gw_registry_del(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_match_bad_escape),
         cmocka_unit_test(test_add_errors),
         cmocka_unit_test(test_many_routes),
+        cmocka_unit_test(test_demo_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
