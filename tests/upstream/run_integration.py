@@ -86,6 +86,11 @@ API = [
         "followup reply message=after cancel number=7",
         "messages_after_cancel=0 connects=1 resets_sent=1",
     ]),
+    (["big_request"], [
+        "user id=2 avatar_bytes=921600 avatar_ok=true",
+        '~status=OK message="%s"' % OK_MSG,
+        "writer_paused=true",
+    ]),
     (["concurrent", "1000"], [
         "ok=1000 connects=1 multiplexed=true",
     ]),

@@ -10,7 +10,7 @@
  *
  * Scenarios: unary, getuser ID, errors, list N, client_stream,
  * client_stream_invalid, bidi N, deadline, cancel, concurrent N,
- * download TOTAL DELAY_MS, kill_midstream, goaway, never_answers,
+ * download TOTAL DELAY_MS, big_request, kill_midstream, goaway, never_answers,
  * fault NAME, too_large, retry_until_ok.
  */
 #include <errno.h>
@@ -94,6 +94,7 @@ struct dcall {
     uint8_t *pending;
     size_t pending_len, pending_off;
     bool close_after_pending;
+    size_t piece;          /* write size (0: 7 bytes) */
     void *user;
 };
 
@@ -176,7 +177,7 @@ static void write_pending(dcall *d)
 {
     while (d->pending && d->pending_off < d->pending_len) {
         /* Small pieces on purpose: message boundaries must not matter. */
-        size_t piece = GW_MIN((size_t)7, d->pending_len - d->pending_off);
+        size_t piece = GW_MIN(d->piece ? d->piece : (size_t)7, d->pending_len - d->pending_off);
         long n = gw_ucall_write(d->uc, d->pending + d->pending_off, piece);
         if (n < 0)
             die("gw_ucall_write: %s", gw_err_str((int)n));
@@ -190,7 +191,13 @@ static void write_pending(dcall *d)
     }
 }
 
-static void h_writable(void *owner) { write_pending(owner); }
+static int writable_calls;
+
+static void h_writable(void *owner)
+{
+    writable_calls++;
+    write_pending(owner);
+}
 
 static void h_complete(void *owner, const gw_call_status *st)
 {
@@ -737,6 +744,55 @@ static int sc_too_large(void)
     return 0;
 }
 
+/* ---- request backpressure --------------------------------------------------------- */
+
+static void on_avatar_user(dcall *d, const uint8_t *msg, size_t len, size_t wire)
+{
+    Demo__V1__User *u = demo__v1__user__unpack(NULL, len, msg);
+    if (!u) {
+        out("user undecodable");
+        return;
+    }
+    bool pattern = true;
+    for (size_t i = 0; i < u->avatar.len; i++)
+        if (u->avatar.data[i] != (uint8_t)(i * 7))
+            pattern = false;
+    out("user id=%lld avatar_bytes=%zu avatar_ok=%s", (long long)u->id, u->avatar.len,
+        pattern ? "true" : "false");
+    demo__v1__user__free_unpacked(u, NULL);
+}
+
+/* One 900 KiB request message through a 64 KiB request buffer: the writer
+ * must be paused and resumed by on_writable many times. */
+static int sc_big_request(void)
+{
+    size_t n = 900 * 1024;
+    uint8_t *data = malloc(n);
+    if (!data)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 7);
+    Google__Api__HttpBody body = GOOGLE__API__HTTP_BODY__INIT;
+    body.content_type = (char *)"application/octet-stream";
+    body.data.data = data;
+    body.data.len = n;
+    Demo__V1__SetAvatarRequest req = DEMO__V1__SET_AVATAR_REQUEST__INIT;
+    req.id = 2;
+    req.avatar = &body;
+    size_t len;
+    uint8_t *buf = frame_msg(&req.base, &len);
+    free(data);
+    dcall d = {.on_msg = on_avatar_user, .piece = 100000};
+    start(&d, "/demo.v1.UserService/SetAvatar", NULL, 0, 30000, buf, len, true);
+    free(buf);
+    run_until_done(60);
+    print_status("", &d);
+    out("writer_paused=%s", writable_calls >= 5 ? "true" : "false");
+    out("# on_writable ran %d times", writable_calls);
+    dcall_free(&d);
+    return 0;
+}
+
 /* ---- faults --------------------------------------------------------------------------- */
 
 /* Retries an Echo every 200 ms until OK or limit; prints what it saw. */
@@ -914,6 +970,8 @@ int main(int argc, char **argv)
         rc = sc_concurrent((int)strtol(ARG(0), NULL, 10));
     else if (strcmp(sc, "download") == 0)
         rc = sc_download(strtoll(ARG(0), NULL, 10), strtoull(ARG(1), NULL, 10));
+    else if (strcmp(sc, "big_request") == 0)
+        rc = sc_big_request();
     else if (strcmp(sc, "too_large") == 0)
         rc = sc_too_large();
     else if (strcmp(sc, "kill_midstream") == 0)
