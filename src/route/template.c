@@ -10,9 +10,10 @@
  * Field lookup and paths.
  */
 
+/* s may contain NUL bytes (a decoded "%00"): compare lengths first. */
 static bool name_eq(const char *name, const char *s, size_t len)
 {
-    return name && strncmp(name, s, len) == 0 && name[len] == '\0';
+    return name && strlen(name) == len && memcmp(name, s, len) == 0;
 }
 
 const gw_field_def *gw_field_find(const gw_message_def *m, const char *name, size_t len,

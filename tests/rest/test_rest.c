@@ -186,6 +186,8 @@ static const req_case req_cases[] = {
     /* the path wins over the query; the last singular value wins */
     {"GET", "/v1/all/p?f_string=q&f_int32=1&f_int32=2", NULL, NULL, 200,
      "{\"f_int32\":2,\"f_string\":\"p\"}"},
+    /* a NUL inside a name is just an unknown name */
+    {"GET", "/v1/all/x?f_int32%00x=1&f%00=2", NULL, NULL, 200, "{\"f_string\":\"x\"}"},
     /* unknown parameters are ignored by default */
     {"GET", "/v1/all/x?nope=1&inner.nope=2&=3&&pretty", NULL, NULL, 200,
      "{\"f_string\":\"x\"}"},
