@@ -187,7 +187,7 @@ static bool verb_eqn(const char *a, const char *b, size_t blen)
 {
     if (!a || !b)
         return a == b;
-    return strncmp(a, b, blen) == 0 && a[blen] == '\0';
+    return strlen(a) == blen && memcmp(a, b, blen) == 0;
 }
 
 static int insert_route(gw_router *r, gw_route *rt, gw_error *e)
