@@ -124,6 +124,7 @@ struct conn {
     SSL *ssl;
     nghttp2_session *h2;
     bool draining;
+    bool peer_settings;              /* the backend's first SETTINGS arrived */
     bool write_blocked;
     bool counted_open;
     size_t streams;
@@ -946,6 +947,15 @@ static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     conn *k = ud;
     switch (f->hd.type) {
     case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && !k->peer_settings) {
+            /* Only now do we know the backend's stream limit: streams sent
+             * earlier could be refused. This ends the connect attempt. */
+            k->peer_settings = true;
+            gw_loop_timer_stop(k->b->loop, &k->connect_timer);
+            k->b->down = false;
+            gw_backoff_reset(&k->b->backoff);
+            k->b->stats.connects_ok++;
+        }
         dispatch_later(k->b);
         return 0;
     case NGHTTP2_GOAWAY:
@@ -1371,7 +1381,7 @@ static void conn_close(conn *k, const char *why)
     gw_backend *b = k->b;
     if (k->state == CONN_DEAD)
         return;
-    bool was_ready = k->state == CONN_READY;
+    bool was_ready = k->state == CONN_READY && k->peer_settings;
     k->state = CONN_DEAD;
     char reason[256];
     snprintf(reason, sizeof reason, "%s", why);
@@ -1469,15 +1479,12 @@ static int conn_start_h2(conn *k)
 static void conn_ready(conn *k)
 {
     gw_backend *b = k->b;
-    gw_loop_timer_stop(b->loop, &k->connect_timer);
     if (conn_start_h2(k) != 0) {
         conn_close(k, "out of memory starting HTTP/2");
         return;
     }
+    /* The connect timer keeps running until the backend's SETTINGS. */
     k->state = CONN_READY;
-    b->down = false;
-    gw_backoff_reset(&b->backoff);
-    b->stats.connects_ok++;
     if (b->opt.keepalive_ms)
         gw_loop_timer_start(b->loop, &k->keepalive_timer,
                             gw_loop_now(b->loop) + b->opt.keepalive_ms * GW_MS);
@@ -1644,8 +1651,12 @@ static void conn_try_next(conn *k)
 static void on_connect_timeout(void *arg)
 {
     conn *k = arg;
-    char why[64];
-    snprintf(why, sizeof why, "connect timed out after %u ms", k->b->opt.connect_timeout_ms);
+    char why[96];
+    if (k->state == CONN_READY)
+        snprintf(why, sizeof why, "no HTTP/2 SETTINGS from the backend within %u ms",
+                 k->b->opt.connect_timeout_ms);
+    else
+        snprintf(why, sizeof why, "connect timed out after %u ms", k->b->opt.connect_timeout_ms);
     conn_close(k, why);
 }
 
@@ -1717,7 +1728,7 @@ static conn *pick_conn(gw_backend *b)
 {
     conn *best = NULL;
     for (conn *k = b->conns; k; k = k->next) {
-        if (k->state != CONN_READY || k->draining)
+        if (k->state != CONN_READY || !k->peer_settings || k->draining)
             continue;
         if (nghttp2_session_get_next_stream_id(k->h2) > 0x7fffff00u) {
             k->draining = true;
@@ -1755,7 +1766,7 @@ static void dispatch(void *arg)
             if (j->state == CONN_DEAD || j->draining)
                 continue;
             open++;
-            if (j->state != CONN_READY)
+            if (j->state != CONN_READY || !j->peer_settings)
                 connecting = true;
         }
         if (connecting)

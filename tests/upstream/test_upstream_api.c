@@ -36,6 +36,17 @@ static int silent_listener(int *port)
     return fd;
 }
 
+/* Accepts the connection waiting in the backlog and sends an empty HTTP/2
+ * SETTINGS frame (the server preface), then never reads or writes again. */
+static int accept_and_send_settings(int lfd)
+{
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    assert_int_equal(write(fd, settings, sizeof settings), (ssize_t)sizeof settings);
+    return fd;
+}
+
 static int closed_port(void)
 {
     int port;
@@ -294,8 +305,12 @@ static void test_reset_cap_delays_resets(void **state)
     gw_ucall *c[N];
     for (int i = 0; i < N; i++)
         c[i] = start(b, &r[i], "/s/m", 0);
-    spin(l, 100);                           /* connected, streams opened */
+    spin(l, 50);                            /* connected: waits for SETTINGS */
     gw_backend_stats st;
+    gw_backend_get_stats(b, &st);
+    assert_int_equal(st.peak_streams, 0);
+    int pfd = accept_and_send_settings(lfd);
+    spin(l, 100);                           /* streams opened */
     gw_backend_get_stats(b, &st);
     assert_int_equal(st.connects_ok, 1);
     assert_int_equal(st.peak_streams, N);
@@ -321,6 +336,7 @@ static void test_reset_cap_delays_resets(void **state)
         assert_int_equal(r[i].completions, 0);
     assert_int_equal(gw_backend_active_calls(b), 0);
     gw_backend_del(b);
+    close(pfd);
     close(lfd);
     spin(l, 5);
     gw_loop_del(l);
@@ -335,6 +351,8 @@ static void test_deadline_against_silent_backend(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     gw_backend *b = NULL;
     assert_int_equal(gw_backend_new(l, url, NULL, &b, NULL), 0);
+    /* TCP accepted, no SETTINGS ever: the call waits in the queue and the
+     * deadline ends it there; no stream, so nothing to reset. */
     rec r = {0};
     start(b, &r, "/s/m", gw_now_ns() + 200 * GW_MS);
     spin_until(l, &r.completions, 1, 5000);
@@ -344,8 +362,21 @@ static void test_deadline_against_silent_backend(void **state)
     assert_false(r.reentered);
     gw_backend_stats st;
     gw_backend_get_stats(b, &st);
+    assert_int_equal(st.resets_sent, 0);
+    assert_int_equal(st.peak_streams, 0);
+    /* With the server preface the stream opens; the backend never answers,
+     * the deadline resets the stream. */
+    int pfd = accept_and_send_settings(lfd);
+    rec r2 = {0};
+    start(b, &r2, "/s/m", gw_now_ns() + 300 * GW_MS);
+    spin_until(l, &r2.completions, 1, 5000);
+    assert_int_equal(r2.code, GW_CODE_DEADLINE_EXCEEDED);
+    assert_string_equal(r2.message, "deadline exceeded");
+    gw_backend_get_stats(b, &st);
+    assert_int_equal(st.peak_streams, 1);
     assert_int_equal(st.resets_sent, 1);
     gw_backend_del(b);
+    close(pfd);
     close(lfd);
     spin(l, 5);
     gw_loop_del(l);
