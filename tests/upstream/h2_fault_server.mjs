@@ -11,15 +11,19 @@
 //   /fault.Fault/Gzip          one gzip-compressed message, then OK
 //   /fault.Fault/GzipBomb      a small gzip message inflating to 16 MiB
 //   /fault.Fault/BigHeaders    response headers larger than 16 KiB
+//   /fault.Fault/Slow          OK after 200 ms (with --max-streams: pool tests)
 //   anything else              grpc-status 12 (UNIMPLEMENTED)
 //
 // Prints "listening <port>" once bound (port 0 picks a free one).
+// --max-streams N advertises SETTINGS_MAX_CONCURRENT_STREAMS = N.
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
 
 let port = 0;
+let maxStreams = 0;
 for (let i = 2; i < process.argv.length; i++) {
   if (process.argv[i] === '--port') port = Number(process.argv[++i]);
+  else if (process.argv[i] === '--max-streams') maxStreams = Number(process.argv[++i]);
 }
 
 function frame(payload, compressed = false) {
@@ -33,7 +37,9 @@ function frame(payload, compressed = false) {
 let refusedOnce = false;
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
-const server = http2.createServer();
+const server = http2.createServer(maxStreams ? { settings: { maxConcurrentStreams: maxStreams } } : {});
+let openStreams = 0;
+let peakStreams = 0;
 server.on('stream', (stream, headers) => {
   const path = headers[':path'];
   const name = String(path).replace(/^\/fault\.Fault\//, '');
@@ -67,6 +73,14 @@ server.on('stream', (stream, headers) => {
           return;
         }
         ok({}, frame(Buffer.from('second try')));
+        return;
+      case 'Slow':
+        openStreams++;
+        peakStreams = Math.max(peakStreams, openStreams);
+        setTimeout(() => {
+          openStreams--;
+          ok({ 'x-peak-streams': String(peakStreams) }, frame(Buffer.from('slow')));
+        }, 200);
         return;
       case 'Calm':
         stream.close(NGHTTP2_ENHANCE_YOUR_CALM);

@@ -451,6 +451,18 @@ def group_faults(drv):
         compare("fault %s" % name, [w.replace("{url}", url) for w in want], got)
     stop(p)
 
+    # The backend allows 5 concurrent streams: 40 calls wait their turn on one
+    # connection, or spread over a pool of 3, never above the limit.
+    p, port = start_node_server(FAULT_SERVER, ["--max-streams", "5"])
+    url = "http://127.0.0.1:%d" % port
+    compare("max concurrent streams 5, pool 1", [
+        "ok=40 connects=1 peak_streams=5 retried=0",
+    ], driver(drv, url, ["fault_concurrent", "40", "Slow"]))
+    compare("max concurrent streams 5, pool 3", [
+        "ok=40 connects=3 peak_streams=5 retried=0",
+    ], driver(drv, url, ["--pool", "3", "fault_concurrent", "40", "Slow"]))
+    stop(p)
+
     # GOAWAY naming no stream: the call was not processed, so it is retried
     # once on a fresh connection.
     port, flag = goaway_then_ok_server()

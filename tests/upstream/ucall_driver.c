@@ -11,7 +11,7 @@
  * Scenarios: unary, getuser ID, errors, list N, client_stream,
  * client_stream_invalid, bidi N, deadline, cancel, concurrent N,
  * download TOTAL DELAY_MS, big_request, kill_midstream, goaway, never_answers,
- * fault NAME, too_large, retry_until_ok.
+ * fault NAME, fault_concurrent N NAME, too_large, retry_until_ok.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -897,6 +897,35 @@ static int sc_fault(const char *name)
     return 0;
 }
 
+/* N calls at once to a fault path; the server limits concurrent streams. */
+static int sc_fault_concurrent(int n, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/fault.Fault/%s", name);
+    dcall *d = calloc((size_t)n, sizeof *d);
+    if (!d)
+        die("out of memory");
+    static const uint8_t empty[5] = {0};
+    for (int i = 0; i < n; i++)
+        start(&d[i], path, NULL, 0, 60000, empty, sizeof empty, true);
+    run_until_done(120);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        if (d[i].code == GW_CODE_OK && d[i].messages == 1)
+            ok++;
+        else
+            out("# call %d: %s %s", i, gw_code_name(d[i].code), d[i].message);
+        dcall_free(&d[i]);
+    }
+    gw_backend_stats st;
+    gw_backend_get_stats(backend, &st);
+    out("ok=%d connects=%llu peak_streams=%llu retried=%llu", ok,
+        (unsigned long long)st.connects_ok, (unsigned long long)st.peak_streams,
+        (unsigned long long)st.calls_retried);
+    free(d);
+    return 0;
+}
+
 static int sc_retry_until_ok(void)
 {
     int attempts;
@@ -980,6 +1009,8 @@ int main(int argc, char **argv)
         rc = sc_goaway();
     else if (strcmp(sc, "fault") == 0)
         rc = sc_fault(ARG(0));
+    else if (strcmp(sc, "fault_concurrent") == 0)
+        rc = sc_fault_concurrent((int)strtol(ARG(0), NULL, 10), ARG(1));
     else if (strcmp(sc, "retry_until_ok") == 0)
         rc = sc_retry_until_ok();
     else
