@@ -871,6 +871,25 @@ static void health_check(dm_call *c, const uint8_t *msg, size_t len)
     release(req);
 }
 
+/* Watch sends the current status once and then keeps the stream open, as
+ * the status never changes; the client ends it. Unknown services get
+ * SERVICE_UNKNOWN rather than an error (health.proto says so). */
+static void health_watch(dm_call *c, const uint8_t *msg, size_t len)
+{
+    Grpc__Health__V1__HealthCheckRequest *req =
+        decode(c, &grpc__health__v1__health_check_request__descriptor, msg, len);
+    if (!req)
+        return;
+    const char *name = req->service ? req->service : "";
+    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    r.status = name[0] && strcmp(name, "demo.v1.UserService") != 0 &&
+                       strcmp(name, "demo.v1.EchoService") != 0
+                   ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+                   : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    dm_call_send_message(c, &r.base);
+    release(req);
+}
+
 static void reflect_message(dm_call *c, const uint8_t *msg, size_t len)
 {
     gw_buf out;
@@ -906,6 +925,7 @@ static const dm_method methods[] = {
     {"/demo.v1.EchoService/Download", false, download, NULL, NULL},
     {"/demo.v1.EchoService/Unbound", false, echo, NULL, NULL},
     {"/grpc.health.v1.Health/Check", false, health_check, NULL, NULL},
+    {"/grpc.health.v1.Health/Watch", false, health_watch, NULL, NULL},
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", true, NULL, reflect_message,
      end_ok},
     {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", true, NULL,

@@ -432,8 +432,12 @@ static void call_free(dm_call *c)
 {
     dm_conn *conn = c->conn;
     if (!c->response_done && c->method) {
-        conn->svc->cancelled++;
-        GW_INFO("demo: call %s cancelled by client", c->path ? c->path : "(no path)");
+        if (conn->svc->shut) {
+            GW_DEBUG("demo: call %s ended by shutdown", c->path);
+        } else {
+            conn->svc->cancelled++;
+            GW_INFO("demo: call %s cancelled by client", c->path);
+        }
     }
     /* The stream's window dies with it; the connection's does not. */
     if (c->unconsumed && !conn->closing)

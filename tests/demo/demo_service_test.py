@@ -192,6 +192,12 @@ def test_health(srv):
     check(msgs == [{"status": "SERVING"}], 'Health EchoService', msgs)
     _, err, _ = buf(srv, 'grpc.health.v1.Health/Check', {"service": "nope"}, expect_ok=False)
     check(err and err["code"] == "not_found", 'Health nope', err)
+    # Watch: the status once, then the stream stays open until the deadline
+    # (buf's --timeout also sends grpc-timeout; either side may end it).
+    msgs, err, _ = buf(srv, 'grpc.health.v1.Health/Watch', {}, '--timeout', '3s',
+                       expect_ok=False)
+    check(msgs == [{"status": "SERVING"}] and err and err["code"] == "deadline_exceeded",
+          'Health Watch', msgs, err)
 
 
 def test_create_update_delete(srv):
