@@ -1602,7 +1602,9 @@ static void conn_on_io(void *arg, uint32_t events)
     case CONN_READY:
         if (events & GW_IO_WRITE)
             k->write_blocked = false;
-        if (events & (GW_IO_READ | GW_IO_ERROR | GW_IO_RDHUP))
+        /* A TLS read may have been waiting for the socket to take a write
+         * (SSL_ERROR_WANT_WRITE), so with TLS a writable socket reads too. */
+        if (events & (GW_IO_READ | GW_IO_ERROR | GW_IO_RDHUP) || (k->ssl && (events & GW_IO_WRITE)))
             conn_read(k);
         if (k->state == CONN_READY)
             conn_flush(k);
