@@ -92,7 +92,7 @@ API = [
         "writer_paused=true",
     ]),
     (["concurrent", "1000"], [
-        "ok=1000 connects=1 multiplexed=true",
+        "ok=1000 connects=1 peak_streams=1000",   # all at once, on one connection
     ]),
     (["--max-message", "100000", "too_large"], [
         '~status=RESOURCE_EXHAUSTED message="response message 1 is 2000(04|06) bytes, '
