@@ -891,8 +891,16 @@ static void shut_down(gw_demo_service *svc)
         close(svc->lfd);
         svc->lfd = -1;
     }
-    while (svc->conns)
-        conn_close(svc->conns);
+    /* Tell each client before closing (GOAWAY NO_ERROR, best effort: what
+     * the socket does not take at once is dropped). */
+    while (svc->conns) {
+        dm_conn *conn = svc->conns;
+        nghttp2_submit_goaway(conn->h2, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(conn->h2),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        if (conn_flush(conn))
+            conn_close(conn);
+    }
 }
 
 static void wakeup_cb(void *owner)
