@@ -55,7 +55,7 @@ void gw_demo_service_stop(gw_demo_service *s);
 void gw_demo_service_del(gw_demo_service *s);
 
 /* Calls the clients cancelled (RST_STREAM or connection loss while the call
- * ran) since the service started. Loop thread only. */
+ * ran) since the service started. Any thread. */
 uint64_t gw_demo_service_cancelled(const gw_demo_service *s);
 
 /*

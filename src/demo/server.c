@@ -109,7 +109,7 @@ struct gw_demo_service {
     nghttp2_option *opt;
     atomic_bool stop_requested;
     bool shut;
-    uint64_t cancelled;
+    atomic_uint_fast64_t cancelled;   /* read from any thread */
 };
 
 const uint8_t *gw_demo_descriptor_set(size_t *len)
@@ -435,7 +435,7 @@ static void call_free(dm_call *c)
         if (conn->svc->shut) {
             GW_DEBUG("demo: call %s ended by shutdown", c->path);
         } else {
-            conn->svc->cancelled++;
+            atomic_fetch_add_explicit(&conn->svc->cancelled, 1, memory_order_relaxed);
             GW_INFO("demo: call %s cancelled by client", c->path);
         }
     }
@@ -919,7 +919,10 @@ void gw_demo_service_stop(gw_demo_service *s)
 }
 
 int gw_demo_service_port(const gw_demo_service *s) { return s->port; }
-uint64_t gw_demo_service_cancelled(const gw_demo_service *s) { return s->cancelled; }
+uint64_t gw_demo_service_cancelled(const gw_demo_service *s)
+{
+    return atomic_load_explicit(&s->cancelled, memory_order_relaxed);
+}
 
 void gw_demo_service_del(gw_demo_service *s)
 {
@@ -988,6 +991,7 @@ int gw_demo_service_new(gw_loop *loop, const char *host, int port, gw_demo_servi
     svc->loop = loop;
     svc->lfd = -1;
     atomic_init(&svc->stop_requested, false);
+    atomic_init(&svc->cancelled, 0);
     svc->store = dm_store_new();
     if (!svc->store) {
         rc = gw_error_set(e, GW_ENOMEM, "out of memory");

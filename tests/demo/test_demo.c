@@ -473,6 +473,38 @@ static void test_service_thread(void **state)
     }
     assert_int_equal(hdr[3], 4);   /* SETTINGS */
 
+    /* A ListUsers call that sleeps between messages, cancelled by the
+     * client: counted (the counter may be read from this thread). */
+    uint8_t req[256];
+    size_t rl = 9;
+    static const char *const nv[][2] = {
+        {":method", "POST"}, {":scheme", "http"}, {":path", "/demo.v1.UserService/ListUsers"},
+        {":authority", "t"}, {"content-type", "application/grpc"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(nv); i++) {
+        req[rl++] = 0;   /* literal without indexing, new name */
+        for (int k = 0; k < 2; k++) {
+            size_t l = strlen(nv[i][k]);
+            req[rl++] = (uint8_t)l;
+            memcpy(req + rl, nv[i][k], l);
+            rl += l;
+        }
+    }
+    uint8_t h[9] = {0, 0, (uint8_t)(rl - 9), 1, 4, 0, 0, 0, 1};   /* HEADERS, END_HEADERS */
+    memcpy(req, h, 9);
+    static const uint8_t data[] = {
+        0, 0, 11, 0, 1, 0, 0, 0, 1,                        /* DATA, END_STREAM */
+        0, 0, 0, 0, 6, 0x08, 0x05, 0x12, 0x02, 0x08, 0x3c,  /* page_size 5, delay 60s */
+    };
+    static const uint8_t rst[] = {0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 8};   /* CANCEL */
+    assert_int_equal(write(fd, req, rl), (ssize_t)rl);
+    assert_int_equal(write(fd, data, sizeof data), (ssize_t)sizeof data);
+    /* Frames are handled in order: the call runs when the reset arrives. */
+    assert_int_equal(write(fd, rst, sizeof rst), (ssize_t)sizeof rst);
+    for (int i = 0; i < 1000 && gw_demo_service_cancelled(s) == 0; i++)
+        usleep(10000);
+    assert_int_equal(gw_demo_service_cancelled(s), 1);
+
     gw_demo_service_stop(s);       /* from this thread, not the loop's */
     assert_int_equal(pthread_join(th, NULL), 0);
     /* The stop said GOAWAY, then closed the connection. */
