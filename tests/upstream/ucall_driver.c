@@ -925,6 +925,52 @@ static int sc_fault_concurrent(int n, const char *name)
     return 0;
 }
 
+/* Not a test: TOTAL unary Echo calls with INFLIGHT outstanding at any time;
+ * prints calls per second (for docs/upstream.md, run by hand). */
+typedef struct bench_state {
+    int started, total, inflight, ok;
+    dcall *slots;
+} bench_state;
+
+static bench_state bench;
+
+static void bench_next(dcall *d);
+
+static void bench_done(dcall *d)
+{
+    if (d->code == GW_CODE_OK)
+        bench.ok++;
+    dcall_free(d);
+    if (bench.started < bench.total)
+        bench_next(d);
+}
+
+static void bench_next(dcall *d)
+{
+    memset(d, 0, sizeof *d);
+    d->on_done = bench_done;
+    bench.started++;
+    echo_call(d, "bench", bench.started, 0, NULL, 0, 60000);
+}
+
+static int sc_bench_unary(int total, int inflight)
+{
+    bench.total = total;
+    bench.inflight = inflight;
+    bench.slots = calloc((size_t)inflight, sizeof *bench.slots);
+    if (!bench.slots)
+        die("out of memory");
+    uint64_t t0 = gw_now_ns();
+    for (int i = 0; i < inflight && bench.started < total; i++)
+        bench_next(&bench.slots[i]);
+    run_until_done(600);
+    double s = (double)(gw_now_ns() - t0) / 1e9;
+    out("ok=%d of %d in %.2f s: %.0f calls/s with %d in flight", bench.ok, total, s,
+        bench.ok / s, inflight);
+    free(bench.slots);
+    return 0;
+}
+
 static int sc_retry_until_ok(void)
 {
     int attempts;
@@ -1010,6 +1056,8 @@ int main(int argc, char **argv)
         rc = sc_fault(ARG(0));
     else if (strcmp(sc, "fault_concurrent") == 0)
         rc = sc_fault_concurrent((int)strtol(ARG(0), NULL, 10), ARG(1));
+    else if (strcmp(sc, "bench_unary") == 0)
+        rc = sc_bench_unary((int)strtol(ARG(0), NULL, 10), (int)strtol(ARG(1), NULL, 10));
     else if (strcmp(sc, "retry_until_ok") == 0)
         rc = sc_retry_until_ok();
     else
