@@ -34,8 +34,39 @@ size_t gw_codec_fmt_double(char *out, double v)
     if (v == 0)
         return (size_t)snprintf(out, 32, "%s", signbit(v) ? "-0" : "0");
     /* Integers below 10^15 print the same under %.15g; skip snprintf. */
-    if (fabs(v) < 1e15 && v == (double)(int64_t)v)
+    double a = fabs(v);
+    if (a < 1e15 && v == (double)(int64_t)v)
         return gw_codec_fmt_i64(out, (int64_t)v);
+    /* Few decimals (prices, scores): if n / 10^k reads back as v, the
+     * digits of n are the shortest form, and %g would print the same fixed
+     * notation for 1e-4 <= |v| < 1e15. Division of two exact integers is
+     * correctly rounded, like strtod of the same decimal. */
+    if (a >= 1e-4 && a < 1e9) {
+        static const double pow10[] = {1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+        for (int k = 0; k < 6; k++) {
+            double x = rint(a * pow10[k]);
+            if (x < 1e15 && x / pow10[k] == a) {
+                uint64_t n = (uint64_t)x;
+                uint64_t scale = (uint64_t)pow10[k];
+                size_t len = 0;
+                if (v < 0)
+                    out[len++] = '-';
+                len += gw_codec_fmt_u64(out + len, n / scale);
+                out[len++] = '.';
+                uint64_t frac = n % scale;
+                char digits[8];
+                for (int d = k; d >= 0; d--) {
+                    digits[d] = (char)('0' + frac % 10);
+                    frac /= 10;
+                }
+                int last = k;
+                while (last > 0 && digits[last] == '0')
+                    last--;
+                memcpy(out + len, digits, (size_t)last + 1);
+                return len + (size_t)last + 1;
+            }
+        }
+    }
     /* 15 significant digits always survive a round trip through double
      * (DBL_DIG), so the first precision that reads back is the shortest. */
     /* Subnormals carry fewer digits: start lower for them. */

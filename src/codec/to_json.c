@@ -14,6 +14,30 @@
 
 #include "codec/codec_int.h"
 
+/* One-byte tags and varints inline; the general readers otherwise. */
+static inline int tag_fast(gw_wire_reader *rd, uint32_t *num, gw_wire_type *wt)
+{
+    if (rd->p < rd->end) {
+        uint8_t t = *rd->p;
+        if (t < 0x80 && t >= 8 && (t & 7) <= 5) {
+            *num = t >> 3;
+            *wt = (gw_wire_type)(t & 7);
+            rd->p++;
+            return 0;
+        }
+    }
+    return gw_wire_read_tag(rd, num, wt);
+}
+
+static inline int varint_fast(gw_wire_reader *rd, uint64_t *v)
+{
+    if (rd->p < rd->end && *rd->p < 0x80) {
+        *v = *rd->p++;
+        return 0;
+    }
+    return gw_wire_read_varint(rd, v);
+}
+
 typedef struct rec {
     const gw_field_def *f;
     const uint8_t *p; /* LEN / group payload */
@@ -137,28 +161,52 @@ static const uint8_t needs_escape[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static inline uint64_t load8(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+/* Whether any of 8 bytes is a control character, '"' or '\\' (may err
+ * towards yes, never towards no). */
+static inline bool word_needs_escape(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+}
 
 int gw_codec_json_append_string(gw_buf *b, const char *str, size_t n)
 {
-    const uint8_t *p = (const uint8_t *)str;
-    /* Worst case 6 bytes per input byte (\u00XX), plus quotes. */
-    size_t need = n + 2;
-    for (size_t i = 0; i < n; i++)
-        if (needs_escape[p[i]])
-            need += 5;
-    int rc = gw_buf_reserve(b, need);
+    const uint8_t *p = (const uint8_t *)str, *end = p + n;
+    /* Room for the common case (nothing to escape); escapes reserve more. */
+    int rc = gw_buf_reserve(b, n + 2);
     if (rc)
         return rc;
-    uint8_t *o = b->data + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (!needs_escape[c]) {
-            *o++ = c;
-            continue;
+    b->data[b->len++] = '"';
+    while (p < end) {
+        const uint8_t *run = p;
+        while (end - p >= 8 && !word_needs_escape(load8(p)))
+            p += 8;
+        while (p < end && !needs_escape[*p])
+            p++;
+        if (p > run) {
+            memcpy(b->data + b->len, run, (size_t)(p - run));
+            b->len += (size_t)(p - run);
         }
+        if (p == end)
+            break;
+        /* An escape takes up to 6 bytes where the byte took 1; the closing
+         * quote and the rest of the input are already reserved. */
+        if ((rc = gw_buf_reserve(b, (size_t)(end - p) + 6)))
+            return rc;
+        uint8_t c = *p++, *o = b->data + b->len;
         *o++ = '\\';
         switch (c) {
         case '"': *o++ = '"'; break;
@@ -175,9 +223,9 @@ int gw_codec_json_append_string(gw_buf *b, const char *str, size_t n)
             *o++ = "0123456789abcdef"[c >> 4];
             *o++ = "0123456789abcdef"[c & 15];
         }
+        b->len = (size_t)(o - b->data);
     }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    b->data[b->len++] = '"';
     b->data[b->len] = 0;
     return 0;
 }
@@ -258,7 +306,7 @@ static int group_body(pj *s, gw_wire_reader *rd, uint32_t field, const uint8_t *
         const uint8_t *at = rd->p;
         uint32_t f;
         gw_wire_type t;
-        if (gw_wire_read_tag(rd, &f, &t))
+        if (tag_fast(rd, &f, &t))
             return GW_EPARSE;
         if (t == GW_WIRE_EGROUP) {
             if (f != field)
@@ -293,8 +341,15 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
     while (!gw_wire_eof(&rd)) {
         uint32_t num;
         gw_wire_type wt;
-        if (gw_wire_read_tag(&rd, &num, &wt))
+        uint8_t t0 = *rd.p;
+        if (t0 < 0x80 && t0 >= 8 && (t0 & 7) <= 5) {
+            /* one-byte tag: fields 1..15 */
+            num = t0 >> 3;
+            wt = (gw_wire_type)(t0 & 7);
+            rd.p++;
+        } else if (tag_fast(&rd, &num, &wt)) {
             return fail(s, GW_EPARSE, "malformed protobuf: bad tag");
+        }
         const gw_field_def *f = field_by_number(m, num);
         rec r = {.f = f, .pos = pos++, .wt = (uint8_t)wt};
         int rc = 0;
@@ -318,7 +373,10 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
         }
         switch (wt) {
         case GW_WIRE_VARINT:
-            rc = gw_wire_read_varint(&rd, &r.v);
+            if (rd.p < rd.end && *rd.p < 0x80)
+                r.v = *rd.p++;
+            else
+                rc = varint_fast(&rd, &r.v);
             break;
         case GW_WIRE_FIXED64:
             rc = gw_wire_read_fixed64(&rd, &r.v);
@@ -331,7 +389,13 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
         }
         case GW_WIRE_LEN: {
             size_t n;
-            rc = gw_wire_read_len(&rd, &r.p, &n);
+            if (rd.p < rd.end && *rd.p < 0x80 && *rd.p < rd.end - rd.p) {
+                n = *rd.p++;
+                r.p = rd.p;
+                rd.p += n;
+            } else {
+                rc = gw_wire_read_len(&rd, &r.p, &n);
+            }
             r.v = n;
             break;
         }
@@ -427,9 +491,20 @@ static int print_enum(pj *s, const gw_enum_def *en, int32_t v)
     return print_i64(s, v);
 }
 
+static bool is_ascii(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    uint64_t acc = 0;
+    for (; i + 8 <= n; i += 8)
+        acc |= load8(p + i);
+    for (; i < n; i++)
+        acc |= p[i];
+    return !(acc & HIGHS);
+}
+
 static int print_string(pj *s, const uint8_t *p, size_t n)
 {
-    if (!gw_utf8_valid(p, n))
+    if (!is_ascii(p, n) && !gw_utf8_valid(p, n))
         return fail(s, GW_EPARSE, "string field holds invalid UTF-8");
     return gw_codec_json_append_string(s->out, (const char *)p, n);
 }
@@ -515,7 +590,7 @@ static int print_default(pj *s, const gw_field_def *f)
 static int packed_next(gw_wire_reader *rd, gw_wire_type wt, uint64_t *v)
 {
     if (wt == GW_WIRE_VARINT)
-        return gw_wire_read_varint(rd, v);
+        return varint_fast(rd, v);
     if (wt == GW_WIRE_FIXED64)
         return gw_wire_read_fixed64(rd, v);
     uint32_t u;
@@ -590,7 +665,7 @@ static int map_key(pj *s, const gw_field_def *kf, map_ent *e)
     while (!gw_wire_eof(&rd)) {
         uint32_t num;
         gw_wire_type wt;
-        if (gw_wire_read_tag(&rd, &num, &wt))
+        if (tag_fast(&rd, &num, &wt))
             return fail(s, GW_EPARSE, "malformed map entry");
         if (num == 1 && wt == want) {
             int rc = want == GW_WIRE_LEN ? gw_wire_read_len(&rd, &kp, &kn)
@@ -661,7 +736,7 @@ static int print_map_value(pj *s, const gw_field_def *vf, const uint8_t *p, size
     while (!gw_wire_eof(&rd)) {
         uint32_t num;
         gw_wire_type wt;
-        if (gw_wire_read_tag(&rd, &num, &wt)) {
+        if (tag_fast(&rd, &num, &wt)) {
             rc = fail(s, GW_EPARSE, "malformed map entry");
             goto out;
         }
@@ -709,7 +784,8 @@ static int print_map(pj *s, const gw_field_def *f, const rec *r, size_t n)
     if (!entry || entry->field_count < 2)
         return fail(s, GW_EINVAL, "map entry without key and value");
     const gw_field_def *kf = gw_map_key(entry), *vf = gw_map_value(entry);
-    map_ent *ents = malloc(n * sizeof *ents);
+    map_ent small[8], *small_idx[8];
+    map_ent *ents = n <= 8 ? small : malloc(n * sizeof *ents);
     if (!ents)
         return fail(s, GW_ENOMEM, "out of memory");
     int rc = 0;
@@ -723,15 +799,24 @@ static int print_map(pj *s, const gw_field_def *f, const rec *r, size_t n)
     /* Sorting by key makes duplicates adjacent (the last one wins) and the
      * output deterministic. An index is sorted so that the entries, whose
      * keys may point into their own txt, never move. */
-    map_ent **idx = malloc(n * sizeof *idx);
+    map_ent **idx = n <= 8 ? small_idx : malloc(n * sizeof *idx);
     if (!idx) {
         rc = fail(s, GW_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++)
         idx[i] = &ents[i];
-    if (n > 1)
+    if (n > 8) {
         qsort(idx, n, sizeof *idx, ent_ptr_cmp);
+    } else {
+        for (size_t i = 1; i < n; i++) {
+            map_ent *x = idx[i];
+            size_t j = i;
+            for (; j > 0 && ent_cmp(idx[j - 1], x) > 0; j--)
+                idx[j] = idx[j - 1];
+            idx[j] = x;
+        }
+    }
     bool first = true;
     if ((rc = open_c(s, '{')))
         goto out2;
@@ -751,9 +836,11 @@ static int print_map(pj *s, const gw_field_def *f, const rec *r, size_t n)
     }
     rc = close_c(s, '}', first);
 out2:
-    free(idx);
+    if (idx != small_idx)
+        free(idx);
 out:
-    free(ents);
+    if (ents != small)
+        free(ents);
     return rc;
 }
 
@@ -880,7 +967,7 @@ static bool repeated_nonempty(const gw_field_def *f, const rec *r, size_t n)
         gw_wire_reader_init(&rd, r[i].p, (size_t)r[i].v);
         while (!gw_wire_eof(&rd)) {
             uint64_t v;
-            if (gw_wire_read_varint(&rd, &v) || enum_known(closed, (int32_t)v))
+            if (varint_fast(&rd, &v) || enum_known(closed, (int32_t)v))
                 return true;
         }
     }
@@ -987,7 +1074,7 @@ static int last_of(pj *s, const uint8_t *data, size_t len, uint32_t want_num,
     while (!gw_wire_eof(&rd)) {
         uint32_t num;
         gw_wire_type wt;
-        if (gw_wire_read_tag(&rd, &num, &wt))
+        if (tag_fast(&rd, &num, &wt))
             return fail(s, GW_EPARSE, "malformed protobuf: bad tag");
         if (num == want_num && wt == want_wt) {
             int rc;
@@ -1046,7 +1133,7 @@ static int print_field_mask(pj *s, const uint8_t *data, size_t len)
     while (!gw_wire_eof(&rd)) {
         uint32_t num;
         gw_wire_type wt;
-        if (gw_wire_read_tag(&rd, &num, &wt)) {
+        if (tag_fast(&rd, &num, &wt)) {
             rc = fail(s, GW_EPARSE, "malformed protobuf: bad tag");
             goto out;
         }

@@ -818,7 +818,10 @@ static void test_number_text(void **state)
     } dbl[] = {
         {0.1, "0.1"}, {1.0 / 3, "0.3333333333333333"}, {1e21, "1e+21"}, {-2.5e-10, "-2.5e-10"},
         {123456789, "123456789"}, {1e15, "1e+15"}, {5e-324, NULL}, {-0.0, "-0"},
-        {2.2250738585072014e-308, "2.2250738585072014e-308"},
+        {2.2250738585072014e-308, "2.2250738585072014e-308"}, {98.25, "98.25"},
+        {-0.5, "-0.5"}, {0.0001, "0.0001"}, {123456.789, "123456.789"}, {1e-5, "1e-05"},
+        {0.3, "0.3"}, {999999999.5, "999999999.5"}, {1.000001, "1.000001"},
+        {1.0000001, "1.0000001"}, {-1234.5678e-2, "-12.345678"},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(dbl); i++) {
         char buf[40];
@@ -1307,7 +1310,18 @@ static void test_json_string(void **state)
     gw_buf b;
     gw_buf_init(&b, 0);
     assert_int_equal(gw_codec_json_append_string(&b, "a\"\\\x01\x7f\xc3\xa9", 7), 0);
-    assert_string_equal((const char *)b.data, "\"a\\\"\\\\\\u0001\\u007f\xc3\xa9\"");
+    assert_string_equal((const char *)b.data, "\"a\\\"\\\\\\u0001\x7f\xc3\xa9\"");
+    /* long runs take the word-at-a-time path; escapes anywhere in them */
+    static const char *const longs[][2] = {
+        {"abcdefghijklmnopqrstuvwxyz0123456789", "\"abcdefghijklmnopqrstuvwxyz0123456789\""},
+        {"abcdefgh\"ijklmnop\\qrstuvw\x1fxyz", "\"abcdefgh\\\"ijklmnop\\\\qrstuvw\\u001fxyz\""},
+        {"\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\n", "\"\xe4\xb8\xad\xe4\xb8\xad\xe4\xb8\xad\\n\""},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(longs); i++) {
+        gw_buf_reset(&b);
+        assert_int_equal(gw_codec_json_append_string(&b, longs[i][0], strlen(longs[i][0])), 0);
+        assert_string_equal((const char *)b.data, longs[i][1]);
+    }
     gw_buf_free(&b);
 }
 
