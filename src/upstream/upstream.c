@@ -96,7 +96,7 @@ struct gw_ucall {
 
     /* flow control accounting (bytes of DATA payload) */
     uint64_t recv_bytes;             /* received on the stream */
-    uint64_t acked_bytes;            /* passed to nghttp2_session_consume */
+    uint64_t acked_bytes;            /* stream window reopened (consume_stream) */
     uint64_t preacked;               /* acked before the owner consumed them */
     uint64_t partial_acked;          /* acked bytes of the incomplete message */
 
@@ -630,7 +630,7 @@ static void call_ack(gw_ucall *c, uint64_t n)
 {
     if (!n || !c->conn)
         return;
-    nghttp2_session_consume(c->conn->h2, c->stream_id, (size_t)n);
+    nghttp2_session_consume_stream(c->conn->h2, c->stream_id, (size_t)n);
     c->acked_bytes += n;
     conn_flush_later(c->conn);
 }
@@ -1040,9 +1040,13 @@ static size_t deframer_pending(const gw_deframer *d)
 static int h2_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
                             size_t len, void *ud)
 {
+    /* The connection window is reopened as bytes arrive: memory is bounded
+     * per stream (stream_window each), and holding connection credit for a
+     * slow reader would stall every other call on the connection. */
+    nghttp2_session_consume_connection(s, len);
     gw_ucall *c = stream_call(s, sid);
     if (!c) {
-        nghttp2_session_consume(s, sid, len);
+        nghttp2_session_consume_stream(s, sid, len);
         return 0;
     }
     c->recv_bytes += len;
@@ -1163,12 +1167,8 @@ static void call_detach(gw_ucall *c)
     conn *k = c->conn;
     if (!k)
         return;
-    if (k->h2) {
-        uint64_t rest = c->recv_bytes - c->acked_bytes;
-        if (rest)
-            nghttp2_session_consume_connection(k->h2, (size_t)rest);
+    if (k->h2)
         nghttp2_session_set_stream_user_data(k->h2, c->stream_id, NULL);
-    }
     if (c->s_prev)
         c->s_prev->s_next = c->s_next;
     else

@@ -91,6 +91,11 @@ API = [
         '~status=OK message="%s"' % OK_MSG,
         "writer_paused=true",
     ]),
+    (["stalled_streams", "32"], [
+        # 32 readers that never consume hold 32 x 64 KiB, more than the 1 MiB
+        # connection window: other calls on the connection still get through.
+        "stalled=32 echo_ok=10",
+    ]),
     (["concurrent", "1000"], [
         "ok=1000 connects=1 peak_streams=1000",   # all at once, on one connection
     ]),

@@ -792,6 +792,58 @@ static int sc_big_request(void)
     return 0;
 }
 
+/* ---- head-of-line blocking ----------------------------------------------------- */
+
+/* N downloads whose reader never consumes (each holds a full stream
+ * window), then 10 unary calls on the same connection: they must not be
+ * stuck behind the stalled streams. */
+static int sc_stalled_streams(int n)
+{
+    dcall *dl = calloc((size_t)n, sizeof *dl);
+    if (!dl)
+        die("out of memory");
+    Demo__V1__DownloadRequest req = DEMO__V1__DOWNLOAD_REQUEST__INIT;
+    req.total_bytes = 10 * 1024 * 1024;
+    size_t len;
+    uint8_t *buf = frame_msg(&req.base, &len);
+    for (int i = 0; i < n; i++) {
+        dl[i].manual_consume = true;
+        start(&dl[i], "/demo.v1.EchoService/Download", NULL, 0, 0, buf, len, true);
+    }
+    free(buf);
+    run_for_ms(500);
+    uint64_t held = 0;
+    for (int i = 0; i < n; i++)
+        held += dl[i].bytes;
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        dcall e = {0};
+        echo_call(&e, "not blocked", i, 0, NULL, 0, 5000);
+        uint64_t end = gw_now_ns() + 10 * GW_SEC;
+        while (!e.done && gw_now_ns() < end)
+            gw_loop_run_once(loop, 20);
+        if (e.done && e.code == GW_CODE_OK)
+            ok++;
+        else
+            out("# echo %d: %s %s", i, gw_code_name(e.code), e.message);
+        dcall_free(&e);
+    }
+    int still_open = 0;
+    for (int i = 0; i < n; i++) {
+        if (!dl[i].done) {
+            still_open++;
+            gw_ucall_cancel(dl[i].uc);
+            dl[i].uc = NULL;
+            pending_calls--;
+        }
+        dcall_free(&dl[i]);
+    }
+    out("stalled=%d echo_ok=%d", still_open, ok);
+    out("# %llu bytes delivered to the stalled readers (%d streams)", (unsigned long long)held, n);
+    free(dl);
+    return 0;
+}
+
 /* ---- faults --------------------------------------------------------------------------- */
 
 /* Retries an Echo every 200 ms until OK or limit; prints what it saw. */
@@ -1056,6 +1108,8 @@ int main(int argc, char **argv)
         rc = sc_fault(ARG(0));
     else if (strcmp(sc, "fault_concurrent") == 0)
         rc = sc_fault_concurrent((int)strtol(ARG(0), NULL, 10), ARG(1));
+    else if (strcmp(sc, "stalled_streams") == 0)
+        rc = sc_stalled_streams((int)strtol(ARG(0), NULL, 10));
     else if (strcmp(sc, "bench_unary") == 0)
         rc = sc_bench_unary((int)strtol(ARG(0), NULL, 10), (int)strtol(ARG(1), NULL, 10));
     else if (strcmp(sc, "retry_until_ok") == 0)
