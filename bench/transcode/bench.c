@@ -5,6 +5,8 @@
  * and prints both side by side.
  *
  * usage: bench_transcode DESCRIPTOR_SET [TYPE JSON_FILE]...
+ * BENCH_ONLY=to_json|to_proto runs one direction; BENCH_ONLY=jansson times
+ * jansson's json_loadb on the same JSON instead (the parse alone).
  * Output, one line per message and direction:
  *   grpcgate <name> <to_json|to_proto> <bytes_in> <ns_per_msg> <MB_per_s>
  */
@@ -12,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "codec/codec.h"
 #include "schema/schema.h"
@@ -23,6 +27,35 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* For docs/codec.md: what parsing the same JSON into a jansson tree costs
+ * (and nothing else). */
+static double measure_jansson(const char *json, size_t len)
+{
+    double best = 1e30;
+    for (int round = 0; round < 5; round++) {
+        long iters = 1;
+        for (;;) {
+            double t0 = now();
+            for (long i = 0; i < iters; i++) {
+                json_t *v = json_loadb(json, len, JSON_DECODE_INT_AS_REAL, NULL);
+                if (!v) {
+                    fprintf(stderr, "bench: jansson cannot parse\n");
+                    exit(1);
+                }
+                json_decref(v);
+            }
+            double t = now() - t0;
+            if (t >= 0.2) {
+                if (t / (double)iters < best)
+                    best = t / (double)iters;
+                break;
+            }
+            iters *= 2;
+        }
+    }
+    return best * 1e9;
 }
 
 typedef struct job {
@@ -110,6 +143,11 @@ int main(int argc, char **argv)
         if (!only || strcmp(only, "to_proto") == 0) {
             ns = measure(&to_proto);
             printf("grpcgate %s to_proto %zu %.0f %.1f\n", name, json_len, ns,
+                   (double)json_len / ns * 1e3);
+        }
+        if (only && strcmp(only, "jansson") == 0) {
+            ns = measure_jansson((const char *)json, json_len);
+            printf("jansson %s parse_only %zu %.0f %.1f\n", name, json_len, ns,
                    (double)json_len / ns * 1e3);
         }
         fflush(stdout);
