@@ -5,6 +5,7 @@ checks the exact status the docs promise and that the gateway keeps serving.
 Runs the real `grpcgate serve` against the real demo service on loopback."""
 import base64
 import os
+import signal
 import socket
 import sys
 import time
@@ -38,14 +39,16 @@ CONFIG = {
 
 P = None
 DEMO = None
+DEMO_PORT = None
 GW = None
 PORT = 0
 
 
 def setUpModule():
-    global P, DEMO, GW, PORT
+    global P, DEMO, GW, PORT, DEMO_PORT
     P = Procs()
     DEMO, url = P.demo()
+    DEMO_PORT = url.rsplit(":", 1)[1]
     GW, PORT = P.gateway(url, CONFIG)
 
 
@@ -120,9 +123,11 @@ class GrpcWebErrors(unittest.TestCase):
 
     def test_body_over_limit_chunked(self):
         # No length up front: counted while streaming, then RESOURCE_EXHAUSTED.
-        body = frame(b"y" * 30000) * 3
+        # A client-streaming method with valid users: the backend answers
+        # only at the end of the stream, after the body passed the limit.
+        body = frame(pb_string(2, "y" * 29980) + pb_string(3, "a@example.com")) * 3
         c = Conn(PORT)
-        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        c.send(b"POST /demo.v1.UserService/CreateUsers HTTP/1.1\r\nHost: x\r\n"
                b"Content-Type: application/grpc-web\r\nTransfer-Encoding: chunked\r\n\r\n")
         for i in range(0, len(body), 8192):
             part = body[i:i + 8192]
@@ -131,7 +136,7 @@ class GrpcWebErrors(unittest.TestCase):
         r = c.read_response()
         self.assertEqual(r.status, 200)
         code, msg = r.grpc_status()
-        self.assertEqual(code, 8)
+        self.assertEqual(code, 8, msg)
         self.assertIn("exceeds the limit of 65536", msg)
         c.close()
         echo_ok(self)
@@ -353,6 +358,76 @@ class Deadline(unittest.TestCase):
         code, msg = r.grpc_status()
         self.assertEqual(code, 3)
         self.assertIn("grpc-timeout", msg)
+
+
+class OwnGateway(unittest.TestCase):
+    """Cases that need a gateway of their own (one worker, small limits)."""
+
+    def setUp(self):
+        self.gw, self.port = P.gateway(
+            "http://127.0.0.1:" + DEMO_PORT,
+            {"drain_timeout_ms": 5000, "limits": {"max_connections_per_ip": 3}}, workers=1)
+
+    def tearDown(self):
+        P.stop(self.gw)
+
+    def test_per_ip_connection_limit(self):
+        conns = [Conn(self.port) for _ in range(3)]
+        for c in conns:
+            r = grpcweb(self.port, ECHO, frame(pb_string(1, "a")), conn=c)
+            self.assertEqual(r.status, 200)
+        extra = Conn(self.port)
+        self.assertTrue(extra.closed_by_peer(10), "the 4th connection from one IP is refused")
+        extra.close()
+        conns.pop().close()
+        time.sleep(0.2)
+        r = grpcweb(self.port, ECHO, frame(pb_string(1, "b")))
+        self.assertEqual(r.status, 200)
+        for c in conns:
+            c.close()
+
+    def test_graceful_stop_drains_calls(self):
+        # A call that takes 1 s is in flight when SIGTERM arrives: it still
+        # completes, new connections are refused, and the exit status is 0.
+        req = frame(pb_string(1, "drain") + pb_string(3, pb_varint(1, 1)))
+        c = Conn(self.port)
+        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n\r\n" % len(req)
+               + req)
+        time.sleep(0.3)
+        self.gw.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # Draining: the listening socket is closed already.
+        with self.assertRaises(OSError):
+            Conn(self.port).send(b"GET / HTTP/1.1\r\n\r\n")
+        r = c.read_response()
+        c.close()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.frames()[0], (0, pb_string(1, "drain")))
+        self.assertEqual(r.grpc_status()[0], 0)
+        self.assertEqual(self.gw.wait(20), 0)
+
+    def test_drain_timeout_cancels(self):
+        # A call longer than the drain timeout is cancelled at the timeout.
+        gw, port = P.gateway("http://127.0.0.1:" + DEMO_PORT, {"drain_timeout_ms": 300},
+                             workers=1)
+        req = frame(pb_string(1, "long") + pb_string(3, pb_varint(1, 30)))
+        c = Conn(port)
+        before = P.stderr(DEMO).count("cancelled by client")
+        c.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n\r\n" % len(req)
+               + req)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        self.assertEqual(gw.wait(20), 0)
+        self.assertLess(time.monotonic() - t0, 15)
+        c.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                P.stderr(DEMO).count("cancelled by client") <= before:
+            time.sleep(0.05)
+        self.assertGreater(P.stderr(DEMO).count("cancelled by client"), before)
 
 
 if __name__ == "__main__":
