@@ -380,8 +380,16 @@ class OwnGateway(unittest.TestCase):
         self.assertTrue(extra.closed_by_peer(10), "the 4th connection from one IP is refused")
         extra.close()
         conns.pop().close()
-        time.sleep(0.2)
-        r = grpcweb(self.port, ECHO, frame(pb_string(1, "b")))
+        # Once the gateway has seen the close, a new connection is accepted.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                r = grpcweb(self.port, ECHO, frame(pb_string(1, "b")))
+                break
+            except (EOFError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         self.assertEqual(r.status, 200)
         for c in conns:
             c.close()
