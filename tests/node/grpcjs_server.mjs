@@ -17,7 +17,9 @@
 // --max-connection-age-ms makes grpc-js send GOAWAY to every connection
 // after that age (in-flight calls get 60 s to finish). SIGTERM and SIGINT
 // stop it at once.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
@@ -65,6 +67,80 @@ const loaderOptions = {
   oneofs: true,
   includeDirs,
 };
+
+// ---- reflection from the real descriptor set ------------------------------
+// proto-loader regroups files by package ("demo_v1.proto") and drops their
+// imports, so @grpc/reflection fed with its package definition hands out
+// files that clients like `buf curl` cannot link. Instead we give
+// @grpc/reflection the real files, compiled by protoc with every import,
+// and serve their original bytes (keeping options such as google.api.http).
+function splitFileDescriptorSet(buf) {
+  const files = [];
+  let off = 0;
+  const varintAt = () => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[off++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) return v;
+      shift += 7;
+    }
+  };
+  while (off < buf.length) {
+    const key = varintAt();
+    if (key !== 0x0a) throw new Error('unexpected field in FileDescriptorSet');
+    const len = varintAt();
+    files.push(buf.subarray(off, off + len));
+    off += len;
+  }
+  return files;
+}
+
+function fileName(bytes) {
+  // FileDescriptorProto.name is field 1 and comes first in protoc's output.
+  if (bytes[0] !== 0x0a) return null;
+  let off = 1;
+  let len = 0;
+  let shift = 0;
+  for (;;) {
+    const b = bytes[off++];
+    len += (b & 0x7f) * 2 ** shift;
+    if (!(b & 0x80)) break;
+    shift += 7;
+  }
+  return Buffer.from(bytes.subarray(off, off + len)).toString('utf8');
+}
+
+function realDescriptorFiles() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grpcjs-reflect-'));
+  const out = path.join(tmp, 'demo.pb');
+  try {
+    execFileSync('protoc', [
+      ...includeDirs.map((d) => `-I${d}`), '--include_imports', `--descriptor_set_out=${out}`,
+      'demo/v1/user.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return splitFileDescriptorSet(fs.readFileSync(out));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function addReflection(server) {
+  const { ReflectionService } = await import('@grpc/reflection');
+  const files = realDescriptorFiles();
+  const reflection = new ReflectionService({ descriptors: { fileDescriptorProtos: files } });
+  // Serve the original bytes rather than @grpc/reflection's re-encoding,
+  // which would drop extension options it does not know.
+  const raw = new Map(files.map((f) => [fileName(f), f]));
+  for (const impl of [reflection.v1, reflection.v1Alpha]) {
+    if (!impl || !impl.files || !(impl.fileEncodings instanceof Map)) continue;
+    for (const [name, file] of Object.entries(impl.files)) {
+      if (raw.has(name)) impl.fileEncodings.set(file, raw.get(name));
+    }
+  }
+  reflection.addToServer(server);
+}
 
 // ---- google.rpc.Status / BadRequest, encoded by hand (tiny, and keeps this
 // ---- server independent of the descriptor plumbing under test) -----------
@@ -479,10 +555,7 @@ async function main() {
   const server = new grpc.Server(serverOptions);
   server.addService(proto.demo.v1.UserService.service, userService);
   server.addService(proto.demo.v1.EchoService.service, echoService);
-  if (opts.reflection) {
-    const { ReflectionService } = await import('@grpc/reflection');
-    new ReflectionService(pkgDef).addToServer(server);
-  }
+  if (opts.reflection) await addReflection(server);
   const creds = opts.cert
     ? grpc.ServerCredentials.createSsl(opts.clientCa ? fs.readFileSync(opts.clientCa) : null, [{
       cert_chain: fs.readFileSync(opts.cert), private_key: fs.readFileSync(opts.key),
