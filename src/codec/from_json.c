@@ -1303,9 +1303,11 @@ static int parse_value(jp *s)
     return rc;
 }
 
+/* Types whose JSON is not an object of their fields get {"@type", "value"}
+ * inside an Any. Empty is an ordinary (field-less) message there. */
 static bool special_json(gw_wkt w)
 {
-    return w != GW_WKT_NONE && w != GW_WKT_HTTP_BODY;
+    return w != GW_WKT_NONE && w != GW_WKT_HTTP_BODY && w != GW_WKT_EMPTY;
 }
 
 static int parse_any(jp *s)

@@ -266,8 +266,8 @@ static const rt_case roundtrips[] = {
      "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Int32Value\",\"value\":0}}"},
     {A, 0, "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.FieldMask\",\"value\":\"aB\"}}",
      "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.FieldMask\",\"value\":\"aB\"}}"},
-    {A, 0, "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Empty\",\"value\":{}}}",
-     "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Empty\",\"value\":{}}}"},
+    {A, 0, "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Empty\"}}",
+     "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Empty\"}}"},
     {A, 0, "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Any\",\"value\":"
            "{\"@type\":\"type.googleapis.com/codec.test.Inner\",\"c\":[1]}}}",
      "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Any\",\"value\":"
@@ -518,6 +518,8 @@ static const rej_case rejects[] = {
     {A, 0, "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Duration\",\"x\":1}}",
      GW_EPARSE, "unexpected key"},
     {A, 0, "{\"fAny\":[]}", GW_EPARSE, "expected an object (Any)"},
+    {A, 0, "{\"fAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Empty\",\"value\":{}}}",
+     GW_EPARSE, "unknown field \"value\""},
     /* proto2 */
     {P2, 0, "{\"data\":[]}", GW_EPARSE, "expected an object"},
     {P2, 0, "{\"Data\":{}}", GW_EPARSE, "unknown field"},
