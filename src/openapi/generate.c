@@ -655,10 +655,13 @@ typedef struct dump_ctx {
     int rc;
 } dump_ctx;
 
+/* The first failure sticks: jansson does not stop at every -1 (a key whose
+ * write failed was seen followed by the rest of the document). */
 static int dump_cb(const char *buffer, size_t size, void *data)
 {
     dump_ctx *d = data;
-    d->rc = gw_buf_append(d->out, buffer, size);
+    if (!d->rc)
+        d->rc = gw_buf_append(d->out, buffer, size);
     return d->rc ? -1 : 0;
 }
 
@@ -738,7 +741,7 @@ int gw_openapi_generate(const gw_registry *r, const gw_openapi_options *o, gw_bu
     }
     dump_ctx d = {out, 0};
     size_t flags = o->compact ? JSON_COMPACT : JSON_INDENT(2);
-    if (json_dump_callback(g.doc, dump_cb, &d, flags) != 0)
+    if (json_dump_callback(g.doc, dump_cb, &d, flags) != 0 || d.rc)
         rc = d.rc ? d.rc : GW_ENOMEM;
     if (!rc)
         rc = gw_buf_append_byte(out, '\n');
