@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "openapi/internal.h"
+#include "rest/rest.h"
 
 void gw_openapi_options_init(gw_openapi_options *o)
 {
@@ -353,6 +354,7 @@ static void query_params(oa_gen *g, const gw_route *rt, json_t *params, json_t *
  * Bodies.
  */
 
+/* As src/rest shapes responses: a singular HttpBody field is sent raw. */
 static bool is_http_body(const gw_field_def *f)
 {
     return f && (f->type == GW_TYPE_MESSAGE) && f->message &&
@@ -395,8 +397,9 @@ static void request_body(oa_gen *g, const gw_route *rt, json_t *op)
     if (rt->body_kind == GW_BODY_NONE)
         return;
     json_t *rb = oa_obj(g);
-    bool raw = rt->body_kind == GW_BODY_ALL ? m->input->wkt == GW_WKT_HTTP_BODY
-                                            : is_http_body(rt->body_field);
+    /* The REST layer's own test, so that the document and the gateway agree
+     * on which bodies are taken raw. */
+    bool raw = gw_rest_route_takes_http_body(rt);
     if (raw) {
         oa_set(g, rb, "content", content(g, "*/*", binary_schema(g)));
         oa_set_str(g, rb, "description",
