@@ -81,6 +81,13 @@ describe('grpcgate openapi', () => {
     assert.ok(doc.components.schemas['demo.v1.User'].properties.created_at);
   });
 
+  test('--compact prints the same document on one line', () => {
+    const r = run(['openapi', '--descriptor', demoDesc, '--compact']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.indexOf('\n'), r.stdout.length - 1);
+    assert.deepEqual(JSON.parse(r.stdout), openapi(['--descriptor', demoDesc]));
+  });
+
   test('path placeholders match path parameters; operationIds are unique', () => {
     const doc = openapi(['--descriptor', demoDesc]);
     const ids = new Set();
