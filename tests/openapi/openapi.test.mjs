@@ -6,9 +6,10 @@
 // documented path and method with something other than "no such route"
 // (404 from the router) or 405.
 //
-//   node tests/openapi/openapi.test.mjs [DEMO_SRC_PB]
+//   node tests/openapi/openapi.test.mjs [DEMO_SRC_PB [BAD_PB]]
 //
-// DEMO_SRC_PB: the demo API built with --include_source_info (comments).
+// DEMO_SRC_PB: the demo API built with --include_source_info (comments);
+// BAD_PB: a set with a rule the router rejects (openapi_bad.proto).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { startBackend, startGateway, stop, grpcgate, demoDesc } from '../node/grpcweb_harness.mjs';
 
 const demoSrcDesc = process.argv[2];
+const badDesc = process.argv[3];
 
 function run(args) {
   const r = spawnSync(grpcgate, args, { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 });
@@ -53,6 +55,17 @@ describe('grpcgate openapi', () => {
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /nonexistent/);
     assert.equal(missing.stdout, '');
+  });
+
+  test('a rule the router rejects: exit 1 with the router\'s message', (t) => {
+    if (!badDesc) {
+      t.skip('no BAD_PB argument');
+      return;
+    }
+    const r = run(['openapi', '--descriptor', badDesc]);
+    assert.equal(r.status, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /oa\.bad\.Bad\.Get: GET \/v1\/\{missing\}: variable \{missing\}/);
   });
 
   const variants = [

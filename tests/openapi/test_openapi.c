@@ -5,7 +5,7 @@
  * (objects compare regardless of key order), or NULL for "absent".
  *
  * argv[1] demo.pb, argv[2] demo.pb with source info, argv[3] openapi-test.pb,
- * argv[4] openapi-other.pb.
+ * argv[4] openapi-other.pb, argv[5] openapi-bad.pb.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +20,7 @@
 #include "openapi/openapi.h"
 #include "route/route.h"
 
-static const char *demo_pb, *demo_src_pb, *test_pb, *other_pb;
+static const char *demo_pb, *demo_src_pb, *test_pb, *other_pb, *bad_pb;
 
 typedef struct expect {
     const char *pointer; /* RFC 6901 */
@@ -515,22 +515,41 @@ static void test_limit(void **state)
     gw_registry_del(r);
 }
 
+/* A rule the router rejects fails the document with the router's message,
+ * as it fails `serve`. */
+static void test_router_error(void **state)
+{
+    (void)state;
+    gw_registry *r = NULL;
+    gw_error e;
+    assert_int_equal(gw_registry_load(&r, &bad_pb, 1, &e), 0);
+    gw_buf out;
+    gw_buf_init(&out, 0);
+    assert_int_equal(gw_openapi_generate(r, NULL, &out, &e), GW_ENOTFOUND);
+    assert_string_equal(e.msg, "oa.bad.Bad.Get: GET /v1/{missing}: variable {missing}: "
+                               "field path 'missing': oa.bad.Req has no field 'missing'");
+    assert_int_equal(out.len, 0);
+    gw_buf_free(&out);
+    gw_registry_del(r);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: test_openapi DEMO_PB DEMO_SRC_PB TEST_PB OTHER_PB\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: test_openapi DEMO_PB DEMO_SRC_PB TEST_PB OTHER_PB BAD_PB\n");
         return 2;
     }
     demo_pb = argv[1];
     demo_src_pb = argv[2];
     test_pb = argv[3];
     other_pb = argv[4];
+    bad_pb = argv[5];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo),        cmocka_unit_test(test_proto_names),
         cmocka_unit_test(test_no_auto_map), cmocka_unit_test(test_comments),
         cmocka_unit_test(test_more_routes), cmocka_unit_test(test_bare_status),
         cmocka_unit_test(test_every_route),
-        cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_limit),       cmocka_unit_test(test_router_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
