@@ -370,8 +370,9 @@ function streaming(fn) {
         if (!call.cancelled) call.end(trailers);
       }, (err) => {
         if (call.cancelled) return;
-        if (err && err.code !== undefined) call.destroy(err);
-        else call.destroy(grpcError(grpc.status.INTERNAL, String(err && err.message || err), trailers));
+        // grpc-js turns an 'error' event on a server stream into its status.
+        if (err && err.code !== undefined) call.emit('error', err);
+        else call.emit('error', grpcError(grpc.status.INTERNAL, String(err && err.message || err), trailers));
       });
   };
 }

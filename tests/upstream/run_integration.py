@@ -6,7 +6,7 @@ process it starts is killed before it exits.
 
     run_integration.py DRIVER GROUP
 
-GROUP is one of: api-grpcjs, api-demo, faults, transports, slow-consumer.
+GROUP is one of: api-grpcjs, api-demo, faults, transports, slow-consumer, parity.
 
 An expected line is compared exactly, or as a regular expression when it
 starts with '~'. The driver's lines starting with '#' are information only.
@@ -568,7 +568,91 @@ def group_slow_consumer(drv):
     stop(p)
 
 
+# ---- parity: the two backends answer the same requests the same way ----------
+# (method, request JSON messages) in order; state carries over between them.
+PARITY = [
+    ("UserService/GetUser", ['{"id": 1}']),
+    ("UserService/GetUser", ['{"id": 2}']),
+    ("UserService/GetUser", ['{"id": 3}']),
+    ("UserService/GetUser", ['{"id": 99}']),
+    ("UserService/ListUsers", ['{}']),
+    ("UserService/ListUsers", ['{"page_size": 5}']),
+    ("UserService/ListUsers", ['{"page_size": 4, "role": "ROLE_ADMIN"}']),
+    ("UserService/ListUsers", ['{"page_size": 100001}']),
+    ("UserService/CreateUser", ['{"name": "Neo", "email": "neo@example.com", "role": "ROLE_VIEWER",'
+                                ' "tags": ["one"], "labels": {"k": "v"}, "createdAt": "2024-05-05T00:00:00Z"}']),
+    ("UserService/CreateUser", ['{"name": "", "email": "bad"}']),
+    ("UserService/CreateUser", ['{"name": "NoMail", "email": "nowhere"}']),
+    ("UserService/UpdateUser", ['{"user": {"id": 4, "name": "Neo Two", "email": "x@y"}, "updateMask": "name"}']),
+    ("UserService/UpdateUser", ['{"user": {"id": 4, "age": 30, "address": {"city": "Zion"}},'
+                                ' "updateMask": "age,address.city"}']),
+    ("UserService/UpdateUser", ['{"user": {"id": 4}, "updateMask": "bogus"}']),
+    ("UserService/UpdateUser", ['{"user": {"id": 99, "name": "x"}}']),
+    ("UserService/UpdateUser", ['{"user": {"id": 4, "name": "Replaced", "email": "r@x", "slackHandle": "@r"}}']),
+    ("UserService/DeleteUser", ['{"id": 4}']),
+    ("UserService/GetUser", ['{"id": 4}']),
+    ("UserService/DeleteUser", ['{"id": 4}']),
+    ("UserService/UndeleteUser", ['{"id": 4, "reason": "oops"}']),
+    ("UserService/UndeleteUser", ['{"id": 4}']),
+    ("UserService/SetAvatar", ['{"id": 2, "avatar": {"contentType": "image/png", "data": "AAEC"}}']),
+    ("UserService/SetAvatar", ['{"id": 77, "avatar": {"data": "AAEC"}}']),
+    ("UserService/CreateUsers", ['{"name": "A", "email": "a@x", "createdAt": "2024-01-01T00:00:00Z"}',
+                                 '{"name": "B", "email": "b@x", "createdAt": "2024-01-01T00:00:00Z"}']),
+    ("UserService/CreateUsers", ['{"name": "C", "email": "c@x", "createdAt": "2024-01-01T00:00:00Z"}',
+                                 '{"name": "", "email": "d@x"}']),
+    ("UserService/Chat", ['{"text": "hi", "sequence": 1}', '{"text": "again", "sequence": 2}']),
+    ("EchoService/Echo", ['{"message": "hello", "number": 5}']),
+    ("EchoService/Unbound", ['{"message": "u"}']),
+    ("EchoService/Fail", ['{"code": 0, "message": "fine"}']),
+    ("EchoService/Fail", ['{"code": 5, "message": "nope"}']),
+    ("EchoService/Fail", ['{"code": 3, "message": "bad"}']),
+    ("EchoService/Download", ['{"totalBytes": 10, "chunkSize": 4}']),
+    ("EchoService/Download", ['{"chunkSize": 2000000}']),
+]
+
+BUF = os.path.join(SRC, "node_modules", ".bin", "buf")
+NOW_TS = re.compile(r'"(20(2[5-9]|[3-9]\d)-[0-9T:.\-]+Z)"')
+
+
+def buf_curl(url, method, messages, extra=()):
+    cmd = [BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--emit-defaults",
+           *extra, "-d", "@-", "%s/demo.v1.%s" % (url, method)]
+    t0 = time.time()
+    r = subprocess.run(cmd, input="\n".join(messages), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=60)
+    text = (r.stdout + r.stderr).strip()
+    if os.environ.get("GW_PARITY_DEBUG"):
+        log("     # %.2fs %s" % (time.time() - t0, " ".join(cmd[-2:])))
+    # Timestamps of "now" (sent_at, created_at of new users) differ by nature.
+    return "exit %d\n%s" % (r.returncode, NOW_TS.sub('"<now>"', text))
+
+
+def group_parity(drv):
+    if not os.path.exists(BUF):
+        raise RuntimeError("buf not installed (npm ci)")
+    p1, port1 = start_node_server(GRPCJS_SERVER, ["--reflection"])
+    p2, port2 = start_demo()
+    for method, messages in PARITY:
+        a = buf_curl("http://127.0.0.1:%d" % port1, method, messages)
+        b = buf_curl("http://127.0.0.1:%d" % port2, method, messages)
+        compare("parity %s %s" % (method, " ".join(messages))[:120], b.splitlines(), a.splitlines())
+    # GetAvatar: an SVG with the initials; the drawing itself may differ.
+    for port, label in ((port1, "grpc-js"), (port2, "demo-service")):
+        out = buf_curl("http://127.0.0.1:%d" % port, "UserService/GetAvatar", ['{"id": 1}'])
+        m = re.search(r'"data": "([^"]*)"', out)
+        import base64
+        svg = base64.b64decode(m.group(1)).decode("utf-8", "replace") if m else ""
+        compare("%s GetAvatar is an SVG with the initials" % label,
+                ["content_type=image/svg+xml svg=True initials=True"],
+                ["content_type=%s svg=%s initials=%s" % (
+                    "image/svg+xml" if '"contentType": "image/svg+xml"' in out else out[:200],
+                    "<svg" in svg, "AL" in svg)])
+    stop(p1)
+    stop(p2)
+
+
 GROUPS = {
+    "parity": group_parity,
     "api-grpcjs": group_api_grpcjs,
     "api-demo": group_api_demo,
     "faults": group_faults,
