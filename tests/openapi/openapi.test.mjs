@@ -6,10 +6,11 @@
 // documented path and method with something other than "no such route"
 // (404 from the router) or 405.
 //
-//   node tests/openapi/openapi.test.mjs [DEMO_SRC_PB [BAD_PB]]
+//   node tests/openapi/openapi.test.mjs [DEMO_SRC_PB [BAD_PB [TEST_PB]]]
 //
 // DEMO_SRC_PB: the demo API built with --include_source_info (comments);
-// BAD_PB: a set with a rule the router rejects (openapi_bad.proto).
+// BAD_PB: a set with a rule the router rejects (openapi_bad.proto);
+// TEST_PB: openapi_test.proto (multi-segment variables, wildcards, HEAD...).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { startBackend, startGateway, stop, grpcgate, demoDesc } from '../node/gr
 
 const demoSrcDesc = process.argv[2];
 const badDesc = process.argv[3];
+const testDesc = process.argv[4];
 
 function run(args) {
   const r = spawnSync(grpcgate, args, { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 });
@@ -75,6 +77,7 @@ describe('grpcgate openapi', () => {
       '--server', 'http://localhost:8080']],
   ];
   if (demoSrcDesc) variants.push(['demo.pb with comments', () => ['--descriptor', demoSrcDesc]]);
+  if (testDesc) variants.push(['openapi_test.proto', () => ['--descriptor', testDesc]]);
 
   for (const [name, args] of variants) {
     test(`validates against the OpenAPI 3 schema: ${name}`, async () => {
