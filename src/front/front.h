@@ -27,8 +27,9 @@
  *
  * HTTP hygiene done here for every request: Content-Length together with
  * Transfer-Encoding, or a Transfer-Encoding other than chunked → 400 and
- * close; too many header fields → 431; a declared Content-Length above the
- * body limit → 413 (or the handler's own answer, see max_body).
+ * close; too many header fields → 431 and close; a header block over
+ * memory_limit → 431 from libmicrohttpd itself. Body limits belong to the
+ * handler (it answers early and calls gw_front_req_close_now).
  *
  * Threading: a front belongs to one loop and is used from its thread only.
  */
@@ -59,7 +60,8 @@ typedef struct gw_front_options {
     uint32_t idle_timeout_ms;      /* keep-alive wait for the next request; 60000 */
     uint32_t inactivity_timeout_s; /* libmicrohttpd's own; default 300 */
     size_t discard_limit;          /* body bytes read and dropped after an early
-                                      answer before closing instead; 1 MiB */
+                                      answer, beyond which the connection is
+                                      closed instead; 1 MiB */
 } gw_front_options;
 
 void gw_front_options_init(gw_front_options *o);
