@@ -610,8 +610,9 @@ void gw_front_del(gw_front *f)
     }
     gw_loop_io_remove(f->loop, &f->epoll_io);
     gw_loop_hook_remove(f->loop, &f->hook);
+    MHD_stop_daemon(f->daemon);
+    /* Closing connections at the limit schedules a run: cancel it after. */
     gw_loop_timer_stop(f->loop, &f->mhd_timer);
     gw_loop_defer_cancel(f->loop, &f->run_defer);
-    MHD_stop_daemon(f->daemon);
     free(f);
 }
