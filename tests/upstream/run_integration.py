@@ -322,10 +322,11 @@ def hpack_literal(name, value):
     return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
 
 
-def goaway_then_ok_server():
-    """A raw HTTP/2 server (frames written by hand): on its first connection
-    it answers the first request HEADERS with GOAWAY(last-stream-id 0,
-    NO_ERROR) and keeps the socket open; on later connections it answers
+def goaway_then_ok_server(accept_first=0):
+    """A raw HTTP/2 server (frames written by hand). On its first connection
+    it answers the first `accept_first` requests normally and meets the next
+    request HEADERS with GOAWAY(last-stream-id = the last answered stream,
+    NO_ERROR), keeping the socket open; on later connections it answers
     every request with one gRPC message and grpc-status 0."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -337,6 +338,8 @@ def goaway_then_ok_server():
     def handle(conn, first):
         conn.settimeout(0.2)
         buf = b""
+        answered = 0
+        last_sid = 0
         try:
             conn.sendall(h2_frame(4, 0, 0))                 # our SETTINGS
             while not stop_flag.is_set():
@@ -358,9 +361,11 @@ def goaway_then_ok_server():
                     buf = buf[9 + length:]
                     if ftype == 4 and not flags & 1:         # SETTINGS -> ACK
                         conn.sendall(h2_frame(4, 1, 0))
-                    elif ftype == 1 and first:               # HEADERS -> GOAWAY(0)
-                        conn.sendall(h2_frame(7, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")))
+                    elif ftype == 1 and first and answered >= accept_first:
+                        conn.sendall(h2_frame(7, 0, 0, last_sid.to_bytes(4, "big") + (0).to_bytes(4, "big")))
                     elif ftype == 1:
+                        answered += 1
+                        last_sid = sid
                         msg = b"after goaway"
                         headers = b"\x88" + hpack_literal("content-type", "application/grpc")
                         trailers = hpack_literal("grpc-status", "0")
@@ -476,6 +481,14 @@ def group_faults(drv):
         'messages=1 reply="after goaway"',
         "retried=1 connects=2",
     ], driver(drv, "http://127.0.0.1:%d" % port, ["fault", "Any"]))
+    flag.set()
+
+    # Two calls on one connection; GOAWAY names the first: it completes there,
+    # the second is retried on a new connection.
+    port, flag = goaway_then_ok_server(accept_first=1)
+    compare("GOAWAY between two streams: the first finishes, the second is retried", [
+        "ok=2 connects=2 peak_streams=2 retried=1",
+    ], driver(drv, "http://127.0.0.1:%d" % port, ["fault_concurrent", "2", "Any"]))
     flag.set()
 
     # GOAWAY: grpc-js closes every connection after 500 ms (max_connection_age),
