@@ -187,7 +187,9 @@ class Conn:
             k, v = line.decode("latin-1").split(":", 1)
             headers.setdefault(k.strip().lower(), []).append(v.strip())
         body = b""
-        if "transfer-encoding" in headers:
+        if status == 204 or status == 304 or status < 200:
+            pass
+        elif "transfer-encoding" in headers:
             while True:
                 n = int(self._line().split(b";")[0], 16)
                 if n == 0:

@@ -443,6 +443,37 @@ class OwnGateway(unittest.TestCase):
         self.assertEqual(r.grpc_status()[0], 0)
         self.assertEqual(self.gw.wait(20), 0)
 
+    def test_cors_wildcard(self):
+        gw, port = P.gateway("http://127.0.0.1:" + DEMO_PORT,
+                             {"cors": {"allowed_origins": ["*"]}}, workers=1)
+        try:
+            r = request(port, "OPTIONS", ECHO, b"", {
+                "Origin": "https://any.example", "Access-Control-Request-Method": "POST",
+                "Content-Length": None})
+            self.assertEqual(r.status, 204)
+            self.assertEqual(r.header("access-control-allow-origin"), "*")
+            self.assertIsNone(r.header("access-control-allow-credentials"))
+            r = grpcweb(port, ECHO, frame(pb_string(1, "w")), headers={"Origin": "https://x.example"})
+            self.assertEqual(r.header("access-control-allow-origin"), "*")
+            # No Origin: not a CORS request, no CORS headers.
+            r = grpcweb(port, ECHO, frame(pb_string(1, "w")))
+            self.assertIsNone(r.header("access-control-allow-origin"))
+        finally:
+            self.assertEqual(P.stop(gw), 0)
+
+    def test_text_json(self):
+        body = base64.b64encode(frame(b'{"message": "json in text", "number": "3"}'))
+        r = grpcweb(self.port, ECHO, body, headers={"Content-Type": "application/grpc-web-text+json"})
+        self.assertEqual(r.header("content-type"), "application/grpc-web-text+json")
+        r.body = b"".join(base64.b64decode(r.body[i:i + 4]) for i in range(0, len(r.body), 4))
+        self.assertEqual(r.frames()[0], (0, b'{"message":"json in text","number":"3"}'))
+        self.assertEqual(r.grpc_status(), (0, None))
+        bad = frame(b'{"message": 5}')
+        r = grpcweb(self.port, ECHO, bad, headers={"Content-Type": "application/grpc-web+json"})
+        code, msg = r.grpc_status()
+        self.assertEqual(code, 3, msg)
+        self.assertIn("request message", msg)
+
     def test_drain_timeout_cancels(self):
         # A call longer than the drain timeout is cancelled at the timeout.
         gw, port = P.gateway("http://127.0.0.1:" + DEMO_PORT, {"drain_timeout_ms": 300},
