@@ -7,6 +7,7 @@ import base64
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -358,6 +359,49 @@ class Deadline(unittest.TestCase):
         code, msg = r.grpc_status()
         self.assertEqual(code, 3)
         self.assertIn("grpc-timeout", msg)
+
+
+class Curl(unittest.TestCase):
+    """The same answers through curl, the client people debug with."""
+
+    def curl(self, *args, data=None):
+        p = subprocess.run(["curl", "-sS", "-i", "--max-time", "20"] + list(args),
+                           input=data, capture_output=True, check=True)
+        head, _, body = p.stdout.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, body
+
+    def test_table(self):
+        url = "http://127.0.0.1:%d" % PORT
+        ok_body = frame(pb_string(1, "curl"))
+        cases = [
+            # args, stdin, status, headers that must match
+            (["-H", "Content-Type: application/grpc-web", "--data-binary", "@-", url + ECHO],
+             ok_body, 200, {"content-type": "application/grpc-web+proto"}),
+            (["-H", "Content-Type: application/grpc-web", "--data-binary", "@-",
+              url + "/demo.v1.EchoService/Missing"], ok_body, 200, {"grpc-status": "12"}),
+            (["-H", "Content-Type: application/grpc-web", "--data-binary", "@-", url + ECHO],
+             b"\0\0\0\0\x10abc", 200, {"grpc-status": "3"}),
+            (["-H", "Content-Type: application/json", "--data-binary", "@-", url + ECHO],
+             b"{}", 415, {}),
+            (["-X", "OPTIONS", "-H", "Origin: " + ORIGIN, "-H",
+              "Access-Control-Request-Method: POST", url + ECHO], None, 204,
+             {"access-control-allow-origin": ORIGIN}),
+        ]
+        for args, data, status, want in cases:
+            with self.subTest(" ".join(args[-1:])):
+                got_status, headers, body = self.curl(*args, data=data)
+                self.assertEqual(got_status, status, body)
+                for k, v in want.items():
+                    self.assertEqual(headers.get(k), v)
+        _, _, body = self.curl("-H", "Content-Type: application/grpc-web", "--data-binary", "@-",
+                               url + ECHO, data=ok_body)
+        self.assertEqual(body, ok_body + frame(b"grpc-status: 0\r\n", 0x80))
 
 
 class OwnGateway(unittest.TestCase):
