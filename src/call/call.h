@@ -38,7 +38,8 @@ typedef struct gw_call gw_call;
 /* Limits and policy a call runs with; the server fills it from its config.
  * Borrowed for the call's lifetime (it lives in the immutable config). */
 typedef struct gw_call_options {
-    size_t max_body;            /* request body bytes (after base64); 4 MiB */
+    size_t max_body;            /* request body bytes as received (text mode:
+                                   base64 characters); 4 MiB */
     size_t max_message;         /* one message, either direction; 4 MiB */
     size_t max_output;          /* response bytes queued for the client; 1 MiB */
     uint64_t max_deadline_ms;   /* cap on grpc-timeout and default deadline;

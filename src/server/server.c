@@ -154,11 +154,7 @@ static void on_request(void *owner, gw_front_req *r)
         return;
     }
     long long cl = gw_front_req_content_length(r);
-    /* Text mode carries 4 characters per 3 bytes. */
-    unsigned long long max = s->call.max_body;
-    if (fmt.text)
-        max = max / 3 * 4 + 4;
-    if (cl >= 0 && (unsigned long long)cl > max) {
+    if (cl >= 0 && (unsigned long long)cl > s->call.max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
                  s->call.max_body);
