@@ -67,6 +67,7 @@ struct gw_front_req {
     bool suspended;
     bool client_gone;
     bool close_now;
+    bool resp_stream;            /* resp reads its body from ops->read */
     char uri[];                  /* raw request target */
 };
 
@@ -254,7 +255,10 @@ int gw_front_req_respond_stream(gw_front_req *r, int status,
         return GW_ESTATE;
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_body, r, NULL);
-    return set_response(r, resp, status, headers, n);
+    int rc = set_response(r, resp, status, headers, n);
+    if (rc == 0)
+        r->resp_stream = true;
+    return rc;
 }
 
 static enum MHD_Result queue(gw_front_req *r)
@@ -399,8 +403,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         return MHD_NO;
 
     if (*upload_size > 0) {
-        if (r->resp || r->resp_queued || !r->ops) {
-            /* Already answered: read and drop the rest, within reason. */
+        if ((r->resp && !r->resp_stream) || r->resp_queued || !r->ops) {
+            /* Already answered: read and drop the rest, within reason. A
+             * streamed answer still gets the body: it is queued at the end
+             * of the body anyway, and the handler may need every byte. */
             r->discarded += *upload_size;
             *upload_size = 0;
             return r->discarded > f->o.discard_limit ? MHD_NO : MHD_YES;
@@ -410,7 +416,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         if (took > offered)
             took = offered;
         *upload_size = offered - took;
-        if (*upload_size > 0 && !r->resp)
+        if (*upload_size > 0 && !(r->resp && !r->resp_stream))
             suspend(r);
         return MHD_YES;
     }

@@ -140,7 +140,8 @@ void gw_front_req_close_now(gw_front_req *r);
 void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *owner);
 /*
  * Sets the head of a streamed response (chunked); the body comes from
- * ops->read. Takes effect once the request body has been received. Returns
+ * ops->read. Takes effect once the request body has been received; until
+ * then the body keeps going to on_body (unlike gw_front_req_respond). Returns
  * 0, GW_ESTATE or GW_ENOMEM.
  */
 int gw_front_req_respond_stream(gw_front_req *r, int status,
