@@ -153,6 +153,7 @@ struct gw_backend {
     SSL_CTX *ssl_ctx;
     BIO_METHOD *bio_method;
     conn *conns;
+    conn *dead;                      /* closed, waiting for their deferred free */
     gw_ucall *all_calls;
     gw_ucall *q_head, *q_tail;
     size_t q_len;
@@ -1343,6 +1344,12 @@ static int call_open_stream(gw_ucall *c, conn *k)
 static void on_conn_free_deferred(void *arg)
 {
     conn *k = arg;
+    for (conn **pp = &k->b->dead; *pp; pp = &(*pp)->next) {
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    }
     free(k->pending_resets);
     free(k->pending_reset_codes);
     free(k);
@@ -1414,6 +1421,8 @@ static void conn_close(conn *k, const char *why)
             break;
         }
     }
+    k->next = b->dead;
+    b->dead = k;
     if (k->counted_open)
         b->stats.connections_open--;
     if (!was_ready) {
@@ -2011,6 +2020,10 @@ void gw_backend_del(gw_backend *b)
         }
         k->streams = 0;
         conn_close(k, "backend deleted");
+    }
+    /* Closed connections whose deferred free has not run yet. */
+    while (b->dead) {
+        conn *k = b->dead;
         gw_loop_defer_cancel(b->loop, &k->free_defer);
         on_conn_free_deferred(k);
     }
