@@ -69,8 +69,12 @@ void gw_codec_options_init(gw_codec_options *o);
  * canonical JSON to out. Repeated occurrences follow protobuf merge rules
  * (last scalar wins, messages merge, repeated fields append, packed and
  * unpacked both accepted); unknown fields are skipped; unknown proto3 enum
- * numbers print as numbers; proto2 groups are skipped on input (a group
- * field never prints). opts may be NULL (defaults).
+ * numbers print as numbers, unknown numbers of closed (proto2) enums are
+ * unknown fields; proto2 groups print as objects under the field's name
+ * (and gw_codec_json_to_proto writes them back as groups). Map entries
+ * print sorted by key. opts may be NULL (defaults).
+ * r resolves Any type URLs; it may be NULL if no Any occurs (an Any with
+ * a type is then GW_ERANGE).
  * Ownership: r, m, data, opts borrowed; out is appended to.
  * Returns 0, GW_EPARSE, GW_ERANGE, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
  */
@@ -123,6 +127,7 @@ int gw_codec_field_to_json(const gw_registry *r, const gw_field_def *f,
  * Encodes ONE value of field f given in its string form, as path and query
  * parameters carry it: "42", "-1.5e3", "NaN", "true", "ROLE_ADMIN" or "2"
  * (enums), base64/base64url (bytes), any text (string), "1.5s" (Duration),
+ * "true"/"false"/"1"/"0" (bool),
  * "2024-01-02T03:04:05Z" (Timestamp), "a.b,cD" (FieldMask), the inner value
  * for wrappers ("7" for Int64Value). For a Value field the text becomes a
  * string Value. Appends one wire field (tag + value) to out; for a repeated
