@@ -38,6 +38,7 @@
 #define HTTP_BODY_KEEP 512       /* bytes of a non-gRPC body kept for the message */
 #define READ_CHUNK 16384
 #define USER_AGENT "grpcgate/0.1"
+#define PING_ACK_TIMEOUT_MS 20000u   /* gRPC's default keepalive timeout */
 
 typedef struct conn conn;
 
@@ -121,6 +122,7 @@ struct conn {
     gw_timer connect_timer;
     gw_timer reset_timer;
     gw_timer keepalive_timer;
+    gw_timer ping_ack_timer;         /* a keepalive PING awaits its ACK */
     SSL *ssl;
     nghttp2_session *h2;
     bool draining;
@@ -964,6 +966,10 @@ static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         k->b->stats.goaways_received++;
         dispatch_later(k->b);
         return 0;
+    case NGHTTP2_PING:
+        if (f->hd.flags & NGHTTP2_FLAG_ACK)
+            gw_loop_timer_stop(k->b->loop, &k->ping_ack_timer);
+        return 0;
     case NGHTTP2_HEADERS:
         break;
     case NGHTTP2_DATA:
@@ -1401,6 +1407,7 @@ static void conn_close(conn *k, const char *why)
     gw_loop_timer_stop(b->loop, &k->connect_timer);
     gw_loop_timer_stop(b->loop, &k->reset_timer);
     gw_loop_timer_stop(b->loop, &k->keepalive_timer);
+    gw_loop_timer_stop(b->loop, &k->ping_ack_timer);
     gw_loop_defer_cancel(b->loop, &k->flush_defer);
     gw_loop_io_remove(b->loop, &k->io);
     if (k->h2)
@@ -1436,13 +1443,23 @@ static void conn_close(conn *k, const char *why)
     dispatch_later(b);
 }
 
+static void on_ping_ack_timeout(void *arg)
+{
+    conn *k = arg;
+    char why[96];
+    snprintf(why, sizeof why, "keepalive PING not answered within %u ms", PING_ACK_TIMEOUT_MS);
+    conn_close(k, why);
+}
+
 static void on_keepalive(void *arg)
 {
     conn *k = arg;
     if (k->state != CONN_READY)
         return;
-    if (k->streams)
-        nghttp2_submit_ping(k->h2, NGHTTP2_FLAG_NONE, NULL);
+    if (k->streams && nghttp2_submit_ping(k->h2, NGHTTP2_FLAG_NONE, NULL) == 0 &&
+        !gw_timer_armed(&k->ping_ack_timer))
+        gw_loop_timer_start(k->b->loop, &k->ping_ack_timer,
+                            gw_loop_now(k->b->loop) + PING_ACK_TIMEOUT_MS * GW_MS);
     conn_flush_later(k);
     gw_loop_timer_start(k->b->loop, &k->keepalive_timer,
                         gw_loop_now(k->b->loop) + k->b->opt.keepalive_ms * GW_MS);
@@ -1688,6 +1705,7 @@ static void conn_open(gw_backend *b)
     gw_timer_init(&k->connect_timer, on_connect_timeout, k);
     gw_timer_init(&k->reset_timer, on_reset_timer, k);
     gw_timer_init(&k->keepalive_timer, on_keepalive, k);
+    gw_timer_init(&k->ping_ack_timer, on_ping_ack_timeout, k);
     gw_defer_init(&k->flush_defer, on_flush_deferred, k);
     gw_defer_init(&k->free_defer, on_conn_free_deferred, k);
     k->next = b->conns;
