@@ -505,6 +505,16 @@ def group_faults(drv):
     kill_midstream(drv, "demo-service", lambda port: start_demo(port))
 
 
+def ipv6_available():
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
 def make_cert(tmp, name, cn):
     cert = os.path.join(tmp, name + "-cert.pem")
     key = os.path.join(tmp, name + "-key.pem")
@@ -527,6 +537,14 @@ def group_transports(drv):
         p, _ = start_node_server(GRPCJS_SERVER, ["--unix", sock], unix=True)
         compare("unix socket", user1, driver(drv, "unix:" + sock, ["getuser", "1"]))
         stop(p)
+
+        # [::1]: an IPv6 literal in the URL (where the machine has IPv6).
+        if ipv6_available():
+            p, port = start_node_server(GRPCJS_SERVER, ["--host", "::1"])
+            compare("ipv6 literal", user1, driver(drv, "http://[::1]:%d" % port, ["getuser", "1"]))
+            stop(p)
+        else:
+            log("skip ipv6 literal: no ::1 on this machine")
 
         cert, key = make_cert(tmp, "server", "localhost")
         client_cert, client_key = make_cert(tmp, "client", "grpcgate-test-client")
