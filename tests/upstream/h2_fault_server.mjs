@@ -12,6 +12,8 @@
 //   /fault.Fault/GzipBomb      a small gzip message inflating to 16 MiB
 //   /fault.Fault/BigHeaders    response headers larger than 16 KiB
 //   /fault.Fault/Slow          OK after 200 ms (with --max-streams: pool tests)
+//   /fault.Fault/Headers       OK; the message lists the request's te,
+//                              content-type, grpc-accept-encoding, grpc-timeout
 //   anything else              grpc-status 12 (UNIMPLEMENTED)
 //
 // Prints "listening <port>" once bound (port 0 picks a free one).
@@ -82,6 +84,12 @@ server.on('stream', (stream, headers) => {
           ok({ 'x-peak-streams': String(peakStreams) }, frame(Buffer.from('slow')));
         }, 200);
         return;
+      case 'Headers': {
+        const h = ['te', 'content-type', 'grpc-accept-encoding', 'grpc-timeout']
+          .map((k) => `${k}=${headers[k] === undefined ? '-' : headers[k]}`).join(' ');
+        ok({}, frame(Buffer.from(h)));
+        return;
+      }
       case 'Calm':
         stream.close(NGHTTP2_ENHANCE_YOUR_CALM);
         return;

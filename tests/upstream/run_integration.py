@@ -139,6 +139,18 @@ FAULTS = [
         'status=RESOURCE_EXHAUSTED message="message 1 decompresses to more than 4194304 bytes"',
         'messages=0 reply=""',
     ]),
+    # What we send: the fixed request headers; grpc-timeout is the remaining
+    # time (10 s deadline, rounded up, so 9.99... s in ms or µs).
+    ("Headers", [], [
+        'status=OK message=""',
+        '~messages=1 reply="te=trailers content-type=application/grpc grpc-accept-encoding=- '
+        'grpc-timeout=(99[0-9]{2}m|99[0-9]{5}u|10S)"',
+    ]),
+    ("Headers", ["--accept-gzip"], [
+        'status=OK message=""',
+        '~messages=1 reply="te=trailers content-type=application/grpc grpc-accept-encoding=gzip '
+        'grpc-timeout=.*"',
+    ]),
     ("BigHeaders", [
         'status=RESOURCE_EXHAUSTED message="response header list larger than 16384 bytes"',
         'messages=0 reply=""',
@@ -238,7 +250,10 @@ def driver(drv, url, args, timeout=180, env=None):
     # Options (with their values) go before the URL, the scenario after it.
     i, pre, rest = 0, [], []
     while i < len(args):
-        if args[i].startswith("--"):
+        if args[i] in ("--accept-gzip",):       # flags without a value
+            pre.append(args[i])
+            i += 1
+        elif args[i].startswith("--"):
             pre += args[i:i + 2]
             i += 2
         else:
@@ -453,12 +468,12 @@ def group_faults(drv):
     # Misbehaving HTTP/2 answers.
     p, port = start_node_server(FAULT_SERVER)
     url = "http://127.0.0.1:%d" % port
-    for name, want in FAULTS:
-        got = driver(drv, url, ["fault", name])
+    for name, opts, want in [(f[0], f[1], f[2]) if len(f) == 3 else (f[0], [], f[1]) for f in FAULTS]:
+        got = driver(drv, url, opts + ["fault", name])
         # retried/connects only matter where the expectation names them
         if not any(w.startswith("retried=") for w in want):
             got = [l for l in got if not l.startswith("retried=")]
-        compare("fault %s" % name, [w.replace("{url}", url) for w in want], got)
+        compare("fault %s %s" % (name, " ".join(opts)), [w.replace("{url}", url) for w in want], got)
     stop(p)
 
     # The backend allows 5 concurrent streams: 40 calls wait their turn on one

@@ -5,7 +5,7 @@
  * with '#' are information (timings, peaks) and are not compared.
  *
  *   ucall_driver [--ca FILE] [--cert FILE --key FILE] [--server-name NAME]
- *                [--max-message N] [--pool N]
+ *                [--max-message N] [--pool N] [--accept-gzip]
  *                URL SCENARIO [ARG...]
  *
  * Scenarios: unary, getuser ID, errors, list N, client_stream,
@@ -1039,6 +1039,10 @@ int main(int argc, char **argv)
     gw_backend_options_init(&o);
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--accept-gzip") == 0) {
+            o.accept_gzip = true;
+            continue;
+        }
         if (i + 1 >= argc)
             die("%s needs a value", argv[i]);
         if (strcmp(argv[i], "--ca") == 0)
@@ -1058,7 +1062,7 @@ int main(int argc, char **argv)
     }
     if (argc - i < 2)
         die("usage: ucall_driver [--ca FILE] [--cert FILE --key FILE] [--server-name NAME] "
-            "[--max-message N] [--pool N] URL SCENARIO [ARG...]");
+            "[--max-message N] [--pool N] [--accept-gzip] URL SCENARIO [ARG...]");
     backend_url = argv[i];
     const char *sc = argv[i + 1];
     char **args = argv + i + 2;
