@@ -62,7 +62,11 @@ def tearDownModule():
 
 
 def echo_ok(test, conn=None):
-    r = grpcweb(PORT, ECHO, frame(pb_string(1, "still here")), conn=conn)
+    return echo_ok_port(test, PORT, conn)
+
+
+def echo_ok_port(test, port, conn=None):
+    r = grpcweb(port, ECHO, frame(pb_string(1, "still here")), conn=conn)
     test.assertEqual(r.status, 200)
     test.assertEqual(r.frames()[0], (0, pb_string(1, "still here")))
     test.assertEqual(r.grpc_status(), (0, None))
@@ -486,6 +490,33 @@ class OwnGateway(unittest.TestCase):
         self.assertEqual(r.frames()[0], (0, pb_string(1, "drain")))
         self.assertEqual(r.grpc_status()[0], 0)
         self.assertEqual(self.gw.wait(20), 0)
+
+    def test_connection_limit_frees_a_slot(self):
+        # At the connection limit a new client waits in the backlog; when
+        # one connection closes it must be served promptly (libmicrohttpd
+        # re-arms the listen socket only on its next run).
+        gw, port = P.gateway("http://127.0.0.1:" + DEMO_PORT,
+                             {"limits": {"max_connections": 2}}, workers=1)
+        try:
+            held = [Conn(port) for _ in range(2)]
+            for c in held:
+                echo_ok_port(self, port, c)
+            waiting = Conn(port, timeout=30)
+            req = frame(pb_string(1, "third"))
+            waiting.send(b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n\r\n"
+                         % len(req) + req)
+            time.sleep(0.3)
+            held.pop().close()
+            t0 = time.monotonic()
+            r = waiting.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertLess(time.monotonic() - t0, 20)
+            waiting.close()
+            for c in held:
+                c.close()
+        finally:
+            self.assertEqual(P.stop(gw), 0)
 
     def test_cors_wildcard(self):
         gw, port = P.gateway("http://127.0.0.1:" + DEMO_PORT,
