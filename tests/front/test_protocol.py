@@ -209,6 +209,19 @@ class HttpHygiene(unittest.TestCase):
             self.assertFalse(r.closed)
         c.close()
 
+    def test_pipelined_requests(self):
+        body = frame(pb_string(1, "pipe"))
+        one = (b"POST " + ECHO.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/grpc-web\r\nContent-Length: %d\r\n\r\n" % len(body)
+               + body)
+        c = Conn(PORT)
+        c.send(one * 3)
+        for _ in range(3):
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.frames()[0], (0, pb_string(1, "pipe")))
+        c.close()
+
     def test_idle_keep_alive_closed(self):
         c = Conn(PORT)
         echo_ok(self, conn=c)
