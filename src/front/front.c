@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <pthread.h>
 
 typedef struct front_conn front_conn;
 
@@ -46,7 +47,108 @@ struct front_conn {
     gw_front *f;
     int fd;
     gw_timer timer;        /* header / idle keep-alive timeout */
+    uint8_t ip[16];        /* client address, for the shared per-IP count */
+    uint8_t ip_len;        /* 0: not counted */
 };
+
+/* ---- shared per-IP counts ------------------------------------------------------ */
+
+typedef struct ip_entry {
+    struct ip_entry *next;
+    uint8_t ip[16];
+    uint8_t len;
+    unsigned count;
+} ip_entry;
+
+#define IPLIMIT_BUCKETS 1024
+
+struct gw_front_iplimit {
+    pthread_mutex_t lock;
+    ip_entry *buckets[IPLIMIT_BUCKETS];
+};
+
+gw_front_iplimit *gw_front_iplimit_new(void)
+{
+    gw_front_iplimit *l = calloc(1, sizeof *l);
+    if (l && pthread_mutex_init(&l->lock, NULL) != 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void gw_front_iplimit_del(gw_front_iplimit *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < IPLIMIT_BUCKETS; i++)
+        for (ip_entry *e = l->buckets[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+/* Counts one more connection from ip. False if that would pass max (or
+ * out of memory: refusing is the safe side). */
+static bool iplimit_acquire(gw_front_iplimit *l, const uint8_t *ip, uint8_t len, unsigned max)
+{
+    size_t b = gw_hash(ip, len) % IPLIMIT_BUCKETS;
+    bool ok = false;
+    pthread_mutex_lock(&l->lock);
+    ip_entry *e = l->buckets[b];
+    while (e && !(e->len == len && memcmp(e->ip, ip, len) == 0))
+        e = e->next;
+    if (!e && (e = calloc(1, sizeof *e)) != NULL) {
+        memcpy(e->ip, ip, len);
+        e->len = len;
+        e->next = l->buckets[b];
+        l->buckets[b] = e;
+    }
+    if (e && e->count < max) {
+        e->count++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
+static void iplimit_release(gw_front_iplimit *l, const uint8_t *ip, uint8_t len)
+{
+    size_t b = gw_hash(ip, len) % IPLIMIT_BUCKETS;
+    pthread_mutex_lock(&l->lock);
+    for (ip_entry **pp = &l->buckets[b]; *pp; pp = &(*pp)->next) {
+        ip_entry *e = *pp;
+        if (e->len == len && memcmp(e->ip, ip, len) == 0) {
+            if (--e->count == 0) {
+                *pp = e->next;
+                free(e);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* The client address of mc as bytes (4 or 16), or 0. */
+static uint8_t client_ip(struct MHD_Connection *mc, uint8_t out[16])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return 0;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
 
 struct gw_front_req {
     gw_front *f;
@@ -145,10 +247,23 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         c->f = f;
         c->fd = ci ? ci->connect_fd : -1;
         gw_timer_init(&c->timer, on_conn_timeout, c);
+        *socket_context = c;
+        if (f->o.ip_limit && f->o.per_ip_limit) {
+            uint8_t ip[16];
+            uint8_t len = client_ip(mc, ip);
+            if (len && !iplimit_acquire(f->o.ip_limit, ip, len, f->o.per_ip_limit)) {
+                /* Over the limit: closed before it can send anything. */
+                GW_DEBUG("front: closing fd %d: per-IP connection limit", c->fd);
+                shutdown(c->fd, SHUT_RDWR);
+                schedule_run(f);
+                return;
+            }
+            memcpy(c->ip, ip, len);
+            c->ip_len = len;
+        }
         if (f->o.header_timeout_ms)
             gw_loop_timer_start(f->loop, &c->timer,
                                 gw_now_ns() + f->o.header_timeout_ms * GW_MS);
-        *socket_context = c;
         return;
     }
     if (f->connections-- == f->o.connection_limit)
@@ -156,6 +271,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     front_conn *c = *socket_context;
     if (c) {
         gw_loop_timer_stop(f->loop, &c->timer);
+        if (c->ip_len)
+            iplimit_release(f->o.ip_limit, c->ip, c->ip_len);
         free(c);
         *socket_context = NULL;
     }
@@ -546,7 +663,7 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)o->per_ip_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(o->ip_limit ? 0 : o->per_ip_limit),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->memory_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->inactivity_timeout_s,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, f,

@@ -41,6 +41,7 @@
 
 typedef struct gw_front gw_front;
 typedef struct gw_front_req gw_front_req;
+typedef struct gw_front_iplimit gw_front_iplimit;
 
 /* A response header; the strings are copied when the response is built. */
 typedef struct gw_front_header {
@@ -52,7 +53,10 @@ typedef struct gw_front_options {
     const char *host;              /* numeric address to bind; "0.0.0.0" or "::" */
     uint16_t port;                 /* 0: pick one (the first worker), see gw_front_port */
     unsigned connection_limit;     /* per worker; default 4096 */
-    unsigned per_ip_limit;         /* connections per client IP per worker; 0 none */
+    unsigned per_ip_limit;         /* connections per client IP; 0 none. With
+                                      ip_limit set it counts across every
+                                      worker sharing it, else per worker */
+    gw_front_iplimit *ip_limit;    /* borrowed; shared by the workers */
     size_t memory_limit;           /* per-connection read buffer = header size
                                       limit; default 16 KiB */
     unsigned max_header_count;     /* default 100 */
@@ -92,6 +96,15 @@ typedef struct gw_front_req_ops {
 } gw_front_req_ops;
 #define GW_FRONT_EOF (-1)
 #define GW_FRONT_ABORT (-2)
+
+/*
+ * A per-client-IP connection counter shared by the fronts of all workers
+ * (the kernel spreads one client's connections over them), so that
+ * per_ip_limit holds for the process. Thread-safe; a mutex is taken only
+ * when a connection opens or closes. Returns NULL when out of memory.
+ */
+gw_front_iplimit *gw_front_iplimit_new(void);
+void gw_front_iplimit_del(gw_front_iplimit *l);
 
 /*
  * Creates the daemon and adds it to loop. Borrows loop, handler and server

@@ -30,6 +30,7 @@ typedef struct server {
     char *allow_headers;    /* CORS_BASE_HEADERS + configured ones */
     size_t worker_count;
     worker *workers;
+    gw_front_iplimit *ip_limit;  /* shared per-IP counts, if limited */
 } server;
 
 struct worker {
@@ -225,6 +226,7 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     gw_front_options fo = s->cfg->front;
     fo.host = s->host;
     fo.port = s->port;
+    fo.ip_limit = s->ip_limit;
     rc = gw_front_new(w->loop, &fo, &front_handler, w, &w->front, e);
     if (rc)
         return rc;
@@ -309,6 +311,14 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         goto out;
     }
 
+    if (cfg->front.per_ip_limit) {
+        s.ip_limit = gw_front_iplimit_new();
+        if (!s.ip_limit) {
+            rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s.worker_count = cfg->workers ? cfg->workers : (size_t)(cpus > 0 ? cpus : 1);
     s.workers = calloc(s.worker_count, sizeof *s.workers);
@@ -360,6 +370,7 @@ out:
     for (size_t i = 0; s.workers && i < s.worker_count; i++)
         worker_free(&s.workers[i]);
     free(s.workers);
+    gw_front_iplimit_del(s.ip_limit);
     free(s.allow_headers);
     gw_registry_del(s.registry);
     return rc;
