@@ -18,6 +18,7 @@
  * read or write sockets; they schedule a flush.
  */
 #include "upstream/upstream.h"
+#include "upstream/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -109,6 +110,13 @@ struct gw_ucall {
     gw_defer complete_defer;
     gw_defer writable_defer;
     gw_timer deadline_timer;
+
+    /* cluster hooks (internal.h) */
+    const gw_ucall_observer *obs;
+    void *obs_ctx;
+    unsigned redirects;
+    bool unreachable;                /* failed before it was sent */
+    bool conn_lost;                  /* its connection died under it */
 };
 
 struct conn {
@@ -166,6 +174,7 @@ struct gw_backend {
     uint64_t retry_at_ns;
     char down_reason[256];
     gw_backend_stats stats;
+    void *user;
 };
 
 static void conn_flush_later(conn *k);
@@ -177,6 +186,7 @@ static void call_maybe_free(gw_ucall *c);
 static void call_detach(gw_ucall *c);
 static void conn_reset_stream(conn *k, int32_t stream_id, uint32_t code);
 static void dispatch(void *arg);
+static bool backend_has_live_conn(gw_backend *b);
 
 /* ---- options and URL ---------------------------------------------------- */
 
@@ -463,6 +473,20 @@ out:
 }
 
 const char *gw_backend_url(const gw_backend *b) { return b->url; }
+void gw_backend_set_user(gw_backend *b, void *user) { b->user = user; }
+void *gw_backend_user(const gw_backend *b) { return b->user; }
+gw_loop *gw_backend_loop(const gw_backend *b) { return b->loop; }
+
+bool gw_backend_is_down(const gw_backend *b)
+{
+    return b->down && gw_loop_now(b->loop) < b->retry_at_ns && !backend_has_live_conn((gw_backend *)b);
+}
+
+void gw_ucall_set_observer(gw_ucall *c, const gw_ucall_observer *obs, void *ctx)
+{
+    c->obs = obs;
+    c->obs_ctx = ctx;
+}
 size_t gw_backend_active_calls(const gw_backend *b) { return b->active_calls; }
 
 void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out)
@@ -587,6 +611,8 @@ static void on_complete_deferred(void *arg)
         .trailers = c->trl,
         .trailer_count = c->trl_n,
         .trailers_only = !c->headers_delivered,
+        .unreachable = c->unreachable,
+        .connection_lost = c->conn_lost,
     };
     call_owner_done(c);
     /* The owner's last look; discard pending request bytes so the stream can
@@ -600,6 +626,8 @@ static void on_complete_deferred(void *arg)
             conn_flush_later(c->conn);
         }
     }
+    if (c->obs && c->obs->on_done)
+        c->obs->on_done(c->obs_ctx, c->b, &st);
     c->h->on_complete(c->owner, &st);
     call_maybe_free(c);
 }
@@ -1379,11 +1407,46 @@ static bool backend_has_live_conn(gw_backend *b)
     return false;
 }
 
+/* A call that never left: hand it to another backend when its observer
+ * has one (at most 8 times, so a cluster of dead endpoints cannot bounce it
+ * for ever), else fail it. Returns true when it moved. */
+static bool call_redirect(gw_ucall *c)
+{
+    if (!c->obs || !c->obs->redirect || c->redirects >= 8 || c->owner_gone || c->finished)
+        return false;
+    gw_backend *from = c->b;
+    gw_backend *to = c->obs->redirect(c->obs_ctx, from);
+    if (!to || to == from || to->loop != from->loop)
+        return false;
+    c->redirects++;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        from->all_calls = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    from->active_calls--;
+    c->b = to;
+    c->all_prev = NULL;
+    c->all_next = to->all_calls;
+    if (to->all_calls)
+        to->all_calls->all_prev = c;
+    to->all_calls = c;
+    to->active_calls++;
+    to->stats.calls_started++;
+    queue_push(to, c, false);
+    gw_loop_defer(to->loop, &to->dispatch_defer);
+    return true;
+}
+
 static void fail_queue(gw_backend *b)
 {
     while (b->q_head) {
         gw_ucall *c = b->q_head;
         queue_remove(b, c);
+        if (call_redirect(c))
+            continue;
+        c->unreachable = true;
         call_finish(c, GW_CODE_UNAVAILABLE, "backend %s unreachable: %s", b->url, b->down_reason);
         call_maybe_free(c);
     }
@@ -1400,6 +1463,7 @@ static void conn_close(conn *k, const char *why)
     snprintf(reason, sizeof reason, "%s", why);
     while (k->calls) {
         gw_ucall *c = k->calls;
+        c->conn_lost = true;
         call_finish(c, GW_CODE_UNAVAILABLE, "connection to backend %s lost: %s", b->url, reason);
         call_detach(c);
         call_maybe_free(c);
@@ -1859,8 +1923,23 @@ static bool valid_md_value(const char *s, size_t n)
     return true;
 }
 
+static int ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handlers *h,
+                       void *owner, gw_ucall **out, gw_error *e, const char *fail_msg);
+
 int gw_ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handlers *h,
                    void *owner, gw_ucall **out, gw_error *e)
+{
+    return ucall_start(b, p, h, owner, out, e, NULL);
+}
+
+int gw_ucall_start_failed(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handlers *h,
+                          void *owner, const char *message, gw_ucall **out, gw_error *e)
+{
+    return ucall_start(b, p, h, owner, out, e, message);
+}
+
+static int ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handlers *h,
+                       void *owner, gw_ucall **out, gw_error *e, const char *fail_msg)
 {
     *out = NULL;
     if (!b || !p || !h || !h->on_complete)
@@ -1918,6 +1997,10 @@ int gw_ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handl
     b->stats.calls_started++;
     *out = c;
 
+    if (fail_msg) {
+        call_finish(c, GW_CODE_UNAVAILABLE, "%s", fail_msg);
+        return 0;
+    }
     uint64_t now = gw_now_ns();
     if (c->deadline_ns && c->deadline_ns <= now) {
         call_finish(c, GW_CODE_DEADLINE_EXCEEDED, "deadline exceeded before the call started");
@@ -1928,6 +2011,7 @@ int gw_ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handl
         return 0;
     }
     if (b->down && gw_loop_now(b->loop) < b->retry_at_ns && !backend_has_live_conn(b)) {
+        c->unreachable = true;
         call_finish(c, GW_CODE_UNAVAILABLE, "backend %s unreachable: %s", b->url, b->down_reason);
         return 0;
     }

@@ -74,6 +74,9 @@ void gw_backend_del(gw_backend *b);
 const char *gw_backend_url(const gw_backend *b);
 /* Calls started and not completed. */
 size_t gw_backend_active_calls(const gw_backend *b);
+/* True while the backend is in its reconnect backoff with no live
+ * connection: new calls would fail fast with UNAVAILABLE. */
+bool gw_backend_is_down(const gw_backend *b);
 
 /* Counters for tests, metrics and the admin page (added by upstream). */
 typedef struct gw_backend_stats {
@@ -100,6 +103,11 @@ typedef struct gw_call_status {
     size_t trailer_count;
     bool trailers_only;            /* no on_headers happened: the answer was
                                       Trailers-Only or the call failed locally */
+    /* Added for clusters: why a local UNAVAILABLE happened. */
+    bool unreachable;              /* the backend could not be reached; the
+                                      call was never sent (safe to retry) */
+    bool connection_lost;          /* the connection died with the call on it
+                                      (the backend may have processed it) */
 } gw_call_status;
 
 typedef struct gw_ucall_handlers {
@@ -224,5 +232,9 @@ int gw_deframer_push(gw_deframer *d, const uint8_t *data, size_t len,
                      gw_deframer_cb cb, void *ctx, gw_error *e);
 /* True when no partial message is pending (a stream may end here). */
 bool gw_deframer_idle(const gw_deframer *d);
+
+/* Clusters (several endpoints, load balancing, health checks, DNS) and the
+ * server-reflection client build on the API above. */
+#include "upstream/cluster.h"
 
 #endif
