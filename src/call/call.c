@@ -56,6 +56,7 @@ void *gw_call_adapter_state(gw_call *c) { return c->astate; }
 gw_arena *gw_call_arena(gw_call *c) { return &c->arena; }
 const gw_call_options *gw_call_opts(const gw_call *c) { return c->o; }
 const gw_method_def *gw_call_method(const gw_call *c) { return c->method; }
+gw_call_head *gw_call_held_head(gw_call *c) { return c->head_held ? &c->held_head : NULL; }
 
 int gw_call_code_for_err(int err)
 {
@@ -348,7 +349,7 @@ static void on_headers(void *owner, const gw_header *md, size_t n)
         return;
     }
     add_cors(c, &head);
-    if (c->unary) {
+    if (c->unary || (c->a->flags & GW_CALL_HOLD_STREAM_HEAD)) {
         c->held_head = head;
         c->head_held = true;
         return;
@@ -413,8 +414,19 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         fail_err(c, rc, &e);
         return;
     }
-    if (!c->unary)
-        gw_front_req_wake(c->r);
+    if (c->unary)
+        return;
+    if (c->head_held) {
+        /* GW_CALL_HOLD_STREAM_HEAD: the first message lets the head go. */
+        c->head_held = false;
+        if (gw_front_req_respond_stream(c->r, c->held_head.status, c->held_head.headers,
+                                        c->held_head.count) != 0) {
+            fail(c, GW_CODE_INTERNAL, "cannot start the response");
+            return;
+        }
+        c->head_sent = true;
+    }
+    gw_front_req_wake(c->r);
 }
 
 static void on_complete(void *owner, const gw_call_status *st)
@@ -609,7 +621,8 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
         goto fail;
 
     md_ctx mc = {c, 0};
-    gw_front_req_headers(r, collect_metadata, &mc);
+    if (!(adapter->flags & GW_CALL_OWN_METADATA))
+        gw_front_req_headers(r, collect_metadata, &mc);
     if (mc.rc) {
         rc = mc.rc;
         gw_error_set(&e, rc, "more than %zu metadata entries", o->max_metadata);

@@ -30,6 +30,8 @@
 
 #include "base/base.h"
 #include "front/front.h"
+#include "rest/rest.h"
+#include "route/route.h"
 #include "schema/schema.h"
 #include "upstream/upstream.h"
 
@@ -109,7 +111,15 @@ typedef struct gw_call_adapter {
     /* Frees what the state holds outside the arena (may be NULL). Runs
      * once, whether or not init succeeded. */
     void (*fini)(gw_call *c);
+    /* GW_CALL_OWN_METADATA: the adapter picks request metadata itself in
+     * init (REST forwards only a few headers), the call forwards none.
+     * GW_CALL_HOLD_STREAM_HEAD: a streaming response's head waits for the
+     * first message, so a failure before it still gets a real HTTP status
+     * (the head is then gw_call_held_head's, given to response_status). */
+    unsigned flags;
 } gw_call_adapter;
+#define GW_CALL_OWN_METADATA 1u
+#define GW_CALL_HOLD_STREAM_HEAD 2u
 
 /* The gRPC-Web adapter (call/grpcweb_adapter.c). `arg` for init is a
  * const gw_grpcweb_format *. */
@@ -146,6 +156,31 @@ int gw_call_head_add(gw_call *c, gw_call_head *h, const char *name, size_t name_
                      const char *value, size_t value_len);
 /* Adds request metadata (copied). Returns 0, GW_ELIMIT or GW_ENOMEM. */
 int gw_call_add_metadata(gw_call *c, const char *name, const char *value);
+
+/* The head kept back by the call (unary answers, GW_CALL_HOLD_STREAM_HEAD)
+ * while response_status runs with head == NULL: an adapter may change its
+ * status and add headers. NULL when no head is held. */
+gw_call_head *gw_call_held_head(gw_call *c);
+
+/* REST/JSON (call/rest_adapter.c). Start it through gw_call_rest_dispatch,
+ * which routes the request first. */
+extern const gw_call_adapter gw_call_rest;
+
+/* What REST requests run with; borrowed (lives as long as the registry the
+ * router was built from). */
+typedef struct gw_call_rest_config {
+    const gw_router *router;
+    const gw_rest_options *rest;
+} gw_call_rest_config;
+
+/*
+ * Routes r (raw target, still percent-encoded) and starts the REST call, or
+ * answers it: 404 / 405 (+ Allow) with a JSON google.rpc.Status body, 400
+ * for a malformed %-escape in a path variable, 413 for a declared body over
+ * max_body (without reading it). Returns 0 or the error that was answered.
+ */
+int gw_call_rest_dispatch(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                          const gw_call_rest_config *rc, gw_backend *b);
 
 /* Maps a gw_err to the gRPC code the call answers with. */
 int gw_call_code_for_err(int err);

@@ -558,6 +558,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 
 const char *gw_front_req_method(const gw_front_req *r) { return r->method; }
 const char *gw_front_req_path(const gw_front_req *r) { return r->path; }
+const char *gw_front_req_target(const gw_front_req *r) { return r->uri; }
+
+void gw_front_req_peer(const gw_front_req *r, char *buf, size_t cap)
+{
+    uint8_t ip[16];
+    uint8_t n = client_ip(r->mc, ip);
+    if (cap)
+        buf[0] = 0;
+    if (n && !inet_ntop(n == 4 ? AF_INET : AF_INET6, ip, buf, (socklen_t)cap) && cap)
+        buf[0] = 0;
+}
 gw_loop *gw_front_req_loop(const gw_front_req *r) { return r->f->loop; }
 
 const char *gw_front_req_header(const gw_front_req *r, const char *name)

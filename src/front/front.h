@@ -127,6 +127,12 @@ void gw_front_del(gw_front *f);
 
 const char *gw_front_req_method(const gw_front_req *r);
 const char *gw_front_req_path(const gw_front_req *r);   /* without the query */
+/* The request target exactly as the client sent it: still percent-encoded,
+ * query included (REST routing must see "%2F" inside a segment as such,
+ * which the decoded path above cannot show). */
+const char *gw_front_req_target(const gw_front_req *r);
+/* The client's address as text ("127.0.0.1", "::1") in buf; "" if unknown. */
+void gw_front_req_peer(const gw_front_req *r, char *buf, size_t cap);
 /* First value of a request header (case-insensitive name), or NULL. */
 const char *gw_front_req_header(const gw_front_req *r, const char *name);
 /* Calls fn for every request header; stops early if fn returns false. */

@@ -16,6 +16,8 @@ void gw_server_config_init(gw_server_config *c)
     gw_call_options_init(&c->call);
     gw_backend_options_init(&c->upstream);
     c->cors_max_age_s = 600;
+    gw_rest_options_init(&c->rest);
+    gw_router_options_init(&c->router);
 }
 
 void gw_server_config_free(gw_server_config *c)
@@ -28,6 +30,10 @@ void gw_server_config_free(gw_server_config *c)
         free(c->origins[i]);
     free(c->cors_allow_headers);
     free(c->cors_expose_headers);
+    for (size_t i = 0; i < c->rest_ignored_count; i++)
+        free(c->rest_ignored[i]);
+    for (size_t i = 0; i < c->rest_allow_count; i++)
+        free(c->rest_allow[i]);
     memset(c, 0, sizeof *c);
 }
 
@@ -208,6 +214,76 @@ static int parse_cors(gw_server_config *c, json_t *obj, gw_error *e)
     return rc;
 }
 
+/* A list of names into slots (replacing what was there). */
+static int want_names(json_t *v, const char *key, char **slots, size_t *count, bool lower,
+                      gw_error *e)
+{
+    if (!json_is_array(v) || json_array_size(v) > GW_SERVER_MAX_REST_NAMES)
+        return gw_error_set(e, GW_EINVAL, "%s: expected an array of at most %d strings", key,
+                            GW_SERVER_MAX_REST_NAMES);
+    for (size_t i = 0; i < *count; i++)
+        free(slots[i]);
+    *count = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        if (!json_is_string(x) || !*json_string_value(x))
+            return gw_error_set(e, GW_EINVAL, "%s[%zu]: expected a non-empty string", key, i);
+        char *n = strdup(json_string_value(x));
+        if (!n)
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+        for (char *p = n; lower && *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + ('a' - 'A'));
+        slots[(*count)++] = n;
+    }
+    return 0;
+}
+
+#define BOOL_KEY(name, field)                                       \
+    if (strcmp(k, name) == 0) {                                     \
+        rc = want_bool(v, path, &(field), e);                       \
+        continue;                                                   \
+    }
+
+static int parse_rest(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "rest.%s", k);
+        BOOL_KEY("auto_map_unbound", c->router.auto_map_unbound)
+        BOOL_KEY("strict_query", c->rest.strict_query)
+        BOOL_KEY("ignore_unknown_body_fields", c->rest.ignore_unknown_body_fields)
+        BOOL_KEY("strict_content_type", c->rest.strict_content_type)
+        BOOL_KEY("patch_fill_mask", c->rest.patch_fill_mask)
+        BOOL_KEY("emit_defaults", c->rest.emit_defaults)
+        BOOL_KEY("proto_names", c->rest.proto_names)
+        BOOL_KEY("enums_as_ints", c->rest.enums_as_ints)
+        BOOL_KEY("grpc_gateway_v1_errors", c->rest.grpc_gateway_v1_errors)
+        UINT_KEY("max_depth", c->rest.max_depth, 10000)
+        UINT_KEY("max_message_bytes", c->rest.max_message, 1ull << 31)
+        if (strcmp(k, "ignored_query") == 0) {
+            rc = want_names(v, path, c->rest_ignored, &c->rest_ignored_count, false, e);
+            c->rest.ignored_query = (const char *const *)c->rest_ignored;
+            c->rest.ignored_query_count = c->rest_ignored_count;
+            continue;
+        }
+        if (strcmp(k, "header_allowlist") == 0) {
+            rc = want_names(v, path, c->rest_allow, &c->rest_allow_count, true, e);
+            c->rest.header_allowlist = (const char *const *)c->rest_allow;
+            c->rest.header_allowlist_count = c->rest_allow_count;
+            continue;
+        }
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
 int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
                            const char *source, gw_error *e)
 {
@@ -276,6 +352,9 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
             rc = parse_cors(c, v, e);
         } else if (strcmp(k, "upstream") == 0 && json_is_object(v)) {
             rc = parse_upstream(c, v, e);
+        } else if (strcmp(k, "rest") == 0) {
+            rc = json_is_object(v) ? parse_rest(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL, "rest: expected an object");
         } else if (strcmp(k, "limits") == 0 || strcmp(k, "cors") == 0 ||
                    strcmp(k, "upstream") == 0) {
             rc = gw_error_set(e, GW_EINVAL, "%s: expected an object", path);

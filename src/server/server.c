@@ -25,6 +25,8 @@ typedef struct server {
     const gw_server_config *cfg;
     gw_registry *registry;
     gw_call_options call;   /* cfg->call + the registry */
+    gw_router *router;      /* REST routes of `registry`; immutable, shared */
+    gw_call_rest_config rest;
     char host[64];
     uint16_t port;
     char *allow_headers;    /* CORS_BASE_HEADERS + configured ones */
@@ -131,12 +133,8 @@ static void on_request(void *owner, gw_front_req *r)
     const gw_method_def *m = gw_registry_method_by_path(s->registry, path, strlen(path));
 
     if (kind == GW_ENOTFOUND) {
-        if (m && strcmp(method, "POST") == 0)
-            plain(r, 415, cors.allow_origin,
-                  "unsupported content type: use application/grpc-web, "
-                  "application/grpc-web-text or their +proto/+json forms\n");
-        else
-            plain(r, 404, cors.allow_origin, "not found\n");
+        /* Not gRPC-Web: REST/JSON (404/405/415 answered there, as JSON). */
+        gw_call_rest_dispatch(r, &s->call, &cors, &s->rest, w->backend);
         return;
     }
     if (kind == GW_EINVAL) {
@@ -298,6 +296,15 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         goto out;
     s.call = cfg->call;
     s.call.registry = s.registry;
+    s.router = gw_router_new(&cfg->router);
+    if (!s.router) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = gw_router_add_registry(s.router, s.registry, e);
+    if (rc)
+        goto out;
+    s.rest = (gw_call_rest_config){.router = s.router, .rest = &cfg->rest};
     if (cfg->cors_allow_headers && *cfg->cors_allow_headers) {
         size_t n = strlen(CORS_BASE_HEADERS) + strlen(cfg->cors_allow_headers) + 3;
         s.allow_headers = malloc(n);
@@ -372,6 +379,7 @@ out:
     free(s.workers);
     gw_front_iplimit_del(s.ip_limit);
     free(s.allow_headers);
+    gw_router_del(s.router);
     gw_registry_del(s.registry);
     return rc;
 }

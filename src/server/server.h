@@ -17,6 +17,7 @@
 
 #define GW_SERVER_MAX_DESCRIPTORS 64
 #define GW_SERVER_MAX_ORIGINS 64
+#define GW_SERVER_MAX_REST_NAMES 64
 
 typedef struct gw_server_config {
     char *listen;                  /* "HOST:PORT" (port 0: pick one) */
@@ -36,6 +37,14 @@ typedef struct gw_server_config {
     char *cors_expose_headers;     /* extra exposed response headers */
     bool cors_credentials;
     unsigned cors_max_age_s;       /* default 600 */
+    /* REST/JSON ("rest" in the file). The lists below are what
+     * rest.ignored_query / rest.header_allowlist point to. */
+    gw_rest_options rest;
+    gw_router_options router;
+    char *rest_ignored[GW_SERVER_MAX_REST_NAMES];
+    size_t rest_ignored_count;
+    char *rest_allow[GW_SERVER_MAX_REST_NAMES];  /* lowercased */
+    size_t rest_allow_count;
 } gw_server_config;
 
 /* Defaults for everything. */
