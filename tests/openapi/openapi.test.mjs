@@ -186,6 +186,7 @@ describe('the gateway serves every documented operation', () => {
       return;
     }
     const doc = openapi(['--descriptor', demoDesc]);
+    const seen = [];
     for (const { path, method, op } of operations(doc)) {
       let url = path;
       const query = new URLSearchParams();
@@ -211,11 +212,15 @@ describe('the gateway serves every documented operation', () => {
       if (res.status === 404 || res.status === 405) text = await res.text();
       else await res.body?.cancel();
       const what = `${init.method} ${url} (${op.operationId}): ${res.status} ${text}`;
+      seen.push(`${init.method} ${url} ${res.status}`);
       assert.notEqual(res.status, 405, what);
       if (res.status === 404) {
         assert.ok(!/^text\/plain/.test(type), what);
         assert.doesNotMatch(JSON.parse(text).message ?? '', /^no route/, what);
       }
     }
+    t.diagnostic(seen.join('; '));
+    // The walk reached the backend: the seeded user answers.
+    assert.ok(seen.includes('GET /v1/users/1 200'), seen.join('\n'));
   });
 });
