@@ -40,6 +40,11 @@ struct gw_call {
     bool head_held;
     bool finished;              /* final status handled: body ends after `out` */
     bool client_gone;
+    /* for gw_call_options.observe */
+    int http_status;
+    int final_code;
+    size_t resp_bytes;
+    uint64_t start_ns;
 };
 
 void gw_call_options_init(gw_call_options *o)
@@ -187,6 +192,8 @@ static void respond_whole(gw_call *c, const gw_call_status *st)
     }
     ack(c, c->out.len - c->out_off);
     c->head_sent = true;
+    c->http_status = c->held_head.status;
+    c->resp_bytes += n;
     if (gw_front_req_respond(c->r, c->held_head.status, c->held_head.headers,
                              c->held_head.count, data, n) != 0)
         GW_WARN("call %s: cannot answer the client", c->method->path);
@@ -198,6 +205,7 @@ static void finish(gw_call *c, const gw_call_status *st)
     if (c->finished)
         return;
     c->finished = true;
+    c->final_code = st->code;
     gw_loop_timer_stop(c->loop, &c->deadline);
     if (c->client_gone)
         return;
@@ -212,6 +220,8 @@ static void finish(gw_call *c, const gw_call_status *st)
         c->a->response_status(c, st, &head, &body);
         add_cors(c, &head);
         c->head_sent = true;
+        c->http_status = head.status;
+        c->resp_bytes += body.len;
         if (gw_front_req_respond(c->r, head.status, head.headers, head.count, body.data,
                                  body.len) != 0)
             GW_WARN("call %s: cannot answer the client", c->method ? c->method->path : "?");
@@ -359,6 +369,7 @@ static void on_headers(void *owner, const gw_header *md, size_t n)
         return;
     }
     c->head_sent = true;
+    c->http_status = head.status;
 }
 
 static int push_mark(gw_call *c, size_t bytes, size_t wire_len)
@@ -461,6 +472,7 @@ static long on_read(void *owner, uint8_t *buf, size_t max)
         memcpy(buf, c->out.data + c->out_off, w);
     }
     c->out_off += used;
+    c->resp_bytes += w;
     ack(c, used);
     if (c->out_off == c->out.len) {
         c->out.len = 0;
@@ -497,11 +509,25 @@ static void call_free(gw_call *c)
     free(c);
 }
 
+static void report(gw_call *c, bool completed)
+{
+    if (!c->o->observe)
+        return;
+    gw_call_report rep = {.protocol = c->a->name, .method = c->method, .req = c->r,
+                          .http_status = c->http_status,
+                          .code = c->finished ? c->final_code : -1,
+                          .request_bytes = c->body_bytes, .response_bytes = c->resp_bytes,
+                          .start_ns = c->start_ns, .end_ns = gw_loop_now(c->loop),
+                          .completed = completed};
+    c->o->observe(c->o->observe_ctx, &rep);
+}
+
 static void on_close(void *owner, bool completed)
 {
     gw_call *c = owner;
     if (!completed && c->uc)
         GW_DEBUG("call %s: client closed early, cancelling", c->method->path);
+    report(c, completed);
     call_free(c);
 }
 
@@ -578,6 +604,9 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
     c->a = a;
     c->r = r;
     c->loop = gw_front_req_loop(r);
+    c->start_ns = gw_loop_now(c->loop);
+    if (o->observe_start)
+        o->observe_start(o->observe_ctx);
     gw_timer_init(&c->deadline, on_deadline, c);
     gw_buf_init(&c->pending, o->max_body + 64);
     gw_buf_init(&c->out, o->max_output + o->max_message + 64 * 1024);
@@ -603,6 +632,7 @@ int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors
         (void)adapter->init(c, r, adapter_arg, &e);
     gw_call_status st = {.code = code, .message = message, .trailers_only = true};
     finish(c, &st);
+    report(c, true);
     call_free(c);
     return 0;
 }
@@ -658,6 +688,7 @@ fail: {
                          .message = e.msg[0] ? e.msg : gw_err_str(rc), .trailers_only = true};
     c->uc = NULL;
     finish(c, &st);
+    report(c, true);
     call_free(c);
     return rc;
 }

@@ -36,6 +36,7 @@
 #include "upstream/upstream.h"
 
 typedef struct gw_call gw_call;
+struct gw_call_report;
 
 /* Limits and policy a call runs with; the server fills it from its config.
  * Borrowed for the call's lifetime (it lives in the immutable config). */
@@ -49,7 +50,25 @@ typedef struct gw_call_options {
     size_t max_metadata;        /* request metadata entries forwarded; 64 */
     bool forward_cookies;       /* pass Cookie as metadata; default false */
     const gw_registry *registry;/* for +json transcoding */
+    /* Added by operations (metrics, access log): told once per call when it
+     * ends, on the call's loop thread. NULL: nobody listens. */
+    void (*observe)(void *ctx, const struct gw_call_report *rep);
+    void (*observe_start)(void *ctx);   /* a call began (gw_call_start/_reject) */
+    void *observe_ctx;
 } gw_call_options;
+
+/* What a call reports when it ends (gw_call_options.observe). */
+typedef struct gw_call_report {
+    const char *protocol;           /* the adapter's name ("grpc-web", ...) */
+    const gw_method_def *method;    /* NULL: rejected before a method was known */
+    gw_front_req *req;              /* valid during the callback (peer, headers) */
+    int http_status;                /* 0: nothing was answered (client gone) */
+    int code;                       /* final gRPC code; -1: none (client gone) */
+    size_t request_bytes;           /* body bytes as received */
+    size_t response_bytes;          /* body bytes handed to the front */
+    uint64_t start_ns, end_ns;      /* loop clock */
+    bool completed;                 /* the response was fully sent */
+} gw_call_report;
 
 void gw_call_options_init(gw_call_options *o);
 

@@ -16,6 +16,9 @@ void gw_server_config_init(gw_server_config *c)
     gw_call_options_init(&c->call);
     gw_backend_options_init(&c->upstream);
     c->cors_max_age_s = 600;
+    c->ops_on_main_port = true;
+    c->metrics_enabled = true;
+    c->openapi_path = strdup("/openapi.json");
     gw_rest_options_init(&c->rest);
     gw_router_options_init(&c->router);
 }
@@ -30,6 +33,13 @@ void gw_server_config_free(gw_server_config *c)
         free(c->origins[i]);
     free(c->cors_allow_headers);
     free(c->cors_expose_headers);
+    free(c->admin_listen);
+    free(c->ops_prefix);
+    free(c->access_log);
+    free(c->openapi_path);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->tls_client_ca);
     for (size_t i = 0; i < c->rest_ignored_count; i++)
         free(c->rest_ignored[i]);
     for (size_t i = 0; i < c->rest_allow_count; i++)
@@ -284,6 +294,82 @@ static int parse_rest(gw_server_config *c, json_t *obj, gw_error *e)
     return rc;
 }
 
+/* "admin": the operational endpoints (docs/operations.md). */
+static int parse_admin(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "admin.%s", k);
+        if (strcmp(k, "listen") == 0) {
+            rc = want_string(v, path, &c->admin_listen, e);
+            continue;
+        }
+        if (strcmp(k, "prefix") == 0) {
+            rc = want_string(v, path, &c->ops_prefix, e);
+            if (rc == 0 && c->ops_prefix[0] &&
+                (c->ops_prefix[0] != '/' || c->ops_prefix[strlen(c->ops_prefix) - 1] == '/'))
+                rc = gw_error_set(e, GW_EINVAL, "%s: expected \"\" or a path like \"/ops\"",
+                                  path);
+            continue;
+        }
+        if (strcmp(k, "on_main_port") == 0) {
+            rc = want_bool(v, path, &c->ops_on_main_port, e);
+            continue;
+        }
+        if (strcmp(k, "metrics") == 0) {
+            rc = want_bool(v, path, &c->metrics_enabled, e);
+            continue;
+        }
+        UINT_KEY("drain_delay_ms", c->drain_delay_ms, 600000)
+        if (strcmp(k, "reload_endpoint") == 0) {
+            rc = want_bool(v, path, &c->reload_endpoint, e);
+            continue;
+        }
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+static int parse_tls(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "tls.%s", k);
+        if (strcmp(k, "cert_file") == 0)
+            rc = want_string(v, path, &c->tls_cert, e);
+        else if (strcmp(k, "key_file") == 0)
+            rc = want_string(v, path, &c->tls_key, e);
+        else if (strcmp(k, "client_ca_file") == 0)
+            rc = want_string(v, path, &c->tls_client_ca, e);
+        else
+            return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+/* A string, or false to turn the feature off. */
+static int want_string_or_off(json_t *v, const char *key, char **out, gw_error *e)
+{
+    if (json_is_false(v)) {
+        free(*out);
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v) || !*json_string_value(v))
+        return gw_error_set(e, GW_EINVAL, "%s: expected a non-empty string or false", key);
+    return want_string(v, key, out, e);
+}
+
 int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
                            const char *source, gw_error *e)
 {
@@ -346,6 +432,18 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
                     gw_error_clear(e);
                     rc = 0;
                 }
+        } else if (strcmp(k, "admin") == 0) {
+            rc = json_is_object(v) ? parse_admin(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL, "admin: expected an object");
+        } else if (strcmp(k, "tls") == 0) {
+            rc = json_is_object(v) ? parse_tls(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL, "tls: expected an object");
+        } else if (strcmp(k, "access_log") == 0) {
+            rc = want_string_or_off(v, k, &c->access_log, e);
+        } else if (strcmp(k, "openapi_path") == 0) {
+            rc = want_string_or_off(v, k, &c->openapi_path, e);
+            if (rc == 0 && c->openapi_path && c->openapi_path[0] != '/')
+                rc = gw_error_set(e, GW_EINVAL, "openapi_path: expected a path starting with /");
         } else if (strcmp(k, "limits") == 0 && json_is_object(v)) {
             rc = parse_limits(c, v, e);
         } else if (strcmp(k, "cors") == 0 && json_is_object(v)) {

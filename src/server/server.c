@@ -9,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "grpcweb/grpcweb.h"
 #include "schema/schema.h"
+#include "openapi/openapi.h"
+#include "server/ops.h"
 #include "server/server.h"
 
 /* The request headers every gRPC-Web client sends, always allowed. */
@@ -33,6 +36,12 @@ typedef struct server {
     size_t worker_count;
     worker *workers;
     gw_front_iplimit *ip_limit;  /* shared per-IP counts, if limited */
+    /* operations (ops.h) */
+    gw_ops ops;
+    gw_metrics **metrics;        /* [worker_count], each in its worker */
+    gw_accesslog *alog;          /* NULL: no access log */
+    gw_admin *admin;             /* NULL: no separate admin listener */
+    const char *backend_names[1];
 } server;
 
 struct worker {
@@ -47,6 +56,9 @@ struct worker {
     bool draining;
     uint64_t drain_deadline_ns;
     gw_timer drain_check;
+    gw_metrics metrics;     /* written by this worker only */
+    gw_buf logline;         /* access-log line being formatted */
+    gw_timer sample;        /* copies backend state into metrics */
 };
 
 /* ---- CORS ------------------------------------------------------------------------ */
@@ -106,6 +118,110 @@ static void plain(gw_front_req *r, int status, const char *allow_origin, const c
     gw_front_req_respond(r, status, h, n, text, strlen(text));
 }
 
+/* ---- operations glue (metrics, access log; see ops.h) ------------------------------ */
+
+/* Calls end on their worker's thread: this finds the worker's counters
+ * without a lookup. NULL outside worker threads (teardown after a failed
+ * start), where nothing is counted. */
+static _Thread_local worker *current_worker;
+
+#define SAMPLE_INTERVAL_NS (250 * GW_MS)
+
+static void ops_observe(void *ctx, const gw_call_report *rep)
+{
+    server *s = ctx;
+    worker *w = current_worker;
+    if (!w)
+        return;
+    gw_metrics_observe(&w->metrics, rep);
+    if (s->alog)
+        gw_accesslog_write(s->alog, &w->logline, rep, s->cfg->backend);
+}
+
+static void ops_observe_start(void *ctx)
+{
+    (void)ctx;
+    if (current_worker)
+        gw_metrics_call_started(&current_worker->metrics);
+}
+
+static void sample_tick(void *owner)
+{
+    worker *w = owner;
+    gw_backend_sample bs = {0};
+    if (w->backend) {
+        gw_backend_stats st;
+        gw_backend_get_stats(w->backend, &st);
+        bs.connections_open = st.connections_open;
+        bs.connects_started = st.connects_started;
+        bs.connects_ok = st.connects_ok;
+        bs.queued_calls = st.queued_calls;
+        bs.endpoints = 1;
+        bs.healthy_endpoints = gw_backend_is_down(w->backend) ? 0 : 1;
+    }
+    gw_metrics_set_backend(&w->metrics, 0, &bs);
+    gw_loop_timer_start(w->loop, &w->sample, gw_loop_now(w->loop) + SAMPLE_INTERVAL_NS);
+}
+
+static int ops_setup(server *s, gw_error *e)
+{
+    const gw_server_config *cfg = s->cfg;
+    gw_ops *o = &s->ops;
+    s->metrics = calloc(s->worker_count, sizeof *s->metrics);
+    if (!s->metrics)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    for (size_t i = 0; i < s->worker_count; i++)
+        s->metrics[i] = &s->workers[i].metrics;
+    s->backend_names[0] = cfg->backend;
+    o->metrics = s->metrics;
+    o->workers = s->worker_count;
+    o->backend_names = s->backend_names;
+    o->backend_count = 1;
+    o->prefix = cfg->ops_prefix ? cfg->ops_prefix : "";
+    o->on_main_port = cfg->ops_on_main_port;
+    o->metrics_enabled = cfg->metrics_enabled;
+    o->openapi_path = cfg->openapi_path;
+    o->reload_endpoint = cfg->reload_endpoint;
+    if (cfg->openapi_path) {
+        gw_openapi_options oo;
+        gw_openapi_options_init(&oo);
+        gw_buf doc;
+        gw_buf_init(&doc, 64u << 20);
+        int rc = gw_openapi_generate(s->registry, &oo, &doc, e);
+        gw_blob *b = rc ? NULL : gw_blob_new(doc.data, doc.len);
+        gw_buf_free(&doc);
+        if (rc)
+            return rc;
+        if (!b)
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+        gw_ops_openapi_set(o, b);
+    }
+    if (cfg->access_log) {
+        int rc = gw_accesslog_open(cfg->access_log, &s->alog, e);
+        if (rc)
+            return rc;
+    }
+    atomic_store(&o->loaded, true);
+    if (cfg->admin_listen) {
+        int rc = gw_admin_start(o, cfg->admin_listen, &s->admin, e);
+        if (rc)
+            return rc;
+        GW_INFO("grpcgate serve: admin listener on port %u", gw_admin_port(s->admin));
+    }
+    return 0;
+}
+
+static void ops_teardown(server *s)
+{
+    gw_admin_stop(s->admin);
+    s->admin = NULL;
+    gw_accesslog_close(s->alog);
+    s->alog = NULL;
+    gw_ops_openapi_set(&s->ops, NULL);
+    free(s->metrics);
+    s->metrics = NULL;
+}
+
 static void on_request(void *owner, gw_front_req *r)
 {
     worker *w = owner;
@@ -113,6 +229,8 @@ static void on_request(void *owner, gw_front_req *r)
     const char *method = gw_front_req_method(r);
     const char *path = gw_front_req_path(r);
     const char *origin = gw_front_req_header(r, "Origin");
+    if (gw_ops_handle(&s->ops, r, false))
+        return;
 
     if (strcmp(method, "OPTIONS") == 0) {
         if (origin && gw_front_req_header(r, "Access-Control-Request-Method")) {
@@ -197,6 +315,8 @@ static void on_wakeup(void *owner)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    current_worker = w;
+    sample_tick(w);
     if (gw_loop_run(w->loop) != 0)
         GW_ERROR("worker %u: event loop failed", w->index);
     /* The front first: closing its requests cancels their upstream calls
@@ -214,6 +334,10 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     w->index = index;
     atomic_init(&w->stop_requested, false);
     gw_timer_init(&w->drain_check, drain_check, w);
+    gw_timer_init(&w->sample, sample_tick, w);
+    gw_buf_init(&w->logline, 256 * 1024);
+    if (gw_metrics_init(&w->metrics) != 0)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
     w->loop = gw_loop_new();
     if (!w->loop)
         return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
@@ -241,8 +365,11 @@ static void worker_free(worker *w)
         gw_backend_del(w->backend);
     if (w->loop) {
         gw_loop_timer_stop(w->loop, &w->drain_check);
+        gw_loop_timer_stop(w->loop, &w->sample);
         gw_loop_del(w->loop);
     }
+    gw_metrics_free(&w->metrics);
+    gw_buf_free(&w->logline);
 }
 
 static int split_listen(const char *listen, char *host, size_t host_cap, uint16_t *port,
@@ -296,6 +423,9 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         goto out;
     s.call = cfg->call;
     s.call.registry = s.registry;
+    s.call.observe = ops_observe;
+    s.call.observe_start = ops_observe_start;
+    s.call.observe_ctx = &s;
     s.router = gw_router_new(&cfg->router);
     if (!s.router) {
         rc = gw_error_set(e, GW_ENOMEM, "out of memory");
@@ -339,6 +469,10 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
             goto out;
     }
 
+    rc = ops_setup(&s, e);
+    if (rc)
+        goto out;
+
     /* Workers inherit a mask that blocks the stop signals: only this thread
      * takes them, with sigwait. */
     signal(SIGPIPE, SIG_IGN);
@@ -363,6 +497,15 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         sigwait(&stop_set, &sig);
         GW_INFO("grpcgate serve: signal %d, draining (up to %u ms)", sig,
                 cfg->drain_timeout_ms);
+        /* Readiness goes false before the listeners close, so that a load
+         * balancer polling /readyz stops sending first. */
+        atomic_store(&s.ops.draining, true);
+        if (cfg->drain_delay_ms) {
+            struct timespec ts = {.tv_sec = cfg->drain_delay_ms / 1000,
+                                  .tv_nsec = (long)(cfg->drain_delay_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+                ;
+        }
         for (size_t i = 0; i < s.worker_count; i++) {
             atomic_store(&s.workers[i].stop_requested, true);
             gw_loop_wakeup(s.workers[i].loop);
@@ -374,8 +517,12 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     if (rc == 0)
         GW_INFO("grpcgate serve: stopped");
 out:
+    /* The admin listener reads the workers' counters: it goes first. */
+    gw_admin_stop(s.admin);
+    s.admin = NULL;
     for (size_t i = 0; s.workers && i < s.worker_count; i++)
         worker_free(&s.workers[i]);
+    ops_teardown(&s);
     free(s.workers);
     gw_front_iplimit_del(s.ip_limit);
     free(s.allow_headers);

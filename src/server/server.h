@@ -37,6 +37,19 @@ typedef struct gw_server_config {
     char *cors_expose_headers;     /* extra exposed response headers */
     bool cors_credentials;
     unsigned cors_max_age_s;       /* default 600 */
+    /* Operations (docs/operations.md, docs/configuration.md). */
+    char *admin_listen;            /* separate admin listener; NULL: none */
+    char *ops_prefix;              /* path prefix on the main port; NULL: root */
+    bool ops_on_main_port;         /* /healthz etc. on the main port; true */
+    bool metrics_enabled;          /* /metrics; true */
+    bool reload_endpoint;          /* POST /admin/reload; false */
+    uint32_t drain_delay_ms;       /* readiness false this long before the
+                                      listeners close on SIGTERM; 0 */
+    char *access_log;              /* "-" stdout, a file, NULL: off */
+    char *openapi_path;            /* "/openapi.json"; NULL: not served */
+    char *tls_cert;                /* PEM files for HTTPS on the listener */
+    char *tls_key;
+    char *tls_client_ca;           /* verify client certificates against it */
     /* REST/JSON ("rest" in the file). The lists below are what
      * rest.ignored_query / rest.header_allowlist point to. */
     gw_rest_options rest;

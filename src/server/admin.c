@@ -1,0 +1,302 @@
+/*
+ * The operational endpoints (/healthz, /readyz, /metrics, the OpenAPI
+ * document, POST /admin/reload) and the optional separate admin listener.
+ * See ops.h and docs/operations.md.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/ops.h"
+
+/* A scrape of many methods is large but bounded. */
+#define METRICS_MAX (16u << 20)
+
+gw_blob *gw_blob_new(const void *data, size_t len)
+{
+    gw_blob *b = malloc(sizeof *b + len + 1);
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    if (len)
+        memcpy(b->data, data, len);
+    b->data[len] = 0;
+    return b;
+}
+
+void gw_blob_ref(gw_blob *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void gw_blob_unref(gw_blob *b)
+{
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        free(b);
+}
+
+static void spin_lock(atomic_flag *f)
+{
+    while (atomic_flag_test_and_set_explicit(f, memory_order_acquire))
+        ;
+}
+
+gw_blob *gw_ops_openapi_get(gw_ops *o)
+{
+    spin_lock(&o->openapi_lock);
+    gw_blob *b = atomic_load_explicit(&o->openapi, memory_order_relaxed);
+    if (b)
+        gw_blob_ref(b);
+    atomic_flag_clear_explicit(&o->openapi_lock, memory_order_release);
+    return b;
+}
+
+void gw_ops_openapi_set(gw_ops *o, gw_blob *doc)
+{
+    spin_lock(&o->openapi_lock);
+    gw_blob *old = atomic_exchange_explicit(&o->openapi, doc, memory_order_relaxed);
+    atomic_flag_clear_explicit(&o->openapi_lock, memory_order_release);
+    gw_blob_unref(old);
+}
+
+bool gw_ops_ready(gw_ops *o)
+{
+    if (atomic_load(&o->draining) || !atomic_load(&o->loaded))
+        return false;
+    /* Every backend needs a healthy endpoint in at least one worker (they
+     * all reach the same endpoints); before the first sample, not ready. */
+    for (size_t b = 0; b < o->backend_count && b < GW_METRICS_MAX_BACKENDS; b++) {
+        uint64_t healthy = 0;
+        for (size_t w = 0; w < o->workers; w++) {
+            gw_metrics *m = o->metrics[w];
+            if (!atomic_load_explicit(&m->sampled, memory_order_acquire))
+                return false;
+            healthy += gw_counter_get(&m->backends[b].healthy_endpoints);
+        }
+        if (healthy == 0)
+            return false;
+    }
+    return true;
+}
+
+static void answer(gw_front_req *r, int status, const char *type, const void *body, size_t n)
+{
+    gw_front_header h[] = {{"Content-Type", type}, {"Cache-Control", "no-store"}};
+    bool head = strcmp(gw_front_req_method(r), "HEAD") == 0;
+    gw_front_req_respond(r, status, h, GW_ARRAY_LEN(h), head ? "" : body, head ? 0 : n);
+}
+
+static void text(gw_front_req *r, int status, const char *msg)
+{
+    answer(r, status, "text/plain; charset=utf-8", msg, strlen(msg));
+}
+
+static void metrics(gw_ops *o, gw_front_req *r)
+{
+    gw_buf b;
+    gw_buf_init(&b, METRICS_MAX);
+    gw_metrics_global g = {.backend_names = o->backend_names,
+                           .backend_count = o->backend_count,
+                           .reloads_ok = gw_counter_get(&o->reloads_ok),
+                           .reloads_failed = gw_counter_get(&o->reloads_failed),
+                           .ready = gw_ops_ready(o),
+                           .workers = o->workers};
+    int rc = gw_metrics_render(o->metrics, o->workers, &g, &b);
+    if (rc)
+        text(r, 500, rc == GW_ENOMEM ? "out of memory\n" : "metrics too large\n");
+    else
+        answer(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    gw_buf_free(&b);
+}
+
+/* path with the prefix removed, or NULL if it is not under the prefix. */
+static const char *strip_prefix(const char *prefix, const char *path)
+{
+    size_t n = strlen(prefix);
+    if (n && (strncmp(path, prefix, n) != 0 || path[n] != '/'))
+        return NULL;
+    return path + n;
+}
+
+bool gw_ops_handle(gw_ops *o, gw_front_req *r, bool admin_listener)
+{
+    if (!admin_listener && !o->on_main_port && !o->openapi_path)
+        return false;
+    const char *method = gw_front_req_method(r);
+    const char *path = gw_front_req_path(r);
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+    if (o->openapi_path && strcmp(path, o->openapi_path) == 0) {
+        if (!get)
+            return false;
+        gw_blob *doc = gw_ops_openapi_get(o);
+        if (doc)
+            answer(r, 200, "application/json", doc->data, doc->len);
+        else
+            text(r, 503, "no OpenAPI document: no schema loaded\n");
+        gw_blob_unref(doc);
+        return true;
+    }
+    if (!admin_listener && !o->on_main_port)
+        return false;
+    const char *p = strip_prefix(admin_listener ? "" : o->prefix, path);
+    if (!p)
+        return false;
+    if (strcmp(p, "/admin/reload") == 0 && o->reload_endpoint) {
+        if (strcmp(method, "POST") != 0) {
+            text(r, 405, "use POST\n");
+            return true;
+        }
+        if (!o->request_reload) {
+            text(r, 503, "reload is not available\n");
+            return true;
+        }
+        o->request_reload(o->reload_ctx);
+        /* Asynchronous: the outcome is in the log and in grpcgate_reloads_total. */
+        text(r, 202, "reload requested\n");
+        return true;
+    }
+    if (!get)
+        return false;
+    if (strcmp(p, "/healthz") == 0) {
+        text(r, 200, "ok\n");
+        return true;
+    }
+    if (strcmp(p, "/readyz") == 0) {
+        if (gw_ops_ready(o))
+            text(r, 200, "ready\n");
+        else
+            text(r, 503, atomic_load(&o->draining) ? "draining\n" : "not ready\n");
+        return true;
+    }
+    if (strcmp(p, "/metrics") == 0 && o->metrics_enabled) {
+        metrics(o, r);
+        return true;
+    }
+    if (admin_listener) {
+        text(r, 404, "not found\n");
+        return true;
+    }
+    return false;
+}
+
+/* ---- the admin listener ------------------------------------------------------------ */
+
+struct gw_admin {
+    gw_ops *ops;
+    gw_loop *loop;
+    gw_front *front;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+};
+
+static void admin_request(void *owner, gw_front_req *r)
+{
+    gw_admin *a = owner;
+    gw_ops_handle(a->ops, r, true);
+}
+
+static const gw_front_handler admin_handler = {.on_request = admin_request};
+
+static void admin_wakeup(void *owner)
+{
+    gw_admin *a = owner;
+    if (atomic_load(&a->stop))
+        gw_loop_stop(a->loop);
+}
+
+static void *admin_main(void *arg)
+{
+    gw_admin *a = arg;
+    if (gw_loop_run(a->loop) != 0)
+        GW_ERROR("admin listener: event loop failed");
+    return NULL;
+}
+
+static int parse_listen(const char *listen, char *host, size_t cap, uint16_t *port,
+                        gw_error *e)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long p = colon ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || errno || *end || colon[1] == 0 || p > 65535 || hl == 0 || hl >= cap)
+        return gw_error_set(e, GW_EINVAL, "admin.listen '%s': expected HOST:PORT", listen);
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int gw_admin_start(gw_ops *o, const char *listen, gw_admin **out, gw_error *e)
+{
+    *out = NULL;
+    char host[64];
+    uint16_t port = 0;
+    int rc = parse_listen(listen, host, sizeof host, &port, e);
+    if (rc)
+        return rc;
+    gw_admin *a = calloc(1, sizeof *a);
+    if (!a)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    a->ops = o;
+    atomic_init(&a->stop, false);
+    a->loop = gw_loop_new();
+    if (!a->loop) {
+        rc = gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
+        goto out;
+    }
+    gw_loop_set_wakeup_cb(a->loop, admin_wakeup, a);
+    gw_front_options fo;
+    gw_front_options_init(&fo);
+    fo.host = host;
+    fo.port = port;
+    fo.connection_limit = 64;
+    rc = gw_front_new(a->loop, &fo, &admin_handler, a, &a->front, e);
+    if (rc) {
+        gw_error_prefix(e, "admin listener");
+        goto out;
+    }
+    if (pthread_create(&a->thread, NULL, admin_main, a) != 0) {
+        rc = gw_error_set(e, GW_EIO, "cannot start the admin thread");
+        goto out;
+    }
+    a->started = true;
+    *out = a;
+    return 0;
+out:
+    gw_admin_stop(a);
+    return rc;
+}
+
+uint16_t gw_admin_port(const gw_admin *a)
+{
+    return gw_front_port(a->front);
+}
+
+void gw_admin_stop(gw_admin *a)
+{
+    if (!a)
+        return;
+    if (a->started) {
+        atomic_store(&a->stop, true);
+        gw_loop_wakeup(a->loop);
+        pthread_join(a->thread, NULL);
+    }
+    if (a->front)
+        gw_front_del(a->front);
+    if (a->loop)
+        gw_loop_del(a->loop);
+    free(a);
+}
