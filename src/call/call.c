@@ -436,6 +436,7 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
             return;
         }
         c->head_sent = true;
+        c->http_status = c->held_head.status;
     }
     gw_front_req_wake(c->r);
 }
