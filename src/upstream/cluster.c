@@ -497,13 +497,13 @@ static gw_backend *ep_redirect(void *ctx, gw_backend *from)
     endpoint *ep = gw_backend_user(from);
     if (cl->closing)
         return NULL;
-    if (ep) {
-        ep->transport_failures++;
+    if (ep)
         ep_set_down(ep, "unreachable");
-    }
     endpoint *to = pick(cl, ep);
     if (!to)
-        return NULL;
+        return NULL; /* the call fails here and ep_on_done counts it */
+    if (ep)
+        ep->transport_failures++;
     to->calls_started++;
     cl->stats.calls_redirected++;
     return to->b;
