@@ -92,6 +92,9 @@ def start_grpcjs(reflection=True):
 
 def run_driver(*args):
     r = subprocess.run([DRIVER] + list(args), capture_output=True, text=True, timeout=120)
+    # A sanitizer report (leak, overflow) makes the driver exit non-zero.
+    if r.returncode != 0:
+        check(False, "driver %s exited with %d: %s" % (" ".join(args), r.returncode, r.stderr[-2000:]))
     return r.stdout
 
 
