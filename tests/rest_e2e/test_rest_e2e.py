@@ -1,0 +1,376 @@
+"""REST/JSON end to end with curl: `grpcgate serve` in front of the demo
+service and of the @grpc/grpc-js backend (tests/node/grpcjs_server.mjs).
+
+Every row of CASES is one curl command and the exact answer it must get:
+HTTP status, headers, and the JSON body (ANY stands for values the backend
+makes up, such as timestamps). The table runs in order (it creates and
+deletes users) against each backend, each behind its own gateway started
+fresh. Streaming checks also look at when each message arrives.
+
+Processes started here are killed here, whatever happens."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "front"))
+import gwtest  # noqa: E402
+
+SOURCE_ROOT = os.environ.get("GW_SOURCE_ROOT", ".")
+CURL = shutil.which("curl")
+
+
+class _Any:
+    def __repr__(self):
+        return "ANY"
+
+
+ANY = _Any()
+
+
+def match(want, got, where="body"):
+    """want == got, where ANY matches any present value."""
+    if want is ANY:
+        return
+    if isinstance(want, dict):
+        assert isinstance(got, dict), "%s: want an object, got %r" % (where, got)
+        assert set(want) == set(got), "%s: keys %s != %s" % (where, sorted(want), sorted(got))
+        for k in want:
+            match(want[k], got[k], where + "." + k)
+        return
+    if isinstance(want, list):
+        assert isinstance(got, list) and len(want) == len(got), \
+            "%s: want %r, got %r" % (where, want, got)
+        for i, (w, g) in enumerate(zip(want, got)):
+            match(w, g, "%s[%d]" % (where, i))
+        return
+    assert want == got, "%s: want %r, got %r" % (where, want, got)
+
+
+def curl(base, method, path, headers=(), data=None, extra=()):
+    """Runs curl; returns (status, headers dict lowercased, body bytes)."""
+    args = [CURL, "-sS", "-i", "--max-time", "60", "-X", method, base + path]
+    for h in headers:
+        args += ["-H", h]
+    tmp = None
+    if data is not None:
+        tmp = tempfile.NamedTemporaryFile(delete=False)
+        tmp.write(data if isinstance(data, bytes) else data.encode())
+        tmp.close()
+        args += ["--data-binary", "@" + tmp.name]
+    args += list(extra)
+    try:
+        out = subprocess.run(args, capture_output=True, timeout=90).stdout
+    finally:
+        if tmp:
+            os.unlink(tmp.name)
+    return parse_response(out)
+
+
+def parse_response(out):
+    while True:
+        head, _, body = out.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        if 100 <= status < 200:
+            out = body
+            continue
+        hdrs = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        return status, hdrs, body
+
+
+# The demo API's seed users (docs/demo-service.md), as the gateway prints them.
+ADA = {"id": "1", "name": "Ada Lovelace", "email": "ada@example.com", "role": "ROLE_ADMIN",
+       "active": True, "age": 36, "score": 99.5, "tags": ["math", "poetry"],
+       "labels": {"team": "engine"},
+       "address": {"street": "12 St James's Square", "city": "London", "country": "UK"},
+       "phone": "+44 20 0000 0001", "nickname": "Ada", "createdAt": "2024-01-02T03:04:05.678Z",
+       "karma": 42}
+ALAN = {"id": "2", "name": "Alan Turing", "email": "alan@example.com", "role": "ROLE_EDITOR",
+        "active": True, "age": 41, "slackHandle": "@alan", "createdAt": "2024-02-03T04:05:06Z"}
+
+
+def status_body(code, message, details=()):
+    return {"code": code, "message": message, "details": list(details)}
+
+
+def bad_request(field, description):
+    return {"@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": field, "description": description}]}
+
+
+JSON = ("Content-Type: application/json",)
+
+# (name, method, path, request headers, body, status, response headers, JSON body)
+# A body of bytes means "exactly these bytes"; a str ending in "..." a prefix.
+CASES = [
+    # --- every demo route -------------------------------------------------
+    ("GET with a path variable", "GET", "/v1/users/1", (), None, 200,
+     {"content-type": "application/json"}, ADA),
+    ("GET of a missing user", "GET", "/v1/users/42", (), None, 404,
+     {"content-type": "application/json"}, status_body(5, "user 42 not found")),
+    ("POST body *", "POST", "/v1/users", JSON, '{"name":"Grace Hopper","email":"grace@x.org"}',
+     200, {}, {"id": "4", "name": "Grace Hopper", "email": "grace@x.org", "createdAt": ANY}),
+    ("POST with error details", "POST", "/v1/users", JSON, '{"name":"Bad","email":"nope"}', 400,
+     {}, status_body(3, "invalid user", [bad_request("email", "email must contain '@'")])),
+    ("PATCH fills the mask from the body", "PATCH", "/v1/users/2", JSON, '{"email":"alan@new.org"}',
+     200, {}, dict(ALAN, email="alan@new.org")),
+    ("PATCH with a mask in the query", "PATCH", "/v1/users/2?update_mask=name", JSON,
+     '{"name":"A. Turing","email":"ignored@x.org"}', 200, {},
+     dict(ALAN, name="A. Turing", email="alan@new.org")),
+    ("DELETE", "DELETE", "/v1/users/3", (), None, 200, {}, {}),
+    ("GET after DELETE", "GET", "/v1/users/3", (), None, 404, {},
+     status_body(5, "user 3 not found")),
+    ("custom verb", "POST", "/v1/users/3:undelete", JSON, '{"reason":"oops"}', 200, {},
+     {"id": "3", "name": "Grace Hopper", "email": "grace@example.com", "role": "ROLE_VIEWER",
+      "age": 85, "createdAt": "2024-03-04T05:06:07Z"}),
+    ("additional binding (stream)", "GET", "/v1/roles/ROLE_EDITOR/users?page_size=1", (), None, 200,
+     {"content-type": "application/json", "transfer-encoding": "chunked"},
+     [{"result": dict(ALAN, name="A. Turing", email="alan@new.org")}]),
+    ("auto-mapped POST of an unbound method", "POST", "/demo.v1.EchoService/Unbound", JSON,
+     '{"message":"u","number":7}', 200, {}, {"message": "u", "number": "7"}),
+    ("POST /v1/echo", "POST", "/v1/echo", JSON, '{"message":"hi"}', 200, {}, {"message": "hi"}),
+    ("curl -d without a content type is JSON", "POST", "/v1/echo", (), '{"message":"d"}', 200, {},
+     {"message": "d"}),
+    ("?pretty indents", "POST", "/v1/echo?pretty", JSON, '{"message":"p"}', 200, {},
+     b'{\n  "message": "p"\n}'),
+    # --- HttpBody ----------------------------------------------------------
+    ("HttpBody download", "GET", "/v1/users/1/avatar", (), None, 200,
+     {"content-type": "image/svg+xml"}, '<svg xmlns="http://www.w3.org/2000/svg"...'),
+    ("HttpBody upload", "PUT", "/v1/users/2/avatar", ("Content-Type: image/png",),
+     b"\x89PNG\r\n\x1a\n\x00\x01binary", 200, {},
+     dict(ALAN, name="A. Turing", email="alan@new.org", avatar="iVBORw0KGgoAAWJpbmFyeQ==")),
+    # --- client streaming ----------------------------------------------------
+    ("client stream from NDJSON", "POST", "/v1/users:batchCreate", JSON,
+     '{"name":"N1","email":"n1@x"}\n{"name":"N2","email":"n2@x"}\n', 200, {},
+     {"created": 2, "ids": ["5", "6"]}),
+    ("client stream from a JSON array", "POST", "/v1/users:batchCreate", JSON,
+     '[{"name":"N3","email":"n3@x"}, {"name":"N4","email":"n4@x"}]', 200, {},
+     {"created": 2, "ids": ["7", "8"]}),
+    ("client stream with a bad message", "POST", "/v1/users:batchCreate", JSON,
+     '{"name":"N5","email":"n5@x"}\n{"name":5}\n', 400, {},
+     status_body(3, ANY)),
+    # --- server streaming ----------------------------------------------------
+    ("server stream NDJSON", "GET", "/v1/users?page_size=2", (), None, 200,
+     {"content-type": "application/json"},
+     [{"result": ADA}, {"result": dict(ALAN, name="A. Turing", email="alan@new.org",
+                                        avatar=ANY)}]),
+    ("server stream SSE", "GET", "/v1/users?page_size=1", ("Accept: text/event-stream",), None, 200,
+     {"content-type": "text/event-stream"}, b"data: " + json.dumps(ADA, separators=(",", ":"),
+                                                                     ensure_ascii=False).encode()
+     + b"\n\n"),
+    ("stream error before the first message", "GET", "/v1/users?page_size=-1", (), None, 400,
+     {"content-type": "application/json"}, status_body(3, ANY)),
+    # --- metadata ------------------------------------------------------------
+    ("metadata both ways", "POST", "/v1/echo",
+     JSON + ("Grpc-Metadata-X-Demo-Tag: t1", "X-Demo-Not-Forwarded: no"), '{"message":"m"}', 200,
+     {"grpc-metadata-x-demo-tag": "t1", "grpc-trailer-x-demo-tag-trailer": "t1",
+      "grpc-metadata-x-demo-not-forwarded": None}, {"message": "m"}),
+    # --- deadlines -----------------------------------------------------------
+    ("Grpc-Timeout expires", "POST", "/v1/echo", JSON + ("Grpc-Timeout: 200m",),
+     '{"message":"slow","delay":"5s"}', 504, {}, status_body(4, ANY)),
+    ("Grpc-Timeout long enough", "POST", "/v1/echo", JSON + ("Grpc-Timeout: 20S",),
+     '{"message":"ok","delay":"0.05s"}', 200, {}, {"message": "ok"}),
+    ("malformed Grpc-Timeout", "GET", "/v1/users/1", ("Grpc-Timeout: soon",), None, 400, {},
+     status_body(3, "Grpc-Timeout 'soon': expected 1 to 8 digits and a unit "
+                 "(H, M, S, m, u or n)")),
+    # --- bad input -----------------------------------------------------------
+    ("no route", "GET", "/v1/nothing", (), None, 404, {"content-type": "application/json"},
+     status_body(5, "no route for GET /v1/nothing")),
+    ("method not allowed", "PUT", "/v1/users/1", (), None, 405, {"allow": "DELETE, GET, PATCH"},
+     status_body(12, "method PUT not allowed for /v1/users/1 (allowed: DELETE, GET, PATCH)")),
+    ("malformed JSON", "POST", "/v1/echo", JSON, '{"message":', 400, {},
+     status_body(3, "body: message: unexpected end of input (at byte 11)")),
+    ("wrong JSON type", "POST", "/v1/echo", JSON, '{"number":"abc"}', 400, {},
+     status_body(3, ANY)),
+    ("unknown body field", "POST", "/v1/echo", JSON, '{"nope":1}', 400, {}, status_body(3, ANY)),
+    ("too deep", "POST", "/v1/users", JSON, '{"preferences":' + '{"a":' * 150 + '1' + '}' * 151,
+     400, {}, status_body(3, ANY)),
+    ("unsupported content type", "POST", "/v1/echo", ("Content-Type: text/plain",), "x", 415, {},
+     status_body(3, "unsupported Content-Type 'text/plain': this route takes application/json")),
+    ("bad query parameter", "GET", "/v1/users?page_size=abc", (), None, 400, {},
+     status_body(3, ANY)),
+    ("bad enum in the path", "GET", "/v1/roles/ROLE_NOPE/users", (), None, 400, {},
+     status_body(3, ANY)),
+    ("bad percent-escape in a path variable", "GET", "/v1/users/%zz", (), None, 400, {},
+     status_body(3, ANY)),
+    ("path and body disagree", "POST", "/v1/users/3:undelete", JSON, '{"id":"9"}', 400, {},
+     status_body(3, ANY)),
+    ("unknown query parameters are ignored", "GET", "/v1/users/1?api_key=x", (), None, 200, {},
+     ADA),
+]
+
+# gRPC code → HTTP status (REFERENCE.md), through Fail.
+HTTP_FOR_CODE = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
+                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+for code, http in HTTP_FOR_CODE.items():
+    details = [bad_request("code", "requested failure")] if code == 3 else []
+    CASES.append(("Fail code %d" % code, "POST", "/v1/fail", JSON,
+                  '{"code":%d,"message":"failure %d"}' % (code, code), http,
+                  {"content-type": "application/json"},
+                  status_body(code, "failure %d" % code, details)))
+
+# With a configuration: strict query, an allowlisted header, a small body limit.
+CONFIG = {"rest": {"strict_query": True, "ignored_query": ["api_key"],
+                   "header_allowlist": ["X-Demo-Allowed"], "proto_names": True},
+          "limits": {"max_body_bytes": 1024}}
+CONFIG_CASES = [
+    ("strict: unknown query parameter", "GET", "/v1/users/1?nope=1", (), None, 400, {},
+     status_body(3, ANY)),
+    ("strict: ignored names still pass", "GET", "/v1/users/2?api_key=k", (), None, 200, {},
+     {"id": "2", "name": "Alan Turing", "email": "alan@example.com", "role": "ROLE_EDITOR",
+      "active": True, "age": 41, "slack_handle": "@alan", "created_at": "2024-02-03T04:05:06Z"}),
+    ("allowlisted header forwarded", "POST", "/v1/echo", JSON + ("X-Demo-Allowed: yes",),
+     '{"message":"a"}', 200, {"grpc-metadata-x-demo-allowed": "yes"}, {"message": "a"}),
+    ("body over max_body", "POST", "/v1/echo", JSON, '{"message":"' + "x" * 2000 + '"}', 413, {},
+     status_body(8, ANY)),
+]
+
+
+def check_case(base, case):
+    name, method, path, headers, body, status, want_headers, want = case
+    got_status, got_headers, got_body = curl(base, method, path, headers, body)
+    ctx = "%s: %s %s -> %d %s" % (name, method, path, got_status, got_body[:300])
+    assert got_status == status, ctx
+    for k, v in want_headers.items():
+        if v is None:
+            assert k not in got_headers, "%s: header %s present" % (ctx, k)
+        else:
+            assert got_headers.get(k) == v, "%s: header %s=%r" % (ctx, k, got_headers.get(k))
+    if isinstance(want, bytes):
+        assert got_body == want, ctx
+    elif isinstance(want, str):
+        assert want.endswith("...") and got_body.decode().startswith(want[:-3]), ctx
+    elif isinstance(want, list):
+        lines = [ln for ln in got_body.decode().split("\n") if ln]
+        try:
+            match(want, [json.loads(ln) for ln in lines])
+        except AssertionError as e:
+            raise AssertionError("%s: %s" % (ctx, e))
+    else:
+        try:
+            match(want, json.loads(got_body))
+        except (AssertionError, ValueError) as e:
+            raise AssertionError("%s: %s" % (ctx, e))
+
+
+def check_arrival(base, accept_sse):
+    """Messages of a delayed stream reach curl one by one, not at the end:
+    with 0.5 s between messages, the first is read well before the last."""
+    args = [CURL, "-sS", "-N", "--max-time", "60", base + "/v1/users?page_size=3&delay=0.5s"]
+    if accept_sse:
+        args += ["-H", "Accept: text/event-stream"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE)
+    times = []
+    try:
+        for line in p.stdout:
+            if line.strip():
+                times.append(time.monotonic())
+    finally:
+        p.stdout.close()
+        p.wait(60)
+    assert len(times) == 3, "want 3 messages, got %d" % len(times)
+    # The backend sleeps 0.5 s before each message after the first: if the
+    # gateway buffered the stream, all three would arrive together.
+    assert times[2] - times[0] >= 0.8, "messages arrived together: %r" % times
+    assert times[1] - times[0] >= 0.4, "first two arrived together: %r" % times
+
+
+def check_stream_error(base):
+    """A failure after the first message is a last {"error": ...} line (the
+    deadline cuts a slow stream: how many results come first depends on
+    timing, that there is one and that the error is last does not)."""
+    status, _, body = curl(base, "GET", "/v1/users?page_size=5&delay=0.4s",
+                           ("Grpc-Timeout: 600m",))
+    lines = [json.loads(ln) for ln in body.decode().split("\n") if ln]
+    assert status == 200 and len(lines) >= 2, (status, body)
+    match({"result": ADA}, lines[0])
+    for ln in lines[1:-1]:
+        assert set(ln) == {"result"}, ln
+    match({"error": status_body(4, "deadline exceeded")}, lines[-1])
+
+
+def check_sse_error(base):
+    _, _, body = curl(base, "GET", "/v1/users?page_size=5&delay=0.4s",
+                      ("Grpc-Timeout: 600m", "Accept: text/event-stream"))
+    text = body.decode()
+    assert text.startswith("data: {\"id\":\"1\""), text
+    tail = text.rstrip("\n").split("\n\n")[-1]
+    assert tail.startswith("event: error\ndata: "), tail
+    err = json.loads(tail.split("data: ", 1)[1])
+    assert err["code"] == 4, err
+
+
+def run_table(procs, backend, label, cases, config=None):
+    gw, port = procs.gateway(backend, config=config, workers=1)
+    base = "http://127.0.0.1:%d" % port
+    failures = []
+    for case in cases:
+        try:
+            check_case(base, case)
+        except AssertionError as e:
+            failures.append("[%s] %s" % (label, e))
+    if config is None:
+        for sse in (False, True):
+            try:
+                check_arrival(base, sse)
+            except AssertionError as e:
+                failures.append("[%s] arrival (sse=%s): %s" % (label, sse, e))
+        for check in (check_stream_error, check_sse_error):
+            try:
+                check(base)
+            except AssertionError as e:
+                failures.append("[%s] %s: %s" % (label, check.__name__, e))
+    rc = procs.stop(gw)
+    if rc != 0:
+        failures.append("[%s] gateway exit status %s: %s" % (label, rc, procs.stderr(gw)[-2000:]))
+    return failures
+
+
+def grpcjs_backend(procs):
+    node = shutil.which("node")
+    script = os.path.join(SOURCE_ROOT, "tests", "node", "grpcjs_server.mjs")
+    if not node or not os.path.isdir(os.path.join(SOURCE_ROOT, "node_modules", "@grpc")):
+        return None
+    p, m = procs.start([node, script, "--port", "0"], r"listening (\d+)", "grpcjs")
+    return "http://127.0.0.1:" + m.group(1)
+
+
+def main():
+    if not CURL:
+        print("SKIP: curl not installed")
+        return 77
+    procs = gwtest.Procs()
+    failures = []
+    total = 0
+    try:
+        _, demo = procs.demo()
+        failures += run_table(procs, demo, "demo-service", CASES)
+        total += len(CASES) + 4
+        _, demo2 = procs.demo()
+        failures += run_table(procs, demo2, "demo-service+config", CONFIG_CASES, CONFIG)
+        total += len(CONFIG_CASES)
+        js = grpcjs_backend(procs)
+        if js:
+            failures += run_table(procs, js, "grpc-js", CASES)
+            total += len(CASES) + 4
+        else:
+            print("note: node or @grpc/grpc-js missing: grpc-js backend not tested")
+    finally:
+        procs.stop_all()
+    for f in failures:
+        print("FAIL", f)
+    print("%d passed, %d failed" % (total - len(failures), len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    sys.exit(main())
