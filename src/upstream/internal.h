@@ -38,4 +38,11 @@ gw_loop *gw_backend_loop(const gw_backend *b);
 int gw_ucall_start_failed(gw_backend *b, const gw_ucall_params *p, const gw_ucall_handlers *h,
                           void *owner, const char *message, gw_ucall **out, gw_error *e);
 
+/* Feeds one ServerReflectionResponse (msg) to a fresh reflection run on b
+ * that has `due` answers outstanding and no call; returns 0 when the run
+ * took it, else the error the run would end with (message in e). *files
+ * gets the number of files kept. For the fuzz target and unit tests. */
+int gw_reflect_feed_test(gw_backend *b, const uint8_t *msg, size_t len, size_t due,
+                         size_t *files, gw_error *e);
+
 #endif

@@ -676,6 +676,27 @@ int gw_reflect_build_registry(const gw_reflect_result *res, gw_registry **out, g
     return rc;
 }
 
+int gw_reflect_feed_test(gw_backend *b, const uint8_t *msg, size_t len, size_t due,
+                         size_t *files, gw_error *e)
+{
+    gw_reflect *r = calloc(1, sizeof *r);
+    if (!r)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    r->b = b;
+    r->loop = gw_backend_loop(b);
+    gw_defer_init(&r->done_defer, on_done_deferred, r);
+    gw_buf_init(&r->pending, 1u << 20);
+    r->outstanding = due;
+    on_message(r, msg, len, len + 5);
+    int rc = r->finished ? r->rc : 0;
+    if (rc != 0 && e)
+        *e = r->err;
+    *files = r->n_files;
+    gw_loop_defer_cancel(r->loop, &r->done_defer);
+    reflect_free(r);
+    return rc;
+}
+
 /* ---- blocking convenience ------------------------------------------------------------ */
 
 typedef struct fetch_state {

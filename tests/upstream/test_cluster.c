@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "upstream/upstream.h"
+#include "upstream/internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -204,6 +205,50 @@ static void test_reflect_frames(void **state)
         assert_memory_equal(b.data, cases[i].want, cases[i].want_len);
         gw_buf_free(&b);
     }
+}
+
+/* One reflection answer at a time, through the run's own handling. */
+static void test_reflect_answers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        const char *bytes;
+        size_t len;
+        size_t due;
+        int rc;
+        size_t files;
+        const char *msg;
+    } cases[] = {
+        {"service list", "\x32\x17\x0a\x15\x0a\x13" "demo.v1.EchoService", 25, 1, 0, 0, NULL},
+        {"a file asking for its dependency", "\x22\x14\x0a\x12\x0a\x07" "a.proto" "\x1a\x07" "b.proto",
+         22, 1, 0, 1, NULL},
+        {"a closed set of two files", "\x22\x1c\x0a\x09\x0a\x07" "b.proto" "\x0a\x0f\x0a\x04" "c.pr"
+         "\x1a\x07" "b.proto", 30, 1, 0, 2, NULL},
+        {"error answer", "\x12\x05\x22\x03x.Y\x3a\x0c\x08\x05\x12\x08" "no x.Y!!", 21, 1, GW_ENOTFOUND, 0,
+         "reflection on http://127.0.0.1:1 failed: symbol x.Y: NOT_FOUND: no x.Y!!"},
+        {"file without a name", "\x22\x07\x0a\x05\x12\x03pkg", 9, 1, GW_EPARSE, 0,
+         "reflection on http://127.0.0.1:1 failed: a file descriptor without a name"},
+        {"not protobuf", "\xff", 1, 1, GW_EPARSE, 0,
+         "reflection on http://127.0.0.1:1 failed: malformed answer at byte 0"},
+        {"an answer nobody asked for", "", 0, 0, GW_EPARSE, 0,
+         "reflection on http://127.0.0.1:1 failed: an answer nobody asked for"},
+    };
+    gw_loop *l = gw_loop_new();
+    gw_backend *b;
+    gw_error e;
+    assert_int_equal(gw_backend_new(l, "http://127.0.0.1:1", NULL, &b, &e), 0);
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        size_t files = 99;
+        gw_error_clear(&e);
+        int rc = gw_reflect_feed_test(b, (const uint8_t *)cases[i].bytes, cases[i].len, cases[i].due,
+                                      &files, &e);
+        if (rc != cases[i].rc || files != cases[i].files ||
+            (cases[i].msg && strcmp(e.msg, cases[i].msg) != 0))
+            fail_msg("%s: rc %d files %zu msg \"%s\"", cases[i].what, rc, files, e.msg);
+    }
+    gw_backend_del(b);
+    gw_loop_del(l);
 }
 
 /* ---- options -------------------------------------------------------------------- */
@@ -550,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_lb_pick),
         cmocka_unit_test(test_health_messages),
         cmocka_unit_test(test_reflect_frames),
+        cmocka_unit_test(test_reflect_answers),
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_no_healthy_endpoint),
         cmocka_unit_test(test_redirect_unreachable),
