@@ -10,6 +10,8 @@ static void serve_usage(FILE *f)
 {
     fputs("usage: grpcgate serve --backend URL --descriptor FILE... [--listen HOST:PORT]\n"
           "                      [--workers N] [--config FILE] [--log-level LEVEL]\n"
+          "                      [--access-log FILE|-] [--admin-listen HOST:PORT]\n"
+          "                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
           "\n"
           "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0\n"
           "                        picks a free one); prints 'listening on HOST:PORT'\n"
@@ -19,6 +21,13 @@ static void serve_usage(FILE *f)
           "  --workers N           worker threads (default: one per CPU)\n"
           "  --config FILE         JSON configuration (limits, CORS, ...); flags win\n"
           "  --log-level LEVEL     debug, info, warn, error or off\n"
+          "  --access-log FILE     one JSON line per call to FILE ('-': stdout); off by\n"
+          "                        default\n"
+          "  --admin-listen H:P    separate listener for /healthz /readyz /metrics\n"
+          "                        (they are also on the main port unless configured off)\n"
+          "  --tls-cert FILE       serve HTTPS with this PEM certificate (chain) ...\n"
+          "  --tls-key FILE        ... and this PEM private key\n"
+          "  --tls-client-ca FILE  require client certificates signed by these CAs\n"
           "\n"
           "SIGTERM or SIGINT stops accepting, drains calls, then exits 0.\n",
           f);
@@ -26,6 +35,7 @@ static void serve_usage(FILE *f)
 
 typedef struct serve_flags {
     const char *listen, *backend, *config, *log_level;
+    const char *access_log, *admin_listen, *tls_cert, *tls_key, *tls_client_ca;
     const char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
     size_t descriptor_count;
     long workers;
@@ -45,7 +55,9 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
         const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
 #define FLAG(name) (nl == strlen(name) && strncmp(a, name, nl) == 0)
         if (!(FLAG("--listen") || FLAG("--backend") || FLAG("--descriptor") ||
-              FLAG("--workers") || FLAG("--config") || FLAG("--log-level"))) {
+              FLAG("--workers") || FLAG("--config") || FLAG("--log-level") ||
+              FLAG("--access-log") || FLAG("--admin-listen") || FLAG("--tls-cert") ||
+              FLAG("--tls-key") || FLAG("--tls-client-ca"))) {
             fprintf(stderr, "grpcgate serve: unknown option '%s'\n", a);
             return 2;
         }
@@ -63,6 +75,16 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
             f->config = val;
         else if (FLAG("--log-level"))
             f->log_level = val;
+        else if (FLAG("--access-log"))
+            f->access_log = val;
+        else if (FLAG("--admin-listen"))
+            f->admin_listen = val;
+        else if (FLAG("--tls-cert"))
+            f->tls_cert = val;
+        else if (FLAG("--tls-key"))
+            f->tls_key = val;
+        else if (FLAG("--tls-client-ca"))
+            f->tls_client_ca = val;
         else if (FLAG("--descriptor")) {
             if (f->descriptor_count == GW_SERVER_MAX_DESCRIPTORS) {
                 fprintf(stderr, "grpcgate serve: too many --descriptor files\n");
@@ -99,7 +121,12 @@ int gw_cmd_serve(int argc, char **argv)
         goto out;
     }
     if ((f.listen && gw_server_config_set_string(&cfg.listen, f.listen)) ||
-        (f.backend && gw_server_config_set_string(&cfg.backend, f.backend)))
+        (f.backend && gw_server_config_set_string(&cfg.backend, f.backend)) ||
+        (f.access_log && gw_server_config_set_string(&cfg.access_log, f.access_log)) ||
+        (f.admin_listen && gw_server_config_set_string(&cfg.admin_listen, f.admin_listen)) ||
+        (f.tls_cert && gw_server_config_set_string(&cfg.tls_cert, f.tls_cert)) ||
+        (f.tls_key && gw_server_config_set_string(&cfg.tls_key, f.tls_key)) ||
+        (f.tls_client_ca && gw_server_config_set_string(&cfg.tls_client_ca, f.tls_client_ca)))
         goto oom;
     if (f.descriptor_count) {
         for (size_t i = 0; i < cfg.descriptor_count; i++)

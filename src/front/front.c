@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#ifdef GW_HAVE_GNUTLS
+#include <gnutls/gnutls.h>
+#endif
 #include <pthread.h>
 
 typedef struct front_conn front_conn;
@@ -398,6 +401,27 @@ static enum MHD_Result reject(gw_front_req *r, int status, const char *text)
     return queue(r);
 }
 
+/* With a trust store configured: the client sent a certificate and GnuTLS
+ * verified it against that store (libmicrohttpd only asks for it). */
+static bool client_cert_ok(struct MHD_Connection *mc)
+{
+#ifdef GW_HAVE_GNUTLS
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session)
+        return false;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    if (!gnutls_certificate_get_peers(s, &n) || n == 0)
+        return false;
+    unsigned status = 0;
+    return gnutls_certificate_verify_peers2(s, &status) == GNUTLS_E_SUCCESS && status == 0;
+#else
+    (void)mc;
+    return false;
+#endif
+}
+
 /* ---- requests -------------------------------------------------------------------- */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
@@ -489,6 +513,8 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         return reject(r, 400, "unsupported Transfer-Encoding (only chunked)\n");
     if (s.count > f->o.max_header_count)
         return reject(r, 431, "too many header fields\n");
+    if (f->o.tls_trust_pem && !client_cert_ok(mc))
+        return reject(r, 403, "a valid client certificate is required\n");
 
     f->handler->on_request(f->server, r);
     if (!r->resp && !r->ops)
@@ -669,6 +695,30 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls[4];
+    size_t nt = 0;
+    if (o->tls_cert_pem) {
+#ifndef GW_HAVE_GNUTLS
+        if (o->tls_trust_pem) {
+            rc = gw_error_set(e, GW_EINVAL, "client certificates need GnuTLS at build time");
+            goto out;
+        }
+#endif
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES || !o->tls_key_pem) {
+            rc = gw_error_set(e, GW_EINVAL, o->tls_key_pem ? "libmicrohttpd has no TLS support"
+                                                           : "a TLS certificate needs its key");
+            goto out;
+        }
+        flags |= MHD_USE_TLS;
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                            (void *)(uintptr_t)o->tls_cert_pem};
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                            (void *)(uintptr_t)o->tls_key_pem};
+        if (o->tls_trust_pem)
+            tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                (void *)(uintptr_t)o->tls_trust_pem};
+    }
+    tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     f->daemon = MHD_start_daemon(
         flags, o->port, NULL, NULL, on_access, f,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -680,6 +730,7 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, f,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     if (!f->daemon) {
         rc = gw_error_set(e, GW_EIO, "cannot listen on %s:%u (address in use or not local?)",

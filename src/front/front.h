@@ -66,6 +66,13 @@ typedef struct gw_front_options {
     size_t discard_limit;          /* body bytes read and dropped after an early
                                       answer, beyond which the connection is
                                       closed instead; 1 MiB */
+    /* HTTPS (libmicrohttpd with GnuTLS): PEM texts, borrowed for the call
+     * to gw_front_new only. NULL cert: plain HTTP. With tls_trust_pem, a
+     * request without a client certificate that verifies against it is
+     * answered 403 and the connection closed. */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
+    const char *tls_trust_pem;
 } gw_front_options;
 
 void gw_front_options_init(gw_front_options *o);

@@ -42,6 +42,7 @@ typedef struct server {
     gw_accesslog *alog;          /* NULL: no access log */
     gw_admin *admin;             /* NULL: no separate admin listener */
     const char *backend_names[1];
+    char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
 } server;
 
 struct worker {
@@ -185,6 +186,8 @@ static int ops_setup(server *s, gw_error *e)
     if (cfg->openapi_path) {
         gw_openapi_options oo;
         gw_openapi_options_init(&oo);
+        oo.proto_names = cfg->rest.proto_names;
+        oo.auto_map_unbound = cfg->router.auto_map_unbound;
         gw_buf doc;
         gw_buf_init(&doc, 64u << 20);
         int rc = gw_openapi_generate(s->registry, &oo, &doc, e);
@@ -211,6 +214,38 @@ static int ops_setup(server *s, gw_error *e)
     return 0;
 }
 
+/* Reads the listener's certificate, key and client CA (PEM) once; every
+ * worker's front gets the same texts. */
+static int tls_load(server *s, gw_error *e)
+{
+    const gw_server_config *cfg = s->cfg;
+    if (!cfg->tls_cert && !cfg->tls_key && !cfg->tls_client_ca)
+        return 0;
+    if (!cfg->tls_cert || !cfg->tls_key)
+        return gw_error_set(e, GW_EINVAL, "TLS needs both --tls-cert and --tls-key");
+    const char *paths[3] = {cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca};
+    char **slots[3] = {&s->tls_cert, &s->tls_key, &s->tls_ca};
+    for (size_t i = 0; i < 3; i++) {
+        if (!paths[i])
+            continue;
+        uint8_t *data;
+        size_t len;
+        int rc = gw_read_file(paths[i], 1u << 20, &data, &len, e);
+        if (rc)
+            return rc;
+        char *text = malloc(len + 1);
+        if (!text) {
+            free(data);
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+        }
+        memcpy(text, data, len);
+        text[len] = 0;
+        free(data);
+        *slots[i] = text;
+    }
+    return 0;
+}
+
 static void ops_teardown(server *s)
 {
     gw_admin_stop(s->admin);
@@ -220,6 +255,9 @@ static void ops_teardown(server *s)
     gw_ops_openapi_set(&s->ops, NULL);
     free(s->metrics);
     s->metrics = NULL;
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s->tls_ca);
 }
 
 static void on_request(void *owner, gw_front_req *r)
@@ -349,6 +387,9 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     fo.host = s->host;
     fo.port = s->port;
     fo.ip_limit = s->ip_limit;
+    fo.tls_cert_pem = s->tls_cert;
+    fo.tls_key_pem = s->tls_key;
+    fo.tls_trust_pem = s->tls_ca;
     rc = gw_front_new(w->loop, &fo, &front_handler, w, &w->front, e);
     if (rc)
         return rc;
@@ -463,6 +504,9 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         rc = gw_error_set(e, GW_ENOMEM, "out of memory");
         goto out;
     }
+    rc = tls_load(&s, e);
+    if (rc)
+        goto out;
     for (size_t i = 0; i < s.worker_count; i++) {
         rc = worker_init(&s, &s.workers[i], (unsigned)i, e);
         if (rc)
