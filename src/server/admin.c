@@ -67,18 +67,16 @@ bool gw_ops_ready(gw_ops *o)
 {
     if (atomic_load(&o->draining) || !atomic_load(&o->loaded))
         return false;
-    /* Every backend needs a healthy endpoint in at least one worker (they
-     * all reach the same endpoints); before the first sample, not ready. */
-    for (size_t b = 0; b < o->backend_count && b < GW_METRICS_MAX_BACKENDS; b++) {
-        uint64_t healthy = 0;
-        for (size_t w = 0; w < o->workers; w++) {
-            gw_metrics *m = o->metrics[w];
-            if (!atomic_load_explicit(&m->sampled, memory_order_acquire))
-                return false;
-            healthy += gw_counter_get(&m->backends[b].healthy_endpoints);
-        }
-        if (healthy == 0)
+    /* Every backend needs a healthy endpoint in every worker: each worker
+     * has its own connections, and one whose backend is down fails the
+     * calls the kernel hands it. Before the first sample, not ready. */
+    for (size_t w = 0; w < o->workers; w++) {
+        gw_metrics *m = o->metrics[w];
+        if (!atomic_load_explicit(&m->sampled, memory_order_acquire))
             return false;
+        for (size_t b = 0; b < o->backend_count && b < GW_METRICS_MAX_BACKENDS; b++)
+            if (gw_counter_get(&m->backends[b].healthy_endpoints) == 0)
+                return false;
     }
     return true;
 }
@@ -160,8 +158,12 @@ bool gw_ops_handle(gw_ops *o, gw_front_req *r, bool admin_listener)
         text(r, 202, "reload requested\n");
         return true;
     }
-    if (!get)
-        return false;
+    if (!get) {
+        /* The admin listener answers everything itself. */
+        if (admin_listener)
+            text(r, 404, "not found\n");
+        return admin_listener;
+    }
     if (strcmp(p, "/healthz") == 0) {
         text(r, 200, "ok\n");
         return true;

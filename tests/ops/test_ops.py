@@ -1,0 +1,356 @@
+"""Operations of the real `grpcgate serve` against the real demo service on
+loopback: /healthz and /readyz (and readiness flipping when the backend
+goes away and on drain), /metrics parsed and checked for exact counts after
+a known sequence of gRPC-Web and REST calls, the JSON access log, the path
+prefix, the separate admin listener, /openapi.json matching `grpcgate
+openapi`, and HTTPS with and without client certificates through curl."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "front"))
+from gwtest import (GRPCGATE, DEMO_DESC, Procs, frame, grpcweb, pb_string,  # noqa: E402
+                    pb_varint, request)
+
+ECHO = "/demo.v1.EchoService/Echo"
+DOWNLOAD = "/demo.v1.EchoService/Download"
+GET_USER = "/demo.v1.UserService/GetUser"
+
+
+def parse_metrics(text):
+    """The Prometheus text format → {(name, frozenset(labels)): value}; checks
+    that every sample belongs to a family declared by # TYPE before it."""
+    out, types = {}, {}
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        assert m, "malformed sample line %r" % line
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in types or family in types, "sample %s without # TYPE" % name
+        pairs = label_re.findall(labels)
+        assert ",".join('%s="%s"' % p for p in pairs) == labels, "bad labels %r" % labels
+        out[(name, frozenset(pairs))] = float(value)
+    return out
+
+
+def metric(ms, name, **labels):
+    return ms.get((name, frozenset(labels.items())), 0.0)
+
+
+def http_get(port, path):
+    return request(port, "GET", path)
+
+
+class Ops(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.P = Procs()
+        cls.demo, cls.backend = cls.P.demo()
+        cls.log = os.path.join(cls.P.tmp, "access.log")
+        cls.gw, cls.port = cls.P.gateway(cls.backend, {"access_log": cls.log}, workers=2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.P.stop_all()
+
+    def scrape(self, port=None):
+        r = http_get(port or self.port, "/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8")
+        return parse_metrics(r.body.decode())
+
+    def test_health(self):
+        r = http_get(self.port, "/healthz")
+        self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r = http_get(self.port, "/readyz")
+            if r.status == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual((r.status, r.body), (200, b"ready\n"))
+        # Only GET/HEAD; anything else falls through to the normal routing.
+        r = request(self.port, "HEAD", "/healthz")
+        self.assertEqual(r.status, 200)
+
+    def test_metrics_exact_counts(self):
+        before = self.scrape()
+        # The known sequence.
+        r = grpcweb(self.port, ECHO, frame(pb_string(1, "hi")))
+        self.assertEqual(r.grpc_status()[0], 0)
+        r = grpcweb(self.port, ECHO, frame(pb_string(1, "again")))
+        self.assertEqual(r.grpc_status()[0], 0)
+        r = grpcweb(self.port, GET_USER, frame(pb_varint(1, 987654)))
+        self.assertEqual(r.grpc_status()[0], 5)
+        r = grpcweb(self.port, DOWNLOAD, frame(pb_varint(1, 10000) + pb_varint(2, 1000)))
+        self.assertEqual(r.grpc_status()[0], 0)
+        self.assertEqual(len([f for f, _ in r.frames() if f == 0]), 10)
+        r = grpcweb(self.port, "/demo.v1.EchoService/NoSuchMethod", frame(b""))
+        self.assertEqual(r.grpc_status()[0], 12)
+        r = request(self.port, "POST", "/v1/echo", b'{"message":"rest"}',
+                    {"Content-Type": "application/json"})
+        self.assertEqual((r.status, json.loads(r.body)), (200, {"message": "rest"}))
+        r = http_get(self.port, "/v1/users/987654")
+        self.assertEqual(r.status, 404)
+
+        after = self.scrape()
+
+        def delta(name, **labels):
+            return metric(after, name, **labels) - metric(before, name, **labels)
+
+        table = [
+            ("grpcgate_requests_total", dict(protocol="grpc_web", method=ECHO, code="OK"), 2),
+            ("grpcgate_requests_total",
+             dict(protocol="grpc_web", method=GET_USER, code="NOT_FOUND"), 1),
+            ("grpcgate_requests_total", dict(protocol="grpc_web", method=DOWNLOAD, code="OK"), 1),
+            ("grpcgate_requests_total",
+             dict(protocol="grpc_web", method="unknown", code="UNIMPLEMENTED"), 1),
+            ("grpcgate_requests_total", dict(protocol="rest", method=ECHO, code="OK"), 1),
+            ("grpcgate_requests_total", dict(protocol="rest", method=GET_USER, code="NOT_FOUND"),
+             1),
+            ("grpcgate_request_duration_seconds_count", dict(protocol="grpc_web", method=ECHO), 2),
+            ("grpcgate_request_duration_seconds_bucket",
+             dict(protocol="grpc_web", method=ECHO, le="+Inf"), 2),
+            ("grpcgate_request_duration_seconds_count", dict(protocol="grpc_web", method=DOWNLOAD),
+             1),
+            # 5-byte frame header + 4 bytes ("\n\x02hi") and + 7 ("\n\x05again")
+            ("grpcgate_request_bytes_total", dict(protocol="grpc_web", method=ECHO), 9 + 12),
+            ("grpcgate_request_bytes_total", dict(protocol="rest", method=ECHO), 18),
+        ]
+        for name, labels, want in table:
+            self.assertEqual(delta(name, **labels), want, "%s %s" % (name, labels))
+        # 10 chunks of 1000 bytes and more went out for the stream.
+        self.assertGreater(delta("grpcgate_response_bytes_total", protocol="grpc_web",
+                                 method=DOWNLOAD), 10000)
+        self.assertEqual(metric(after, "grpcgate_active_calls"), 0)
+        self.assertEqual(metric(after, "grpcgate_workers"), 2)
+        # Histogram buckets are cumulative and end at the count.
+        buckets = sorted((float(dict(k[1])["le"]) if dict(k[1])["le"] != "+Inf" else 1e99, v)
+                         for k, v in after.items()
+                         if k[0] == "grpcgate_request_duration_seconds_bucket"
+                         and dict(k[1])["method"] == ECHO and dict(k[1])["protocol"] == "grpc_web")
+        values = [v for _, v in buckets]
+        self.assertEqual(values, sorted(values))
+        # Upstream connections: sampled every 250 ms by each worker.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ms = self.scrape()
+            if metric(ms, "grpcgate_upstream_connections", backend=self.backend,
+                      state="open") >= 1:
+                break
+            time.sleep(0.1)
+        self.assertGreaterEqual(metric(ms, "grpcgate_upstream_connections",
+                                       backend=self.backend, state="open"), 1)
+        self.assertEqual(metric(ms, "grpcgate_ready"), 1)
+
+        # The access log has one line per call of the sequence, in JSON.
+        deadline = time.monotonic() + 10
+        lines = []
+        while time.monotonic() < deadline:
+            with open(self.log) as f:
+                lines = [json.loads(x) for x in f]
+            if any(x["route"] == "/v1/users/987654" for x in lines):
+                break
+            time.sleep(0.1)
+        by_route = {x["route"]: x for x in lines}
+        x = by_route["/v1/users/987654"]
+        self.assertEqual((x["protocol"], x["method"], x["http_method"], x["http_status"],
+                          x["grpc_status"], x["grpc_code"], x["peer"], x["backend"],
+                          x["completed"]),
+                         ("rest", GET_USER, "GET", 404, 5, "NOT_FOUND", "127.0.0.1",
+                          self.backend, True))
+        x = by_route[DOWNLOAD]
+        self.assertEqual((x["protocol"], x["http_status"], x["grpc_code"]),
+                         ("grpc-web", 200, "OK"))
+        self.assertGreater(x["response_bytes"], 10000)
+        self.assertRegex(x["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertIsInstance(x["duration_ms"], float)
+        self.assertIsNone(by_route["/demo.v1.EchoService/NoSuchMethod"]["method"])
+
+    def test_openapi_served(self):
+        r = http_get(self.port, "/openapi.json")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("content-type"), "application/json")
+        want = subprocess.run([GRPCGATE, "openapi", "--descriptor", DEMO_DESC],
+                              capture_output=True, check=True).stdout
+        self.assertEqual(json.loads(r.body), json.loads(want))
+
+
+class Layout(unittest.TestCase):
+    """Prefix, endpoints off on the main port, admin listener, OpenAPI off."""
+
+    def test_prefix_and_admin_listener(self):
+        P = Procs()
+        try:
+            _, backend = P.demo()
+            cfg = {"admin": {"prefix": "/ops", "listen": "127.0.0.1:0"},
+                   "openapi_path": "/api/openapi.json"}
+            gw, port = P.gateway(backend, cfg, workers=1)
+            self.assertEqual(http_get(port, "/ops/healthz").status, 200)
+            # Not at the root any more: there it is an ordinary (REST) 404.
+            self.assertEqual(http_get(port, "/healthz").status, 404)
+            self.assertEqual(http_get(port, "/ops/metrics").status, 200)
+            self.assertEqual(http_get(port, "/openapi.json").status, 404)
+            self.assertEqual(http_get(port, "/api/openapi.json").status, 200)
+            # The admin port, from the log line.
+            deadline = time.monotonic() + 10
+            admin = None
+            while time.monotonic() < deadline and admin is None:
+                m = re.search(r"admin listener on port (\d+)", P.stderr(gw))
+                admin = int(m.group(1)) if m else None
+                time.sleep(0.05)
+            self.assertIsNotNone(admin)
+            self.assertEqual(http_get(admin, "/healthz").body, b"ok\n")
+            self.assertEqual(http_get(admin, "/metrics").status, 200)
+            self.assertEqual(http_get(admin, "/nothing").status, 404)
+            # The reload endpoint is off by default.
+            self.assertEqual(request(admin, "POST", "/admin/reload").status, 404)
+        finally:
+            P.stop_all()
+
+    def test_off(self):
+        P = Procs()
+        try:
+            _, backend = P.demo()
+            cfg = {"admin": {"on_main_port": False}, "openapi_path": False}
+            gw, port = P.gateway(backend, cfg, workers=1)
+            for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+                self.assertEqual(http_get(port, path).status, 404, path)
+        finally:
+            P.stop_all()
+
+
+class Readiness(unittest.TestCase):
+    def wait_status(self, port, want, poke=None, timeout=30):
+        deadline = time.monotonic() + timeout
+        r = None
+        while time.monotonic() < deadline:
+            if poke:
+                poke()
+            r = http_get(port, "/readyz")
+            if r.status == want:
+                return r
+            time.sleep(0.1)
+        self.fail("readyz stayed %s" % (r.status if r else None))
+
+    def test_backend_goes_away_and_drain(self):
+        P = Procs()
+        try:
+            demo, backend = P.demo()
+            cfg = {"admin": {"listen": "127.0.0.1:0", "drain_delay_ms": 1500}}
+            gw, port = P.gateway(backend, cfg, workers=1)
+            self.wait_status(port, 200)
+            self.assertEqual(grpcweb(port, ECHO, frame(pb_string(1, "x"))).grpc_status()[0], 0)
+            P.stop(demo)
+            # Calls find the backend gone; readiness follows.
+            r = self.wait_status(port, 503,
+                                 poke=lambda: grpcweb(port, ECHO, frame(pb_string(1, "x"))))
+            self.assertEqual(r.body, b"not ready\n")
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(metric(ms, "grpcgate_ready"), 0)
+
+            # Drain: readiness false first (on the admin port, which stays
+            # up), while the main port still answers during drain_delay_ms.
+            m = re.search(r"admin listener on port (\d+)", P.stderr(gw))
+            admin = int(m.group(1))
+            gw.send_signal(signal.SIGTERM)
+            r = http_get(admin, "/readyz")
+            self.assertEqual((r.status, r.body), (503, b"draining\n"))
+            self.assertEqual(http_get(port, "/healthz").status, 200)
+            self.assertEqual(gw.wait(30), 0)
+        finally:
+            P.stop_all()
+
+
+def have_openssl():
+    return subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
+
+
+@unittest.skipUnless(have_openssl(), "openssl not installed")
+class Tls(unittest.TestCase):
+    """HTTPS on the listener, checked with curl and a self-signed certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.P = Procs()
+        d = cls.P.tmp
+
+        def ossl(*args):
+            subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+        cls.cert, cls.key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cls.key, "-out",
+             cls.cert, "-days", "2", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+        cls.ca, cls.ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cls.ca_key, "-out",
+             cls.ca, "-days", "2", "-subj", "/CN=grpcgate test CA")
+        cls.ccert, cls.ckey = os.path.join(d, "client.pem"), os.path.join(d, "client.key")
+        csr = os.path.join(d, "client.csr")
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", cls.ckey, "-out", csr,
+             "-subj", "/CN=client")
+        ossl("x509", "-req", "-in", csr, "-CA", cls.ca, "-CAkey", cls.ca_key,
+             "-CAcreateserial", "-out", cls.ccert, "-days", "2")
+        _, cls.backend = cls.P.demo()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.P.stop_all()
+
+    def serve(self, *extra):
+        args = [GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend", self.backend,
+                "--descriptor", DEMO_DESC, "--workers", "1",
+                "--tls-cert", self.cert, "--tls-key", self.key] + list(extra)
+        _, m = self.P.start(args, r"listening on ([\d.]+):(\d+)", "gateway-tls")
+        return int(m.group(2))
+
+    def curl(self, url, *args):
+        p = subprocess.run(["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}",
+                            "--cacert", self.cert] + list(args) + [url],
+                           capture_output=True, text=True)
+        body, _, code = p.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def test_https(self):
+        port = self.serve()
+        base = "https://127.0.0.1:%d" % port
+        self.assertEqual(self.curl(base + "/healthz"), (200, "ok\n"))
+        code, body = self.curl(base + "/v1/echo", "-H", "Content-Type: application/json",
+                               "--data", '{"message":"over tls"}')
+        self.assertEqual((code, json.loads(body)), (200, {"message": "over tls"}))
+        # Plain HTTP on the HTTPS port gets no HTTP answer.
+        code, _ = self.curl("http://127.0.0.1:%d/healthz" % port)
+        self.assertEqual(code, 0)
+
+    def test_client_certificates(self):
+        port = self.serve("--tls-client-ca", self.ca)
+        url = "https://127.0.0.1:%d/healthz" % port
+        self.assertEqual(self.curl(url)[0], 403)
+        self.assertEqual(self.curl(url, "--cert", self.ccert, "--key", self.ckey), (200, "ok\n"))
+        # A certificate the CA did not sign.
+        self.assertEqual(self.curl(url, "--cert", self.cert, "--key", self.key)[0], 403)
+
+    def test_missing_key(self):
+        p = subprocess.run([GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend",
+                            self.backend, "--descriptor", DEMO_DESC, "--tls-cert", self.cert],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("TLS needs both --tls-cert and --tls-key", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)
