@@ -445,10 +445,9 @@ int gw_cmd_demo(int argc, char **argv)
         goto out;
     }
     cfg.descriptor_count = 1;
-    if (have_web) {
-        GW_WARN("grpcgate demo: this gateway cannot serve static files yet; "
-                "the web page in %s is not served", web_dir);
-        have_web = false;
+    if (have_web && gw_server_config_set_string(&cfg.static_dir, web_dir)) {
+        fprintf(stderr, "grpcgate demo: out of memory\n");
+        goto out;
     }
 
     gateway.cfg = &cfg;

@@ -12,6 +12,7 @@ static void serve_usage(FILE *f)
           "                      [--workers N] [--config FILE] [--log-level LEVEL]\n"
           "                      [--access-log FILE|-] [--admin-listen HOST:PORT]\n"
           "                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
+          "                      [--static DIR]\n"
           "\n"
           "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0\n"
           "                        picks a free one); prints 'listening on HOST:PORT'\n"
@@ -28,6 +29,8 @@ static void serve_usage(FILE *f)
           "  --tls-cert FILE       serve HTTPS with this PEM certificate (chain) ...\n"
           "  --tls-key FILE        ... and this PEM private key\n"
           "  --tls-client-ca FILE  require client certificates signed by these CAs\n"
+          "  --static DIR          serve the files under DIR for GET/HEAD paths that no\n"
+          "                        route claims ('/' is DIR/index.html; docs/static.md)\n"
           "\n"
           "SIGTERM or SIGINT stops accepting, drains calls, then exits 0.\n",
           f);
@@ -36,6 +39,7 @@ static void serve_usage(FILE *f)
 typedef struct serve_flags {
     const char *listen, *backend, *config, *log_level;
     const char *access_log, *admin_listen, *tls_cert, *tls_key, *tls_client_ca;
+    const char *static_dir;
     const char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
     size_t descriptor_count;
     long workers;
@@ -57,7 +61,7 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
         if (!(FLAG("--listen") || FLAG("--backend") || FLAG("--descriptor") ||
               FLAG("--workers") || FLAG("--config") || FLAG("--log-level") ||
               FLAG("--access-log") || FLAG("--admin-listen") || FLAG("--tls-cert") ||
-              FLAG("--tls-key") || FLAG("--tls-client-ca"))) {
+              FLAG("--tls-key") || FLAG("--tls-client-ca") || FLAG("--static"))) {
             fprintf(stderr, "grpcgate serve: unknown option '%s'\n", a);
             return 2;
         }
@@ -85,6 +89,8 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
             f->tls_key = val;
         else if (FLAG("--tls-client-ca"))
             f->tls_client_ca = val;
+        else if (FLAG("--static"))
+            f->static_dir = val;
         else if (FLAG("--descriptor")) {
             if (f->descriptor_count == GW_SERVER_MAX_DESCRIPTORS) {
                 fprintf(stderr, "grpcgate serve: too many --descriptor files\n");
@@ -126,7 +132,8 @@ int gw_cmd_serve(int argc, char **argv)
         (f.admin_listen && gw_server_config_set_string(&cfg.admin_listen, f.admin_listen)) ||
         (f.tls_cert && gw_server_config_set_string(&cfg.tls_cert, f.tls_cert)) ||
         (f.tls_key && gw_server_config_set_string(&cfg.tls_key, f.tls_key)) ||
-        (f.tls_client_ca && gw_server_config_set_string(&cfg.tls_client_ca, f.tls_client_ca)))
+        (f.tls_client_ca && gw_server_config_set_string(&cfg.tls_client_ca, f.tls_client_ca)) ||
+        (f.static_dir && gw_server_config_set_string(&cfg.static_dir, f.static_dir)))
         goto oom;
     if (f.descriptor_count) {
         for (size_t i = 0; i < cfg.descriptor_count; i++)

@@ -368,6 +368,22 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
     return set_response(r, resp, status, headers, n);
 }
 
+int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *headers,
+                            size_t n, int fd, uint64_t offset, uint64_t size)
+{
+    if (r->resp || r->resp_queued) {
+        close(fd);
+        return GW_ESTATE;
+    }
+    /* From here on the response owns fd and closes it when destroyed. */
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(size, fd, offset);
+    if (!resp) {
+        close(fd);
+        return GW_ENOMEM;
+    }
+    return set_response(r, resp, status, headers, n);
+}
+
 int gw_front_req_respond_stream(gw_front_req *r, int status,
                                 const gw_front_header *headers, size_t n)
 {

@@ -159,6 +159,15 @@ gw_loop *gw_front_req_loop(const gw_front_req *r);
  */
 int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
                          size_t n, const void *body, size_t body_len);
+/*
+ * Answers with `size` bytes of the open file fd from `offset` (sent by
+ * libmicrohttpd straight from the file, with sendfile where it can), with a
+ * Content-Length; a HEAD request gets the head only. Takes fd over in every
+ * case: closed once the response is done, or before returning an error. Same
+ * rules as gw_front_req_respond. Returns 0, GW_ESTATE or GW_ENOMEM.
+ */
+int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *headers,
+                            size_t n, int fd, uint64_t offset, uint64_t size);
 /* For an answer given in on_request: send it at once, without reading the
  * body, and close the connection (a body the gateway will not read). */
 void gw_front_req_close_now(gw_front_req *r);

@@ -40,6 +40,7 @@ void gw_server_config_free(gw_server_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->tls_client_ca);
+    free(c->static_dir);
     for (size_t i = 0; i < c->rest_ignored_count; i++)
         free(c->rest_ignored[i]);
     for (size_t i = 0; i < c->rest_allow_count; i++)
@@ -444,6 +445,8 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
             rc = want_string_or_off(v, k, &c->openapi_path, e);
             if (rc == 0 && c->openapi_path && c->openapi_path[0] != '/')
                 rc = gw_error_set(e, GW_EINVAL, "openapi_path: expected a path starting with /");
+        } else if (strcmp(k, "static_dir") == 0) {
+            rc = want_string_or_off(v, k, &c->static_dir, e);
         } else if (strcmp(k, "limits") == 0 && json_is_object(v)) {
             rc = parse_limits(c, v, e);
         } else if (strcmp(k, "cors") == 0 && json_is_object(v)) {

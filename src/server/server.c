@@ -17,6 +17,7 @@
 #include "openapi/openapi.h"
 #include "server/ops.h"
 #include "server/server.h"
+#include "server/static.h"
 
 /* The request headers every gRPC-Web client sends, always allowed. */
 #define CORS_BASE_HEADERS \
@@ -43,6 +44,7 @@ typedef struct server {
     gw_admin *admin;             /* NULL: no separate admin listener */
     const char *backend_names[1];
     char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
+    gw_static *statics;          /* NULL: no static directory */
 } server;
 
 struct worker {
@@ -260,6 +262,31 @@ static void ops_teardown(server *s)
     free(s->tls_ca);
 }
 
+/* Static files come last: only a GET or HEAD whose path no REST route has
+ * (for any method) reaches the directory. Returns true once answered. When
+ * there is no such file, a request that asks for JSON gets REST's JSON 404
+ * (by returning false), anything else a plain-text one (docs/static.md). */
+static bool try_static(server *s, gw_front_req *r, const char *method, const char *allow_origin)
+{
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return false;
+    const char *target = gw_front_req_target(r);
+    gw_arena a;
+    gw_arena_init(&a, 512, 64 * 1024);
+    gw_route_match m;
+    int rc = gw_router_match(s->router, method, target, strcspn(target, "?"), &a, &m, NULL);
+    gw_arena_free(&a);
+    if (rc != 0 || m.result != GW_ROUTE_NOT_FOUND)
+        return false;
+    if (gw_static_serve(s->statics, r) != GW_ENOTFOUND)
+        return true;
+    const char *accept = gw_front_req_header(r, "Accept");
+    if (accept && strstr(accept, "application/json") && !strstr(accept, "text/html"))
+        return false;
+    plain(r, 404, allow_origin, "404 not found\n");
+    return true;
+}
+
 static void on_request(void *owner, gw_front_req *r)
 {
     worker *w = owner;
@@ -289,6 +316,8 @@ static void on_request(void *owner, gw_front_req *r)
     const gw_method_def *m = gw_registry_method_by_path(s->registry, path, strlen(path));
 
     if (kind == GW_ENOTFOUND) {
+        if (s->statics && try_static(s, r, method, cors.allow_origin))
+            return;
         /* Not gRPC-Web: REST/JSON (404/405/415 answered there, as JSON). */
         gw_call_rest_dispatch(r, &s->call, &cors, &s->rest, w->backend);
         return;
@@ -476,6 +505,11 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     if (rc)
         goto out;
     s.rest = (gw_call_rest_config){.router = s.router, .rest = &cfg->rest};
+    if (cfg->static_dir) {
+        rc = gw_static_new(cfg->static_dir, &s.statics, e);
+        if (rc)
+            goto out;
+    }
     if (cfg->cors_allow_headers && *cfg->cors_allow_headers) {
         size_t n = strlen(CORS_BASE_HEADERS) + strlen(cfg->cors_allow_headers) + 3;
         s.allow_headers = malloc(n);
@@ -571,6 +605,7 @@ out:
     gw_front_iplimit_del(s.ip_limit);
     free(s.allow_headers);
     gw_router_del(s.router);
+    gw_static_del(s.statics);
     gw_registry_del(s.registry);
     return rc;
 }

@@ -50,6 +50,7 @@ typedef struct gw_server_config {
     char *tls_cert;                /* PEM files for HTTPS on the listener */
     char *tls_key;
     char *tls_client_ca;           /* verify client certificates against it */
+    char *static_dir;              /* files served last (static.h); NULL: none */
     /* REST/JSON ("rest" in the file). The lists below are what
      * rest.ignored_query / rest.header_allowlist point to. */
     gw_rest_options rest;
