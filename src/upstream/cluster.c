@@ -151,8 +151,9 @@ int gw_health_request_encode(gw_buf *out, const char *service)
 
 int gw_health_response_decode(const uint8_t *p, size_t n, int *status)
 {
+    static const uint8_t empty[1];
     gw_wire_reader rd;
-    gw_wire_reader_init(&rd, p, n);
+    gw_wire_reader_init(&rd, p ? p : empty, p ? n : 0);
     *status = 0;
     while (!gw_wire_eof(&rd)) {
         uint32_t field;

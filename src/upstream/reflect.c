@@ -279,8 +279,10 @@ static void describe_request(const uint8_t *p, size_t n, char *out, size_t cap)
 {
     static const char *const what[] = {[3] = "file", [4] = "symbol", [7] = "list_services"};
     gw_wire_reader rd;
-    gw_wire_reader_init(&rd, p, n);
     snprintf(out, cap, "request");
+    if (!p)
+        return;
+    gw_wire_reader_init(&rd, p, n);
     while (!gw_wire_eof(&rd)) {
         uint32_t f;
         gw_wire_type wt;
@@ -382,8 +384,9 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         return;
     }
     r->outstanding--;
+    static const uint8_t empty[1];
     gw_wire_reader rd;
-    gw_wire_reader_init(&rd, msg, len);
+    gw_wire_reader_init(&rd, msg ? msg : empty, msg ? len : 0);
     const uint8_t *orig = NULL;
     size_t orig_len = 0;
     while (!gw_wire_eof(&rd) && !r->finished) {

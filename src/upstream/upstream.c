@@ -147,6 +147,10 @@ struct conn {
     gw_defer flush_defer;
     gw_defer free_defer;
     char reason[256];
+    /* Frames nghttp2 serialized, written with one send per loop turn (or
+     * per OUT_FLUSH bytes) instead of one per frame. */
+    gw_buf out;
+    size_t out_off;                  /* first byte not yet written */
 };
 
 struct gw_backend {
@@ -700,10 +704,11 @@ static void conn_update_io(conn *k)
     gw_loop_io_modify(k->b->loop, &k->io, ev);
 }
 
-static ssize_t h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-                          void *ud)
+/* One write to the socket (or TLS). Returns the bytes taken, 0 when the
+ * socket cannot take any now (write_blocked is set if a writable event will
+ * say when), or -1 with k->reason set. */
+static ssize_t conn_write(conn *k, const uint8_t *data, size_t len)
 {
-    conn *k = ud;
     if (k->ssl) {
         ERR_clear_error();
         int n = SSL_write(k->ssl, data, (int)GW_MIN(len, (size_t)INT32_MAX));
@@ -712,25 +717,52 @@ static ssize_t h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, i
         int err = SSL_get_error(k->ssl, n);
         if (err == SSL_ERROR_WANT_WRITE) {
             k->write_blocked = true;
-            return NGHTTP2_ERR_WOULDBLOCK;
+            return 0;
         }
         if (err == SSL_ERROR_WANT_READ)
-            return NGHTTP2_ERR_WOULDBLOCK;
+            return 0;
         char msg[200];
         ssl_error_text(msg, sizeof msg);
         conn_set_reason(k, "TLS write failed: %s", msg);
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return -1;
     }
     ssize_t n = send(k->fd, data, len, MSG_NOSIGNAL);
     if (n >= 0)
         return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
         k->write_blocked = true;
-        return NGHTTP2_ERR_WOULDBLOCK;
+        return 0;
     }
     if (errno == EINTR)
-        return NGHTTP2_ERR_WOULDBLOCK;
+        return 0;
     conn_set_reason(k, "write: %s", strerror(errno));
+    return -1;
+}
+
+/* Writes what k->out holds. Returns 0 (all written, or the rest waits for
+ * the socket) or -1. The bytes stay where they are until written, as a
+ * TLS write that must be retried needs the same buffer. */
+static int conn_out_drain(conn *k)
+{
+    while (k->out_off < k->out.len) {
+        ssize_t n = conn_write(k, k->out.data + k->out_off, k->out.len - k->out_off);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        k->out_off += (size_t)n;
+    }
+    k->out.len = k->out_off = 0;
+    return 0;
+}
+
+#define OUT_FLUSH (32u * 1024)   /* write once this much is collected */
+
+/* Unused: frames are taken with nghttp2_session_mem_send (conn_flush). */
+static ssize_t h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                          void *ud)
+{
+    (void)s, (void)data, (void)len, (void)flags, (void)ud;
     return NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
@@ -738,13 +770,38 @@ static void conn_flush(conn *k)
 {
     if (k->state != CONN_READY)
         return;
-    int rv = nghttp2_session_send(k->h2);
+    /* Leftover bytes go first; nothing new is serialized until they are out,
+     * so a backend that does not read stops the frames here. */
+    int rv = conn_out_drain(k);
+    while (rv == 0 && k->out.len == 0) {
+        for (;;) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(k->h2, &data);
+            if (n < 0) {
+                conn_set_reason(k, "HTTP/2: %s", nghttp2_strerror((int)n));
+                conn_close(k, k->reason);
+                return;
+            }
+            if (n == 0)
+                break;
+            if (gw_buf_append(&k->out, data, (size_t)n) != 0) {
+                conn_close(k, "out of memory buffering frames");
+                return;
+            }
+            if (k->out.len >= OUT_FLUSH)
+                break;
+        }
+        if (k->out.len == 0)
+            break;
+        rv = conn_out_drain(k);
+    }
     if (rv != 0) {
-        conn_set_reason(k, "HTTP/2: %s", nghttp2_strerror(rv));
         conn_close(k, k->reason);
         return;
     }
     conn_update_io(k);
+    if (k->out.len)
+        return; /* the rest when the socket is writable */
     if (!nghttp2_session_want_read(k->h2) && !nghttp2_session_want_write(k->h2)) {
         conn_close(k, "connection closed by the backend (GOAWAY)");
         return;
@@ -1385,6 +1442,7 @@ static void on_conn_free_deferred(void *arg)
         }
     }
     free(k->pending_resets);
+    gw_buf_free(&k->out);
     free(k->pending_reset_codes);
     free(k);
 }
@@ -1772,6 +1830,7 @@ static void conn_open(gw_backend *b)
     gw_timer_init(&k->ping_ack_timer, on_ping_ack_timeout, k);
     gw_defer_init(&k->flush_defer, on_flush_deferred, k);
     gw_defer_init(&k->free_defer, on_conn_free_deferred, k);
+    gw_buf_init(&k->out, 4u << 20); /* OUT_FLUSH + one frame in practice */
     k->next = b->conns;
     b->conns = k;
     b->stats.connects_started++;
