@@ -510,17 +510,21 @@ static void call_free(gw_call *c)
     free(c);
 }
 
-static void report(gw_call *c, bool completed)
+/* Frees c, then tells the observer: the observer may release what the
+ * options (and the method) live in, so nothing of c is used after it. */
+static void free_and_report(gw_call *c, bool completed)
 {
-    if (!c->o->observe)
-        return;
+    void (*observe)(void *, const gw_call_report *) = c->o->observe;
+    void *ctx = c->o->observe_ctx;
     gw_call_report rep = {.protocol = c->a->name, .method = c->method, .req = c->r,
                           .http_status = c->http_status,
                           .code = c->finished ? c->final_code : -1,
                           .request_bytes = c->body_bytes, .response_bytes = c->resp_bytes,
                           .start_ns = c->start_ns, .end_ns = gw_loop_now(c->loop),
                           .completed = completed};
-    c->o->observe(c->o->observe_ctx, &rep);
+    call_free(c);
+    if (observe)
+        observe(ctx, &rep);
 }
 
 static void on_close(void *owner, bool completed)
@@ -528,8 +532,7 @@ static void on_close(void *owner, bool completed)
     gw_call *c = owner;
     if (!completed && c->uc)
         GW_DEBUG("call %s: client closed early, cancelling", c->method->path);
-    report(c, completed);
-    call_free(c);
+    free_and_report(c, completed);
 }
 
 static const gw_front_req_ops front_ops = {
@@ -633,8 +636,7 @@ int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors
         (void)adapter->init(c, r, adapter_arg, &e);
     gw_call_status st = {.code = code, .message = message, .trailers_only = true};
     finish(c, &st);
-    report(c, true);
-    call_free(c);
+    free_and_report(c, true);
     return 0;
 }
 
@@ -689,8 +691,7 @@ fail: {
                          .message = e.msg[0] ? e.msg : gw_err_str(rc), .trailers_only = true};
     c->uc = NULL;
     finish(c, &st);
-    report(c, true);
-    call_free(c);
+    free_and_report(c, true);
     return rc;
 }
 }

@@ -50,8 +50,9 @@ typedef struct gw_call_options {
     size_t max_metadata;        /* request metadata entries forwarded; 64 */
     bool forward_cookies;       /* pass Cookie as metadata; default false */
     const gw_registry *registry;/* for +json transcoding */
-    /* Added by operations (metrics, access log): told once per call when it
-     * ends, on the call's loop thread. NULL: nobody listens. */
+    /* Added by operations (metrics, access log, snapshot references): told
+     * once per call when it ends, on the call's loop thread, after the call
+     * is freed (the observer may free these options). NULL: nobody listens. */
     void (*observe)(void *ctx, const struct gw_call_report *rep);
     void (*observe_start)(void *ctx);   /* a call began (gw_call_start/_reject) */
     void *observe_ctx;
