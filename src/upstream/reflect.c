@@ -705,7 +705,8 @@ int gw_reflect_feed_test(gw_backend *b, const uint8_t *msg, size_t len, size_t d
 typedef struct fetch_state {
     bool done;
     int rc;
-    gw_registry *reg;
+    gw_registry_builder *into;   /* add the files here, or */
+    gw_registry *reg;            /* build a registry */
     gw_error *e;
 } fetch_state;
 
@@ -713,17 +714,28 @@ static void fetch_done(void *owner, int rc, const gw_reflect_result *res, const 
 {
     fetch_state *fs = owner;
     fs->done = true;
-    if (rc == 0)
+    if (rc == 0 && fs->into) {
+        for (size_t i = 0; i < res->file_count && rc == 0; i++)
+            rc = gw_registry_builder_add_file(fs->into, res->files[i], res->file_lens[i], "reflection",
+                                              fs->e);
+        if (rc != 0)
+            gw_error_prefix(fs->e, "reflection on %s failed", res->url);
+    } else if (rc == 0) {
         rc = gw_reflect_build_registry(res, &fs->reg, fs->e);
-    else if (fs->e)
+    } else if (fs->e) {
         *fs->e = *err;
+    }
     fs->rc = rc;
 }
+
+static int fetch(const char *url, const gw_backend_options *o, const char *const *services,
+                 uint32_t timeout_ms, gw_registry_builder *into, gw_registry **out, gw_error *e);
 
 int gw_reflect_fetch_registry(const char *url, const char *const *services, uint32_t timeout_ms,
                               gw_registry **out, gw_error *e)
 {
-    return gw_reflect_fetch_registry_opts(url, NULL, services, timeout_ms, out, e);
+    *out = NULL;
+    return fetch(url, NULL, services, timeout_ms, NULL, out, e);
 }
 
 int gw_reflect_fetch_registry_opts(const char *url, const gw_backend_options *o,
@@ -731,6 +743,21 @@ int gw_reflect_fetch_registry_opts(const char *url, const gw_backend_options *o,
                                    gw_registry **out, gw_error *e)
 {
     *out = NULL;
+    return fetch(url, o, services, timeout_ms, NULL, out, e);
+}
+
+int gw_reflect_fetch_into(const char *url, const gw_backend_options *o,
+                          const char *const *services, uint32_t timeout_ms,
+                          gw_registry_builder *into, gw_error *e)
+{
+    if (!into)
+        return gw_error_set(e, GW_EINVAL, "reflection: no builder");
+    return fetch(url, o, services, timeout_ms, into, NULL, e);
+}
+
+static int fetch(const char *url, const gw_backend_options *o, const char *const *services,
+                 uint32_t timeout_ms, gw_registry_builder *into, gw_registry **out, gw_error *e)
+{
     gw_backend_options defaults;
     if (!o) {
         gw_backend_options_init(&defaults);
@@ -743,7 +770,7 @@ int gw_reflect_fetch_registry_opts(const char *url, const gw_backend_options *o,
         return gw_error_set(e, GW_ENOMEM, "reflection on %s failed: cannot create a loop", url);
     gw_backend *b = NULL;
     gw_reflect *r = NULL;
-    fetch_state fs = {.e = e};
+    fetch_state fs = {.e = e, .into = into};
     int rc = gw_backend_new(loop, url, o, &b, e);
     if (rc != 0) {
         gw_error_prefix(e, "reflection on %s failed", url);
@@ -764,7 +791,7 @@ int gw_reflect_fetch_registry_opts(const char *url, const gw_backend_options *o,
         goto out;
     }
     rc = fs.rc;
-    if (rc == 0)
+    if (rc == 0 && out)
         *out = fs.reg;
 out:
     if (b)

@@ -69,6 +69,15 @@ int gw_reflect_fetch_registry_opts(const char *url, const gw_backend_options *o,
                                    const char *const *services, uint32_t timeout_ms,
                                    gw_registry **out, gw_error *e);
 
+/* The same, adding the files to a caller's builder instead (several
+ * reflecting backends into one registry). A file with the same name and
+ * other bytes than one already in the builder is GW_EINVAL (two backends
+ * disagree about it). into is borrowed. */
+typedef struct gw_registry_builder gw_registry_builder;
+int gw_reflect_fetch_into(const char *url, const gw_backend_options *o,
+                          const char *const *services, uint32_t timeout_ms,
+                          gw_registry_builder *into, gw_error *e);
+
 /* Pure helpers for tests: a ServerReflectionRequest with one of the fields
  * 3 (file_by_filename), 4 (file_containing_symbol) or 7 (list_services),
  * appended to out as a gRPC frame. Returns 0, GW_ELIMIT or GW_ENOMEM. */

@@ -3,6 +3,7 @@
  * prints facts for tests/upstream/run_cluster.py to compare.
  *
  *   cluster_driver reflect URL PREFIX [SERVICE...]   registry by reflection
+ *   cluster_driver into URL1 URL2 PREFIX            both into one builder
  *   cluster_driver version URL                       async API: version, counts
  *   cluster_driver desc FILE PREFIX                  registry from a descriptor set
  *       Both print the services whose name starts with PREFIX, sorted, with
@@ -79,6 +80,30 @@ static int cmd_reflect(int argc, char **argv)
         return 0;
     }
     dump(r, argv[3]);
+    gw_registry_del(r);
+    return 0;
+}
+
+/* Two backends into one builder. */
+static int cmd_into(int argc, char **argv)
+{
+    if (argc < 5)
+        return 2;
+    gw_registry_builder *bld = gw_registry_builder_new();
+    gw_registry *r = NULL;
+    gw_error e;
+    gw_error_clear(&e);
+    int rc = gw_reflect_fetch_into(argv[2], NULL, NULL, 20000, bld, &e);
+    if (rc == 0)
+        rc = gw_reflect_fetch_into(argv[3], NULL, NULL, 20000, bld, &e);
+    if (rc == 0)
+        rc = gw_registry_builder_build(bld, &r, &e);
+    gw_registry_builder_del(bld);
+    if (rc != 0) {
+        printf("error %s: %s\n", gw_err_str(rc), e.msg);
+        return 0;
+    }
+    dump(r, argv[4]);
     gw_registry_del(r);
     return 0;
 }
@@ -328,6 +353,8 @@ int main(int argc, char **argv)
     gw_log_set_level(GW_LOG_WARN);
     if (argc >= 2 && strcmp(argv[1], "reflect") == 0)
         return cmd_reflect(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "into") == 0)
+        return cmd_into(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "version") == 0)
         return cmd_version(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "desc") == 0)

@@ -120,10 +120,13 @@ def group_reflect():
     out = run_driver("reflect", url, "", "demo.v1.Nope")
     check(out.strip() == "error not found: reflection on %s failed: symbol demo.v1.Nope: NOT_FOUND: "
           "symbol not found: demo.v1.Nope" % url, "unknown service: clear error: " + out.strip())
-    stop(demo)
+    demo_url = url
 
     gj, port = start_grpcjs(True)
     url = "http://127.0.0.1:%d" % port
+    got = run_driver("into", demo_url, url, "demo.v1.")
+    check(got == expected, "demo-service + grpc-js into one builder: identical files merge, equals demo.pb")
+    stop(demo)
     got = run_driver("reflect", url, "demo.v1.")
     check(got == expected, "grpc-js: registry by reflection equals demo.pb (http rules included)")
     if got != expected:
