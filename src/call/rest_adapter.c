@@ -516,6 +516,21 @@ int gw_call_rest_dispatch(gw_front_req *r, const gw_call_options *o, const gw_ca
         gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
         goto out;
     }
+    const char *path = gw_front_req_path(r);
+    if (m.result == GW_ROUTE_NOT_FOUND && strcmp(method, "POST") == 0 && o->registry &&
+        gw_registry_method_by_path(o->registry, path, strlen(path))) {
+        /* A gRPC method's own path, but the method has HTTP rules (so no
+         * auto-mapping): the client most likely meant gRPC-Web. */
+        st.code = GW_CODE_INVALID_ARGUMENT;
+        st.http_status = 415;
+        snprintf(st.message, sizeof st.message,
+                 "unsupported content type for %.200s: use application/grpc-web, "
+                 "application/grpc-web-text or their +proto/+json forms, or the method's "
+                 "REST route", path);
+        answer_status(r, cors, rc->rest, &st, NULL);
+        ret = GW_EINVAL;
+        goto out;
+    }
     if (m.result != GW_ROUTE_MATCHED) {
         gw_rest_route_status(&m, method, target, path_len, &st);
         gw_buf allow;

@@ -203,6 +203,8 @@ CASES = [
      status_body(3, ANY)),
     ("path and body disagree", "POST", "/v1/users/3:undelete", JSON, '{"id":"9"}', 400, {},
      status_body(3, ANY)),
+    ("a bound method's gRPC path is not a REST route", "POST", "/demo.v1.EchoService/Echo", JSON,
+     '{"message":"x"}', 415, {}, status_body(3, ANY)),
     ("unknown query parameters are ignored", "GET", "/v1/users/1?api_key=x", (), None, 200, {},
      ADA),
 ]
