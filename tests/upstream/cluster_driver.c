@@ -237,7 +237,9 @@ static void start_call(lcall *c)
 {
     /* EchoRequest{message = "lb"}, framed. */
     static const uint8_t req[] = {0, 0, 0, 0, 4, 0x0a, 0x02, 'l', 'b'};
-    gw_ucall_params p = {.path = ECHO_PATH, .deadline_ns = gw_now_ns() + 10 * GW_SEC};
+    const char *dl = getenv("CLUSTER_DRIVER_DEADLINE_MS");
+    uint64_t deadline_ms = dl ? strtoull(dl, NULL, 10) : 10000;
+    gw_ucall_params p = {.path = ECHO_PATH, .deadline_ns = gw_now_ns() + deadline_ms * GW_MS};
     gw_error e;
     c->got_reply = false;
     if (gw_cluster_ucall_start(cluster, &p, &lh, c, &c->call, &e) != 0) {

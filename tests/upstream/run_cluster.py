@@ -174,10 +174,11 @@ def group_reflect():
 # ---- load balancing ----------------------------------------------------------------------------
 
 class Driver:
-    def __init__(self, *args):
+    def __init__(self, *args, deadline_ms=10000):
         self.err = tempfile.TemporaryFile(mode="w+")
+        env = dict(os.environ, CLUSTER_DRIVER_DEADLINE_MS=str(deadline_ms))
         self.p = subprocess.Popen([DRIVER, "lb"] + list(args), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self.err, text=True)
+                                  stdout=subprocess.PIPE, stderr=self.err, text=True, env=env)
         procs.append(self.p)
         wait_line(self.p, r"^started")
 
@@ -276,8 +277,47 @@ def lb_health_unknown_service():
     stop(b)
 
 
+def lb_hung_endpoint():
+    """SIGSTOP: the endpoint accepts bytes and never answers, so only the
+    health checks (timeout 300 ms, 2 failures) can take it out."""
+    pa, pb = free_port(), free_port()
+    a, b = start_demo(pa), start_demo(pb)
+    d = Driver("rr", "300", "-", "http://127.0.0.1:%d" % pa, "http://127.0.0.1:%d" % pb, deadline_ms=3000)
+    time.sleep(1.0)
+    r = d.report()
+    check(r["failed"] == 0 and all(e["calls"] > 5 for e in r["eps"]), "hung endpoint: both take calls first: " + show(r))
+    a.send_signal(signal.SIGSTOP)
+    time.sleep(1.5)
+    r = d.report()
+    check(not r["eps"][0]["healthy"] and r["eps"][1]["healthy"],
+          "hung endpoint: failed health checks take it out within 1.5 s: " + show(r))
+    time.sleep(3.0)  # the calls stuck on it reach their 3 s deadline
+    r = d.report()
+    check(r["failed"] <= 4 and all(f.startswith("DEADLINE_EXCEEDED") for f in r["fails"]),
+          "hung endpoint: only the calls stuck on it fail (deadline): " + show(r))
+    r = d.report()
+    time.sleep(1.0)
+    r = d.report()
+    check(r["failed"] == 0 and r["eps"][0]["calls"] == 0 and r["eps"][1]["calls"] > 20,
+          "hung endpoint: all traffic on the other one: " + show(r))
+    a.send_signal(signal.SIGCONT)
+    back = False
+    end = time.time() + 30
+    while time.time() < end and not back:
+        time.sleep(0.3)
+        back = d.report()["eps"][0]["healthy"]
+    check(back, "hung endpoint: back in once it answers health checks again")
+    time.sleep(1.0)
+    r = d.report()
+    check(r["failed"] == 0 and all(e["calls"] > 5 for e in r["eps"]), "hung endpoint: both take calls again: " + show(r))
+    d.quit()
+    stop(a)
+    stop(b)
+
+
 def group_lb():
     lb_scenario("rr", 300)
+    lb_hung_endpoint()
     lb_scenario("least", 0)
     lb_health_unknown_service()
 
