@@ -1214,6 +1214,61 @@ static void test_limits(void **state)
     gw_buf_free(&json);
 }
 
+/* Every output cap below the full size fails cleanly with GW_ELIMIT (no
+ * crash, no leak under ASan), at every point where either direction
+ * writes; the full size succeeds. A cheap stand-in for failure injection:
+ * each write path's error return is taken once. */
+static void test_output_caps(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"fInt32\":-1,\"fString\":\"h\\u00e9llo\",\"fBytes\":\"AQID\",\"rInt32\":[1,2,300],"
+        "\"rInner\":[{\"a\":1,\"c\":[1]},{\"b\":\"x\"}],\"mString\":{\"k\":\"v\",\"j\":\"w\"},"
+        "\"fTimestamp\":\"2024-01-02T03:04:05.5Z\",\"fDuration\":\"-1.5s\",\"fFieldMask\":\"aB,c\","
+        "\"fStruct\":{\"a\":[1,\"x\",null,true,{}]},\"fAny\":{\"@type\":"
+        "\"type.googleapis.com/codec.test.Inner\",\"a\":1},\"wInt64\":\"7\",\"fDouble\":0.1,"
+        "\"recursive\":{\"fInner\":{\"b\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"
+        "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}}}";
+    const gw_message_def *m = msg(A);
+    gw_buf full, text;
+    gw_buf_init(&full, 0);
+    gw_buf_init(&text, 0);
+    gw_error e;
+    assert_int_equal(gw_codec_json_to_proto(reg, m, json, strlen(json), NULL, &full, &e), 0);
+    assert_int_equal(gw_codec_proto_to_json(reg, m, full.data, full.len, NULL, &text, &e), 0);
+    for (int pretty = 0; pretty < 2; pretty++) {
+        gw_codec_options o;
+        opts_from(&o, pretty ? PRETTY | EMIT : 0);
+        gw_buf ref;
+        gw_buf_init(&ref, 0);
+        assert_int_equal(gw_codec_proto_to_json(reg, m, full.data, full.len, &o, &ref, &e), 0);
+        for (size_t cap = 1; cap <= ref.len; cap++) {
+            gw_buf out;
+            gw_buf_init(&out, 0);
+            o.max_output = cap;
+            int rc = gw_codec_proto_to_json(reg, m, full.data, full.len, &o, &out, &e);
+            if (rc != (cap < ref.len ? GW_ELIMIT : 0))
+                fail_msg("proto_to_json cap %zu of %zu: rc %d", cap, ref.len, rc);
+            assert_true(out.len <= cap);
+            gw_buf_free(&out);
+        }
+        gw_buf_free(&ref);
+    }
+    for (size_t cap = 1; cap <= full.len; cap++) {
+        gw_codec_options o;
+        opts_from(&o, 0);
+        o.max_output = cap;
+        gw_buf out;
+        gw_buf_init(&out, 0);
+        int rc = gw_codec_json_to_proto(reg, m, json, strlen(json), &o, &out, &e);
+        if (rc != (cap < full.len ? GW_ELIMIT : 0))
+            fail_msg("json_to_proto cap %zu of %zu: rc %d (%s)", cap, full.len, rc, e.msg);
+        gw_buf_free(&out);
+    }
+    gw_buf_free(&full);
+    gw_buf_free(&text);
+}
+
 /* JSON -> proto -> JSON over the demo API. */
 static void test_demo_roundtrip(void **state)
 {
@@ -1352,6 +1407,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_field_paths),
         cmocka_unit_test(test_single_field),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_output_caps),
         cmocka_unit_test(test_demo_roundtrip),
         cmocka_unit_test(test_wire_api),
         cmocka_unit_test(test_json_string),
