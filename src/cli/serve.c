@@ -12,11 +12,13 @@ static void serve_usage(FILE *f)
           "                      [--workers N] [--config FILE] [--log-level LEVEL]\n"
           "                      [--access-log FILE|-] [--admin-listen HOST:PORT]\n"
           "                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
-          "                      [--static DIR]\n"
+          "                      [--static DIR] [--reflect]\n"
           "\n"
           "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0\n"
           "                        picks a free one); prints 'listening on HOST:PORT'\n"
           "  --backend URL         gRPC backend: http://host:port, https://host:port, unix:/path\n"
+          "  --reflect             fetch the descriptors from the backend's server\n"
+          "                        reflection service instead of --descriptor files\n"
           "  --descriptor FILE     FileDescriptorSet (protoc --include_imports\n"
           "                        --descriptor_set_out); repeat for several\n"
           "  --workers N           worker threads (default: one per CPU)\n"
@@ -32,7 +34,8 @@ static void serve_usage(FILE *f)
           "  --static DIR          serve the files under DIR for GET/HEAD paths that no\n"
           "                        route claims ('/' is DIR/index.html; docs/static.md)\n"
           "\n"
-          "SIGTERM or SIGINT stops accepting, drains calls, then exits 0.\n",
+          "SIGTERM or SIGINT stops accepting, drains calls, then exits 0. SIGHUP reloads\n"
+          "the configuration file and the descriptors (docs/operations.md).\n",
           f);
 }
 
@@ -40,6 +43,7 @@ typedef struct serve_flags {
     const char *listen, *backend, *config, *log_level;
     const char *access_log, *admin_listen, *tls_cert, *tls_key, *tls_client_ca;
     const char *static_dir;
+    bool reflect;
     const char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
     size_t descriptor_count;
     long workers;
@@ -53,6 +57,10 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             serve_usage(stdout);
             return 1;
+        }
+        if (strcmp(a, "--reflect") == 0) {
+            f->reflect = true;
+            continue;
         }
         const char *eq = strchr(a, '=');
         size_t nl = eq ? (size_t)(eq - a) : strlen(a);
@@ -111,6 +119,54 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
     return 0;
 }
 
+/* Defaults, the config file, then the flags on top: at start and again on
+ * every reload (SIGHUP), so a reload sees the file as it is now. */
+static int build_config(const serve_flags *f, gw_server_config *cfg, gw_error *e)
+{
+    if (f->config && gw_server_config_load(cfg, f->config, e) != 0)
+        return e->code ? e->code : GW_EINVAL;
+    if ((f->listen && gw_server_config_set_string(&cfg->listen, f->listen)) ||
+        (f->backend && gw_server_config_set_string(&cfg->backend, f->backend)) ||
+        (f->access_log && gw_server_config_set_string(&cfg->access_log, f->access_log)) ||
+        (f->admin_listen && gw_server_config_set_string(&cfg->admin_listen, f->admin_listen)) ||
+        (f->tls_cert && gw_server_config_set_string(&cfg->tls_cert, f->tls_cert)) ||
+        (f->tls_key && gw_server_config_set_string(&cfg->tls_key, f->tls_key)) ||
+        (f->tls_client_ca &&
+         gw_server_config_set_string(&cfg->tls_client_ca, f->tls_client_ca)) ||
+        (f->static_dir && gw_server_config_set_string(&cfg->static_dir, f->static_dir)))
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    if (f->descriptor_count) {
+        for (size_t i = 0; i < cfg->descriptor_count; i++)
+            free(cfg->descriptors[i]);
+        cfg->descriptor_count = 0;
+        for (size_t i = 0; i < f->descriptor_count; i++) {
+            cfg->descriptors[i] = strdup(f->descriptors[i]);
+            if (!cfg->descriptors[i])
+                return gw_error_set(e, GW_ENOMEM, "out of memory");
+            cfg->descriptor_count++;
+        }
+    }
+    if (f->reflect)
+        cfg->reflect = true;
+    if (f->workers > 0)
+        cfg->workers = (unsigned)f->workers;
+    if (f->log_level) {
+        static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+        size_t i = 0;
+        while (i < GW_ARRAY_LEN(names) && strcmp(names[i], f->log_level) != 0)
+            i++;
+        if (i == GW_ARRAY_LEN(names))
+            return gw_error_set(e, GW_EINVAL, "--log-level: debug, info, warn, error or off");
+        cfg->log_level = (gw_log_level)i;
+    }
+    return 0;
+}
+
+static int reload_config(void *ctx, gw_server_config *out, gw_error *e)
+{
+    return build_config(ctx, out, e);
+}
+
 int gw_cmd_serve(int argc, char **argv)
 {
     serve_flags f = {0};
@@ -122,43 +178,14 @@ int gw_cmd_serve(int argc, char **argv)
     gw_error e;
     gw_error_clear(&e);
     int status = 2;
-    if (f.config && gw_server_config_load(&cfg, f.config, &e) != 0) {
+    rc = build_config(&f, &cfg, &e);
+    if (rc) {
         fprintf(stderr, "grpcgate serve: %s\n", e.msg);
+        status = rc == GW_ENOMEM ? 1 : 2;
         goto out;
     }
-    if ((f.listen && gw_server_config_set_string(&cfg.listen, f.listen)) ||
-        (f.backend && gw_server_config_set_string(&cfg.backend, f.backend)) ||
-        (f.access_log && gw_server_config_set_string(&cfg.access_log, f.access_log)) ||
-        (f.admin_listen && gw_server_config_set_string(&cfg.admin_listen, f.admin_listen)) ||
-        (f.tls_cert && gw_server_config_set_string(&cfg.tls_cert, f.tls_cert)) ||
-        (f.tls_key && gw_server_config_set_string(&cfg.tls_key, f.tls_key)) ||
-        (f.tls_client_ca && gw_server_config_set_string(&cfg.tls_client_ca, f.tls_client_ca)) ||
-        (f.static_dir && gw_server_config_set_string(&cfg.static_dir, f.static_dir)))
-        goto oom;
-    if (f.descriptor_count) {
-        for (size_t i = 0; i < cfg.descriptor_count; i++)
-            free(cfg.descriptors[i]);
-        cfg.descriptor_count = 0;
-        for (size_t i = 0; i < f.descriptor_count; i++) {
-            cfg.descriptors[i] = strdup(f.descriptors[i]);
-            if (!cfg.descriptors[i])
-                goto oom;
-            cfg.descriptor_count++;
-        }
-    }
-    if (f.workers > 0)
-        cfg.workers = (unsigned)f.workers;
-    if (f.log_level) {
-        static const char *const names[] = {"debug", "info", "warn", "error", "off"};
-        size_t i = 0;
-        while (i < GW_ARRAY_LEN(names) && strcmp(names[i], f.log_level) != 0)
-            i++;
-        if (i == GW_ARRAY_LEN(names)) {
-            fprintf(stderr, "grpcgate serve: --log-level: debug, info, warn, error or off\n");
-            goto out;
-        }
-        cfg.log_level = (gw_log_level)i;
-    }
+    cfg.reload = reload_config;
+    cfg.reload_ctx = &f;
     gw_log_set_level(cfg.log_level);
     if (gw_server_run(&cfg, &e) != 0) {
         fprintf(stderr, "grpcgate serve: %s\n", e.msg);
@@ -166,10 +193,6 @@ int gw_cmd_serve(int argc, char **argv)
         goto out;
     }
     status = 0;
-    goto out;
-oom:
-    fprintf(stderr, "grpcgate serve: out of memory\n");
-    status = 1;
 out:
     gw_server_config_free(&cfg);
     return status;

@@ -17,6 +17,7 @@ void gw_server_config_init(gw_server_config *c)
     gw_backend_options_init(&c->upstream);
     c->cors_max_age_s = 600;
     c->ops_on_main_port = true;
+    c->reflect_timeout_ms = 10000;
     c->metrics_enabled = true;
     c->openapi_path = strdup("/openapi.json");
     gw_rest_options_init(&c->rest);
@@ -439,6 +440,12 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "tls") == 0) {
             rc = json_is_object(v) ? parse_tls(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "tls: expected an object");
+        } else if (strcmp(k, "reflect") == 0) {
+            rc = want_bool(v, k, &c->reflect, e);
+        } else if (strcmp(k, "reflect_timeout_ms") == 0) {
+            uint64_t u;
+            rc = want_uint(v, k, 600000, &u, e);
+            c->reflect_timeout_ms = (uint32_t)u;
         } else if (strcmp(k, "access_log") == 0) {
             rc = want_string_or_off(v, k, &c->access_log, e);
         } else if (strcmp(k, "openapi_path") == 0) {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +19,42 @@
 #include "server/ops.h"
 #include "server/server.h"
 #include "server/static.h"
+#include "upstream/reflect.h"
 
 /* The request headers every gRPC-Web client sends, always allowed. */
 #define CORS_BASE_HEADERS \
     "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, connect-protocol-version"
 
 typedef struct worker worker;
+typedef struct server server;
 
-typedef struct server {
+/*
+ * What one configuration generation serves with: built off the workers'
+ * threads (at start, on SIGHUP), immutable afterwards, shared by reference
+ * count. A worker holds the current one and picks up a new one when woken;
+ * every call holds the one it started with (observe_start / observe), so a
+ * reload never changes anything under a call in flight.
+ */
+typedef struct snapshot {
+    atomic_uint refs;
+    server *s;
+    gw_server_config *own_cfg;    /* a reloaded configuration; NULL: the startup one */
     const gw_server_config *cfg;
     gw_registry *registry;
-    gw_call_options call;   /* cfg->call + the registry */
-    gw_router *router;      /* REST routes of `registry`; immutable, shared */
+    gw_router *router;            /* REST routes of `registry` */
+    gw_call_options call;         /* cfg->call + the registry + observers */
     gw_call_rest_config rest;
+    char *allow_headers;          /* CORS_BASE_HEADERS + configured ones */
+    gw_blob *openapi;             /* the document, or NULL when not served */
+    unsigned generation;
+} snapshot;
+
+struct server {
+    const gw_server_config *cfg;  /* the startup configuration */
+    snapshot *current;            /* written by the main thread under snap_lock */
+    atomic_flag snap_lock;        /* held only to load+ref or swap `current` */
     char host[64];
     uint16_t port;
-    char *allow_headers;    /* CORS_BASE_HEADERS + configured ones */
     size_t worker_count;
     worker *workers;
     gw_front_iplimit *ip_limit;  /* shared per-IP counts, if limited */
@@ -45,7 +66,7 @@ typedef struct server {
     const char *backend_names[1];
     char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
     gw_static *statics;          /* NULL: no static directory */
-} server;
+};
 
 struct worker {
     server *s;
@@ -62,16 +83,16 @@ struct worker {
     gw_metrics metrics;     /* written by this worker only */
     gw_buf logline;         /* access-log line being formatted */
     gw_timer sample;        /* copies backend state into metrics */
+    snapshot *snap;         /* the generation new requests use (a reference) */
 };
 
 /* ---- CORS ------------------------------------------------------------------------ */
 
 /* The Access-Control-Allow-Origin value for origin, or NULL if not allowed. */
-static const char *cors_origin(const server *s, const char *origin)
+static const char *cors_origin(const gw_server_config *c, const char *origin)
 {
     if (!origin)
         return NULL;
-    const gw_server_config *c = s->cfg;
     for (size_t i = 0; i < c->origin_count; i++) {
         if (strcmp(c->origins[i], "*") == 0)
             /* "*" cannot be combined with credentials: echo the origin. */
@@ -84,8 +105,8 @@ static const char *cors_origin(const server *s, const char *origin)
 
 static void preflight(worker *w, gw_front_req *r, const char *origin)
 {
-    const server *s = w->s;
-    const char *allow = cors_origin(s, origin);
+    const snapshot *s = w->snap;
+    const char *allow = cors_origin(s->cfg, origin);
     if (!allow) {
         static const gw_front_header h[] = {{"Content-Type", "text/plain; charset=utf-8"}};
         static const char msg[] = "CORS: origin not allowed\n";
@@ -130,20 +151,29 @@ static _Thread_local worker *current_worker;
 
 #define SAMPLE_INTERVAL_NS (250 * GW_MS)
 
+static void snapshot_unref(snapshot *sn);
+
+static void snapshot_ref(snapshot *sn)
+{
+    atomic_fetch_add_explicit(&sn->refs, 1, memory_order_relaxed);
+}
+
+/* ctx is the call's snapshot: the reference taken at start is dropped here. */
 static void ops_observe(void *ctx, const gw_call_report *rep)
 {
-    server *s = ctx;
+    snapshot *sn = ctx;
     worker *w = current_worker;
-    if (!w)
-        return;
-    gw_metrics_observe(&w->metrics, rep);
-    if (s->alog)
-        gw_accesslog_write(s->alog, &w->logline, rep, s->cfg->backend);
+    if (w) {
+        gw_metrics_observe(&w->metrics, rep);
+        if (sn->s->alog)
+            gw_accesslog_write(sn->s->alog, &w->logline, rep, sn->cfg->backend);
+    }
+    snapshot_unref(sn);
 }
 
 static void ops_observe_start(void *ctx)
 {
-    (void)ctx;
+    snapshot_ref(ctx);
     if (current_worker)
         gw_metrics_call_started(&current_worker->metrics);
 }
@@ -166,6 +196,14 @@ static void sample_tick(void *owner)
     gw_loop_timer_start(w->loop, &w->sample, gw_loop_now(w->loop) + SAMPLE_INTERVAL_NS);
 }
 
+/* The admin endpoint: the main thread does the work when the signal
+ * arrives, exactly as for `kill -HUP`. */
+static void request_reload(void *ctx)
+{
+    (void)ctx;
+    kill(getpid(), SIGHUP);
+}
+
 static int ops_setup(server *s, gw_error *e)
 {
     const gw_server_config *cfg = s->cfg;
@@ -185,21 +223,11 @@ static int ops_setup(server *s, gw_error *e)
     o->metrics_enabled = cfg->metrics_enabled;
     o->openapi_path = cfg->openapi_path;
     o->reload_endpoint = cfg->reload_endpoint;
-    if (cfg->openapi_path) {
-        gw_openapi_options oo;
-        gw_openapi_options_init(&oo);
-        oo.proto_names = cfg->rest.proto_names;
-        oo.auto_map_unbound = cfg->router.auto_map_unbound;
-        gw_buf doc;
-        gw_buf_init(&doc, 64u << 20);
-        int rc = gw_openapi_generate(s->registry, &oo, &doc, e);
-        gw_blob *b = rc ? NULL : gw_blob_new(doc.data, doc.len);
-        gw_buf_free(&doc);
-        if (rc)
-            return rc;
-        if (!b)
-            return gw_error_set(e, GW_ENOMEM, "out of memory");
-        gw_ops_openapi_set(o, b);
+    o->request_reload = request_reload;
+    o->reload_ctx = s;
+    if (s->current->openapi) {
+        gw_blob_ref(s->current->openapi);
+        gw_ops_openapi_set(o, s->current->openapi);
     }
     if (cfg->access_log) {
         int rc = gw_accesslog_open(cfg->access_log, &s->alog, e);
@@ -266,7 +294,8 @@ static void ops_teardown(server *s)
  * (for any method) reaches the directory. Returns true once answered. When
  * there is no such file, a request that asks for JSON gets REST's JSON 404
  * (by returning false), anything else a plain-text one (docs/static.md). */
-static bool try_static(server *s, gw_front_req *r, const char *method, const char *allow_origin)
+static bool try_static(server *s, const gw_router *router, gw_front_req *r, const char *method,
+                       const char *allow_origin)
 {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return false;
@@ -274,7 +303,7 @@ static bool try_static(server *s, gw_front_req *r, const char *method, const cha
     gw_arena a;
     gw_arena_init(&a, 512, 64 * 1024);
     gw_route_match m;
-    int rc = gw_router_match(s->router, method, target, strcspn(target, "?"), &a, &m, NULL);
+    int rc = gw_router_match(router, method, target, strcspn(target, "?"), &a, &m, NULL);
     gw_arena_free(&a);
     if (rc != 0 || m.result != GW_ROUTE_NOT_FOUND)
         return false;
@@ -307,19 +336,20 @@ static void on_request(void *owner, gw_front_req *r)
         return;
     }
 
-    gw_call_cors cors = {.allow_origin = cors_origin(s, origin),
-                         .credentials = s->cfg->cors_credentials,
-                         .expose_extra = s->cfg->cors_expose_headers};
+    const snapshot *sn = w->snap;
+    gw_call_cors cors = {.allow_origin = cors_origin(sn->cfg, origin),
+                         .credentials = sn->cfg->cors_credentials,
+                         .expose_extra = sn->cfg->cors_expose_headers};
     const char *ct = gw_front_req_header(r, "Content-Type");
     gw_grpcweb_format fmt = {false, false};
     int kind = ct ? gw_grpcweb_classify(ct, strlen(ct), &fmt) : GW_ENOTFOUND;
-    const gw_method_def *m = gw_registry_method_by_path(s->registry, path, strlen(path));
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
 
     if (kind == GW_ENOTFOUND) {
-        if (s->statics && try_static(s, r, method, cors.allow_origin))
+        if (s->statics && try_static(s, sn->router, r, method, cors.allow_origin))
             return;
         /* Not gRPC-Web: REST/JSON (404/405/415 answered there, as JSON). */
-        gw_call_rest_dispatch(r, &s->call, &cors, &s->rest, w->backend);
+        gw_call_rest_dispatch(r, &sn->call, &cors, &sn->rest, w->backend);
         return;
     }
     if (kind == GW_EINVAL) {
@@ -334,20 +364,20 @@ static void on_request(void *owner, gw_front_req *r)
     if (!m) {
         char msg[300];
         snprintf(msg, sizeof msg, "unknown method %.256s", path);
-        gw_call_reject(r, &s->call, &cors, &gw_call_grpcweb, &fmt, GW_CODE_UNIMPLEMENTED, msg);
+        gw_call_reject(r, &sn->call, &cors, &gw_call_grpcweb, &fmt, GW_CODE_UNIMPLEMENTED, msg);
         return;
     }
     long long cl = gw_front_req_content_length(r);
-    if (cl >= 0 && (unsigned long long)cl > s->call.max_body) {
+    if (cl >= 0 && (unsigned long long)cl > sn->call.max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
-                 s->call.max_body);
-        gw_call_reject(r, &s->call, &cors, &gw_call_grpcweb, &fmt,
+                 sn->call.max_body);
+        gw_call_reject(r, &sn->call, &cors, &gw_call_grpcweb, &fmt,
                        GW_CODE_RESOURCE_EXHAUSTED, msg);
         gw_front_req_close_now(r);
         return;
     }
-    gw_call_start(r, &s->call, &cors, m, w->backend, &gw_call_grpcweb, &fmt);
+    gw_call_start(r, &sn->call, &cors, m, w->backend, &gw_call_grpcweb, &fmt);
 }
 
 static const gw_front_handler front_handler = {.on_request = on_request};
@@ -368,9 +398,27 @@ static void drain_check(void *owner)
     gw_loop_timer_start(w->loop, &w->drain_check, now + 20 * GW_MS);
 }
 
+/* The current snapshot with a reference. */
+static snapshot *current_snapshot(server *s)
+{
+    while (atomic_flag_test_and_set_explicit(&s->snap_lock, memory_order_acquire))
+        ;
+    snapshot *sn = s->current;
+    snapshot_ref(sn);
+    atomic_flag_clear_explicit(&s->snap_lock, memory_order_release);
+    return sn;
+}
+
 static void on_wakeup(void *owner)
 {
     worker *w = owner;
+    snapshot *cur = current_snapshot(w->s);
+    if (cur != w->snap) {
+        snapshot_unref(w->snap);
+        w->snap = cur;
+    } else {
+        snapshot_unref(cur);
+    }
     if (!atomic_load(&w->stop_requested) || w->draining)
         return;
     w->draining = true;
@@ -399,6 +447,7 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
 {
     w->s = s;
     w->index = index;
+    w->snap = current_snapshot(s);
     atomic_init(&w->stop_requested, false);
     gw_timer_init(&w->drain_check, drain_check, w);
     gw_timer_init(&w->sample, sample_tick, w);
@@ -438,6 +487,10 @@ static void worker_free(worker *w)
         gw_loop_timer_stop(w->loop, &w->sample);
         gw_loop_del(w->loop);
     }
+    /* After the front: its calls held references too. */
+    if (w->snap)
+        snapshot_unref(w->snap);
+    w->snap = NULL;
     gw_metrics_free(&w->metrics);
     gw_buf_free(&w->logline);
 }
@@ -465,6 +518,202 @@ static int split_listen(const char *listen, char *host, size_t host_cap, uint16_
     return 0;
 }
 
+/* ---- snapshots and reload ----------------------------------------------------------- */
+
+static void snapshot_unref(snapshot *sn)
+{
+    if (atomic_fetch_sub_explicit(&sn->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    gw_blob_unref(sn->openapi);
+    gw_router_del(sn->router);
+    gw_registry_del(sn->registry);
+    free(sn->allow_headers);
+    if (sn->own_cfg) {
+        gw_server_config_free(sn->own_cfg);
+        free(sn->own_cfg);
+    }
+    free(sn);
+}
+
+/* The registry from the descriptor files, or from the backend's reflection
+ * service (a clear error naming the backend when that fails). */
+static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_error *e)
+{
+    if (cfg->descriptor_count)
+        return gw_registry_load(out, (const char *const *)cfg->descriptors,
+                                cfg->descriptor_count, e);
+    int rc = gw_reflect_fetch_registry_opts(cfg->backend, &cfg->upstream, NULL,
+                                            cfg->reflect_timeout_ms, out, e);
+    if (rc == 0)
+        GW_INFO("reflection: descriptors of %s loaded", cfg->backend);
+    return rc;
+}
+
+/*
+ * Builds a generation from cfg (owned when `own` is cfg, borrowed when
+ * NULL): registry, REST router, CORS header list, OpenAPI document. Runs
+ * on the main thread. On failure nothing is kept (own is freed too).
+ */
+static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config *own,
+                        snapshot **out, gw_error *e)
+{
+    static atomic_uint generations;
+    *out = NULL;
+    int rc = 0;
+    snapshot *sn = calloc(1, sizeof *sn);
+    if (!sn) {
+        if (own) {
+            gw_server_config_free(own);
+            free(own);
+        }
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    }
+    atomic_init(&sn->refs, 1);
+    sn->s = s;
+    sn->own_cfg = own;
+    sn->cfg = cfg;
+    sn->generation = atomic_fetch_add(&generations, 1) + 1;
+    rc = load_registry(cfg, &sn->registry, e);
+    if (rc)
+        goto out;
+    sn->call = cfg->call;
+    sn->call.registry = sn->registry;
+    sn->call.observe = ops_observe;
+    sn->call.observe_start = ops_observe_start;
+    sn->call.observe_ctx = sn;
+    sn->router = gw_router_new(&cfg->router);
+    if (!sn->router) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = gw_router_add_registry(sn->router, sn->registry, e);
+    if (rc)
+        goto out;
+    sn->rest = (gw_call_rest_config){.router = sn->router, .rest = &cfg->rest};
+    if (cfg->cors_allow_headers && *cfg->cors_allow_headers) {
+        size_t n = strlen(CORS_BASE_HEADERS) + strlen(cfg->cors_allow_headers) + 3;
+        sn->allow_headers = malloc(n);
+        if (sn->allow_headers)
+            snprintf(sn->allow_headers, n, "%s, %s", CORS_BASE_HEADERS,
+                     cfg->cors_allow_headers);
+    } else {
+        sn->allow_headers = strdup(CORS_BASE_HEADERS);
+    }
+    if (!sn->allow_headers) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (cfg->openapi_path) {
+        gw_openapi_options oo;
+        gw_openapi_options_init(&oo);
+        oo.proto_names = cfg->rest.proto_names;
+        oo.auto_map_unbound = cfg->router.auto_map_unbound;
+        gw_buf doc;
+        gw_buf_init(&doc, 64u << 20);
+        rc = gw_openapi_generate(sn->registry, &oo, &doc, e);
+        if (rc == 0) {
+            sn->openapi = gw_blob_new(doc.data, doc.len);
+            if (!sn->openapi)
+                rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+        }
+        gw_buf_free(&doc);
+        if (rc)
+            goto out;
+    }
+    *out = sn;
+    return 0;
+out:
+    snapshot_unref(sn);
+    return rc;
+}
+
+/* Settings a reload cannot change: listeners, threads and connections
+ * stay as they are. Logged, then ignored. */
+static void warn_restart_only(const gw_server_config *old, const gw_server_config *nc)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } strs[] = {
+        {"listen", offsetof(gw_server_config, listen)},
+        {"backend", offsetof(gw_server_config, backend)},
+        {"admin.listen", offsetof(gw_server_config, admin_listen)},
+        {"access_log", offsetof(gw_server_config, access_log)},
+        {"tls", offsetof(gw_server_config, tls_cert)},
+        {"static_dir", offsetof(gw_server_config, static_dir)},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(strs); i++) {
+        const char *a = *(char *const *)(const void *)((const char *)old + strs[i].off);
+        const char *b = *(char *const *)(const void *)((const char *)nc + strs[i].off);
+        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+            GW_WARN("reload: '%s' changed; it takes effect only after a restart",
+                    strs[i].name);
+    }
+    if (old->workers != nc->workers)
+        GW_WARN("reload: 'workers' changed; it takes effect only after a restart");
+}
+
+/*
+ * SIGHUP (or POST /admin/reload): reads the configuration again, builds a
+ * new snapshot here on the main thread, and swaps it in; the workers pick
+ * it up when woken. Any error keeps the old snapshot and says why.
+ */
+static void reload(server *s)
+{
+    gw_error e;
+    gw_error_clear(&e);
+    int rc = 0;
+    gw_server_config *nc = NULL;
+    const gw_server_config *use = s->cfg;
+    if (s->cfg->reload) {
+        nc = malloc(sizeof *nc);
+        if (!nc) {
+            rc = gw_error_set(&e, GW_ENOMEM, "out of memory");
+            goto out;
+        }
+        gw_server_config_init(nc);
+        rc = s->cfg->reload(s->cfg->reload_ctx, nc, &e);
+        if (rc) {
+            gw_server_config_free(nc);
+            free(nc);
+            goto out;
+        }
+        use = nc;
+        if (!nc->backend || (nc->descriptor_count == 0 && !nc->reflect)) {
+            rc = gw_error_set(&e, GW_EINVAL, "the new configuration has no %s",
+                              nc->backend ? "descriptors" : "backend");
+            gw_server_config_free(nc);
+            free(nc);
+            goto out;
+        }
+        warn_restart_only(s->cfg, nc);
+    }
+    snapshot *sn;
+    rc = snapshot_new(s, use, nc, &sn, &e);
+    if (rc)
+        goto out;
+    while (atomic_flag_test_and_set_explicit(&s->snap_lock, memory_order_acquire))
+        ;
+    snapshot *old = s->current;
+    s->current = sn;
+    atomic_flag_clear_explicit(&s->snap_lock, memory_order_release);
+    if (sn->openapi)
+        gw_blob_ref(sn->openapi);
+    gw_ops_openapi_set(&s->ops, sn->openapi);
+    if (nc)
+        gw_log_set_level(nc->log_level);
+    for (size_t i = 0; i < s->worker_count; i++)
+        gw_loop_wakeup(s->workers[i].loop);
+    snapshot_unref(old);
+    gw_counter_add(&s->ops.reloads_ok, 1);
+    GW_INFO("reload: generation %u in service (%zu REST routes)", sn->generation,
+            gw_router_route_count(sn->router));
+    return;
+out:
+    gw_counter_add(&s->ops.reloads_failed, 1);
+    GW_ERROR("reload failed, still serving the previous configuration: %s", e.msg);
+}
+
 int gw_server_run(const gw_server_config *cfg, gw_error *e)
 {
     server s = {0};
@@ -474,54 +723,33 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGHUP);
+    /* Every thread started from here on (workers, the admin listener, DNS
+     * resolvers) inherits a mask that blocks these: only this thread takes
+     * them, with sigwait. */
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    atomic_flag_clear(&s.snap_lock);
 
     if (!cfg->backend) {
         rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL");
         goto out;
     }
-    if (cfg->descriptor_count == 0) {
-        rc = gw_error_set(e, GW_EINVAL, "no descriptors: give --descriptor FILE");
+    if (cfg->descriptor_count == 0 && !cfg->reflect) {
+        rc = gw_error_set(e, GW_EINVAL, "no descriptors: give --descriptor FILE or --reflect");
         goto out;
     }
     rc = split_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", s.host, sizeof s.host,
                       &s.port, e);
     if (rc)
         goto out;
-    rc = gw_registry_load(&s.registry, (const char *const *)cfg->descriptors,
-                          cfg->descriptor_count, e);
-    if (rc)
-        goto out;
-    s.call = cfg->call;
-    s.call.registry = s.registry;
-    s.call.observe = ops_observe;
-    s.call.observe_start = ops_observe_start;
-    s.call.observe_ctx = &s;
-    s.router = gw_router_new(&cfg->router);
-    if (!s.router) {
-        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = gw_router_add_registry(s.router, s.registry, e);
-    if (rc)
-        goto out;
-    s.rest = (gw_call_rest_config){.router = s.router, .rest = &cfg->rest};
     if (cfg->static_dir) {
         rc = gw_static_new(cfg->static_dir, &s.statics, e);
         if (rc)
             goto out;
     }
-    if (cfg->cors_allow_headers && *cfg->cors_allow_headers) {
-        size_t n = strlen(CORS_BASE_HEADERS) + strlen(cfg->cors_allow_headers) + 3;
-        s.allow_headers = malloc(n);
-        if (s.allow_headers)
-            snprintf(s.allow_headers, n, "%s, %s", CORS_BASE_HEADERS, cfg->cors_allow_headers);
-    } else {
-        s.allow_headers = strdup(CORS_BASE_HEADERS);
-    }
-    if (!s.allow_headers) {
-        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+    rc = snapshot_new(&s, cfg, NULL, &s.current, e);
+    if (rc)
         goto out;
-    }
 
     if (cfg->front.per_ip_limit) {
         s.ip_limit = gw_front_iplimit_new();
@@ -551,10 +779,7 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     if (rc)
         goto out;
 
-    /* Workers inherit a mask that blocks the stop signals: only this thread
-     * takes them, with sigwait. */
     signal(SIGPIPE, SIG_IGN);
-    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     for (size_t i = 0; i < s.worker_count; i++) {
         if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
             rc = gw_error_set(e, GW_EIO, "cannot start worker threads");
@@ -572,7 +797,8 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         fflush(stdout);
         GW_INFO("grpcgate serve: %zu workers, backend %s", s.worker_count, cfg->backend);
         int sig = 0;
-        sigwait(&stop_set, &sig);
+        while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
+            reload(&s);
         GW_INFO("grpcgate serve: signal %d, draining (up to %u ms)", sig,
                 cfg->drain_timeout_ms);
         /* Readiness goes false before the listeners close, so that a load
@@ -603,9 +829,8 @@ out:
     ops_teardown(&s);
     free(s.workers);
     gw_front_iplimit_del(s.ip_limit);
-    free(s.allow_headers);
-    gw_router_del(s.router);
+    if (s.current)
+        snapshot_unref(s.current);
     gw_static_del(s.statics);
-    gw_registry_del(s.registry);
     return rc;
 }

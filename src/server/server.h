@@ -51,6 +51,14 @@ typedef struct gw_server_config {
     char *tls_key;
     char *tls_client_ca;           /* verify client certificates against it */
     char *static_dir;              /* files served last (static.h); NULL: none */
+    bool reflect;                  /* descriptors from the backend's reflection
+                                      service instead of files */
+    uint32_t reflect_timeout_ms;   /* default 10000 */
+    /* Reload (SIGHUP): builds the configuration again into out (freshly
+     * initialised), e.g. flags + file. NULL: reload re-reads the same
+     * descriptors with the same configuration. Not part of the file. */
+    int (*reload)(void *ctx, struct gw_server_config *out, gw_error *e);
+    void *reload_ctx;
     /* REST/JSON ("rest" in the file). The lists below are what
      * rest.ignored_query / rest.header_allowlist point to. */
     gw_rest_options rest;
