@@ -177,6 +177,37 @@ static int reserve_port(const char *host, int *port, gw_error *e)
     return fd;
 }
 
+/* The gateway's listeners use SO_REUSEPORT, so a second process of the same
+ * user could bind a taken port and silently share its traffic; for a demo,
+ * whose users are two in-memory directories apart, that would only confuse.
+ * A plain bind (SO_REUSEADDR, so TIME_WAIT does not count) fails with
+ * EADDRINUSE while anyone listens there. Returns 0 or GW_EIO with e set. */
+static int check_port_free(const char *host, int port, gw_error *e)
+{
+    char service[8];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host, service, &hints, &ai);
+    if (rc != 0)
+        return gw_error_set(e, GW_EINVAL, "--listen: '%s' is not a numeric address (%s)", host,
+                            gai_strerror(rc));
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    rc = 0;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE)
+        rc = gw_error_set(e, GW_EIO,
+                          "port %d on %s is in use (another grpcgate demo?): stop it, or "
+                          "pass --listen %s%s%s:0 for a free port",
+                          port, host, strchr(host, ':') ? "[" : "", host,
+                          strchr(host, ':') ? "]" : "");
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc;
+}
+
 /* The embedded descriptor set as a file the server can read. Returns the fd
  * (path in path) or -1 with e set. */
 static int descriptor_memfd(char *path, size_t cap, gw_error *e)
@@ -399,6 +430,10 @@ int gw_cmd_demo(int argc, char **argv)
             fprintf(stderr, "grpcgate demo: %s\n", e.msg);
             goto out;
         }
+    } else if (check_port_free(host, port, &e) != 0) {
+        fprintf(stderr, "grpcgate demo: %s\n", e.msg);
+        status = e.code == GW_EINVAL ? 2 : 1;
+        goto out;
     }
     char listen_addr[300], backend_url[64], desc_path[64];
     bool v6 = strchr(host, ':') != NULL;
