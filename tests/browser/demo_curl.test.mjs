@@ -112,6 +112,12 @@ test('the printed page URL serves the web demo', async (t) => {
   assert.match(await res.text(), /<title>grpcgate/);
 });
 
+test('a second demo on the same port refuses to start', () => {
+  const r = spawnSync(grpcgate, ['demo', '--listen', demo.address], { encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /is in use/);
+});
+
 test('Ctrl-C stops the demo with status 0', async () => {
   const { code, signal } = await new Promise((res) => {
     demo.child.once('exit', (c, s) => res({ code: c, signal: s }));
