@@ -68,6 +68,12 @@ typedef struct dns_round {
     int *rc;
 } dns_round;
 
+struct gw_dns_seed {
+    source *srcs;
+    size_t n;
+    dns_round *r;
+};
+
 struct gw_cluster {
     gw_loop *loop;
     char *name;
@@ -604,14 +610,39 @@ static dns_round *round_new(size_t n)
     return r;
 }
 
+static dns_round *round_copy(const dns_round *from)
+{
+    dns_round *r = round_new(from->n);
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i < from->n; i++) {
+        r->rc[i] = from->rc[i];
+        if (!from->addrs[i])
+            continue;
+        r->addrs[i] = calloc(from->count[i] + 1, sizeof(char *));
+        if (!r->addrs[i])
+            goto oom;
+        for (size_t j = 0; j < from->count[i]; j++) {
+            r->addrs[i][j] = strdup(from->addrs[i][j]);
+            if (!r->addrs[i][j])
+                goto oom;
+            r->count[i] = j + 1;
+        }
+    }
+    return r;
+oom:
+    round_free(r);
+    return NULL;
+}
+
 /* Resolves every source that needs it into r. Runs on any thread: reads
  * only the immutable sources and options. */
-static void round_resolve(const gw_cluster *cl, dns_round *r)
+static void resolve_sources(const source *srcs, const gw_cluster_options *o, dns_round *r)
 {
-    gw_resolve_fn fn = cl->opt.resolve ? cl->opt.resolve : resolve_getaddrinfo;
-    size_t max = cl->opt.max_endpoints ? cl->opt.max_endpoints : 64;
+    gw_resolve_fn fn = o->resolve ? o->resolve : resolve_getaddrinfo;
+    size_t max = o->max_endpoints ? o->max_endpoints : 64;
     for (size_t i = 0; i < r->n; i++) {
-        if (!cl->srcs[i].needs_dns)
+        if (!srcs[i].needs_dns)
             continue;
         r->addrs[i] = calloc(max, sizeof(char *));
         if (!r->addrs[i]) {
@@ -619,9 +650,14 @@ static void round_resolve(const gw_cluster *cl, dns_round *r)
             continue;
         }
         size_t got = 0;
-        r->rc[i] = fn(cl->opt.resolve_ctx, cl->srcs[i].host, cl->srcs[i].port, r->addrs[i], max, &got);
+        r->rc[i] = fn(o->resolve_ctx, srcs[i].host, srcs[i].port, r->addrs[i], max, &got);
         r->count[i] = GW_MIN(got, max);
     }
+}
+
+static void round_resolve(const gw_cluster *cl, dns_round *r)
+{
+    resolve_sources(cl->srcs, &cl->opt, r);
 }
 
 static void *resolver_thread(void *arg)
@@ -837,6 +873,7 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     cl->loop = loop;
     cl->opt = *o;
+    cl->opt.seed = NULL; /* borrowed for this call only */
     cl->efd = -1;
     gw_timer_init(&cl->reap_timer, on_reap_timer, cl);
     gw_timer_init(&cl->dns_timer, on_dns_timer, cl);
@@ -872,11 +909,24 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
                         &cl->void_backend, e);
     if (rc != 0)
         goto fail;
-    r = round_new(n);
+    if (o->seed && cl->any_dns) {
+        /* Names resolved beforehand on another thread (gw_dns_seed_new). */
+        const gw_dns_seed *seed = o->seed;
+        bool same = seed->n == n;
+        for (size_t i = 0; same && i < n; i++)
+            same = strcmp(seed->srcs[i].url, cl->srcs[i].url) == 0;
+        if (!same) {
+            rc = gw_error_set(e, GW_EINVAL, "cluster %s: the DNS seed was made for other URLs", name);
+            goto fail;
+        }
+        r = round_copy(seed->r);
+    } else {
+        r = round_new(n);
+        if (r && cl->any_dns)
+            round_resolve(cl, r);
+    }
     if (!r)
         goto oom;
-    if (cl->any_dns)
-        round_resolve(cl, r);
     size_t cap = n;
     for (size_t i = 0; i < n; i++)
         cap += r->count[i];
@@ -1030,5 +1080,52 @@ int gw_cluster_endpoint_stats(const gw_cluster *cl, size_t i, gw_endpoint_stats 
         .checks_failed = ep->checks_failed,
         .last_failure = ep->last_failure,
     };
+    return 0;
+}
+
+/* ---- DNS seeds ----------------------------------------------------------------------- */
+
+void gw_dns_seed_del(gw_dns_seed *seed)
+{
+    if (!seed)
+        return;
+    for (size_t i = 0; seed->srcs && i < seed->n; i++)
+        source_free(&seed->srcs[i]);
+    free(seed->srcs);
+    round_free(seed->r);
+    free(seed);
+}
+
+int gw_dns_seed_new(const char *const *urls, size_t n, const gw_cluster_options *o,
+                    gw_dns_seed **out, gw_error *e)
+{
+    *out = NULL;
+    gw_cluster_options defaults;
+    if (!o) {
+        gw_cluster_options_init(&defaults);
+        o = &defaults;
+    }
+    if (n == 0 || n > MAX_SOURCES || !urls)
+        return gw_error_set(e, GW_EINVAL, "DNS seed: 1 to %u URLs", MAX_SOURCES);
+    gw_dns_seed *seed = calloc(1, sizeof *seed);
+    if (!seed)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    seed->srcs = calloc(n, sizeof *seed->srcs);
+    seed->r = round_new(n);
+    if (!seed->srcs || !seed->r) {
+        gw_dns_seed_del(seed);
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    }
+    seed->n = n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = urls[i] ? source_parse(&seed->srcs[i], urls[i], e)
+                         : gw_error_set(e, GW_EINVAL, "DNS seed: URL %zu is missing", i);
+        if (rc != 0) {
+            gw_dns_seed_del(seed);
+            return rc;
+        }
+    }
+    resolve_sources(seed->srcs, o, seed->r);
+    *out = seed;
     return 0;
 }

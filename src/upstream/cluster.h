@@ -32,6 +32,7 @@
 #include "upstream/upstream.h"
 
 typedef struct gw_cluster gw_cluster;
+typedef struct gw_dns_seed gw_dns_seed;
 
 typedef enum gw_lb_policy {
     GW_LB_ROUND_ROBIN = 0,
@@ -67,6 +68,10 @@ typedef struct gw_cluster_options {
     size_t max_endpoints;          /* addresses kept per name; default 64 */
     gw_resolve_fn resolve;         /* NULL: getaddrinfo */
     void *resolve_ctx;
+    /* Names already resolved (gw_dns_seed_new, same URLs in the same
+     * order): gw_cluster_new then does not block. Borrowed during
+     * gw_cluster_new only. NULL: gw_cluster_new resolves. */
+    const gw_dns_seed *seed;
 } gw_cluster_options;
 
 /* Fills o with the defaults above (and gw_backend_options_init). */
@@ -75,15 +80,30 @@ void gw_cluster_options_init(gw_cluster_options *o);
 /*
  * A cluster named `name` (used in messages) with the endpoint URLs urls[0..n)
  * (the forms gw_backend_new accepts). URLs whose host is a name are
- * resolved once here, blocking (startup or a reload thread: do not call it
- * on a busy loop), then periodically without blocking. A name that does not
+ * resolved once here, blocking — unless o->seed carries them already
+ * (gw_dns_seed_new on another thread: do that for clusters made on a busy
+ * loop, e.g. at reload) — then periodically without blocking. A name that does not
  * resolve gives no endpoint for now and is retried at every refresh. Borrows
  * loop; copies name, urls and options. Starts health checks at once.
- * Returns 0, GW_EINVAL (no URL, bad URL, bad options: message in e),
+ * Returns 0, GW_EINVAL (no URL, bad URL, bad options, a seed for other
+ * URLs: message in e),
  * GW_EIO (no resolver thread/eventfd) or GW_ENOMEM.
  */
 int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, size_t n,
                    const gw_cluster_options *o, gw_cluster **out, gw_error *e);
+/*
+ * Resolves the host names among urls[0..n) now, blocking, on any thread —
+ * a startup or reload thread — with o's resolver and max_endpoints (o may
+ * be NULL). Pass the seed in gw_cluster_options.seed so that
+ * gw_cluster_new on a loop thread does not block; one seed serves every
+ * worker's cluster for the same URLs. A name that does not resolve is
+ * recorded as such (the cluster retries it at each refresh). Returns 0,
+ * GW_EINVAL (no URL) or GW_ENOMEM.
+ */
+int gw_dns_seed_new(const char *const *urls, size_t n, const gw_cluster_options *o,
+                    gw_dns_seed **out, gw_error *e);
+void gw_dns_seed_del(gw_dns_seed *seed);
+
 /* Fails every open call with UNAVAILABLE (callbacks run before it returns,
  * as for gw_backend_del), stops health checks, joins a pending resolver
  * thread (bounded by the system resolver's own timeout) and frees everything. */

@@ -552,6 +552,46 @@ static void test_dns(void **state)
     close(lfd);
 }
 
+/* A seed resolved beforehand: gw_cluster_new does not resolve again. */
+static void test_dns_seed(void **state)
+{
+    (void)state;
+    gw_loop *l = gw_loop_new();
+    fake_dns f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fake_set(&f, 0, 2, "127.0.0.5", "fd00::5");
+    gw_cluster_options o;
+    gw_cluster_options_init(&o);
+    o.resolve = fake_resolve;
+    o.resolve_ctx = &f;
+    const char *urls[] = {"http://127.0.0.1:2", "https://svc.test:443"};
+    gw_dns_seed *seed;
+    gw_error e;
+    assert_int_equal(gw_dns_seed_new(urls, 2, &o, &seed, &e), 0);
+    assert_int_equal(f.calls, 1);
+    o.seed = seed;
+    gw_cluster *c[2];
+    for (int i = 0; i < 2; i++) /* one seed, two workers' clusters */
+        assert_int_equal(gw_cluster_new(l, "seeded", urls, 2, &o, &c[i], &e), 0);
+    gw_dns_seed_del(seed);
+    assert_int_equal(f.calls, 1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(gw_cluster_endpoint_count(c[i]), 3);
+        assert_string_equal(ep(c[i], 0).url, "http://127.0.0.1:2");
+        assert_string_equal(ep(c[i], 1).url, "https://127.0.0.5:443");
+        assert_string_equal(ep(c[i], 2).url, "https://[fd00::5]:443");
+        assert_string_equal(ep(c[i], 2).name_url, "https://svc.test:443");
+        gw_cluster_del(c[i]);
+    }
+    const char *other[] = {"http://127.0.0.1:2", "https://other.test:443"};
+    assert_int_equal(gw_dns_seed_new(urls, 2, &o, &seed, &e), 0);
+    o.seed = seed;
+    assert_int_equal(gw_cluster_new(l, "seeded", other, 2, &o, &c[0], &e), GW_EINVAL);
+    assert_string_equal(e.msg, "cluster seeded: the DNS seed was made for other URLs");
+    gw_dns_seed_del(seed);
+    gw_loop_run_once(l, 0);
+    gw_loop_del(l);
+}
+
 static bool three_calls(void *arg)
 {
     fake_dns *f = arg;
@@ -602,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_least_outstanding),
         cmocka_unit_test(test_dns),
         cmocka_unit_test(test_dns_periodic),
+        cmocka_unit_test(test_dns_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
