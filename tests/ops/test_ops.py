@@ -276,6 +276,118 @@ class Readiness(unittest.TestCase):
             P.stop_all()
 
 
+LIST_USERS = "/demo.v1.UserService/ListUsers"
+
+
+def list_users_req(n, delay_ms):
+    # ListUsersRequest{page_size: n, delay: Duration{nanos: delay_ms * 1e6}}
+    return frame(pb_varint(1, n) + pb_string(2, pb_varint(2, delay_ms * 1000000)))
+
+
+class Reload(unittest.TestCase):
+    """SIGHUP under load: a changed config adds a route, nothing fails,
+    streams in flight complete; a broken config keeps the old one."""
+
+    def test_reload_under_load(self):
+        import threading
+        P = Procs()
+        try:
+            _, backend = P.demo()
+            path = os.path.join(P.tmp, "reload.json")
+            base = {"rest": {"auto_map_unbound": False}, "admin": {"reload_endpoint": True}}
+            with open(path, "w") as f:
+                json.dump(base, f)
+            args = [GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend", backend,
+                    "--descriptor", DEMO_DESC, "--workers", "2", "--config", path]
+            gw, m = P.start(args, r"listening on ([\d.]+):(\d+)", "gateway-reload")
+            port = int(m.group(2))
+            unbound = lambda: request(port, "POST", "/demo.v1.EchoService/Unbound",  # noqa
+                                      b'{"message":"new"}', {"Content-Type": "application/json"})
+            self.assertIn(unbound().status, (404, 415))  # not a route yet
+
+            stop = threading.Event()
+            failures, counts = [], {"unary": 0, "stream": 0, "rest": 0}
+            lock = threading.Lock()
+
+            def loop(kind):
+                while not stop.is_set():
+                    try:
+                        if kind == "unary":
+                            r = grpcweb(port, ECHO, frame(pb_string(1, "load")))
+                            ok = r.status == 200 and r.grpc_status()[0] == 0
+                        elif kind == "stream":
+                            r = grpcweb(port, LIST_USERS, list_users_req(4, 60))
+                            ok = (r.status == 200 and r.grpc_status()[0] == 0 and
+                                  len([f for f, _ in r.frames() if f == 0]) == 4)
+                        else:
+                            r = request(port, "POST", "/v1/echo", b'{"message":"load"}',
+                                        {"Content-Type": "application/json"})
+                            ok = r.status == 200 and json.loads(r.body) == {"message": "load"}
+                    except Exception as ex:  # noqa: BLE001 - any failure counts
+                        ok, r = False, ex
+                    with lock:
+                        if ok:
+                            counts[kind] += 1
+                        else:
+                            failures.append((kind, repr(r)[:200]))
+
+            threads = [threading.Thread(target=loop, args=(k,))
+                       for k in ("unary", "unary", "stream", "stream", "rest")]
+            for t in threads:
+                t.start()
+            try:
+                time.sleep(0.5)
+                # A stream that is in flight across the reload.
+                long_stream = {}
+
+                def slow():
+                    long_stream["r"] = grpcweb(port, LIST_USERS, list_users_req(10, 150))
+                ts = threading.Thread(target=slow)
+                ts.start()
+                time.sleep(0.3)
+                new = dict(base, rest={"auto_map_unbound": True})
+                with open(path, "w") as f:
+                    json.dump(new, f)
+                gw.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 30
+                while unbound().status != 200 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                r = unbound()
+                self.assertEqual((r.status, json.loads(r.body)), (200, {"message": "new"}))
+                ts.join(30)
+                r = long_stream["r"]
+                self.assertEqual(r.grpc_status()[0], 0)
+                self.assertEqual(len([f for f, _ in r.frames() if f == 0]), 10)
+
+                # A broken config through the admin endpoint: old one stays.
+                with open(path, "w") as f:
+                    f.write('{"rest": {"auto_map_unbound": fals')
+                self.assertEqual(request(port, "POST", "/admin/reload").status, 202)
+                deadline = time.monotonic() + 30
+                while ("reload failed" not in P.stderr(gw) and
+                       time.monotonic() < deadline):
+                    time.sleep(0.05)
+                self.assertRegex(P.stderr(gw),
+                                 r"error reload failed, still serving the previous "
+                                 r"configuration: .*reload\.json:1:\d+: ")
+                self.assertEqual(unbound().status, 200)
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(60)
+            self.assertEqual(failures, [])
+            for kind, n in counts.items():
+                self.assertGreater(n, 0, kind)
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(metric(ms, "grpcgate_reloads_total", result="ok"), 1)
+            self.assertEqual(metric(ms, "grpcgate_reloads_total", result="error"), 1)
+            self.assertIn("reload: generation 2 in service", P.stderr(gw))
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
+
 def have_openssl():
     return subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
 
