@@ -265,8 +265,9 @@ def lb_health_unknown_service():
     pa, pb = free_port(), free_port()
     a, b = start_demo(pa), start_demo(pb)
     d = Driver("rr", "200", "nope.Unknown", "http://127.0.0.1:%d" % pa, "http://127.0.0.1:%d" % pb)
-    time.sleep(2.0)
-    d.report()
+    end = time.time() + 30
+    while time.time() < end and "healthy=0/2" not in d.report().get("cluster", ""):
+        time.sleep(0.3)
     time.sleep(0.5)
     r = d.report()
     check(r["ok"] == 0 and r["failed"] > 0 and all(not e["healthy"] for e in r["eps"])
@@ -279,7 +280,8 @@ def lb_health_unknown_service():
 
 def lb_hung_endpoint():
     """SIGSTOP: the endpoint accepts bytes and never answers, so only the
-    health checks (timeout 300 ms, 2 failures) can take it out."""
+    health checks (every 300 ms, timeout 300 ms, 2 failures) can take it
+    out. No timing is asserted: the test polls with generous limits."""
     pa, pb = free_port(), free_port()
     a, b = start_demo(pa), start_demo(pb)
     d = Driver("rr", "300", "-", "http://127.0.0.1:%d" % pa, "http://127.0.0.1:%d" % pb, deadline_ms=3000)
@@ -287,15 +289,28 @@ def lb_hung_endpoint():
     r = d.report()
     check(r["failed"] == 0 and all(e["calls"] > 5 for e in r["eps"]), "hung endpoint: both take calls first: " + show(r))
     a.send_signal(signal.SIGSTOP)
-    time.sleep(1.5)
+    failed, fails, out = 0, [], False
+    end = time.time() + 30
+    while time.time() < end and not out:
+        time.sleep(0.3)
+        r = d.report()
+        failed += r["failed"]
+        fails += r["fails"]
+        out = not r["eps"][0]["healthy"] and r["eps"][1]["healthy"]
+    check(out, "hung endpoint: failed health checks take it out")
+    # The calls stuck on it end at their 3 s deadline; nothing else fails.
+    end = time.time() + 30
+    while time.time() < end and failed < 4:
+        time.sleep(0.3)
+        r = d.report()
+        failed += r["failed"]
+        fails += r["fails"]
+    time.sleep(0.5)
     r = d.report()
-    check(not r["eps"][0]["healthy"] and r["eps"][1]["healthy"],
-          "hung endpoint: failed health checks take it out within 1.5 s: " + show(r))
-    time.sleep(3.0)  # the calls stuck on it reach their 3 s deadline
-    r = d.report()
-    check(r["failed"] <= 4 and all(f.startswith("DEADLINE_EXCEEDED") for f in r["fails"]),
-          "hung endpoint: only the calls stuck on it fail (deadline): " + show(r))
-    r = d.report()
+    failed += r["failed"]
+    fails += r["fails"]
+    check(failed <= 4 and all(f.startswith("DEADLINE_EXCEEDED") for f in fails),
+          "hung endpoint: only the calls stuck on it fail (deadline): %d %s" % (failed, fails[:2]))
     time.sleep(1.0)
     r = d.report()
     check(r["failed"] == 0 and r["eps"][0]["calls"] == 0 and r["eps"][1]["calls"] > 20,
