@@ -679,7 +679,9 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
 
     gw_ucall_params p = {.path = m->path, .metadata = c->md, .metadata_count = c->md_count,
                          .deadline_ns = c->deadline_ns};
-    rc = gw_ucall_start(b, &p, &ucall_handlers, c, &c->uc, &e);
+    rc = o->upstream_start
+             ? o->upstream_start(o->upstream_ctx, m, &p, &ucall_handlers, c, &c->uc, &e)
+             : gw_ucall_start(b, &p, &ucall_handlers, c, &c->uc, &e);
     if (rc)
         goto fail;
     if (c->deadline_ns)

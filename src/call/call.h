@@ -56,6 +56,15 @@ typedef struct gw_call_options {
     void (*observe)(void *ctx, const struct gw_call_report *rep);
     void (*observe_start)(void *ctx);   /* a call began (gw_call_start/_reject) */
     void *observe_ctx;
+    /* Added by operations (routing, clusters): starts the upstream call for
+     * m wherever it is routed, instead of gw_ucall_start on the backend
+     * given to gw_call_start (which may then be NULL). Same contract and
+     * errors as gw_ucall_start; GW_ENOTFOUND when m is routed nowhere
+     * (answered UNIMPLEMENTED). NULL: gw_ucall_start. */
+    int (*upstream_start)(void *ctx, const gw_method_def *m, const gw_ucall_params *p,
+                          const gw_ucall_handlers *h, void *owner, gw_ucall **out,
+                          gw_error *e);
+    void *upstream_ctx;
 } gw_call_options;
 
 /* What a call reports when it ends (gw_call_options.observe). */

@@ -41,6 +41,21 @@ void gw_server_config_free(gw_server_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->tls_client_ca);
+    for (size_t i = 0; i < c->backend_count; i++) {
+        gw_server_backend *b = &c->backends[i];
+        free(b->name);
+        for (size_t j = 0; j < b->endpoint_count; j++)
+            free(b->endpoints[j]);
+        free(b->ca_file);
+        free(b->cert_file);
+        free(b->key_file);
+        free(b->server_name);
+        free(b->health_service);
+    }
+    for (size_t i = 0; i < c->route_count; i++) {
+        free(c->routes[i].match);
+        free(c->routes[i].backend);
+    }
     free(c->static_dir);
     for (size_t i = 0; i < c->rest_ignored_count; i++)
         free(c->rest_ignored[i]);
@@ -296,6 +311,171 @@ static int parse_rest(gw_server_config *c, json_t *obj, gw_error *e)
     return rc;
 }
 
+/* backends.NAME.health */
+static int parse_health(gw_server_backend *b, json_t *obj, const char *name, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[200];
+    gw_health_options *o = &b->cluster.health;
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "backends.%s.health.%s", name, k);
+        if (strcmp(k, "service") == 0) {
+            rc = want_string(v, path, &b->health_service, e);
+            continue;
+        }
+        UINT_KEY("interval_ms", o->interval_ms, 1ull << 31)
+        UINT_KEY("timeout_ms", o->timeout_ms, 1ull << 31)
+        UINT_KEY("unhealthy_threshold", o->unhealthy_threshold, 1000)
+        UINT_KEY("healthy_threshold", o->healthy_threshold, 1000)
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+/* One entry of "backends" (docs/configuration.md). */
+static int parse_backend(gw_server_backend *b, json_t *obj, const char *name, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[200];
+    gw_cluster_options *o = &b->cluster;
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "backends.%s.%s", name, k);
+        if (strcmp(k, "endpoints") == 0) {
+            if (!json_is_array(v) || json_array_size(v) == 0 ||
+                json_array_size(v) > GW_SERVER_MAX_ENDPOINTS)
+                return gw_error_set(e, GW_EINVAL, "%s: expected an array of 1 to %d URLs",
+                                    path, GW_SERVER_MAX_ENDPOINTS);
+            size_t i;
+            json_t *x;
+            json_array_foreach(v, i, x) {
+                if (!json_is_string(x))
+                    return gw_error_set(e, GW_EINVAL, "%s[%zu]: expected a URL", path, i);
+                b->endpoints[b->endpoint_count] = strdup(json_string_value(x));
+                if (!b->endpoints[b->endpoint_count])
+                    return gw_error_set(e, GW_ENOMEM, "out of memory");
+                b->endpoint_count++;
+            }
+            continue;
+        }
+        if (strcmp(k, "policy") == 0) {
+            const char *p = json_is_string(v) ? json_string_value(v) : "";
+            if (strcmp(p, "round_robin") == 0)
+                o->policy = GW_LB_ROUND_ROBIN;
+            else if (strcmp(p, "least_outstanding") == 0)
+                o->policy = GW_LB_LEAST_OUTSTANDING;
+            else
+                rc = gw_error_set(e, GW_EINVAL,
+                                  "%s: expected \"round_robin\" or \"least_outstanding\"", path);
+            continue;
+        }
+        if (strcmp(k, "reflect") == 0) {
+            rc = want_bool(v, path, &b->reflect, e);
+            continue;
+        }
+        UINT_KEY("pool_size", o->backend.pool_size, 64)
+        UINT_KEY("connect_timeout_ms", o->backend.connect_timeout_ms, 1ull << 31)
+        UINT_KEY("max_queued_calls", o->backend.max_queued_calls, 1000000)
+        UINT_KEY("max_response_message", o->backend.max_response_message, 1ull << 31)
+        UINT_KEY("probe_interval_ms", o->probe_interval_ms, 1ull << 31)
+        UINT_KEY("dns_refresh_ms", o->dns_refresh_ms, 1ull << 31)
+        if (strcmp(k, "health") == 0 && json_is_object(v)) {
+            rc = parse_health(b, v, name, e);
+            continue;
+        }
+        if (strcmp(k, "tls") == 0 && json_is_object(v)) {
+            const char *tk;
+            json_t *tv;
+            json_object_foreach(v, tk, tv) {
+                if (rc)
+                    break;
+                snprintf(path, sizeof path, "backends.%s.tls.%s", name, tk);
+                if (strcmp(tk, "ca_file") == 0)
+                    rc = want_string(tv, path, &b->ca_file, e);
+                else if (strcmp(tk, "cert_file") == 0)
+                    rc = want_string(tv, path, &b->cert_file, e);
+                else if (strcmp(tk, "key_file") == 0)
+                    rc = want_string(tv, path, &b->key_file, e);
+                else if (strcmp(tk, "server_name") == 0)
+                    rc = want_string(tv, path, &b->server_name, e);
+                else
+                    return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+            }
+            continue;
+        }
+        if (strcmp(k, "health") == 0 || strcmp(k, "tls") == 0)
+            return gw_error_set(e, GW_EINVAL, "%s: expected an object", path);
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    if (rc == 0 && b->endpoint_count == 0)
+        rc = gw_error_set(e, GW_EINVAL, "backends.%s: no endpoints", name);
+    /* The cluster options borrow the strings (copied by gw_cluster_new). */
+    o->backend.ca_file = b->ca_file;
+    o->backend.cert_file = b->cert_file;
+    o->backend.key_file = b->key_file;
+    o->backend.server_name = b->server_name;
+    o->health.service = b->health_service;
+    return rc;
+}
+
+static int parse_backends(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    if (!json_is_object(obj))
+        return gw_error_set(e, GW_EINVAL, "backends: expected an object of named backends");
+    if (json_object_size(obj) > GW_SERVER_MAX_BACKENDS)
+        return gw_error_set(e, GW_EINVAL, "backends: at most %d", GW_SERVER_MAX_BACKENDS);
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        if (strcmp(k, "default") == 0 || !*k)
+            return gw_error_set(e, GW_EINVAL, "backends: the name '%s' is reserved", k);
+        if (!json_is_object(v))
+            return gw_error_set(e, GW_EINVAL, "backends.%s: expected an object", k);
+        gw_server_backend *b = &c->backends[c->backend_count++];
+        memset(b, 0, sizeof *b);
+        gw_cluster_options_init(&b->cluster);
+        /* The top-level "upstream" settings are the defaults. */
+        b->cluster.backend = c->upstream;
+        b->name = strdup(k);
+        if (!b->name)
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+        int rc = parse_backend(b, v, k, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_routes(gw_server_config *c, json_t *arr, gw_error *e)
+{
+    if (!json_is_array(arr) || json_array_size(arr) > GW_SERVER_MAX_ROUTES)
+        return gw_error_set(e, GW_EINVAL, "routes: expected an array of at most %d objects",
+                            GW_SERVER_MAX_ROUTES);
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) {
+        json_t *m = json_object_get(x, "match"), *b = json_object_get(x, "backend");
+        if (!json_is_object(x) || json_object_size(x) != 2 || !json_is_string(m) ||
+            !json_is_string(b) || !*json_string_value(m))
+            return gw_error_set(e, GW_EINVAL,
+                                "routes[%zu]: expected {\"match\": \"...\", \"backend\": \"...\"}",
+                                i);
+        gw_server_route *r = &c->routes[c->route_count++];
+        r->match = strdup(json_string_value(m));
+        r->backend = strdup(json_string_value(b));
+        if (!r->match || !r->backend)
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 /* "admin": the operational endpoints (docs/operations.md). */
 static int parse_admin(gw_server_config *c, json_t *obj, gw_error *e)
 {
@@ -440,6 +620,16 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "tls") == 0) {
             rc = json_is_object(v) ? parse_tls(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "tls: expected an object");
+        } else if (strcmp(k, "backends") == 0) {
+            if (c->backend_count)
+                rc = gw_error_set(e, GW_EINVAL, "backends: given twice");
+            else
+                rc = parse_backends(c, v, e);
+        } else if (strcmp(k, "routes") == 0) {
+            if (c->route_count)
+                rc = gw_error_set(e, GW_EINVAL, "routes: given twice");
+            else
+                rc = parse_routes(c, v, e);
         } else if (strcmp(k, "reflect") == 0) {
             rc = want_bool(v, k, &c->reflect, e);
         } else if (strcmp(k, "reflect_timeout_ms") == 0) {

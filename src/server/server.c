@@ -47,6 +47,13 @@ typedef struct snapshot {
     char *allow_headers;          /* CORS_BASE_HEADERS + configured ones */
     gw_blob *openapi;             /* the document, or NULL when not served */
     unsigned generation;
+    /* routing: empty means every method goes to target 0 */
+    struct sroute {
+        const char *match;        /* in cfg */
+        size_t len;               /* 0 for "*" */
+        int target;
+    } *routes;
+    size_t route_count;
 } snapshot;
 
 struct server {
@@ -63,7 +70,11 @@ struct server {
     gw_metrics **metrics;        /* [worker_count], each in its worker */
     gw_accesslog *alog;          /* NULL: no access log */
     gw_admin *admin;             /* NULL: no separate admin listener */
-    const char *backend_names[1];
+    /* Upstream targets, fixed at start: "default" (--backend) first when
+     * given, then the named backends (each a gw_cluster per worker). */
+    const char *target_names[1 + GW_SERVER_MAX_BACKENDS];
+    size_t target_count;
+    bool has_default;
     char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
     gw_static *statics;          /* NULL: no static directory */
 };
@@ -84,6 +95,7 @@ struct worker {
     gw_buf logline;         /* access-log line being formatted */
     gw_timer sample;        /* copies backend state into metrics */
     snapshot *snap;         /* the generation new requests use (a reference) */
+    gw_cluster *clusters[GW_SERVER_MAX_BACKENDS];  /* the named backends */
 };
 
 /* ---- CORS ------------------------------------------------------------------------ */
@@ -142,12 +154,60 @@ static void plain(gw_front_req *r, int status, const char *allow_origin, const c
     gw_front_req_respond(r, status, h, n, text, strlen(text));
 }
 
+/* ---- routing -------------------------------------------------------------------------- */
+
+static bool route_matches(const struct sroute *r, const gw_method_def *m)
+{
+    if (r->len == 0)
+        return true;
+    if (r->match[0] == '/')
+        return strncmp(m->path, r->match, r->len) == 0;
+    const char *svc = m->service ? m->service->full_name : "";
+    if (r->match[r->len - 1] == '.')
+        return strncmp(svc, r->match, r->len) == 0;
+    return strcmp(svc, r->match) == 0;
+}
+
+/* The target serving m in sn, or -1 when m is routed nowhere (not exposed). */
+static int route_of(const snapshot *sn, const gw_method_def *m)
+{
+    if (sn->route_count == 0)
+        return 0;
+    int best = -1;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sn->route_count; i++) {
+        const struct sroute *r = &sn->routes[i];
+        if ((best < 0 || r->len > best_len) && route_matches(r, m)) {
+            best = r->target;
+            best_len = r->len;
+        }
+    }
+    return best;
+}
+
+static _Thread_local struct worker *current_worker;
+
+/* gw_call_options.upstream_start: the call goes where its method is routed. */
+static int upstream_start(void *ctx, const gw_method_def *m, const gw_ucall_params *p,
+                          const gw_ucall_handlers *h, void *owner, gw_ucall **out, gw_error *e)
+{
+    const snapshot *sn = ctx;
+    worker *w = current_worker;
+    int t = m && w ? route_of(sn, m) : -1;
+    if (t < 0)
+        return gw_error_set(e, GW_ENOTFOUND, "method %s is not routed to any backend",
+                            m ? m->path : "?");
+    if (sn->s->has_default && t == 0)
+        return gw_ucall_start(w->backend, p, h, owner, out, e);
+    return gw_cluster_ucall_start(w->clusters[t - (sn->s->has_default ? 1 : 0)], p, h, owner,
+                                  out, e);
+}
+
 /* ---- operations glue (metrics, access log; see ops.h) ------------------------------ */
 
 /* Calls end on their worker's thread: this finds the worker's counters
  * without a lookup. NULL outside worker threads (teardown after a failed
  * start), where nothing is counted. */
-static _Thread_local worker *current_worker;
 
 #define SAMPLE_INTERVAL_NS (250 * GW_MS)
 
@@ -166,7 +226,13 @@ static void ops_observe(void *ctx, const gw_call_report *rep)
     if (w) {
         gw_metrics_observe(&w->metrics, rep);
         if (sn->s->alog)
-            gw_accesslog_write(sn->s->alog, &w->logline, rep, sn->cfg->backend);
+        {
+            int t = rep->method ? route_of(sn, rep->method) : -1;
+            const char *b = t < 0 ? NULL
+                            : sn->s->has_default && t == 0 ? sn->cfg->backend
+                                                            : sn->s->target_names[t];
+            gw_accesslog_write(sn->s->alog, &w->logline, rep, b);
+        }
     }
     snapshot_unref(sn);
 }
@@ -181,8 +247,9 @@ static void ops_observe_start(void *ctx)
 static void sample_tick(void *owner)
 {
     worker *w = owner;
+    server *s = w->s;
     gw_backend_sample bs = {0};
-    if (w->backend) {
+    if (s->has_default && w->backend) {
         gw_backend_stats st;
         gw_backend_get_stats(w->backend, &st);
         bs.connections_open = st.connections_open;
@@ -191,8 +258,26 @@ static void sample_tick(void *owner)
         bs.queued_calls = st.queued_calls;
         bs.endpoints = 1;
         bs.healthy_endpoints = gw_backend_is_down(w->backend) ? 0 : 1;
+        gw_metrics_set_backend(&w->metrics, 0, &bs);
     }
-    gw_metrics_set_backend(&w->metrics, 0, &bs);
+    for (size_t i = s->has_default ? 1 : 0; i < s->target_count; i++) {
+        gw_cluster *c = w->clusters[i - (s->has_default ? 1 : 0)];
+        if (!c)
+            continue;
+        gw_cluster_stats cs;
+        gw_cluster_get_stats(c, &cs);
+        bs = (gw_backend_sample){.endpoints = cs.endpoints,
+                                 .healthy_endpoints = cs.healthy_endpoints};
+        size_t n = gw_cluster_endpoint_count(c);
+        for (size_t j = 0; j < n; j++) {
+            gw_endpoint_stats es;
+            if (gw_cluster_endpoint_stats(c, j, &es) == 0) {
+                bs.checks_ok += es.checks_ok;
+                bs.checks_failed += es.checks_failed;
+            }
+        }
+        gw_metrics_set_backend(&w->metrics, i, &bs);
+    }
     gw_loop_timer_start(w->loop, &w->sample, gw_loop_now(w->loop) + SAMPLE_INTERVAL_NS);
 }
 
@@ -213,11 +298,10 @@ static int ops_setup(server *s, gw_error *e)
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     for (size_t i = 0; i < s->worker_count; i++)
         s->metrics[i] = &s->workers[i].metrics;
-    s->backend_names[0] = cfg->backend;
     o->metrics = s->metrics;
     o->workers = s->worker_count;
-    o->backend_names = s->backend_names;
-    o->backend_count = 1;
+    o->backend_names = s->target_names;
+    o->backend_count = s->target_count;
     o->prefix = cfg->ops_prefix ? cfg->ops_prefix : "";
     o->on_main_port = cfg->ops_on_main_port;
     o->metrics_enabled = cfg->metrics_enabled;
@@ -361,6 +445,8 @@ static void on_request(void *owner, gw_front_req *r)
         plain(r, 405, cors.allow_origin, "gRPC-Web calls use POST\n");
         return;
     }
+    if (m && route_of(sn, m) < 0)
+        m = NULL; /* routed nowhere: not exposed */
     if (!m) {
         char msg[300];
         snprintf(msg, sizeof msg, "unknown method %.256s", path);
@@ -440,6 +526,10 @@ static void *worker_main(void *arg)
     w->front = NULL;
     gw_backend_del(w->backend);
     w->backend = NULL;
+    for (size_t i = 0; i < GW_SERVER_MAX_BACKENDS; i++) {
+        gw_cluster_del(w->clusters[i]);
+        w->clusters[i] = NULL;
+    }
     return NULL;
 }
 
@@ -458,9 +548,21 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     if (!w->loop)
         return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
     gw_loop_set_wakeup_cb(w->loop, on_wakeup, w);
-    int rc = gw_backend_new(w->loop, s->cfg->backend, &s->cfg->upstream, &w->backend, e);
-    if (rc)
-        return rc;
+    int rc = 0;
+    if (s->cfg->backend) {
+        rc = gw_backend_new(w->loop, s->cfg->backend, &s->cfg->upstream, &w->backend, e);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < s->cfg->backend_count; i++) {
+        const gw_server_backend *b = &s->cfg->backends[i];
+        rc = gw_cluster_new(w->loop, b->name, (const char *const *)b->endpoints,
+                            b->endpoint_count, &b->cluster, &w->clusters[i], e);
+        if (rc) {
+            gw_error_prefix(e, "backend %s", b->name);
+            return rc;
+        }
+    }
     gw_front_options fo = s->cfg->front;
     fo.host = s->host;
     fo.port = s->port;
@@ -482,6 +584,9 @@ static void worker_free(worker *w)
         gw_front_del(w->front);
     if (w->backend)
         gw_backend_del(w->backend);
+    for (size_t i = 0; i < GW_SERVER_MAX_BACKENDS; i++)
+        if (w->clusters[i])
+            gw_cluster_del(w->clusters[i]);
     if (w->loop) {
         gw_loop_timer_stop(w->loop, &w->drain_check);
         gw_loop_timer_stop(w->loop, &w->sample);
@@ -527,6 +632,7 @@ static void snapshot_unref(snapshot *sn)
     gw_blob_unref(sn->openapi);
     gw_router_del(sn->router);
     gw_registry_del(sn->registry);
+    free(sn->routes);
     free(sn->allow_headers);
     if (sn->own_cfg) {
         gw_server_config_free(sn->own_cfg);
@@ -539,14 +645,80 @@ static void snapshot_unref(snapshot *sn)
  * service (a clear error naming the backend when that fails). */
 static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_error *e)
 {
+    /* One source: the files, or the reflection service of one backend
+     * (--reflect: the default one; else the one with "reflect": true). */
+    const char *url = cfg->reflect ? cfg->backend : NULL;
+    const gw_backend_options *bo = &cfg->upstream;
+    const char *name = "default";
+    size_t sources = (cfg->descriptor_count ? 1 : 0) + (cfg->reflect ? 1 : 0);
+    for (size_t i = 0; i < cfg->backend_count; i++)
+        if (cfg->backends[i].reflect) {
+            sources++;
+            url = cfg->backends[i].endpoints[0];
+            bo = &cfg->backends[i].cluster.backend;
+            name = cfg->backends[i].name;
+        }
+    if (sources > 1)
+        return gw_error_set(e, GW_EINVAL, "descriptors come from one source: descriptor "
+                            "files or the reflection of one backend");
     if (cfg->descriptor_count)
         return gw_registry_load(out, (const char *const *)cfg->descriptors,
                                 cfg->descriptor_count, e);
-    int rc = gw_reflect_fetch_registry_opts(cfg->backend, &cfg->upstream, NULL,
-                                            cfg->reflect_timeout_ms, out, e);
-    if (rc == 0)
-        GW_INFO("reflection: descriptors of %s loaded", cfg->backend);
+    if (!url)
+        return gw_error_set(e, GW_EINVAL, "no descriptors: give --descriptor FILE or --reflect");
+    int rc = gw_reflect_fetch_registry_opts(url, bo, NULL, cfg->reflect_timeout_ms, out, e);
+    if (rc)
+        gw_error_prefix(e, "backend %s", name);
+    else
+        GW_INFO("reflection: descriptors of backend %s (%s) loaded", name, url);
     return rc;
+}
+
+/* Resolves the routes of cfg against the server's targets and builds the
+ * REST router with the routed methods only. */
+static int snapshot_routes(snapshot *sn, const gw_server_config *cfg, gw_error *e)
+{
+    server *s = sn->s;
+    if (cfg->route_count) {
+        sn->routes = calloc(cfg->route_count, sizeof *sn->routes);
+        if (!sn->routes)
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < cfg->route_count; i++) {
+        const gw_server_route *r = &cfg->routes[i];
+        int t = -1;
+        for (size_t j = 0; j < s->target_count && t < 0; j++) {
+            const char *name = s->has_default && j == 0 ? "default" : s->target_names[j];
+            if (strcmp(name, r->backend) == 0)
+                t = (int)j;
+        }
+        if (t < 0)
+            return gw_error_set(e, GW_EINVAL,
+                                "routes[%zu]: no backend '%s' (new backends need a restart)",
+                                i, r->backend);
+        sn->routes[i] = (struct sroute){.match = r->match,
+                                        .len = strcmp(r->match, "*") ? strlen(r->match) : 0,
+                                        .target = t};
+        sn->route_count++;
+    }
+    if (sn->route_count == 0 && s->target_count > 1)
+        return gw_error_set(e, GW_EINVAL, "several backends: give \"routes\"");
+    sn->router = gw_router_new(&cfg->router);
+    if (!sn->router)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    if (sn->route_count == 0)
+        return gw_router_add_registry(sn->router, sn->registry, e);
+    for (size_t i = 0; i < gw_registry_service_count(sn->registry); i++) {
+        const gw_service_def *svc = gw_registry_service_at(sn->registry, i);
+        for (size_t j = 0; j < svc->method_count; j++) {
+            if (route_of(sn, &svc->methods[j]) < 0)
+                continue;
+            int rc = gw_router_add_method(sn->router, &svc->methods[j], e);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -581,12 +753,9 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
     sn->call.observe = ops_observe;
     sn->call.observe_start = ops_observe_start;
     sn->call.observe_ctx = sn;
-    sn->router = gw_router_new(&cfg->router);
-    if (!sn->router) {
-        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = gw_router_add_registry(sn->router, sn->registry, e);
+    sn->call.upstream_start = upstream_start;
+    sn->call.upstream_ctx = sn;
+    rc = snapshot_routes(sn, cfg, e);
     if (rc)
         goto out;
     sn->rest = (gw_call_rest_config){.router = sn->router, .rest = &cfg->rest};
@@ -679,13 +848,7 @@ static void reload(server *s)
             goto out;
         }
         use = nc;
-        if (!nc->backend || (nc->descriptor_count == 0 && !nc->reflect)) {
-            rc = gw_error_set(&e, GW_EINVAL, "the new configuration has no %s",
-                              nc->backend ? "descriptors" : "backend");
-            gw_server_config_free(nc);
-            free(nc);
-            goto out;
-        }
+
         warn_restart_only(s->cfg, nc);
     }
     snapshot *sn;
@@ -730,14 +893,15 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     atomic_flag_clear(&s.snap_lock);
 
-    if (!cfg->backend) {
-        rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL");
+    if (!cfg->backend && cfg->backend_count == 0) {
+        rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL or \"backends\"");
         goto out;
     }
-    if (cfg->descriptor_count == 0 && !cfg->reflect) {
-        rc = gw_error_set(e, GW_EINVAL, "no descriptors: give --descriptor FILE or --reflect");
-        goto out;
-    }
+    s.has_default = cfg->backend != NULL;
+    if (s.has_default)
+        s.target_names[s.target_count++] = cfg->backend;
+    for (size_t i = 0; i < cfg->backend_count; i++)
+        s.target_names[s.target_count++] = cfg->backends[i].name;
     rc = split_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", s.host, sizeof s.host,
                       &s.port, e);
     if (rc)
@@ -795,7 +959,7 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         bool v6 = strchr(s.host, ':') != NULL;
         printf("listening on %s%s%s:%u\n", v6 ? "[" : "", s.host, v6 ? "]" : "", s.port);
         fflush(stdout);
-        GW_INFO("grpcgate serve: %zu workers, backend %s", s.worker_count, cfg->backend);
+        GW_INFO("grpcgate serve: %zu workers, %zu backends", s.worker_count, s.target_count);
         int sig = 0;
         while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
             reload(&s);

@@ -13,11 +13,35 @@
 #include "base/base.h"
 #include "call/call.h"
 #include "front/front.h"
+#include "upstream/cluster.h"
 #include "upstream/upstream.h"
 
 #define GW_SERVER_MAX_DESCRIPTORS 64
 #define GW_SERVER_MAX_ORIGINS 64
 #define GW_SERVER_MAX_REST_NAMES 64
+
+#define GW_SERVER_MAX_BACKENDS 32
+#define GW_SERVER_MAX_ENDPOINTS 32
+#define GW_SERVER_MAX_ROUTES 256
+
+/* A named backend ("backends" in the file): a cluster of endpoints. */
+typedef struct gw_server_backend {
+    char *name;
+    char *endpoints[GW_SERVER_MAX_ENDPOINTS];
+    size_t endpoint_count;
+    gw_cluster_options cluster;    /* its strings point into the fields below */
+    char *ca_file, *cert_file, *key_file, *server_name, *health_service;
+    bool reflect;                  /* descriptors from this backend's reflection */
+} gw_server_backend;
+
+/* "routes": which backend serves a method. match is a service full name
+ * ("demo.v1.UserService"), a package prefix ending in '.' ("demo.v1."), a
+ * gRPC path prefix starting with '/' ("/demo.v1.EchoService/Echo") or "*";
+ * the longest match wins. */
+typedef struct gw_server_route {
+    char *match;
+    char *backend;                 /* a name in backends, or "default" (--backend) */
+} gw_server_route;
 
 typedef struct gw_server_config {
     char *listen;                  /* "HOST:PORT" (port 0: pick one) */
@@ -51,6 +75,10 @@ typedef struct gw_server_config {
     char *tls_key;
     char *tls_client_ca;           /* verify client certificates against it */
     char *static_dir;              /* files served last (static.h); NULL: none */
+    gw_server_backend backends[GW_SERVER_MAX_BACKENDS];
+    size_t backend_count;
+    gw_server_route routes[GW_SERVER_MAX_ROUTES];
+    size_t route_count;            /* 0: every method to the only backend */
     bool reflect;                  /* descriptors from the backend's reflection
                                       service instead of files */
     uint32_t reflect_timeout_ms;   /* default 10000 */

@@ -251,7 +251,7 @@ class Readiness(unittest.TestCase):
         P = Procs()
         try:
             demo, backend = P.demo()
-            cfg = {"admin": {"listen": "127.0.0.1:0", "drain_delay_ms": 1500}}
+            cfg = {"admin": {"listen": "127.0.0.1:0", "drain_delay_ms": 3000}}
             gw, port = P.gateway(backend, cfg, workers=1)
             self.wait_status(port, 200)
             self.assertEqual(grpcweb(port, ECHO, frame(pb_string(1, "x"))).grpc_status()[0], 0)
@@ -268,7 +268,11 @@ class Readiness(unittest.TestCase):
             m = re.search(r"admin listener on port (\d+)", P.stderr(gw))
             admin = int(m.group(1))
             gw.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
             r = http_get(admin, "/readyz")
+            while r.body != b"draining\n" and time.monotonic() < deadline:
+                time.sleep(0.02)
+                r = http_get(admin, "/readyz")
             self.assertEqual((r.status, r.body), (503, b"draining\n"))
             self.assertEqual(http_get(port, "/healthz").status, 200)
             self.assertEqual(gw.wait(30), 0)
@@ -277,6 +281,119 @@ class Readiness(unittest.TestCase):
 
 
 LIST_USERS = "/demo.v1.UserService/ListUsers"
+
+
+class Backends(unittest.TestCase):
+    """Named backends (clusters) and routing by service: a backend of two
+    endpoints with health checks, the --backend shortcut for the rest, a
+    method routed nowhere is not exposed, and losing one endpoint of two
+    fails no call made after it was ejected."""
+
+    def test_routes_and_failover(self):
+        P = Procs()
+        try:
+            demo_a, url_a = P.demo()
+            _, url_b = P.demo()
+            _, url_c = P.demo()
+            cfg = {
+                "backends": {"pair": {
+                    "endpoints": [url_a, url_b], "policy": "round_robin",
+                    "health": {"interval_ms": 200, "timeout_ms": 200,
+                               "unhealthy_threshold": 1, "healthy_threshold": 1},
+                    "probe_interval_ms": 200}},
+                "routes": [{"match": "demo.v1.EchoService", "backend": "pair"},
+                           {"match": "/demo.v1.UserService/GetUser", "backend": "default"}],
+            }
+            gw, port = P.gateway(url_c, cfg, workers=2)
+            echo = lambda: grpcweb(port, ECHO, frame(pb_string(1, "x")))  # noqa: E731
+            for _ in range(6):
+                self.assertEqual(echo().grpc_status()[0], 0)
+            # GetUser is routed (to default): NOT_FOUND comes from the backend.
+            r = grpcweb(port, GET_USER, frame(pb_varint(1, 987654)))
+            self.assertEqual(r.grpc_status()[0], 5)
+            # ListUsers matches no route: not exposed, through either protocol.
+            r = grpcweb(port, LIST_USERS, list_users_req(1, 0))
+            self.assertEqual(r.grpc_status()[0], 12)
+            self.assertEqual(http_get(port, "/v1/users").status, 404)
+            self.assertEqual(request(port, "POST", "/v1/echo", b'{"message":"r"}',
+                                     {"Content-Type": "application/json"}).status, 200)
+
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoints", backend="pair",
+                                    state="total"), 4)  # 2 endpoints x 2 workers
+
+            # One endpoint goes away: after its ejection every call succeeds.
+            P.stop(demo_a)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                ms = parse_metrics(http_get(port, "/metrics").body.decode())
+                if metric(ms, "grpcgate_upstream_endpoints", backend="pair",
+                          state="healthy") == 2:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoints", backend="pair",
+                                    state="healthy"), 2)
+            self.assertGreater(metric(ms, "grpcgate_health_checks_total", backend="pair",
+                                      result="failed"), 0)
+            for _ in range(20):
+                self.assertEqual(echo().grpc_status()[0], 0)
+            self.assertEqual(http_get(port, "/readyz").status, 200)
+        finally:
+            P.stop_all()
+
+    def test_config_errors(self):
+        P = Procs()
+        try:
+            _, url = P.demo()
+            table = [
+                ({"backends": {"x": {"endpoints": [url]}},
+                  "routes": [{"match": "*", "backend": "nope"}]},
+                 "routes[0]: no backend 'nope'"),
+                ({"backends": {"x": {"endpoints": [url]}}}, 'several backends: give "routes"'),
+                ({"backends": {"x": {"endpoints": []}}}, "backends.x.endpoints: expected"),
+                ({"backends": {"default": {"endpoints": [url]}}},
+                 "backends: the name 'default' is reserved"),
+                ({"backends": {"x": {"endpoints": [url], "policy": "random"}}},
+                 'backends.x.policy: expected "round_robin" or "least_outstanding"'),
+                ({"backends": {"x": {"endpoints": [url], "health": {"every": 1}}}},
+                 "unknown key 'backends.x.health.every'"),
+            ]
+            for cfg, want in table:
+                path = os.path.join(P.tmp, "bad.json")
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+                p = subprocess.run([GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend",
+                                    url, "--descriptor", DEMO_DESC, "--config", path],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(p.returncode, 2, cfg)
+                self.assertIn(want, p.stderr)
+        finally:
+            P.stop_all()
+
+    def test_reflect(self):
+        P = Procs()
+        try:
+            _, url = P.demo()
+            args = [GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend", url,
+                    "--reflect", "--workers", "1"]
+            gw, m = P.start(args, r"listening on ([\d.]+):(\d+)", "gateway-reflect")
+            port = int(m.group(2))
+            r = request(port, "POST", "/v1/echo", b'{"message":"no descriptor file"}',
+                        {"Content-Type": "application/json"})
+            self.assertEqual(json.loads(r.body), {"message": "no descriptor file"})
+            self.assertEqual(grpcweb(port, ECHO, frame(pb_string(1, "x"))).grpc_status()[0], 0)
+            self.assertEqual(http_get(port, "/openapi.json").status, 200)
+            # Unreachable reflection: a clear startup error naming the backend.
+            p = subprocess.run([GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend",
+                                "http://127.0.0.1:1", "--reflect"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("backend default: reflection on http://127.0.0.1:1 failed", p.stderr)
+        finally:
+            P.stop_all()
+
+
+
 
 
 def list_users_req(n, delay_ms):
