@@ -1129,3 +1129,12 @@ int gw_dns_seed_new(const char *const *urls, size_t n, const gw_cluster_options 
     *out = seed;
     return 0;
 }
+
+const gw_backend *gw_cluster_endpoint_backend(const gw_cluster *cl, size_t i)
+{
+    if (i < cl->n_eps)
+        return cl->eps[i]->b;
+    if (i - cl->n_eps < cl->n_draining)
+        return cl->draining[i - cl->n_eps]->b;
+    return NULL;
+}

@@ -159,6 +159,10 @@ typedef struct gw_endpoint_stats {
 size_t gw_cluster_endpoint_count(const gw_cluster *c);
 /* Returns 0 or GW_ERANGE (i out of range). */
 int gw_cluster_endpoint_stats(const gw_cluster *c, size_t i, gw_endpoint_stats *out);
+/* The endpoint's backend, for gw_backend_get_stats (connections, retries,
+ * resets). Borrowed: valid until the next loop turn. NULL when i is out of
+ * range. */
+const gw_backend *gw_cluster_endpoint_backend(const gw_cluster *c, size_t i);
 
 /* ---- pure pieces, exposed for unit tests ------------------------------------ */
 typedef struct gw_lb_candidate {

@@ -262,9 +262,12 @@ static void report(void)
     for (size_t i = 0; i < n; i++) {
         gw_endpoint_stats s;
         gw_cluster_endpoint_stats(cluster, i, &s);
-        printf("endpoint %s healthy=%d calls=%llu checks_ok=%llu checks_failed=%llu\n", s.url,
-               s.healthy, (unsigned long long)(s.calls_started - base_started[i]),
-               (unsigned long long)s.checks_ok, (unsigned long long)s.checks_failed);
+        gw_backend_stats bs;
+        gw_backend_get_stats(gw_cluster_endpoint_backend(cluster, i), &bs);
+        printf("endpoint %s healthy=%d calls=%llu checks_ok=%llu checks_failed=%llu connects_ok=%llu\n",
+               s.url, s.healthy, (unsigned long long)(s.calls_started - base_started[i]),
+               (unsigned long long)s.checks_ok, (unsigned long long)s.checks_failed,
+               (unsigned long long)bs.connects_ok);
         base_started[i] = s.calls_started;
     }
     for (size_t i = 0; i < n_fail_msgs; i++)

@@ -196,10 +196,12 @@ class Driver:
             m = re.match(r"report ok=(\d+) failed=(\d+)", line)
             if m:
                 r["ok"], r["failed"] = int(m.group(1)), int(m.group(2))
-            m = re.match(r"endpoint (\S+) healthy=(\d) calls=(\d+) checks_ok=(\d+)", line)
+            m = re.match(r"endpoint (\S+) healthy=(\d) calls=(\d+) checks_ok=(\d+) checks_failed=\d+ "
+                         r"connects_ok=(\d+)", line)
             if m:
                 r["eps"].append({"url": m.group(1), "healthy": m.group(2) == "1",
-                                 "calls": int(m.group(3)), "checks_ok": int(m.group(4))})
+                                 "calls": int(m.group(3)), "checks_ok": int(m.group(4)),
+                                 "connects_ok": int(m.group(5))})
             if line.startswith("fail "):
                 r["fails"].append(line[5:])
             if line.startswith("cluster "):
@@ -227,6 +229,8 @@ def lb_scenario(policy, health_ms):
     r = d.report()
     check(r["ok"] > 20 and r["failed"] == 0 and all(e["calls"] > 5 and e["healthy"] for e in r["eps"]),
           "%s: both endpoints take calls, none fails: %s" % (label, show(r)))
+    check(all(e["connects_ok"] == 1 for e in r["eps"]),
+          "%s: each endpoint's backend connected once to its own port" % label)
     if health_ms:
         check(all(e["checks_ok"] > 0 for e in r["eps"]), "%s: health checks pass on both" % label)
 
