@@ -108,6 +108,8 @@ int gw_static_clean_path(const char *target, size_t len, char *out, size_t cap, 
             if (c == '/' || c == '\\')
                 return gw_error_set(e, GW_EINVAL, "encoded '%c' at byte %zu", c, at);
         }
+        if (c == '\\')
+            return gw_error_set(e, GW_EINVAL, "'\\' at byte %zu", at);
         if (c < 0x20 || c == 0x7f)
             return gw_error_set(e, GW_EINVAL, "control byte 0x%02x at byte %zu", c, at);
         if (n + 1 >= cap || n + 1 > GW_STATIC_PATH_MAX)
@@ -200,7 +202,8 @@ int gw_static_parse_http_date(const char *s, int64_t *out)
     struct tm tm = {.tm_year = year - 1900, .tm_mon = m, .tm_mday = day,
                     .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
     time_t t = timegm(&tm);
-    if (t == (time_t)-1)
+    /* Up to 9999-12-31T23:59:59: what the four-digit year can write back. */
+    if (t == (time_t)-1 || (int64_t)t >= 253402300800)
         return GW_EPARSE;
     *out = (int64_t)t;
     return 0;

@@ -7,8 +7,8 @@
  * percent-decoded exactly once here (never the decoded path libmicrohttpd
  * offers), and a target that could name something else after decoding is
  * refused outright rather than normalised: "." or ".." segments, an encoded
- * '/' or '\', NUL, empty segments. The file is then opened one path
- * component at a time with openat(O_NOFOLLOW) from a descriptor of DIR
+ * '/' or '\', any '\', NUL, empty segments. The file is then opened one
+ * path component at a time with openat(O_NOFOLLOW) from a descriptor of DIR
  * taken at start, so no symlink is ever followed (not even one that stays
  * inside DIR) and a rename of a parent directory cannot lead outside.
  * Names starting with '.' are not served. A path ending in '/' means its
@@ -59,9 +59,9 @@ int gw_static_serve(const gw_static *s, gw_front_req *r);
  * gw_static_clean_path: decodes the raw target (up to '?' or len bytes) into
  * out (cap bytes, NUL-terminated), appending "index.html" to a trailing '/'.
  * Returns 0, GW_EPARSE (malformed %-escape, not absolute), GW_EINVAL (a
- * refused form: dot segment, encoded '/' or '\', NUL, control byte, empty
- * segment) or GW_ELIMIT (over GW_STATIC_PATH_MAX / _SEGMENTS_MAX), with the
- * reason in e.
+ * refused form: dot segment, encoded '/' or '\', any '\', NUL, control
+ * byte, empty segment) or GW_ELIMIT (over GW_STATIC_PATH_MAX /
+ * _SEGMENTS_MAX), with the reason in e.
  *
  * gw_static_content_type: the Content-Type for a file name (by extension,
  * case-insensitive; "application/octet-stream" when unknown). Never NULL.

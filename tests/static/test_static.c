@@ -49,6 +49,7 @@ static const path_case path_cases[] = {
     {"/..%2Fetc/passwd", GW_EINVAL, NULL},
     {"/%2fetc/passwd", GW_EINVAL, NULL},
     {"/..%5c..%5cetc/passwd", GW_EINVAL, NULL},
+    {"/..\\..\\etc/passwd", GW_EINVAL, NULL},
     {"/index.html%00.png", GW_EINVAL, NULL},
     {"/a%0ab", GW_EINVAL, NULL},
     {"/a%7f", GW_EINVAL, NULL},
@@ -155,7 +156,7 @@ static void test_http_date(void **state)
         "", "Sun, 06 Nov 1994 08:49:37", "Sun, 06 Nov 1994 08:49:37 GMT x",
         "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
         "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT",
-        "Sun, 06 Nov 1994 25:49:37 GMT", "yesterday",
+        "Sun, 06 Nov 1994 25:49:37 GMT", "yesterday", "Fri, 31 Dec 9999 23:59:60 GMT",
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++)
         if (gw_static_parse_http_date(bad[i], &t) != GW_EPARSE)

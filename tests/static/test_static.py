@@ -64,6 +64,7 @@ REFUSED = [
     "/sub/../index.html",
     "/./index.html",
     "/..%5c..%5cetc/passwd",
+    "/..\\..\\etc/passwd",
     "/index.html%00",
     "/index.html%00.png",
     "//etc/passwd",
