@@ -310,6 +310,68 @@ def check_sse_error(base):
     assert err["code"] == 4, err
 
 
+def doc_examples(path):
+    """The shell examples of a doc: (command, expected output lines or None).
+    A command is a line starting with curl or printf (continued by a
+    trailing backslash); the `# => ` lines right after it are its exact
+    output."""
+    out = []
+    in_sh = False
+    lines = open(path, encoding="utf-8").read().split("\n")
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        i += 1
+        if ln.startswith("```"):
+            in_sh = ln.strip() == "```sh" and not in_sh
+            continue
+        if not in_sh or not (ln.startswith("curl ") or ln.startswith("printf ")):
+            continue
+        cmd = ln
+        while (cmd.endswith("\\") or cmd.endswith("|")) and i < len(lines):
+            cmd = cmd + "\n" + lines[i]
+            i += 1
+        want = []
+        while i < len(lines) and lines[i].startswith("# =>"):
+            want.append(lines[i][5:] if len(lines[i]) > 4 else "")
+            i += 1
+        out.append((cmd, want or None))
+    return out
+
+
+def check_doc_examples(base):
+    """Every curl example of docs/rest.md runs (in order, against a fresh
+    demo service) and prints what the doc says it prints."""
+    doc = os.path.join(SOURCE_ROOT, "docs", "rest.md")
+    examples = doc_examples(doc)
+    assert len(examples) >= 10, "docs/rest.md has only %d examples" % len(examples)
+    failures = []
+    host = base.replace("http://", "")
+    for cmd, want in examples:
+        real = cmd.replace("localhost:8080", host)
+        r = subprocess.run(["bash", "-c", "set -o pipefail; " + real], capture_output=True,
+                           timeout=60)
+        got = r.stdout.decode(errors="replace").rstrip("\n").split("\n")
+        if r.returncode != 0:
+            failures.append("%s: exit %d %s" % (cmd, r.returncode, r.stderr[-300:]))
+        elif want is not None and [g.rstrip() for g in got] != want:
+            failures.append("%s:\n  doc says %r\n  got      %r" % (cmd, want, got))
+        elif want is None and not r.stdout.strip():
+            failures.append("%s: printed nothing" % cmd)
+    assert not failures, "\n".join(failures)
+
+
+def run_docs(procs, backend):
+    gw, port = procs.gateway(backend, workers=1)
+    try:
+        check_doc_examples("http://127.0.0.1:%d" % port)
+        return []
+    except AssertionError as e:
+        return ["[docs/rest.md] %s" % e]
+    finally:
+        procs.stop(gw)
+
+
 def run_table(procs, backend, label, cases, config=None):
     gw, port = procs.gateway(backend, config=config, workers=1)
     base = "http://127.0.0.1:%d" % port
@@ -356,6 +418,9 @@ def main():
         _, demo = procs.demo()
         failures += run_table(procs, demo, "demo-service", CASES)
         total += len(CASES) + 4
+        _, demo3 = procs.demo()
+        failures += run_docs(procs, demo3)
+        total += 1
         _, demo2 = procs.demo()
         failures += run_table(procs, demo2, "demo-service+config", CONFIG_CASES, CONFIG)
         total += len(CONFIG_CASES)
