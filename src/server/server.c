@@ -820,6 +820,15 @@ static void warn_restart_only(const gw_server_config *old, const gw_server_confi
     }
     if (old->workers != nc->workers)
         GW_WARN("reload: 'workers' changed; it takes effect only after a restart");
+    bool same = old->backend_count == nc->backend_count;
+    for (size_t i = 0; same && i < old->backend_count; i++) {
+        const gw_server_backend *a = &old->backends[i], *b = &nc->backends[i];
+        same = strcmp(a->name, b->name) == 0 && a->endpoint_count == b->endpoint_count;
+        for (size_t j = 0; same && j < a->endpoint_count; j++)
+            same = strcmp(a->endpoints[j], b->endpoints[j]) == 0;
+    }
+    if (!same)
+        GW_WARN("reload: 'backends' changed; it takes effect only after a restart");
 }
 
 /*
