@@ -376,8 +376,9 @@ static void ops_teardown(server *s)
 
 /* Static files come last: only a GET or HEAD whose path no REST route has
  * (for any method) reaches the directory. Returns true once answered. When
- * there is no such file, a request that asks for JSON gets REST's JSON 404
- * (by returning false), anything else a plain-text one (docs/static.md). */
+ * there is no such file, a browser navigation (Accept names text/html) gets
+ * a plain-text 404; everyone else, curl and API clients, REST's JSON 404 as
+ * without static files (by returning false; docs/static.md). */
 static bool try_static(server *s, const gw_router *router, gw_front_req *r, const char *method,
                        const char *allow_origin)
 {
@@ -394,7 +395,7 @@ static bool try_static(server *s, const gw_router *router, gw_front_req *r, cons
     if (gw_static_serve(s->statics, r) != GW_ENOTFOUND)
         return true;
     const char *accept = gw_front_req_header(r, "Accept");
-    if (accept && strstr(accept, "application/json") && !strstr(accept, "text/html"))
+    if (!accept || !strstr(accept, "text/html"))
         return false;
     plain(r, 404, allow_origin, "404 not found\n");
     return true;

@@ -22,6 +22,7 @@ DEMO_DESC = os.environ.get("GW_DEMO_DESC", "")
 BUILD_ROOT = os.environ["GW_BUILD_ROOT"]
 WEB_DIR = os.path.join(BUILD_ROOT, "web-demo")
 START_TIMEOUT = 60
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 INDEX = b"<!doctype html><title>static test</title>\n"
 SUB_INDEX = b"<p>sub index</p>\n"
@@ -253,19 +254,22 @@ class StaticDemo(unittest.TestCase):
     def test_not_found(self):
         for target in NOT_FOUND:
             with self.subTest(target=target):
-                r = self.get(target)
+                r = self.get(target, headers={"Accept": BROWSER_ACCEPT})
                 self.assertEqual((r.status, r.body), (404, b"404 not found\n"))
                 self.assertEqual(r.header("content-type"), "text/plain; charset=utf-8")
                 self.assertNotIn(SECRET, r.body)
 
-    def test_not_found_json_for_api_clients(self):
-        r = self.get("/missing.html", headers={"Accept": "application/json"})
-        self.assertEqual(r.status, 404)
-        self.assertTrue(r.header("content-type").startswith("application/json"))
-        self.assertEqual(json.loads(r.body)["code"], 5)
-        # A browser's navigation (text/html first) gets the plain text.
-        r = self.get("/missing.html", headers={"Accept": "text/html,application/json;q=0.9"})
-        self.assertEqual((r.status, r.body), (404, b"404 not found\n"))
+    def test_not_found_json_for_everyone_else(self):
+        # curl (no Accept or */*), fetch() and API clients get REST's JSON
+        # 404, as without static files.
+        for accept in [None, "*/*", "application/json"]:
+            with self.subTest(accept=accept):
+                r = self.get("/missing.html", headers={"Accept": accept} if accept else None)
+                self.assertEqual(r.status, 404)
+                self.assertEqual(r.header("content-type"), "application/json")
+                self.assertEqual(json.loads(r.body),
+                                 {"code": 5, "message": "no route for GET /missing.html",
+                                  "details": []})
 
     def test_head(self):
         r = self.get("/index.html", "HEAD")
@@ -274,7 +278,7 @@ class StaticDemo(unittest.TestCase):
         self.assertEqual(r.header("content-length"), str(len(INDEX)))
         self.assertEqual(r.header("content-type"), "text/html; charset=utf-8")
         self.assertEqual(r.header("etag"), self.get("/index.html").header("etag"))
-        r = self.get("/missing.html", "HEAD")
+        r = self.get("/missing.html", "HEAD", {"Accept": BROWSER_ACCEPT})
         self.assertEqual((r.status, r.body), (404, b""))
 
     def test_other_methods_are_not_static(self):
