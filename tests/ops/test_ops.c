@@ -316,6 +316,23 @@ static void test_config(void **state)
         {"{\"access_log\": \"\"}", GW_EINVAL, "access_log: expected a non-empty string"},
         {"{\"openapi_path\": \"openapi.json\"}", GW_EINVAL,
          "openapi_path: expected a path starting with /"},
+        {"{\"backends\": []}", GW_EINVAL, "backends: expected an object of named backends"},
+        {"{\"backends\": {\"a\": {}}}", GW_EINVAL, "backends.a: no endpoints"},
+        {"{\"backends\": {\"a\": {\"endpoints\": [1]}}}", GW_EINVAL,
+         "backends.a.endpoints[0]: expected a URL"},
+        {"{\"backends\": {\"a\": {\"endpoints\": [\"http://h:1\"], \"pool\": 1}}}", GW_EINVAL,
+         "unknown key 'backends.a.pool'"},
+        {"{\"backends\": {\"a\": {\"endpoints\": [\"http://h:1\"], \"tls\": {\"ca\": \"x\"}}}}",
+         GW_EINVAL, "unknown key 'backends.a.tls.ca'"},
+        {"{\"backends\": {\"a\": {\"endpoints\": [\"http://h:1\"], \"health\": 1}}}",
+         GW_EINVAL, "backends.a.health: expected an object"},
+        {"{\"backends\": {\"default\": {\"endpoints\": [\"http://h:1\"]}}}", GW_EINVAL,
+         "backends: the name 'default' is reserved"},
+        {"{\"routes\": {}}", GW_EINVAL, "routes: expected an array"},
+        {"{\"routes\": [{\"match\": \"a\"}]}", GW_EINVAL,
+         "routes[0]: expected {\"match\": \"...\", \"backend\": \"...\"}"},
+        {"{\"routes\": [{\"match\": \"\", \"backend\": \"b\"}]}", GW_EINVAL, "routes[0]: expected"},
+        {"{\"reflect\": 1}", GW_EINVAL, "reflect: expected true or false"},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(errors); i++) {
         gw_server_config c;
@@ -360,6 +377,59 @@ static void test_config(void **state)
     assert_string_equal(c.tls_cert, "c.pem");
     assert_string_equal(c.tls_key, "k.pem");
     assert_string_equal(c.tls_client_ca, "ca.pem");
+    gw_server_config_free(&c);
+
+    /* Backends and routes: every key, defaults from "upstream". */
+    gw_server_config_init(&c);
+    static const char be[] =
+        "{\"upstream\": {\"pool_size\": 3, \"connect_timeout_ms\": 777},"
+        " \"reflect\": true, \"reflect_timeout_ms\": 2500,"
+        " \"backends\": {"
+        "  \"users\": {\"endpoints\": [\"http://a:1\", \"http://b:2\"],"
+        "   \"policy\": \"least_outstanding\", \"pool_size\": 2, \"max_queued_calls\": 9,"
+        "   \"max_response_message\": 1000, \"probe_interval_ms\": 300, \"dns_refresh_ms\": 0,"
+        "   \"health\": {\"interval_ms\": 500, \"timeout_ms\": 400, \"unhealthy_threshold\": 3,"
+        "    \"healthy_threshold\": 2, \"service\": \"users\"},"
+        "   \"tls\": {\"ca_file\": \"ca\", \"cert_file\": \"c\", \"key_file\": \"k\","
+        "    \"server_name\": \"sn\"}, \"reflect\": true},"
+        "  \"echo\": {\"endpoints\": [\"unix:/tmp/s\"]}},"
+        " \"routes\": [{\"match\": \"demo.v1.UserService\", \"backend\": \"users\"},"
+        "  {\"match\": \"*\", \"backend\": \"echo\"}]}";
+    gw_error_clear(&e);
+    assert_int_equal(gw_server_config_parse(&c, be, strlen(be), "t.json", &e), 0);
+    assert_true(c.reflect);
+    assert_int_equal(c.reflect_timeout_ms, 2500);
+    assert_int_equal(c.backend_count, 2);
+    const gw_server_backend *u = &c.backends[0];
+    assert_string_equal(u->name, "users");
+    assert_int_equal(u->endpoint_count, 2);
+    assert_string_equal(u->endpoints[1], "http://b:2");
+    assert_int_equal(u->cluster.policy, GW_LB_LEAST_OUTSTANDING);
+    assert_int_equal(u->cluster.backend.pool_size, 2);
+    assert_int_equal(u->cluster.backend.connect_timeout_ms, 777);
+    assert_int_equal(u->cluster.backend.max_queued_calls, 9);
+    assert_int_equal(u->cluster.backend.max_response_message, 1000);
+    assert_int_equal(u->cluster.probe_interval_ms, 300);
+    assert_int_equal(u->cluster.dns_refresh_ms, 0);
+    assert_int_equal(u->cluster.health.interval_ms, 500);
+    assert_int_equal(u->cluster.health.timeout_ms, 400);
+    assert_int_equal(u->cluster.health.unhealthy_threshold, 3);
+    assert_int_equal(u->cluster.health.healthy_threshold, 2);
+    assert_string_equal(u->cluster.health.service, "users");
+    assert_string_equal(u->cluster.backend.ca_file, "ca");
+    assert_string_equal(u->cluster.backend.cert_file, "c");
+    assert_string_equal(u->cluster.backend.key_file, "k");
+    assert_string_equal(u->cluster.backend.server_name, "sn");
+    assert_true(u->reflect);
+    const gw_server_backend *x = &c.backends[1];
+    assert_int_equal(x->cluster.policy, GW_LB_ROUND_ROBIN);
+    assert_int_equal(x->cluster.backend.pool_size, 3);   /* from "upstream" */
+    assert_int_equal(x->cluster.health.interval_ms, 0);  /* health checks off */
+    assert_int_equal(x->cluster.dns_refresh_ms, 30000);
+    assert_int_equal(c.route_count, 2);
+    assert_string_equal(c.routes[0].match, "demo.v1.UserService");
+    assert_string_equal(c.routes[0].backend, "users");
+    assert_string_equal(c.routes[1].match, "*");
     gw_server_config_free(&c);
 }
 
