@@ -99,6 +99,8 @@ static void metrics(gw_ops *o, gw_front_req *r)
     gw_buf_init(&b, METRICS_MAX);
     gw_metrics_global g = {.backend_names = o->backend_names,
                            .backend_count = o->backend_count,
+                           .endpoint_names = o->endpoint_names,
+                           .endpoint_counts = o->endpoint_counts,
                            .reloads_ok = gw_counter_get(&o->reloads_ok),
                            .reloads_failed = gw_counter_get(&o->reloads_failed),
                            .ready = gw_ops_ready(o),

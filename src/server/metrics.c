@@ -120,6 +120,10 @@ void gw_metrics_set_backend(gw_metrics *m, size_t i, const gw_backend_sample *b)
     atomic_store_explicit(&d->healthy_endpoints, b->healthy_endpoints, memory_order_relaxed);
     atomic_store_explicit(&d->checks_ok, b->checks_ok, memory_order_relaxed);
     atomic_store_explicit(&d->checks_failed, b->checks_failed, memory_order_relaxed);
+    for (size_t k = 0; k < GW_METRICS_MAX_ENDPOINTS; k++) {
+        atomic_store_explicit(&d->ep_calls[k], b->ep_calls[k], memory_order_relaxed);
+        atomic_store_explicit(&d->ep_up[k], b->ep_up[k], memory_order_relaxed);
+    }
     atomic_store_explicit(&m->sampled, 1, memory_order_release);
 }
 
@@ -321,6 +325,41 @@ int gw_metrics_render(gw_metrics *const *ms, size_t n, const gw_metrics_global *
                     v += gw_counter_get(c);
                 }
                 CHECK(backend_line(out, bm[k].name, g->backend_names[b], bm[k].extra, v));
+            }
+        }
+    }
+
+    if (g->endpoint_names) {
+        static const struct {
+            const char *name, *help, *type;
+            size_t off;
+        } em[] = {
+            {"grpcgate_upstream_endpoint_calls_total",
+             "Calls started on a configured endpoint (all its addresses).", "counter",
+             offsetof(gw_metrics_backend, ep_calls)},
+            {"grpcgate_upstream_endpoint_up",
+             "Workers in which the endpoint is up (takes calls).", "gauge",
+             offsetof(gw_metrics_backend, ep_up)},
+        };
+        for (size_t k = 0; k < GW_ARRAY_LEN(em); k++) {
+            CHECK(gw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", em[k].name, em[k].help,
+                                em[k].name, em[k].type));
+            for (size_t b = 0; b < g->backend_count && b < GW_METRICS_MAX_BACKENDS; b++) {
+                for (size_t j = 0; g->endpoint_names[b] && j < g->endpoint_counts[b] &&
+                                   j < GW_METRICS_MAX_ENDPOINTS;
+                     j++) {
+                    uint64_t v = 0;
+                    for (size_t w = 0; w < n; w++) {
+                        gw_counter *c = (gw_counter *)(void *)((char *)&ms[w]->backends[b] +
+                                                               em[k].off) + j;
+                        v += gw_counter_get(c);
+                    }
+                    CHECK(gw_buf_printf(out, "%s{backend=\"", em[k].name));
+                    CHECK(label(out, g->backend_names[b]));
+                    CHECK(gw_buf_append_str(out, "\",endpoint=\""));
+                    CHECK(label(out, g->endpoint_names[b][j]));
+                    CHECK(gw_buf_printf(out, "\"} %llu\n", (unsigned long long)v));
+                }
             }
         }
     }

@@ -28,6 +28,7 @@ extern const double gw_metrics_bucket_bounds[GW_METRICS_BUCKETS];
  * keep probing short) calls count under method="other". */
 #define GW_METRICS_MAX_SERIES 2048
 #define GW_METRICS_MAX_BACKENDS 64
+#define GW_METRICS_MAX_ENDPOINTS 32   /* configured endpoints per backend */
 
 typedef atomic_uint_least64_t gw_counter;
 
@@ -53,6 +54,9 @@ typedef struct gw_metrics_backend {
     gw_counter healthy_endpoints;
     gw_counter checks_ok;
     gw_counter checks_failed;
+    /* per configured endpoint (addresses a name resolves to are summed) */
+    gw_counter ep_calls[GW_METRICS_MAX_ENDPOINTS];
+    gw_counter ep_up[GW_METRICS_MAX_ENDPOINTS];
 } gw_metrics_backend;
 
 /* One worker's counters. */
@@ -77,6 +81,8 @@ void gw_metrics_observe(gw_metrics *m, const gw_call_report *rep);
 typedef struct gw_backend_sample {
     uint64_t connections_open, connects_started, connects_ok, queued_calls;
     uint64_t endpoints, healthy_endpoints, checks_ok, checks_failed;
+    uint64_t ep_calls[GW_METRICS_MAX_ENDPOINTS];  /* calls started there */
+    uint64_t ep_up[GW_METRICS_MAX_ENDPOINTS];     /* 1 when up (any address) */
 } gw_backend_sample;
 /* Worker thread: stores backend i's numbers. */
 void gw_metrics_set_backend(gw_metrics *m, size_t i, const gw_backend_sample *b);
@@ -95,6 +101,10 @@ static inline uint64_t gw_counter_get(gw_counter *c)
 typedef struct gw_metrics_global {
     const char *const *backend_names;  /* [backend_count] */
     size_t backend_count;
+    /* configured endpoint URLs per backend ([backend_count]; NULL/0 for a
+     * plain backend): per-endpoint series */
+    const char *const *const *endpoint_names;
+    const size_t *endpoint_counts;
     uint64_t reloads_ok, reloads_failed;
     bool ready;
     size_t workers;
@@ -126,6 +136,8 @@ typedef struct gw_ops {
     size_t workers;
     const char *const *backend_names;
     size_t backend_count;
+    const char *const *const *endpoint_names;  /* as in gw_metrics_global */
+    const size_t *endpoint_counts;
     atomic_bool draining;          /* readiness false from the first signal */
     atomic_bool loaded;            /* a registry is loaded */
     gw_counter reloads_ok, reloads_failed;

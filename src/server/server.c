@@ -73,6 +73,8 @@ struct server {
     /* Upstream targets, fixed at start: "default" (--backend) first when
      * given, then the named backends (each a gw_cluster per worker). */
     const char *target_names[1 + GW_SERVER_MAX_BACKENDS];
+    const char *const *target_endpoints[1 + GW_SERVER_MAX_BACKENDS];  /* NULL: plain */
+    size_t target_endpoint_counts[1 + GW_SERVER_MAX_BACKENDS];
     size_t target_count;
     bool has_default;
     char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
@@ -271,10 +273,19 @@ static void sample_tick(void *owner)
         size_t n = gw_cluster_endpoint_count(c);
         for (size_t j = 0; j < n; j++) {
             gw_endpoint_stats es;
-            if (gw_cluster_endpoint_stats(c, j, &es) == 0) {
-                bs.checks_ok += es.checks_ok;
-                bs.checks_failed += es.checks_failed;
-            }
+            if (gw_cluster_endpoint_stats(c, j, &es) != 0)
+                continue;
+            bs.checks_ok += es.checks_ok;
+            bs.checks_failed += es.checks_failed;
+            /* by the configured URL the address came from */
+            for (size_t k = 0; k < s->target_endpoint_counts[i] && k < GW_METRICS_MAX_ENDPOINTS;
+                 k++)
+                if (es.name_url && strcmp(es.name_url, s->target_endpoints[i][k]) == 0) {
+                    bs.ep_calls[k] += es.calls_started;
+                    if (es.healthy && !es.draining)
+                        bs.ep_up[k] = 1;
+                    break;
+                }
         }
         gw_metrics_set_backend(&w->metrics, i, &bs);
     }
@@ -302,6 +313,8 @@ static int ops_setup(server *s, gw_error *e)
     o->workers = s->worker_count;
     o->backend_names = s->target_names;
     o->backend_count = s->target_count;
+    o->endpoint_names = s->target_endpoints;
+    o->endpoint_counts = s->target_endpoint_counts;
     o->prefix = cfg->ops_prefix ? cfg->ops_prefix : "";
     o->on_main_port = cfg->ops_on_main_port;
     o->metrics_enabled = cfg->metrics_enabled;
@@ -910,8 +923,11 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     s.has_default = cfg->backend != NULL;
     if (s.has_default)
         s.target_names[s.target_count++] = cfg->backend;
-    for (size_t i = 0; i < cfg->backend_count; i++)
+    for (size_t i = 0; i < cfg->backend_count; i++) {
+        s.target_endpoints[s.target_count] = (const char *const *)cfg->backends[i].endpoints;
+        s.target_endpoint_counts[s.target_count] = cfg->backends[i].endpoint_count;
         s.target_names[s.target_count++] = cfg->backends[i].name;
+    }
     rc = split_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", s.host, sizeof s.host,
                       &s.port, e);
     if (rc)

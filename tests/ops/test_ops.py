@@ -7,6 +7,7 @@ openapi`, and HTTPS with and without client certificates through curl."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -304,17 +305,47 @@ class Backends(unittest.TestCase):
                 "routes": [{"match": "demo.v1.EchoService", "backend": "pair"},
                            {"match": "/demo.v1.UserService/GetUser", "backend": "default"}],
             }
+            js = None
+            if shutil.which("node"):
+                # The @grpc/grpc-js implementation of the demo API serves
+                # CreateUser: three kinds of backend behind one gateway.
+                script = os.path.join(HERE, "..", "node", "grpcjs_server.mjs")
+                _, m = P.start(["node", script, "--port", "0"], r"listening (\d+)", "grpcjs")
+                js = "http://127.0.0.1:" + m.group(1)
+                cfg["backends"]["js"] = {"endpoints": [js]}
+                cfg["routes"].append({"match": "/demo.v1.UserService/CreateUser",
+                                      "backend": "js"})
             gw, port = P.gateway(url_c, cfg, workers=2)
             echo = lambda: grpcweb(port, ECHO, frame(pb_string(1, "x")))  # noqa: E731
-            for _ in range(6):
+            for _ in range(20):
                 self.assertEqual(echo().grpc_status()[0], 0)
+            # Round robin in each worker spreads the 20 calls over both
+            # endpoints (at most one odd call per worker).
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                ms = parse_metrics(http_get(port, "/metrics").body.decode())
+                calls = [metric(ms, "grpcgate_upstream_endpoint_calls_total", backend="pair",
+                                endpoint=u) for u in (url_a, url_b)]
+                if sum(calls) == 20:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(sum(calls), 20)
+            self.assertGreaterEqual(min(calls), 9, calls)
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoint_up", backend="pair",
+                                    endpoint=url_a), 2)
+            if js:
+                r = request(port, "POST", "/v1/users", b'{"name":"Ann","email":"ann@x.org"}',
+                            {"Content-Type": "application/json"})
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(json.loads(r.body)["name"], "Ann")
             # GetUser is routed (to default): NOT_FOUND comes from the backend.
             r = grpcweb(port, GET_USER, frame(pb_varint(1, 987654)))
             self.assertEqual(r.grpc_status()[0], 5)
             # ListUsers matches no route: not exposed, through either protocol.
             r = grpcweb(port, LIST_USERS, list_users_req(1, 0))
             self.assertEqual(r.grpc_status()[0], 12)
-            self.assertEqual(http_get(port, "/v1/users").status, 404)
+            # (with CreateUser routed, the path exists for POST only: 405)
+            self.assertEqual(http_get(port, "/v1/users").status, 405 if js else 404)
             self.assertEqual(request(port, "POST", "/v1/echo", b'{"message":"r"}',
                                      {"Content-Type": "application/json"}).status, 200)
 
@@ -338,6 +369,9 @@ class Backends(unittest.TestCase):
             for _ in range(20):
                 self.assertEqual(echo().grpc_status()[0], 0)
             self.assertEqual(http_get(port, "/readyz").status, 200)
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoint_up", backend="pair",
+                                    endpoint=url_a), 0)
         finally:
             P.stop_all()
 
@@ -389,6 +423,26 @@ class Backends(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("backend default: reflection on http://127.0.0.1:1 failed", p.stderr)
+            if not shutil.which("node"):
+                return
+            # A named backend with "reflect": the @grpc/grpc-js server with
+            # @grpc/reflection, no descriptor file anywhere.
+            script = os.path.join(HERE, "..", "node", "grpcjs_server.mjs")
+            _, m = P.start(["node", script, "--port", "0", "--reflection"],
+                           r"listening (\d+)", "grpcjs")
+            cfg = os.path.join(P.tmp, "reflect.json")
+            with open(cfg, "w") as f:
+                json.dump({"backends": {"js": {"endpoints": ["http://127.0.0.1:" + m.group(1)],
+                                               "reflect": True}},
+                           "routes": [{"match": "*", "backend": "js"}]}, f)
+            gw, m = P.start([GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--config", cfg,
+                             "--workers", "1"], r"listening on ([\d.]+):(\d+)", "gateway-js")
+            port = int(m.group(2))
+            r = request(port, "POST", "/v1/echo", b'{"message":"via grpc-js"}',
+                        {"Content-Type": "application/json"})
+            self.assertEqual(json.loads(r.body), {"message": "via grpc-js"})
+            self.assertEqual(grpcweb(port, ECHO, frame(pb_string(1, "x"))).grpc_status()[0], 0)
+            self.assertIn("reflection: descriptors of backend js", P.stderr(gw))
         finally:
             P.stop_all()
 
