@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs the curl examples of the user docs against a real `grpcgate demo`.
+"""Runs the curl examples of the README and the quick start against a real
+`grpcgate demo` (docs/rest.md has its own exact-output check in rest_e2e).
 
 Every curl command inside a fenced code block of the listed pages that
 targets the demo's address (127.0.0.1:8080 or localhost:8080) is run, in
