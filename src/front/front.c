@@ -52,7 +52,14 @@ struct front_conn {
     gw_timer timer;        /* header / idle keep-alive timeout */
     uint8_t ip[16];        /* client address, for the shared per-IP count */
     uint8_t ip_len;        /* 0: not counted */
+    /* The peer-closed watch lives as long as the connection (edge
+     * triggered), so suspending a request costs no epoll_ctl of ours. */
+    gw_io watch;
+    gw_front_req *suspended;  /* the request suspended on it, if any */
+    bool peer_closed;         /* FIN (or an error) seen */
 };
+
+static void on_conn_watch(void *owner, uint32_t events);
 
 /* ---- shared per-IP counts ------------------------------------------------------ */
 
@@ -251,6 +258,9 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         c->fd = ci ? ci->connect_fd : -1;
         gw_timer_init(&c->timer, on_conn_timeout, c);
         *socket_context = c;
+        if (c->fd >= 0 && gw_loop_io_add(f->loop, &c->watch, c->fd, GW_IO_RDHUP | GW_IO_EDGE,
+                                         on_conn_watch, c) != 0)
+            GW_DEBUG("front: fd %d: no peer-closed watch, per-suspend watches instead", c->fd);
         if (f->o.ip_limit && f->o.per_ip_limit) {
             uint8_t ip[16];
             uint8_t len = client_ip(mc, ip);
@@ -273,6 +283,9 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         schedule_run(f); /* the listen socket is re-enabled on the next run */
     front_conn *c = *socket_context;
     if (c) {
+        if (c->suspended)
+            c->suspended->conn = NULL; /* the request may outlive its connection */
+        gw_loop_io_remove(f->loop, &c->watch);
         gw_loop_timer_stop(f->loop, &c->timer);
         if (c->ip_len)
             iplimit_release(f->o.ip_limit, c->ip, c->ip_len);
@@ -291,8 +304,15 @@ static void suspend(gw_front_req *r)
         return;
     MHD_suspend_connection(r->mc);
     r->suspended = true;
-    if (r->conn && r->conn->fd >= 0)
-        gw_loop_io_add(r->f->loop, &r->watch, r->conn->fd, GW_IO_RDHUP, on_client_watch, r);
+    if (!r->conn || r->conn->fd < 0)
+        return;
+    if (r->conn->watch.active && !r->conn->peer_closed) {
+        r->conn->suspended = r;
+        return;
+    }
+    /* Already closed by the peer (the edge has passed) or no connection
+     * watch: a level-triggered watch of our own reports it next turn. */
+    gw_loop_io_add(r->f->loop, &r->watch, r->conn->fd, GW_IO_RDHUP, on_client_watch, r);
 }
 
 static void resume(gw_front_req *r)
@@ -300,15 +320,27 @@ static void resume(gw_front_req *r)
     if (!r->suspended)
         return;
     gw_loop_io_remove(r->f->loop, &r->watch);
+    if (r->conn && r->conn->suspended == r)
+        r->conn->suspended = NULL;
     r->suspended = false;
     MHD_resume_connection(r->mc);
     schedule_run(r->f);
+}
+
+static void on_conn_watch(void *owner, uint32_t events)
+{
+    front_conn *c = owner;
+    c->peer_closed = true;
+    if (c->suspended)
+        on_client_watch(c->suspended, events);
 }
 
 static void on_client_watch(void *owner, uint32_t events)
 {
     gw_front_req *r = owner;
     gw_loop_io_remove(r->f->loop, &r->watch);
+    if (r->conn && r->conn->suspended == r)
+        r->conn->suspended = NULL;
     if (r->client_gone)
         return;
     r->client_gone = true;
@@ -466,6 +498,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         return;
     *con_cls = NULL;
     gw_loop_io_remove(f->loop, &r->watch);
+    if (r->conn && r->conn->suspended == r)
+        r->conn->suspended = NULL;
     if (r->ops) {
         f->active--;
         r->ops->on_close(r->owner, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
@@ -805,6 +839,8 @@ void gw_front_del(gw_front *f)
             }
             r->client_gone = true;
             gw_loop_io_remove(f->loop, &r->watch);
+            if (r->conn && r->conn->suspended == r)
+                r->conn->suspended = NULL;
             r->suspended = false;
             MHD_resume_connection(r->mc);
         }
