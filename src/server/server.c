@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "grpcweb/grpcweb.h"
 #include "schema/schema.h"
 #include "openapi/openapi.h"
@@ -735,6 +737,77 @@ static int snapshot_routes(snapshot *sn, const gw_server_config *cfg, gw_error *
     return 0;
 }
 
+/* The gRPC method an OpenAPI operation stands for: its tag is the service
+ * full name, its operationId "<Service>_<Method>" or "<Service>_<Method>_<n>"
+ * for further bindings (docs/openapi.md). NULL if it cannot be told. */
+static const gw_method_def *openapi_op_method(const gw_registry *reg, json_t *op)
+{
+    json_t *tags = json_object_get(op, "tags");
+    const char *id = json_string_value(json_object_get(op, "operationId"));
+    const char *svc = json_string_value(json_array_get(tags, 0));
+    const gw_service_def *sd = svc ? gw_registry_service(reg, svc) : NULL;
+    if (!id || !sd)
+        return NULL;
+    size_t sl = strlen(sd->name);
+    if (strncmp(id, sd->name, sl) != 0 || id[sl] != '_')
+        return NULL;
+    const char *mname = id + sl + 1;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t ml = strlen(mname);
+        if (pass == 1) { /* drop a "_<n>" suffix */
+            const char *us = strrchr(mname, '_');
+            if (!us || !us[1] || strspn(us + 1, "0123456789") != strlen(us + 1))
+                return NULL;
+            ml = (size_t)(us - mname);
+        }
+        for (size_t i = 0; i < sd->method_count; i++)
+            if (strlen(sd->methods[i].name) == ml &&
+                strncmp(sd->methods[i].name, mname, ml) == 0)
+                return &sd->methods[i];
+    }
+    return NULL;
+}
+
+/* With routes, the document lists only what the gateway serves: operations
+ * of methods routed nowhere are removed (paths left empty too). */
+static int openapi_filter(const snapshot *sn, gw_buf *doc, gw_error *e)
+{
+    json_error_t je;
+    json_t *root = json_loadb((const char *)doc->data, doc->len, 0, &je);
+    if (!root)
+        return gw_error_set(e, GW_EPARSE, "OpenAPI document: %s", je.text);
+    int rc = 0;
+    json_t *paths = json_object_get(root, "paths");
+    const char *path;
+    json_t *item, *tmp;
+    json_object_foreach_safe(paths, tmp, path, item) {
+        const char *verb;
+        json_t *op, *tmp2;
+        json_object_foreach_safe(item, tmp2, verb, op) {
+            if (!json_is_object(op) || !json_object_get(op, "operationId"))
+                continue;
+            const gw_method_def *m = openapi_op_method(sn->registry, op);
+            if (m && route_of(sn, m) < 0)
+                json_object_del(item, verb);
+        }
+        bool any = false;
+        json_object_foreach(item, verb, op)
+            any = any || (json_is_object(op) && json_object_get(op, "operationId"));
+        if (!any)
+            json_object_del(paths, path);
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    doc->len = 0;
+    rc = gw_buf_printf(doc, "%s\n", text);
+    free(text);
+    if (rc)
+        gw_error_set(e, rc, "OpenAPI document too large");
+    return rc;
+}
+
 /*
  * Builds a generation from cfg (owned when `own` is cfg, borrowed when
  * NULL): registry, REST router, CORS header list, OpenAPI document. Runs
@@ -794,6 +867,8 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
         gw_buf doc;
         gw_buf_init(&doc, 64u << 20);
         rc = gw_openapi_generate(sn->registry, &oo, &doc, e);
+        if (rc == 0 && sn->route_count)
+            rc = openapi_filter(sn, &doc, e);
         if (rc == 0) {
             sn->openapi = gw_blob_new(doc.data, doc.len);
             if (!sn->openapi)

@@ -349,6 +349,15 @@ class Backends(unittest.TestCase):
             self.assertEqual(request(port, "POST", "/v1/echo", b'{"message":"r"}',
                                      {"Content-Type": "application/json"}).status, 200)
 
+            # The OpenAPI document lists what is routed, nothing else.
+            doc = json.loads(http_get(port, "/openapi.json").body)
+            ops = {(p, v) for p, item in doc["paths"].items() for v in item
+                   if isinstance(item[v], dict) and "operationId" in item[v]}
+            want = {("/v1/echo", "post"), ("/v1/fail", "post"), ("/v1/download", "get"),
+                    ("/demo.v1.EchoService/Unbound", "post"), ("/v1/users/{id}", "get")}
+            if js:  # a path prefix: CreateUsers matches "/…/CreateUser" too
+                want |= {("/v1/users", "post"), ("/v1/users:batchCreate", "post")}
+            self.assertEqual(ops, want)
             ms = parse_metrics(http_get(port, "/metrics").body.decode())
             self.assertEqual(metric(ms, "grpcgate_upstream_endpoints", backend="pair",
                                     state="total"), 4)  # 2 endpoints x 2 workers
