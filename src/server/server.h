@@ -1,11 +1,14 @@
 /*
  * server — `grpcgate serve`: configuration (flags + JSON file), the worker
- * threads (one gw_loop + one front + one backend each, shared-nothing), the
- * request classifier (CORS preflight, gRPC-Web, 404/405/415) and graceful
- * stop on SIGTERM/SIGINT.
+ * threads (one gw_loop + one front + one backend or cluster per configured
+ * backend each, shared-nothing), the request classifier (operational
+ * endpoints, CORS preflight, gRPC-Web, REST, static files), routing of
+ * methods to backends, reload on SIGHUP and graceful stop on SIGTERM/SIGINT.
  *
- * The configuration and the schema registry are built before the workers
- * start and are read-only afterwards, so workers share them without locks.
+ * What requests read (configuration, schema registry, REST router, routes,
+ * OpenAPI document) lives in an immutable, reference-counted snapshot built
+ * on the main thread at start and on each reload; workers and calls hold
+ * references, so they share it without locks (docs/operations.md).
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
@@ -114,10 +117,14 @@ int gw_server_config_parse(gw_server_config *c, const char *json, size_t len,
 int gw_server_config_set_string(char **slot, const char *value);
 
 /*
- * Runs the gateway until SIGTERM or SIGINT: loads the descriptors, starts
- * the workers, prints "listening on HOST:PORT" on stdout, then on a signal
- * stops accepting, drains up to drain_timeout_ms, cancels what is left and
- * returns 0. Returns GW_EINVAL/GW_EIO/... with e set if it cannot start.
+ * Runs the gateway until SIGTERM or SIGINT: loads the descriptors (files or
+ * reflection), starts the workers, prints "listening on HOST:PORT" on
+ * stdout. SIGHUP reloads (c->reload builds the new configuration; failures
+ * keep the old one and are logged). On SIGTERM/SIGINT readiness turns false,
+ * after drain_delay_ms the listeners stop accepting, calls drain up to
+ * drain_timeout_ms, what is left is cancelled, and it returns 0. The
+ * calling thread takes the signals (sigwait); every thread it starts blocks
+ * them. Returns GW_EINVAL/GW_EIO/... with e set if it cannot start.
  */
 int gw_server_run(const gw_server_config *c, gw_error *e);
 
