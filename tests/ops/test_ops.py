@@ -24,6 +24,12 @@ DOWNLOAD = "/demo.v1.EchoService/Download"
 GET_USER = "/demo.v1.UserService/GetUser"
 
 
+def have_grpcjs():
+    """node and the installed @grpc/grpc-js (node_modules at the source root)."""
+    root = os.path.join(HERE, "..", "..")
+    return bool(shutil.which("node")) and os.path.isdir(os.path.join(root, "node_modules", "@grpc"))
+
+
 def parse_metrics(text):
     """The Prometheus text format → {(name, frozenset(labels)): value}; checks
     that every sample belongs to a family declared by # TYPE before it."""
@@ -313,7 +319,7 @@ class Backends(unittest.TestCase):
                            {"match": "/demo.v1.UserService/GetUser", "backend": "default"}],
             }
             js = None
-            if shutil.which("node"):
+            if have_grpcjs():
                 # The @grpc/grpc-js implementation of the demo API serves
                 # CreateUser: three kinds of backend behind one gateway.
                 script = os.path.join(HERE, "..", "node", "grpcjs_server.mjs")
@@ -447,7 +453,7 @@ class Backends(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("backend default: reflection on http://127.0.0.1:1 failed", p.stderr)
-            if not shutil.which("node"):
+            if not have_grpcjs():
                 return
             # A named backend with "reflect": the @grpc/grpc-js server with
             # @grpc/reflection, no descriptor file anywhere.
