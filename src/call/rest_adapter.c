@@ -112,9 +112,9 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     if (rc)
         return rest_fail(s, rc, &st, e);
 
-    gw_rest_header *hs = gw_arena_alloc(ar, REST_MAX_HEADERS * sizeof *hs);
-    if (!hs)
-        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    /* On the stack: the names and values stay the front's, and an arena
+     * block of this size would be a malloc per request. */
+    gw_rest_header hs[REST_MAX_HEADERS];
     hdr_ctx hc = {hs, 0};
     gw_front_req_headers(r, collect_header, &hc);
     char peer[64];
