@@ -398,6 +398,22 @@ def run_table(procs, backend, label, cases, config=None):
     return failures
 
 
+def check_config_errors(procs, backend):
+    """A wrong "rest" key stops serve with the key named."""
+    for conf, want in (({"rest": {"strict_qery": True}}, "unknown key 'rest.strict_qery'"),
+                       ({"rest": {"proto_names": 1}}, "rest.proto_names: expected true or false"),
+                       ({"rest": []}, "rest: expected an object")):
+        path = os.path.join(procs.tmp, "bad.json")
+        with open(path, "w") as f:
+            json.dump(conf, f)
+        r = subprocess.run([gwtest.GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend",
+                            backend, "--descriptor", gwtest.DEMO_DESC, "--config", path],
+                           capture_output=True, timeout=60)
+        err = r.stderr.decode(errors="replace")
+        assert r.returncode != 0 and want in err, "%r: exit %d, stderr %r" % (conf, r.returncode,
+                                                                              err[-300:])
+
+
 def grpcjs_backend(procs):
     node = shutil.which("node")
     script = os.path.join(SOURCE_ROOT, "tests", "node", "grpcjs_server.mjs")
@@ -420,6 +436,11 @@ def main():
         total += len(CASES) + 4
         _, demo3 = procs.demo()
         failures += run_docs(procs, demo3)
+        total += 1
+        try:
+            check_config_errors(procs, demo)
+        except AssertionError as e:
+            failures.append("[config] %s" % e)
         total += 1
         _, demo2 = procs.demo()
         failures += run_table(procs, demo2, "demo-service+config", CONFIG_CASES, CONFIG)
