@@ -39,6 +39,7 @@ struct gw_call {
     gw_call_head held_head;     /* unary: the head, kept until the status */
     bool head_held;
     bool finished;              /* final status handled: body ends after `out` */
+    char endpoint[256];         /* where the upstream call went (access log) */
     bool client_gone;
     /* for gw_call_options.observe */
     int http_status;
@@ -441,9 +442,19 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
     gw_front_req_wake(c->r);
 }
 
+/* Remembers the endpoint the upstream call is on, for the report: a
+ * cluster may have moved the call, so ask as late as the handle lives. */
+static void note_endpoint(gw_call *c)
+{
+    const char *url = gw_ucall_endpoint(c->uc);
+    if (url)
+        snprintf(c->endpoint, sizeof c->endpoint, "%s", url);
+}
+
 static void on_complete(void *owner, const gw_call_status *st)
 {
     gw_call *c = owner;
+    note_endpoint(c);
     c->uc = NULL;
     finish(c, st);
 }
@@ -522,6 +533,9 @@ static void free_and_report(gw_call *c, bool completed)
                           .request_bytes = c->body_bytes, .response_bytes = c->resp_bytes,
                           .start_ns = c->start_ns, .end_ns = gw_loop_now(c->loop),
                           .completed = completed};
+    if (c->uc)
+        note_endpoint(c);
+    memcpy(rep.endpoint, c->endpoint, sizeof rep.endpoint);
     call_free(c);
     if (observe)
         observe(ctx, &rep);

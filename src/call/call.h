@@ -78,6 +78,8 @@ typedef struct gw_call_report {
     size_t response_bytes;          /* body bytes handed to the front */
     uint64_t start_ns, end_ns;      /* loop clock */
     bool completed;                 /* the response was fully sent */
+    char endpoint[256];             /* URL of the backend endpoint the upstream
+                                       call used (truncated); "" if none */
 } gw_call_report;
 
 void gw_call_options_init(gw_call_options *o);

@@ -116,6 +116,10 @@ int gw_accesslog_format(gw_buf *out, uint64_t unix_ns, const char *peer,
     if (!rc)
         rc = backend ? gw_json_quote(out, backend) : gw_buf_append_str(out, "null");
     if (!rc)
+        rc = gw_buf_append_str(out, ",\"endpoint\":");
+    if (!rc)
+        rc = rep->endpoint[0] ? gw_json_quote(out, rep->endpoint) : gw_buf_append_str(out, "null");
+    if (!rc)
         rc = gw_buf_append_str(out, "}\n");
     if (rc)
         out->len = start;

@@ -477,6 +477,8 @@ out:
 }
 
 const char *gw_backend_url(const gw_backend *b) { return b->url; }
+
+const char *gw_ucall_endpoint(const gw_ucall *c) { return c && c->b ? c->b->url : NULL; }
 void gw_backend_set_user(gw_backend *b, void *user) { b->user = user; }
 void *gw_backend_user(const gw_backend *b) { return b->user; }
 gw_loop *gw_backend_loop(const gw_backend *b) { return b->loop; }

@@ -72,6 +72,9 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
  * as the only exception to the rule above) and frees everything. */
 void gw_backend_del(gw_backend *b);
 const char *gw_backend_url(const gw_backend *b);
+/* The URL of the endpoint the call is on (or was last on, when a cluster
+ * moved it); valid while the handle is. */
+const char *gw_ucall_endpoint(const gw_ucall *c);
 /* Calls started and not completed. */
 size_t gw_backend_active_calls(const gw_backend *b);
 /* True while the backend is in its reconnect backoff with no live

@@ -260,18 +260,18 @@ static void test_accesslog_format(void **state)
          "\"grpc-web\",\"method\":\"/demo.v1.EchoService/Echo\",\"http_method\":\"POST\","
          "\"route\":\"/demo.v1.EchoService/Echo\",\"http_status\":200,\"grpc_status\":0,"
          "\"grpc_code\":\"OK\",\"request_bytes\":10,\"response_bytes\":31,"
-         "\"duration_ms\":1.234,\"completed\":true,\"backend\":\"http://127.0.0.1:5000\"}\n"},
+         "\"duration_ms\":1.234,\"completed\":true,\"backend\":\"http://127.0.0.1:5000\",\"endpoint\":\"http://127.0.0.1:5001\"}\n"},
         /* unknown method, no backend, client gone (no status: CANCELLED) */
         {"::1", "GET", "/v1/x\n\"y", "rest", NULL, 0, -1, 0, 0, 0, false, NULL,
          "{\"time\":\"2026-11-21T11:22:40.123Z\",\"peer\":\"::1\",\"protocol\":\"rest\","
          "\"method\":null,\"http_method\":\"GET\",\"route\":\"/v1/x\\u000a\\\"y\","
          "\"http_status\":0,\"grpc_status\":1,\"grpc_code\":\"CANCELLED\",\"request_bytes\":0,"
-         "\"response_bytes\":0,\"duration_ms\":0.000,\"completed\":false,\"backend\":null}\n"},
+         "\"response_bytes\":0,\"duration_ms\":0.000,\"completed\":false,\"backend\":null,\"endpoint\":null}\n"},
         {NULL, NULL, NULL, "grpc-web", &weird, 404, 5, 2000000, 1, 2, true, "b",
          "{\"time\":\"2026-11-21T11:22:40.123Z\",\"peer\":\"\",\"protocol\":\"grpc-web\","
          "\"method\":\"/a\\\"b\",\"http_method\":\"\",\"route\":\"\",\"http_status\":404,"
          "\"grpc_status\":5,\"grpc_code\":\"NOT_FOUND\",\"request_bytes\":1,"
-         "\"response_bytes\":2,\"duration_ms\":2000.000,\"completed\":true,\"backend\":\"b\"}\n"},
+         "\"response_bytes\":2,\"duration_ms\":2000.000,\"completed\":true,\"backend\":\"b\",\"endpoint\":null}\n"},
     };
     const uint64_t when = 1795260160123000000ull; /* 2026-11-21T11:22:40.123Z */
     for (size_t i = 0; i < GW_ARRAY_LEN(table); i++) {
@@ -279,6 +279,8 @@ static void test_accesslog_format(void **state)
                                table[i].in, table[i].out);
         r.http_status = table[i].http;
         r.completed = table[i].completed;
+        if (i == 0)
+            snprintf(r.endpoint, sizeof r.endpoint, "%s", "http://127.0.0.1:5001");
         gw_buf b;
         gw_buf_init(&b, 4096);
         assert_int_equal(gw_accesslog_format(&b, when, table[i].peer, table[i].hm,

@@ -193,6 +193,10 @@ class Ops(unittest.TestCase):
         self.assertRegex(x["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         self.assertIsInstance(x["duration_ms"], float)
         self.assertIsNone(by_route["/demo.v1.EchoService/NoSuchMethod"]["method"])
+        # The endpoint the upstream call went to; none when no call started.
+        self.assertEqual(by_route["/v1/users/987654"]["endpoint"], self.backend)
+        self.assertEqual(by_route[DOWNLOAD]["endpoint"], self.backend)
+        self.assertIsNone(by_route["/demo.v1.EchoService/NoSuchMethod"]["endpoint"])
 
     def test_openapi_served(self):
         r = http_get(self.port, "/openapi.json")
