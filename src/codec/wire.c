@@ -136,7 +136,9 @@ size_t gw_wire_varint_size(uint64_t v)
 
 int gw_wire_put_varint(gw_buf *b, uint64_t v)
 {
-    int rc = gw_buf_reserve(b, 10);
+    /* Exactly what the encoding needs: reserving the 10-byte worst case
+     * failed small varints near the buffer's max. */
+    int rc = gw_buf_reserve(b, gw_wire_varint_size(v));
     if (rc)
         return rc;
     uint8_t *p = b->data + b->len;

@@ -1310,6 +1310,48 @@ static void test_demo_roundtrip(void **state)
     }
 }
 
+/* A varint fits as long as its own encoding fits under the buffer max. */
+static void test_varint_at_max(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t max;    /* buffer max */
+        size_t prefill; /* bytes already in the buffer */
+        uint64_t v;
+        int rc;
+        const char *hex; /* expected tail when rc == 0 */
+    } cases[] = {
+        {16, 15, 1, 0, "01"},
+        {16, 16, 1, GW_ELIMIT, NULL},
+        {16, 14, 300, 0, "ac02"},
+        {16, 15, 300, GW_ELIMIT, NULL},
+        {16, 6, UINT64_MAX, 0, "ffffffffffffffffff01"},
+        {16, 7, UINT64_MAX, GW_ELIMIT, NULL},
+        {1, 0, 127, 0, "7f"},
+        {1, 0, 128, GW_ELIMIT, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gw_buf b;
+        gw_buf_init(&b, cases[i].max);
+        for (size_t k = 0; k < cases[i].prefill; k++)
+            assert_int_equal(gw_buf_append_byte(&b, 'x'), 0);
+        int rc = gw_wire_put_varint(&b, cases[i].v);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu: rc %d, want %d", i, rc, cases[i].rc);
+        if (!rc) {
+            size_t n = strlen(cases[i].hex) / 2;
+            assert_int_equal(b.len, cases[i].prefill + n);
+            char hex[32] = {0};
+            for (size_t k = 0; k < n; k++)
+                snprintf(hex + 2 * k, 3, "%02x", b.data[cases[i].prefill + k]);
+            assert_string_equal(hex, cases[i].hex);
+        } else {
+            assert_int_equal(b.len, cases[i].prefill);
+        }
+        gw_buf_free(&b);
+    }
+}
+
 /* Wire reader/writer. */
 static void test_wire_api(void **state)
 {
@@ -1410,6 +1452,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_output_caps),
         cmocka_unit_test(test_demo_roundtrip),
         cmocka_unit_test(test_wire_api),
+        cmocka_unit_test(test_varint_at_max),
         cmocka_unit_test(test_json_string),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
