@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
 #include "server/ops.h"
 
 struct gw_accesslog {
@@ -54,19 +55,44 @@ void gw_accesslog_close(gw_accesslog *l)
     free(l);
 }
 
+/* Length of the UTF-8 sequence a lead byte announces (1 for anything that
+ * cannot start one, so it is replaced on its own). */
+static size_t utf8_seq_len(uint8_t c)
+{
+    if ((c & 0xe0) == 0xc0)
+        return 2;
+    if ((c & 0xf0) == 0xe0)
+        return 3;
+    if ((c & 0xf8) == 0xf0)
+        return 4;
+    return 1;
+}
+
+/* Quoting is the codec's JSON string writer; it passes UTF-8 through as is,
+ * so bytes that are not valid UTF-8 (a client's raw path, say) are first
+ * replaced by U+FFFD, one per byte: a log line must stay valid JSON. */
 int gw_json_quote(gw_buf *out, const char *s)
 {
-    int rc = gw_buf_append_byte(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
-        if (*p == '"' || *p == '\\')
-            rc = gw_buf_printf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            rc = gw_buf_printf(out, "\\u%04x", *p);
-        else
-            rc = gw_buf_append_byte(out, *p);
+    size_t n = strlen(s);
+    if (gw_utf8_valid((const uint8_t *)s, n))
+        return gw_codec_json_append_string(out, s, n);
+    gw_buf clean;
+    gw_buf_init(&clean, n > (SIZE_MAX - 1) / 3 ? SIZE_MAX - 1 : n * 3);
+    const uint8_t *p = (const uint8_t *)s;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t len = utf8_seq_len(p[i]);
+        if (p[i] < 0x80 || (len > 1 && n - i >= len && gw_utf8_valid(p + i, len))) {
+            rc = gw_buf_append(&clean, p + i, len);
+            i += len;
+        } else {
+            rc = gw_buf_append(&clean, "\xef\xbf\xbd", 3);
+            i++;
+        }
     }
     if (rc == 0)
-        rc = gw_buf_append_byte(out, '"');
+        rc = gw_codec_json_append_string(out, (const char *)clean.data, clean.len);
+    gw_buf_free(&clean);
     return rc;
 }
 

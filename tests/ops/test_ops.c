@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "server/ops.h"
 #include "server/server.h"
@@ -264,7 +265,7 @@ static void test_accesslog_format(void **state)
         /* unknown method, no backend, client gone (no status: CANCELLED) */
         {"::1", "GET", "/v1/x\n\"y", "rest", NULL, 0, -1, 0, 0, 0, false, NULL,
          "{\"time\":\"2026-11-21T11:22:40.123Z\",\"peer\":\"::1\",\"protocol\":\"rest\","
-         "\"method\":null,\"http_method\":\"GET\",\"route\":\"/v1/x\\u000a\\\"y\","
+         "\"method\":null,\"http_method\":\"GET\",\"route\":\"/v1/x\\n\\\"y\","
          "\"http_status\":0,\"grpc_status\":1,\"grpc_code\":\"CANCELLED\",\"request_bytes\":0,"
          "\"response_bytes\":0,\"duration_ms\":0.000,\"completed\":false,\"backend\":null,\"endpoint\":null}\n"},
         {NULL, NULL, NULL, "grpc-web", &weird, 404, 5, 2000000, 1, 2, true, "b",
@@ -272,6 +273,16 @@ static void test_accesslog_format(void **state)
          "\"method\":\"/a\\\"b\",\"http_method\":\"\",\"route\":\"\",\"http_status\":404,"
          "\"grpc_status\":5,\"grpc_code\":\"NOT_FOUND\",\"request_bytes\":1,"
          "\"response_bytes\":2,\"duration_ms\":2000.000,\"completed\":true,\"backend\":\"b\",\"endpoint\":null}\n"},
+        /* Invalid UTF-8 in the route (a lone continuation byte, a truncated
+         * sequence, an overlong '/', a surrogate): each bad byte becomes
+         * U+FFFD so the line stays valid JSON; valid UTF-8 passes through. */
+        {"p", "GET", "/v1/\x80" "a\xc3/\xc0\xaf\xed\xa0\x80\xc3\xa9\xf0\x9f\x98\x80", "rest", NULL,
+         404, 5, 0, 0, 0, true, NULL,
+         "{\"time\":\"2026-11-21T11:22:40.123Z\",\"peer\":\"p\",\"protocol\":\"rest\","
+         "\"method\":null,\"http_method\":\"GET\",\"route\":\"/v1/\xef\xbf\xbd" "a\xef\xbf\xbd/"
+         "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9\xf0\x9f\x98\x80\","
+         "\"http_status\":404,\"grpc_status\":5,\"grpc_code\":\"NOT_FOUND\",\"request_bytes\":0,"
+         "\"response_bytes\":0,\"duration_ms\":0.000,\"completed\":true,\"backend\":null,\"endpoint\":null}\n"},
     };
     const uint64_t when = 1795260160123000000ull; /* 2026-11-21T11:22:40.123Z */
     for (size_t i = 0; i < GW_ARRAY_LEN(table); i++) {
@@ -288,6 +299,12 @@ static void test_accesslog_format(void **state)
                          0);
         gw_buf_append_byte(&b, 0);
         assert_string_equal((const char *)b.data, table[i].want);
+        /* Every line is one JSON object a strict parser accepts. */
+        json_error_t je;
+        json_t *j = json_loads((const char *)b.data, 0, &je);
+        if (!j)
+            fail_msg("row %zu: not JSON: %s", i, je.text);
+        json_decref(j);
         gw_buf_free(&b);
     }
     /* Too long for the line buffer: an error and nothing half-written. */
