@@ -38,4 +38,28 @@ bool gw_codec_is_json_number(const char *s, size_t n);
 int gw_codec_snake_to_camel(gw_buf *out, const char *s, size_t n);
 int gw_codec_camel_to_snake(gw_buf *out, const char *s, size_t n);
 
+/* The wire type a field of type t is written with (packed repeated fields
+ * aside, which are GW_WIRE_LEN). */
+static inline gw_wire_type gw_codec_wire_type_of(gw_field_type t)
+{
+    switch (t) {
+    case GW_TYPE_DOUBLE:
+    case GW_TYPE_FIXED64:
+    case GW_TYPE_SFIXED64:
+        return GW_WIRE_FIXED64;
+    case GW_TYPE_FLOAT:
+    case GW_TYPE_FIXED32:
+    case GW_TYPE_SFIXED32:
+        return GW_WIRE_FIXED32;
+    case GW_TYPE_STRING:
+    case GW_TYPE_BYTES:
+    case GW_TYPE_MESSAGE:
+        return GW_WIRE_LEN;
+    case GW_TYPE_GROUP:
+        return GW_WIRE_SGROUP;
+    default:
+        return GW_WIRE_VARINT;
+    }
+}
+
 #endif

@@ -544,28 +544,6 @@ static int len_end(jp *s, size_t mark)
     return 0;
 }
 
-static gw_wire_type wire_type_of(gw_field_type t)
-{
-    switch (t) {
-    case GW_TYPE_DOUBLE:
-    case GW_TYPE_FIXED64:
-    case GW_TYPE_SFIXED64:
-        return GW_WIRE_FIXED64;
-    case GW_TYPE_FLOAT:
-    case GW_TYPE_FIXED32:
-    case GW_TYPE_SFIXED32:
-        return GW_WIRE_FIXED32;
-    case GW_TYPE_STRING:
-    case GW_TYPE_BYTES:
-    case GW_TYPE_MESSAGE:
-        return GW_WIRE_LEN;
-    case GW_TYPE_GROUP:
-        return GW_WIRE_SGROUP;
-    default:
-        return GW_WIRE_VARINT;
-    }
-}
-
 /* --- scalars ------------------------------------------------------------- */
 
 /* An integer from a number or a numeric string, within [lo, hi] given as
@@ -814,7 +792,7 @@ static int put_element(jp *s, const gw_field_def *f, bool packed)
         rc = fail(s, GW_EPARSE, "null is not a valid element");
         goto out;
     }
-    if (!packed && (rc = put_tag(s, f->number, wire_type_of(f->type))))
+    if (!packed && (rc = put_tag(s, f->number, gw_codec_wire_type_of(f->type))))
         goto out;
     rc = put_scalar(s, f, &t);
     if (rc == SKIPPED)
@@ -826,7 +804,7 @@ out:
 
 static bool packable(const gw_field_def *f)
 {
-    gw_wire_type w = wire_type_of(f->type);
+    gw_wire_type w = gw_codec_wire_type_of(f->type);
     return w != GW_WIRE_LEN && w != GW_WIRE_SGROUP;
 }
 
@@ -918,7 +896,7 @@ static int put_map_key(jp *s, const gw_field_def *kf, const char *k, size_t kn)
             if (k[i] < '0' || k[i] > '9')
                 return fail(s, GW_EPARSE, "map key must be an integer");
     }
-    int rc = put_tag(s, 1, wire_type_of(kf->type));
+    int rc = put_tag(s, 1, gw_codec_wire_type_of(kf->type));
     if (!rc)
         rc = put_scalar(s, kf, &t);
     return rc;
@@ -1454,17 +1432,9 @@ static int parse_message(jp *s, const gw_message_def *m)
         return parse_list(s);
     case GW_WKT_VALUE:
         return parse_value(s);
-    case GW_WKT_DOUBLE_VALUE:
-    case GW_WKT_FLOAT_VALUE:
-    case GW_WKT_INT64_VALUE:
-    case GW_WKT_UINT64_VALUE:
-    case GW_WKT_INT32_VALUE:
-    case GW_WKT_UINT32_VALUE:
-    case GW_WKT_BOOL_VALUE:
-    case GW_WKT_STRING_VALUE:
-    case GW_WKT_BYTES_VALUE:
-        return parse_wrapper(s, m);
     default:
+        if (gw_wkt_is_wrapper(m->wkt))
+            return parse_wrapper(s, m);
         ws(s);
         if (s->p >= s->end || *s->p != '{')
             return fail(s, GW_EPARSE, "expected an object (%s)", m->full_name);
@@ -1610,18 +1580,11 @@ int gw_codec_encode_field_string(const gw_registry *r, const gw_field_def *f,
             if ((rc = gw_buf_append(out, t.p, t.n)))
                 rc = oom(&s, rc);
             break;
-        case GW_WKT_DOUBLE_VALUE:
-        case GW_WKT_FLOAT_VALUE:
-        case GW_WKT_INT64_VALUE:
-        case GW_WKT_UINT64_VALUE:
-        case GW_WKT_INT32_VALUE:
-        case GW_WKT_UINT32_VALUE:
-        case GW_WKT_BOOL_VALUE:
-        case GW_WKT_STRING_VALUE:
-        case GW_WKT_BYTES_VALUE:
-            leaf = &m->fields[0];
-            goto scalar;
         default:
+            if (gw_wkt_is_wrapper(m->wkt)) {
+                leaf = &m->fields[0];
+                goto scalar;
+            }
             rc = fail(&s, GW_EINVAL, "message field %s cannot take a single value",
                       f->json_name);
         }
@@ -1639,7 +1602,7 @@ scalar:
                (t.p[0] == '-' || (t.p[0] >= '0' && t.p[0] <= '9'))) {
         t.kind = T_NUMBER;
     }
-    if ((rc = put_tag(&s, leaf->number, wire_type_of(leaf->type))))
+    if ((rc = put_tag(&s, leaf->number, gw_codec_wire_type_of(leaf->type))))
         goto out;
     rc = put_scalar(&s, leaf, &t);
     if (rc == SKIPPED)

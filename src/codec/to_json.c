@@ -260,28 +260,6 @@ static const gw_field_def *field_by_number(const gw_message_def *m, uint32_t num
     return NULL;
 }
 
-static gw_wire_type wire_type_of(gw_field_type t)
-{
-    switch (t) {
-    case GW_TYPE_DOUBLE:
-    case GW_TYPE_FIXED64:
-    case GW_TYPE_SFIXED64:
-        return GW_WIRE_FIXED64;
-    case GW_TYPE_FLOAT:
-    case GW_TYPE_FIXED32:
-    case GW_TYPE_SFIXED32:
-        return GW_WIRE_FIXED32;
-    case GW_TYPE_STRING:
-    case GW_TYPE_BYTES:
-    case GW_TYPE_MESSAGE:
-        return GW_WIRE_LEN;
-    case GW_TYPE_GROUP:
-        return GW_WIRE_SGROUP;
-    default:
-        return GW_WIRE_VARINT;
-    }
-}
-
 static int push_rec(pj *s, const rec *r)
 {
     if (s->nrec == s->caprec) {
@@ -355,7 +333,7 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
         int rc = 0;
         bool keep = false;
         if (f) {
-            gw_wire_type want = wire_type_of(f->type);
+            gw_wire_type want = gw_codec_wire_type_of(f->type);
             if (wt == want) {
                 keep = true;
             } else if (wt == GW_WIRE_LEN && f->label == GW_LABEL_REPEATED &&
@@ -426,7 +404,7 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
 
 static bool is_packable(gw_field_type t)
 {
-    gw_wire_type w = wire_type_of(t);
+    gw_wire_type w = gw_codec_wire_type_of(t);
     return w != GW_WIRE_LEN && w != GW_WIRE_SGROUP;
 }
 
@@ -661,7 +639,7 @@ static int map_key(pj *s, const gw_field_def *kf, map_ent *e)
     uint64_t kv = 0;
     const uint8_t *kp = NULL;
     size_t kn = 0;
-    gw_wire_type want = wire_type_of(kf->type);
+    gw_wire_type want = gw_codec_wire_type_of(kf->type);
     while (!gw_wire_eof(&rd)) {
         uint32_t num;
         gw_wire_type wt;
@@ -730,7 +708,7 @@ static int print_map_value(pj *s, const gw_field_def *vf, const uint8_t *p, size
     size_t base = s->nrec;
     gw_wire_reader rd;
     gw_wire_reader_init(&rd, p, len);
-    gw_wire_type want = wire_type_of(vf->type);
+    gw_wire_type want = gw_codec_wire_type_of(vf->type);
     uint32_t pos = 0;
     int rc = 0;
     while (!gw_wire_eof(&rd)) {
@@ -867,7 +845,7 @@ static int print_value_of(pj *s, const gw_field_def *f, const rec *r, size_t n)
             if (e->wt == GW_WIRE_LEN && is_packable(f->type)) {
                 gw_wire_reader rd;
                 gw_wire_reader_init(&rd, e->p, (size_t)e->v);
-                gw_wire_type wt = wire_type_of(f->type);
+                gw_wire_type wt = gw_codec_wire_type_of(f->type);
                 while (!gw_wire_eof(&rd)) {
                     uint64_t v;
                     if (packed_next(&rd, wt, &v))
@@ -1307,6 +1285,24 @@ static int print_any(pj *s, const gw_message_def *m, const uint8_t *data, size_t
     return close_c(s, '}', first);
 }
 
+/* A wrapper prints as its value alone; an absent value as its default. */
+static int print_wrapper(pj *s, const gw_message_def *m, const uint8_t *data, size_t len)
+{
+    const gw_field_def *vf = m->field_count ? &m->fields[0] : NULL;
+    if (!vf)
+        return fail(s, GW_EINVAL, "wrapper without a value field");
+    size_t base = s->nrec;
+    int rc = collect(s, m, data, len);
+    if (!rc) {
+        if (s->nrec == base)
+            rc = print_default(s, vf);
+        else
+            rc = print_value_of(s, vf, s->recs + base, s->nrec - base);
+    }
+    s->nrec = base;
+    return rc;
+}
+
 static int print_message(pj *s, const gw_message_def *m, const uint8_t *data, size_t len)
 {
     int rc;
@@ -1336,32 +1332,11 @@ static int print_message(pj *s, const gw_message_def *m, const uint8_t *data, si
     case GW_WKT_VALUE:
         rc = print_value_wkt(s, m, data, len);
         break;
-    case GW_WKT_DOUBLE_VALUE:
-    case GW_WKT_FLOAT_VALUE:
-    case GW_WKT_INT64_VALUE:
-    case GW_WKT_UINT64_VALUE:
-    case GW_WKT_INT32_VALUE:
-    case GW_WKT_UINT32_VALUE:
-    case GW_WKT_BOOL_VALUE:
-    case GW_WKT_STRING_VALUE:
-    case GW_WKT_BYTES_VALUE: {
-        const gw_field_def *vf = m->field_count ? &m->fields[0] : NULL;
-        if (!vf) {
-            rc = fail(s, GW_EINVAL, "wrapper without a value field");
+    default: {
+        if (gw_wkt_is_wrapper(m->wkt)) {
+            rc = print_wrapper(s, m, data, len);
             break;
         }
-        size_t base = s->nrec;
-        rc = collect(s, m, data, len);
-        if (!rc) {
-            if (s->nrec == base)
-                rc = print_default(s, vf);
-            else
-                rc = print_value_of(s, vf, s->recs + base, s->nrec - base);
-        }
-        s->nrec = base;
-        break;
-    }
-    default: {
         bool first = true;
         rc = open_c(s, '{');
         if (!rc)

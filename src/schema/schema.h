@@ -83,6 +83,26 @@ typedef enum gw_wkt {
     GW_WKT_HTTP_BODY, /* google.api.HttpBody: ordinary JSON, raw in REST */
 } gw_wkt;
 
+/* True for the nine google.protobuf.*Value wrappers (DoubleValue ...
+ * BytesValue), which map to JSON as their bare value or null. */
+static inline bool gw_wkt_is_wrapper(gw_wkt w)
+{
+    switch (w) {
+    case GW_WKT_DOUBLE_VALUE:
+    case GW_WKT_FLOAT_VALUE:
+    case GW_WKT_INT64_VALUE:
+    case GW_WKT_UINT64_VALUE:
+    case GW_WKT_INT32_VALUE:
+    case GW_WKT_UINT32_VALUE:
+    case GW_WKT_BOOL_VALUE:
+    case GW_WKT_STRING_VALUE:
+    case GW_WKT_BYTES_VALUE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The enum google.protobuf.NullValue is recognised by this flag. */
 
 struct gw_file_def {

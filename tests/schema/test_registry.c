@@ -771,29 +771,30 @@ static void test_wkt(void **state)
     static const struct {
         const char *name;
         gw_wkt wkt;
+        bool wrapper; /* gw_wkt_is_wrapper */
     } rows[] = {
-        {"google.protobuf.Any", GW_WKT_ANY},
-        {"google.protobuf.Timestamp", GW_WKT_TIMESTAMP},
-        {"google.protobuf.Duration", GW_WKT_DURATION},
-        {"google.protobuf.FieldMask", GW_WKT_FIELD_MASK},
-        {"google.protobuf.Struct", GW_WKT_STRUCT},
-        {"google.protobuf.Value", GW_WKT_VALUE},
-        {"google.protobuf.ListValue", GW_WKT_LIST_VALUE},
-        {"google.protobuf.Empty", GW_WKT_EMPTY},
-        {"google.protobuf.DoubleValue", GW_WKT_DOUBLE_VALUE},
-        {"google.protobuf.FloatValue", GW_WKT_FLOAT_VALUE},
-        {"google.protobuf.Int64Value", GW_WKT_INT64_VALUE},
-        {"google.protobuf.UInt64Value", GW_WKT_UINT64_VALUE},
-        {"google.protobuf.Int32Value", GW_WKT_INT32_VALUE},
-        {"google.protobuf.UInt32Value", GW_WKT_UINT32_VALUE},
-        {"google.protobuf.BoolValue", GW_WKT_BOOL_VALUE},
-        {"google.protobuf.StringValue", GW_WKT_STRING_VALUE},
-        {"google.protobuf.BytesValue", GW_WKT_BYTES_VALUE},
-        {"google.api.HttpBody", GW_WKT_HTTP_BODY},
-        {"demo.v1.User", GW_WKT_NONE},
-        {"google.protobuf.FileDescriptorProto", GW_WKT_NONE},
-        {"google.rpc.Status", GW_WKT_NONE},
-        {"google.api.HttpRule", GW_WKT_NONE},
+        {"google.protobuf.Any", GW_WKT_ANY, false},
+        {"google.protobuf.Timestamp", GW_WKT_TIMESTAMP, false},
+        {"google.protobuf.Duration", GW_WKT_DURATION, false},
+        {"google.protobuf.FieldMask", GW_WKT_FIELD_MASK, false},
+        {"google.protobuf.Struct", GW_WKT_STRUCT, false},
+        {"google.protobuf.Value", GW_WKT_VALUE, false},
+        {"google.protobuf.ListValue", GW_WKT_LIST_VALUE, false},
+        {"google.protobuf.Empty", GW_WKT_EMPTY, false},
+        {"google.protobuf.DoubleValue", GW_WKT_DOUBLE_VALUE, true},
+        {"google.protobuf.FloatValue", GW_WKT_FLOAT_VALUE, true},
+        {"google.protobuf.Int64Value", GW_WKT_INT64_VALUE, true},
+        {"google.protobuf.UInt64Value", GW_WKT_UINT64_VALUE, true},
+        {"google.protobuf.Int32Value", GW_WKT_INT32_VALUE, true},
+        {"google.protobuf.UInt32Value", GW_WKT_UINT32_VALUE, true},
+        {"google.protobuf.BoolValue", GW_WKT_BOOL_VALUE, true},
+        {"google.protobuf.StringValue", GW_WKT_STRING_VALUE, true},
+        {"google.protobuf.BytesValue", GW_WKT_BYTES_VALUE, true},
+        {"google.api.HttpBody", GW_WKT_HTTP_BODY, false},
+        {"demo.v1.User", GW_WKT_NONE, false},
+        {"google.protobuf.FileDescriptorProto", GW_WKT_NONE, false},
+        {"google.rpc.Status", GW_WKT_NONE, false},
+        {"google.api.HttpRule", GW_WKT_NONE, false},
     };
     /* google/protobuf/any.proto is in demo.pb only through google.rpc.Status. */
     for (size_t i = 0; i < GW_ARRAY_LEN(rows); i++) {
@@ -801,6 +802,8 @@ static void test_wkt(void **state)
         if (!m)
             fail_msg("%s not found", rows[i].name);
         assert_int_equal(m->wkt, rows[i].wkt);
+        if (gw_wkt_is_wrapper(m->wkt) != rows[i].wrapper)
+            fail_msg("%s: gw_wkt_is_wrapper says %d", rows[i].name, !rows[i].wrapper);
     }
 }
 
