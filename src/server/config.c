@@ -552,6 +552,24 @@ static int want_string_or_off(json_t *v, const char *key, char **out, gw_error *
     return want_string(v, key, out, e);
 }
 
+/* limits.max_message_bytes is "one message, either direction": responses
+ * are bounded by upstream.max_response_message, so a file that sets only the
+ * former gets it for both, and so do named backends that set neither. An
+ * explicit max_response_message (top level or per backend) still wins. */
+static void link_message_limits(gw_server_config *c, json_t *root)
+{
+    if (!json_object_get(json_object_get(root, "limits"), "max_message_bytes") ||
+        json_object_get(json_object_get(root, "upstream"), "max_response_message"))
+        return;
+    c->upstream.max_response_message = c->call.max_message;
+    json_t *backends = json_object_get(root, "backends");
+    for (size_t i = 0; i < c->backend_count; i++) {
+        gw_server_backend *b = &c->backends[i];
+        if (!json_object_get(json_object_get(backends, b->name), "max_response_message"))
+            b->cluster.backend.max_response_message = c->call.max_message;
+    }
+}
+
 int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
                            const char *source, gw_error *e)
 {
@@ -662,6 +680,8 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         if (rc)
             break;
     }
+    if (rc == 0)
+        link_message_limits(c, root);
     if (rc)
         gw_error_prefix(e, "%s", source);
 out:

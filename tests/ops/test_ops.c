@@ -242,6 +242,49 @@ static void test_metrics_overflow(void **state)
     free(defs);
 }
 
+/* limits.max_message_bytes bounds responses too unless max_response_message
+ * is given (top level or per backend); the order of keys does not matter. */
+static void test_message_limit_link(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        size_t upstream, backend; /* backend: the first named one, 0 if none */
+    } rows[] = {
+        {"{}", 4194304, 0},
+        {"{\"limits\": {\"max_message_bytes\": 1000}}", 1000, 0},
+        {"{\"limits\": {\"max_output_bytes\": 1000}}", 4194304, 0},
+        {"{\"limits\": {\"max_message_bytes\": 1000},"
+         " \"upstream\": {\"max_response_message\": 2000}}", 2000, 0},
+        {"{\"backends\": {\"a\": {\"endpoints\": [\"http://a:1\"]}},"
+         " \"limits\": {\"max_message_bytes\": 1000}}", 1000, 1000},
+        {"{\"limits\": {\"max_message_bytes\": 1000},"
+         " \"backends\": {\"a\": {\"endpoints\": [\"http://a:1\"],"
+         " \"max_response_message\": 3000}}}", 1000, 3000},
+        {"{\"upstream\": {\"max_response_message\": 2000},"
+         " \"backends\": {\"a\": {\"endpoints\": [\"http://a:1\"]}},"
+         " \"limits\": {\"max_message_bytes\": 1000}}", 2000, 2000},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(rows); i++) {
+        gw_server_config c;
+        gw_server_config_init(&c);
+        gw_error e;
+        gw_error_clear(&e);
+        if (gw_server_config_parse(&c, rows[i].json, strlen(rows[i].json), "t.json", &e))
+            fail_msg("row %zu: %s", i, e.msg);
+        if (c.upstream.max_response_message != rows[i].upstream)
+            fail_msg("row %zu: upstream %zu, want %zu", i, c.upstream.max_response_message,
+                     rows[i].upstream);
+        if (rows[i].backend) {
+            assert_int_equal(c.backend_count, 1);
+            if (c.backends[0].cluster.backend.max_response_message != rows[i].backend)
+                fail_msg("row %zu: backend %zu, want %zu", i,
+                         c.backends[0].cluster.backend.max_response_message, rows[i].backend);
+        }
+        gw_server_config_free(&c);
+    }
+}
+
 static void test_accesslog_format(void **state)
 {
     (void)state;
@@ -458,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_metrics_overflow),
         cmocka_unit_test(test_accesslog_format),
+        cmocka_unit_test(test_message_limit_link),
         cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
