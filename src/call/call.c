@@ -25,7 +25,8 @@ struct gw_call {
     gw_header *md;
     size_t md_count, md_cap;
     gw_timer deadline;
-    uint64_t deadline_ns;
+    uint64_t deadline_ns;       /* meaningful only with has_deadline */
+    bool has_deadline;
     size_t body_bytes;
     gw_buf pending;             /* request bytes the upstream did not take yet */
     gw_buf out;                 /* response body bytes for the client */
@@ -132,10 +133,10 @@ int gw_call_add_metadata(gw_call *c, const char *name, const char *value)
 
 /* ---- CORS on every response head ----------------------------------------------- */
 
-static void add_cors(gw_call *c, gw_call_head *h)
+static int add_cors(gw_call *c, gw_call_head *h)
 {
     if (!c->cors.allow_origin)
-        return;
+        return 0;
     gw_buf expose;
     gw_buf_init(&expose, 8192);
     gw_buf_append_str(&expose, "grpc-status, grpc-message, grpc-status-details-bin");
@@ -150,20 +151,55 @@ static void add_cors(gw_call *c, gw_call_head *h)
     if (c->cors.expose_extra && *c->cors.expose_extra)
         gw_buf_printf(&expose, ", %s", c->cors.expose_extra);
     const char *o = c->cors.allow_origin;
-    gw_call_head_add(c, h, "Access-Control-Allow-Origin", 27, o, strlen(o));
-    if (strcmp(o, "*") != 0)
-        gw_call_head_add(c, h, "Vary", 4, "Origin", 6);
-    if (c->cors.credentials)
-        gw_call_head_add(c, h, "Access-Control-Allow-Credentials", 32, "true", 4);
-    if (expose.data)
-        gw_call_head_add(c, h, "Access-Control-Expose-Headers", 29, (const char *)expose.data,
-                         expose.len);
+    int rc = gw_call_head_add(c, h, "Access-Control-Allow-Origin", 27, o, strlen(o));
+    if (rc == 0 && strcmp(o, "*") != 0)
+        rc = gw_call_head_add(c, h, "Vary", 4, "Origin", 6);
+    if (rc == 0 && c->cors.credentials)
+        rc = gw_call_head_add(c, h, "Access-Control-Allow-Credentials", 32, "true", 4);
+    if (rc == 0 && expose.data)
+        rc = gw_call_head_add(c, h, "Access-Control-Expose-Headers", 29,
+                              (const char *)expose.data, expose.len);
+    else if (rc == 0)
+        rc = GW_ENOMEM; /* the fixed start of the list did not fit */
     gw_buf_free(&expose);
+    return rc;
 }
 
 /* ---- the end of a call --------------------------------------------------------------- */
 
 static void ack(gw_call *c, size_t used);
+
+/*
+ * Gives the client its answer, whatever happens: when the front refuses the
+ * head (out of memory), a minimal one (status, Content-Type, grpc-status 13)
+ * with no body; when even that fails, the connection is closed. A request
+ * is never left suspended without an answer or a close.
+ */
+static void answer(gw_call *c, const gw_call_head *h, const void *body, size_t len)
+{
+    c->head_sent = true;
+    c->http_status = h->status;
+    if (gw_front_req_respond(c->r, h->status, h->headers, h->count, body, len) == 0) {
+        c->resp_bytes += len;
+        return;
+    }
+    GW_WARN("call %s: cannot answer the client; answering INTERNAL",
+            c->method ? c->method->path : "?");
+    const char *ct = NULL;
+    for (size_t i = 0; i < h->count; i++)
+        if (strcasecmp(h->headers[i].name, "Content-Type") == 0)
+            ct = h->headers[i].value;
+    bool grpc = ct && strncmp(ct, "application/grpc", 16) == 0;
+    gw_front_header mini[] = {{"Content-Type", ct ? ct : "text/plain"}, {"grpc-status", "13"}};
+    int status = grpc ? 200 : 500;
+    c->http_status = status;
+    c->final_code = GW_CODE_INTERNAL;
+    if (gw_front_req_respond(c->r, status, mini, GW_ARRAY_LEN(mini), NULL, 0) != 0) {
+        c->http_status = 0;
+        gw_front_req_close_now(c->r);
+    }
+    gw_front_req_wake(c->r);
+}
 
 /*
  * A unary answer goes out in one piece with a Content-Length: the head kept
@@ -184,6 +220,9 @@ static void respond_whole(gw_call *c, const gw_call_status *st)
         size_t cap = n / 3 * 4 + 8;
         if (gw_buf_reserve(&body, cap) != 0) {
             gw_buf_free(&body);
+            ack(c, c->out.len - c->out_off);
+            gw_call_head mini = {.status = c->held_head.status};
+            answer(c, &mini, NULL, 0); /* out of memory: the minimal answer */
             return;
         }
         size_t used = 0;
@@ -192,12 +231,7 @@ static void respond_whole(gw_call *c, const gw_call_status *st)
         n = body.len;
     }
     ack(c, c->out.len - c->out_off);
-    c->head_sent = true;
-    c->http_status = c->held_head.status;
-    c->resp_bytes += n;
-    if (gw_front_req_respond(c->r, c->held_head.status, c->held_head.headers,
-                             c->held_head.count, data, n) != 0)
-        GW_WARN("call %s: cannot answer the client", c->method->path);
+    answer(c, &c->held_head, data, n);
     gw_buf_free(&body);
 }
 
@@ -212,6 +246,7 @@ static void finish(gw_call *c, const gw_call_status *st)
         return;
     if (c->head_held) {
         respond_whole(c, st);
+        gw_front_req_wake(c->r);
         return;
     }
     if (!c->head_sent) {
@@ -219,14 +254,12 @@ static void finish(gw_call *c, const gw_call_status *st)
         gw_buf body;
         gw_buf_init(&body, 0);
         c->a->response_status(c, st, &head, &body);
-        add_cors(c, &head);
-        c->head_sent = true;
-        c->http_status = head.status;
-        c->resp_bytes += body.len;
-        if (gw_front_req_respond(c->r, head.status, head.headers, head.count, body.data,
-                                 body.len) != 0)
-            GW_WARN("call %s: cannot answer the client", c->method ? c->method->path : "?");
+        /* Without the CORS headers a browser cannot read the answer, but
+         * it still ends the call: better than none. */
+        (void)add_cors(c, &head);
+        answer(c, &head, body.data, body.len);
         gw_buf_free(&body);
+        gw_front_req_wake(c->r);
         return;
     }
     /* The trailer is bounded by the upstream's header limit: let it past
@@ -359,7 +392,12 @@ static void on_headers(void *owner, const gw_header *md, size_t n)
         fail_err(c, rc, &e);
         return;
     }
-    add_cors(c, &head);
+    rc = add_cors(c, &head);
+    if (rc) {
+        gw_error_set(&e, rc, "out of memory");
+        fail_err(c, rc, &e);
+        return;
+    }
     if (c->unary || (c->a->flags & GW_CALL_HOLD_STREAM_HEAD)) {
         c->held_head = head;
         c->head_held = true;
@@ -623,8 +661,6 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
     c->r = r;
     c->loop = gw_front_req_loop(r);
     c->start_ns = gw_loop_now(c->loop);
-    if (o->observe_start)
-        o->observe_start(o->observe_ctx);
     gw_timer_init(&c->deadline, on_deadline, c);
     gw_buf_init(&c->pending, o->max_body + 64);
     gw_buf_init(&c->out, o->max_output + o->max_message + 64 * 1024);
@@ -635,6 +671,10 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
         call_free(c);
         return NULL;
     }
+    /* Last: the observer takes a reference that only free_and_report's
+     * observe gives back, so no failure may come after it. */
+    if (o->observe_start)
+        o->observe_start(o->observe_ctx);
     return c;
 }
 
@@ -646,6 +686,7 @@ int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors
     if (!c)
         return gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
     gw_error e;
+    gw_error_clear(&e);
     if (adapter->init)
         (void)adapter->init(c, r, adapter_arg, &e);
     gw_call_status st = {.code = code, .message = message, .trailers_only = true};
@@ -672,13 +713,19 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
         gw_front_req_headers(r, collect_metadata, &mc);
     if (mc.rc) {
         rc = mc.rc;
-        gw_error_set(&e, rc, "more than %zu metadata entries", o->max_metadata);
+        if (rc == GW_ELIMIT)
+            gw_error_set(&e, rc, "more than %zu metadata entries", o->max_metadata);
+        else
+            gw_error_set(&e, rc, "out of memory");
         goto fail;
     }
 
     uint64_t now = gw_loop_now(c->loop);
     uint64_t max_ns = o->max_deadline_ms * GW_MS;
     const char *to = gw_front_req_header(r, "grpc-timeout");
+    /* 0 is a real timeout (already expired), not "none": has_deadline says
+     * whether there is one. */
+    c->has_deadline = max_ns != 0;
     uint64_t timeout_ns = max_ns;
     if (to) {
         uint64_t t;
@@ -688,8 +735,17 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
         }
         if (!max_ns || t < max_ns)
             timeout_ns = t;
+        c->has_deadline = true;
     }
-    c->deadline_ns = timeout_ns ? now + timeout_ns : 0;
+    if (c->has_deadline && timeout_ns == 0) {
+        /* Already expired: answered without troubling the backend. */
+        gw_call_status st = {.code = GW_CODE_DEADLINE_EXCEEDED, .message = "deadline exceeded",
+                             .trailers_only = true};
+        finish(c, &st);
+        free_and_report(c, true);
+        return 0;
+    }
+    c->deadline_ns = c->has_deadline ? now + timeout_ns : 0;
 
     gw_ucall_params p = {.path = m->path, .metadata = c->md, .metadata_count = c->md_count,
                          .deadline_ns = c->deadline_ns};
@@ -698,7 +754,7 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
              : gw_ucall_start(b, &p, &ucall_handlers, c, &c->uc, &e);
     if (rc)
         goto fail;
-    if (c->deadline_ns)
+    if (c->has_deadline)
         gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns);
     gw_front_req_attach(r, &front_ops, c);
     return 0;

@@ -46,14 +46,28 @@ static int json_frames(gw_call *c, gw_web_state *s, const uint8_t *in, size_t n,
         gw_buf_init(&s->frame, o->max_message + GW_GRPCWEB_HEADER_LEN);
         s->frame_init = true;
     }
-    int rc = gw_buf_append(&s->frame, in, n);
-    if (rc)
-        return gw_error_set(e, rc, "request message too large");
-    while (s->frame.len >= GW_GRPCWEB_HEADER_LEN) {
+    int rc;
+    /* Only up to the end of the current frame goes into `frame`, so that
+     * it never holds more than one (bounded) frame, however the input is
+     * cut. The scanner has already checked every frame's length. */
+    while (n) {
+        size_t want = GW_GRPCWEB_HEADER_LEN;
+        if (s->frame.len >= GW_GRPCWEB_HEADER_LEN) {
+            const uint8_t *fh = s->frame.data;
+            want += (size_t)fh[1] << 24 | (size_t)fh[2] << 16 | (size_t)fh[3] << 8 | fh[4];
+        }
+        size_t take = GW_MIN(n, want - s->frame.len);
+        rc = gw_buf_append(&s->frame, in, take);
+        if (rc)
+            return gw_error_set(e, rc, "request message too large");
+        in += take;
+        n -= take;
+        if (s->frame.len < GW_GRPCWEB_HEADER_LEN)
+            continue;
         const uint8_t *h = s->frame.data;
         size_t len = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
         if (s->frame.len < GW_GRPCWEB_HEADER_LEN + len)
-            break;
+            continue;
         size_t start = out->len;
         uint8_t zero[5] = {0};
         rc = gw_buf_append(out, zero, sizeof zero);
@@ -143,8 +157,10 @@ static int add_metadata_headers(gw_call *c, gw_call_head *head, const gw_header 
 {
     for (size_t i = 0; i < n; i++) {
         if (!gw_grpcweb_header_name_ok(md[i].name, md[i].name_len) ||
-            !gw_grpcweb_header_value_ok(md[i].value, md[i].value_len))
-            continue; /* cannot be an HTTP/1 header: dropped */
+            !gw_grpcweb_header_value_ok(md[i].value, md[i].value_len) ||
+            !gw_front_header_forwardable(md[i].name, md[i].name_len, md[i].value,
+                                         md[i].value_len))
+            continue; /* cannot be an HTTP/1 header here (or is the front's): dropped */
         int rc = gw_call_head_add(c, head, md[i].name, md[i].name_len, md[i].value,
                                   md[i].value_len);
         if (rc)

@@ -56,13 +56,16 @@ typedef struct rest_state {
 typedef struct hdr_ctx {
     gw_rest_header *h;
     size_t n;
+    bool overflow;  /* more than REST_MAX_HEADERS: refused, never cut short */
 } hdr_ctx;
 
 static bool collect_header(void *ctx, const char *name, const char *value)
 {
     hdr_ctx *hc = ctx;
-    if (hc->n == REST_MAX_HEADERS)
+    if (hc->n == REST_MAX_HEADERS) {
+        hc->overflow = true;
         return false;
+    }
     hc->h[hc->n++] = (gw_rest_header){name, value};
     return true;
 }
@@ -115,8 +118,17 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     /* On the stack: the names and values stay the front's, and an arena
      * block of this size would be a malloc per request. */
     gw_rest_header hs[REST_MAX_HEADERS];
-    hdr_ctx hc = {hs, 0};
+    hdr_ctx hc = {hs, 0, false};
     gw_front_req_headers(r, collect_header, &hc);
+    if (hc.overflow) {
+        /* Only reachable when the front's max_header_count is raised past
+         * it; dropping headers silently could drop the one that matters. */
+        st.code = GW_CODE_RESOURCE_EXHAUSTED;
+        st.http_status = 431;
+        snprintf(st.message, sizeof st.message, "more than %d request header fields",
+                 REST_MAX_HEADERS);
+        return rest_fail(s, GW_ELIMIT, &st, e);
+    }
     char peer[64];
     gw_front_req_peer(r, peer, sizeof peer);
     int64_t timeout_ns = -1;
@@ -313,8 +325,9 @@ static void add_metadata_headers(gw_call *c, gw_call_head *head, const gw_header
         if (strcmp(key, "content-type") == 0 || strncmp(key, "grpc-", 5) == 0 ||
             !gw_grpcweb_header_value_ok(md[i].value, md[i].value_len) ||
             gw_rest_metadata_header_name(key, trailer, name, sizeof name) != 0 ||
-            !gw_grpcweb_header_name_ok(name, strlen(name)))
-            continue; /* cannot be an HTTP/1 header: dropped */
+            !gw_grpcweb_header_name_ok(name, strlen(name)) ||
+            !gw_front_header_forwardable(name, strlen(name), md[i].value, md[i].value_len))
+            continue; /* cannot be an HTTP/1 header here (or is the front's): dropped */
         (void)gw_call_head_add(c, head, name, strlen(name), md[i].value, md[i].value_len);
     }
 }

@@ -357,7 +357,7 @@ void gw_front_req_wake(gw_front_req *r) { resume(r); }
 static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     gw_front_req *r = cls;
-    if (r->client_gone || !r->ops)
+    if (r->client_gone || !r->ops || r->close_now)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     long n = r->ops->read(r->owner, (uint8_t *)buf, max);
     if (n > 0)
@@ -372,20 +372,63 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
                              : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* What MHD_add_response_header of 0.9.75 accepts (its add_response_entry
+ * and the Content-Length / Transfer-Encoding special cases). */
+static bool mhd_accepts(const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (nl == 0 || vl == 0 || memchr(name, 0, nl) || memchr(value, 0, vl))
+        return false;
+    for (size_t i = 0; i < nl; i++)
+        if (name[i] == '\r' || name[i] == '\n' || name[i] == ' ' || name[i] == '\t')
+            return false;
+    if (memchr(value, '\r', vl) || memchr(value, '\n', vl))
+        return false;
+    if (nl == 14 && strncasecmp(name, "content-length", 14) == 0)
+        return false;
+    if (nl == 17 && strncasecmp(name, "transfer-encoding", 17) == 0)
+        return vl == 7 && strncasecmp(value, "chunked", 7) == 0;
+    return true;
+}
+
+bool gw_front_header_forwardable(const char *name, size_t name_len, const char *value,
+                                 size_t value_len)
+{
+    static const char *const conn_only[] = {
+        "connection", "keep-alive", "upgrade", "proxy-connection", "transfer-encoding",
+        "te", "trailer", "content-length",
+    };
+    if (!name || !value || !mhd_accepts(name, name_len, value, value_len))
+        return false;
+    for (size_t i = 0; i < GW_ARRAY_LEN(conn_only); i++)
+        if (strlen(conn_only[i]) == name_len && strncasecmp(name, conn_only[i], name_len) == 0)
+            return false;
+    return true;
+}
+
 static int set_response(gw_front_req *r, struct MHD_Response *resp, int status,
-                        const gw_front_header *headers, size_t n)
+                        const gw_front_header *headers, size_t n, bool stream)
 {
     if (!resp)
         return GW_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        if (MHD_add_response_header(resp, headers[i].name, headers[i].value) != MHD_YES) {
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = headers[i].name, *v = headers[i].value;
+        if (!nm || !v || !mhd_accepts(nm, strlen(nm), v, strlen(v))) {
+            /* Refused by libmicrohttpd: leave the header out, keep the answer. */
+            GW_DEBUG("front: response header '%.64s' left out", nm ? nm : "");
+            continue;
+        }
+        if (MHD_add_response_header(resp, nm, v) != MHD_YES) {
             MHD_destroy_response(resp);
             return GW_ENOMEM;
         }
+    }
     r->resp = resp;
     r->status = status;
-    /* A connection waiting for its answer resumes to queue it. */
-    if (r->body_done)
+    /* A connection waiting for its answer resumes to queue it. A final
+     * answer also resumes a connection paused in the middle of the request
+     * body (backpressure): on_access then drops the rest of the body and
+     * queues the answer at its end. A streamed head waits for the body. */
+    if (r->body_done || !stream)
         resume(r);
     return 0;
 }
@@ -397,7 +440,7 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
         return GW_ESTATE;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    return set_response(r, resp, status, headers, n);
+    return set_response(r, resp, status, headers, n, false);
 }
 
 int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *headers,
@@ -413,7 +456,7 @@ int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *
         close(fd);
         return GW_ENOMEM;
     }
-    return set_response(r, resp, status, headers, n);
+    return set_response(r, resp, status, headers, n, false);
 }
 
 int gw_front_req_respond_stream(gw_front_req *r, int status,
@@ -423,7 +466,7 @@ int gw_front_req_respond_stream(gw_front_req *r, int status,
         return GW_ESTATE;
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_body, r, NULL);
-    int rc = set_response(r, resp, status, headers, n);
+    int rc = set_response(r, resp, status, headers, n, true);
     if (rc == 0)
         r->resp_stream = true;
     return rc;
@@ -593,6 +636,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (!r->started)
         return first_call(f, r, mc, url, method);
     if (r->client_gone)
+        return MHD_NO;
+    /* The handler could not set any answer (gw_front_req_close_now). */
+    if (r->close_now && r->ops && !r->resp && !r->resp_queued)
         return MHD_NO;
 
     if (*upload_size > 0) {

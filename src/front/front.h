@@ -152,7 +152,10 @@ gw_loop *gw_front_req_loop(const gw_front_req *r);
 
 /*
  * Answers with a complete body (copied). Allowed in on_request, and for an
- * attached request until the response started. A request with a body not
+ * attached request until the response started; a suspended request is
+ * resumed to send it (a request body still coming is read and dropped).
+ * Headers libmicrohttpd refuses (see gw_front_header_forwardable) are left
+ * out rather than failing the answer. A request with a body not
  * yet received gets the body read and dropped (up to discard_limit, else the
  * connection closes after the answer). Returns 0, GW_ESTATE (a response is
  * already set) or GW_ENOMEM.
@@ -169,7 +172,10 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
 int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *headers,
                             size_t n, int fd, uint64_t offset, uint64_t size);
 /* For an answer given in on_request: send it at once, without reading the
- * body, and close the connection (a body the gateway will not read). */
+ * body, and close the connection (a body the gateway will not read). For an
+ * attached request that could not set any response: close the connection
+ * without an answer once woken (gw_front_req_wake), so that it never waits
+ * forever. */
 void gw_front_req_close_now(gw_front_req *r);
 /* Attaches ops/owner to receive the body and produce the response. */
 void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *owner);
@@ -184,5 +190,18 @@ int gw_front_req_respond_stream(gw_front_req *r, int status,
 /* Resumes a suspended connection (body room or response bytes ready). Safe
  * to call at any time before on_close. */
 void gw_front_req_wake(gw_front_req *r);
+
+/*
+ * Whether a header taken from elsewhere (backend metadata) may go out in a
+ * response. libmicrohttpd 0.9.75 refuses an empty name or value, CR/LF (and
+ * in names space/tab), Content-Length and any Transfer-Encoding but
+ * chunked, and a refused header would lose the whole answer; headers about
+ * this HTTP connection (Connection, Keep-Alive, Upgrade, Proxy-Connection,
+ * Transfer-Encoding, TE, Trailer) belong to the front, never to a backend.
+ * So an empty-valued metadata entry is dropped: gRPC allows it, HTTP/1
+ * through libmicrohttpd cannot carry it.
+ */
+bool gw_front_header_forwardable(const char *name, size_t name_len, const char *value,
+                                 size_t value_len);
 
 #endif

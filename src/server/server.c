@@ -119,6 +119,40 @@ static const char *cors_origin(const gw_server_config *c, const char *origin)
     return NULL;
 }
 
+/* The methods a preflight for r's path may ask for: a REST path's routed
+ * methods plus OPTIONS; a gRPC-Web method path or an unknown one: POST,
+ * OPTIONS. Written into buf (cap bytes). */
+static const char *preflight_methods(const snapshot *s, gw_front_req *r, char *buf, size_t cap)
+{
+    static const char grpc[] = "POST, OPTIONS";
+    const char *path = gw_front_req_path(r);
+    if (!s->router || gw_registry_method_by_path(s->registry, path, strlen(path)))
+        return grpc;
+    const char *target = gw_front_req_target(r);
+    const char *q = strchr(target, '?');
+    size_t len = q ? (size_t)(q - target) : strlen(target);
+    /* OPTIONS is never routed: the 405 answer lists what the path has. */
+    gw_arena a;
+    gw_arena_init(&a, 1024, 64 * 1024);
+    gw_route_match m;
+    gw_error e;
+    gw_error_clear(&e);
+    const char *out = grpc;
+    if (gw_router_match(s->router, "OPTIONS", target, len, &a, &m, &e) == 0 &&
+        m.result == GW_ROUTE_METHOD_NOT_ALLOWED && m.allow_count) {
+        size_t n = 0;
+        buf[0] = 0;
+        for (size_t i = 0; i < m.allow_count && n < cap; i++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s, ", m.allow[i]);
+        if (n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "OPTIONS");
+        if (n < cap)
+            out = buf;
+    }
+    gw_arena_free(&a);
+    return out;
+}
+
 static void preflight(worker *w, gw_front_req *r, const char *origin)
 {
     const snapshot *s = w->snap;
@@ -136,7 +170,9 @@ static void preflight(worker *w, gw_front_req *r, const char *origin)
     h[n++] = (gw_front_header){"Access-Control-Allow-Origin", allow};
     if (strcmp(allow, "*") != 0)
         h[n++] = (gw_front_header){"Vary", "Origin"};
-    h[n++] = (gw_front_header){"Access-Control-Allow-Methods", "POST, OPTIONS"};
+    char methods[GW_ROUTE_ALLOW_MAX * 16 + 16];
+    h[n++] = (gw_front_header){"Access-Control-Allow-Methods",
+                               preflight_methods(s, r, methods, sizeof methods)};
     h[n++] = (gw_front_header){"Access-Control-Allow-Headers", s->allow_headers};
     h[n++] = (gw_front_header){"Access-Control-Max-Age", max_age};
     if (s->cfg->cors_credentials)

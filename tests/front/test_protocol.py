@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -362,7 +363,118 @@ class TextMode(unittest.TestCase):
         self.assertIn(b"grpc-status: 0\r\n", raw)
 
 
+class ForwardedHeaders(unittest.TestCase):
+    """Backend metadata libmicrohttpd cannot carry (an empty value) is left
+    out; the call is still answered, with the rest of the metadata."""
+
+    def test_empty_metadata_value(self):
+        md = {"x-demo-a": "", "x-demo-b": "kept"}
+        fail = frame(pb_varint(1, 7) + pb_string(2, "nope"))
+        cases = [
+            # name, path, body, want status, want first data frame
+            ("unary", ECHO, frame(pb_string(1, "hi")), 0, pb_string(1, "hi")),
+            ("trailers-only", "/demo.v1.EchoService/Fail", fail, 7, None),
+            ("stream", DOWNLOAD, frame(pb_varint(1, 10) + pb_varint(2, 10)), 0, None),
+        ]
+        for name, path, body, code, first in cases:
+            with self.subTest(name):
+                r = grpcweb(PORT, path, body, headers=md)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.grpc_status()[0], code)
+                self.assertIsNone(r.header("x-demo-a"))
+                self.assertEqual(r.header("x-demo-b"), "kept")
+                if first is not None:
+                    self.assertEqual(r.frames()[0], (0, first))
+        echo_ok(self)
+
+
+def stalled_backend():
+    """An HTTP/2 server that settles the connection (SETTINGS, PING acks)
+    but never reads a stream: no WINDOW_UPDATE, no HEADERS. The gateway can
+    write one initial window (64 KiB) of request body, then must wait.
+    Returns (port, stop)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    conns = []
+
+    def serve(c):
+        buf = b""
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+                if buf.startswith(b"PRI * HTTP/2.0"):
+                    buf = buf[24:]
+                while len(buf) >= 9:
+                    n = int.from_bytes(buf[:3], "big")
+                    if len(buf) < 9 + n:
+                        break
+                    typ, flags, payload = buf[3], buf[4], buf[9:9 + n]
+                    buf = buf[9 + n:]
+                    if typ == 4 and not flags & 1:
+                        c.sendall(b"\0\0\0\x04\x01\0\0\0\0")
+                    elif typ == 6 and not flags & 1:
+                        c.sendall(b"\0\0\x08\x06\x01\0\0\0\0" + payload)
+        except OSError:
+            return
+
+    def accept():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            conns.append(c)
+            c.sendall(b"\0\0\0\x04\0\0\0\0\0")  # our (empty) SETTINGS
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def stop():
+        ls.close()
+        for c in conns:
+            c.close()
+    return ls.getsockname()[1], stop
+
+
+class PausedUpload(unittest.TestCase):
+
+    def test_deadline_while_body_paused(self):
+        # The backend takes no request bytes: the gateway pauses the client's
+        # upload. The deadline fires meanwhile; its answer must still reach
+        # the client (the rest of the body is read and dropped).
+        port, stop = stalled_backend()
+        gw, gport = P.gateway("http://127.0.0.1:%d" % port, workers=1)
+        try:
+            body = frame(pb_string(2, "u" * 20000)) * 20
+            c = Conn(gport, timeout=20)
+            c.send(b"POST /demo.v1.UserService/CreateUsers HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/grpc-web\r\ngrpc-timeout: 1S\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body))
+            sender = threading.Thread(target=lambda: c.s.sendall(body), daemon=True)
+            sender.start()
+            r = c.read_response()
+            sender.join(20)
+            c.close()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.grpc_status()[0], 4)
+        finally:
+            P.stop(gw)
+            stop()
+
+
 class Deadline(unittest.TestCase):
+
+    def test_zero_timeout_is_expired(self):
+        # 0S is a deadline already passed, not "no deadline".
+        req = frame(pb_string(1, "slow") + pb_string(3, pb_varint(1, 5)))
+        t0 = time.monotonic()
+        r = grpcweb(PORT, ECHO, req, headers={"grpc-timeout": "0S"})
+        self.assertLess(time.monotonic() - t0, 4.5)
+        self.assertEqual(r.grpc_status()[0], 4)
 
     def test_grpc_timeout(self):
         req = frame(pb_string(1, "slow") + pb_string(3, pb_varint(1, 5)))

@@ -207,6 +207,13 @@ CASES = [
      '{"message":"x"}', 415, {}, status_body(3, ANY)),
     ("unknown query parameters are ignored", "GET", "/v1/users/1?api_key=x", (), None, 200, {},
      ADA),
+    # libmicrohttpd cannot send an empty header value: the echoed entry is
+    # left out, the answer still comes (it used to hang).
+    ("empty metadata value", "POST", "/v1/echo", JSON + ("Grpc-Metadata-x-demo-a;",),
+     '{"message":"e"}', 200, {"grpc-metadata-x-demo-a": None}, {"message": "e"}),
+    ("grpc-timeout 0S is already expired", "POST", "/v1/echo",
+     JSON + ("Grpc-Timeout: 0S",), '{"message":"late","delay":"5s"}', 504, {},
+     status_body(4, "deadline exceeded")),
 ]
 
 # gRPC code → HTTP status (REFERENCE.md), through Fail.
@@ -222,7 +229,9 @@ for code, http in HTTP_FOR_CODE.items():
 # With a configuration: strict query, an allowlisted header, a small body limit.
 CONFIG = {"rest": {"strict_query": True, "ignored_query": ["api_key"],
                    "header_allowlist": ["X-Demo-Allowed"], "proto_names": True},
-          "limits": {"max_body_bytes": 1024}}
+          "limits": {"max_body_bytes": 1024},
+          "cors": {"allowed_origins": ["https://app.example"]}}
+PREFLIGHT = ("Origin: https://app.example", "Access-Control-Request-Method: PATCH")
 CONFIG_CASES = [
     ("strict: unknown query parameter", "GET", "/v1/users/1?nope=1", (), None, 400, {},
      status_body(3, ANY)),
@@ -233,6 +242,14 @@ CONFIG_CASES = [
      '{"message":"a"}', 200, {"grpc-metadata-x-demo-allowed": "yes"}, {"message": "a"}),
     ("body over max_body", "POST", "/v1/echo", JSON, '{"message":"' + "x" * 2000 + '"}', 413, {},
      status_body(8, ANY)),
+    # A CORS preflight names the methods the REST path really has.
+    ("preflight of a REST path", "OPTIONS", "/v1/users/1", PREFLIGHT, None, 204,
+     {"access-control-allow-methods": "DELETE, GET, PATCH, OPTIONS",
+      "access-control-allow-origin": "https://app.example"}, b""),
+    ("preflight of a gRPC-Web path", "OPTIONS", "/demo.v1.EchoService/Echo", PREFLIGHT, None,
+     204, {"access-control-allow-methods": "POST, OPTIONS"}, b""),
+    ("preflight of an unknown path", "OPTIONS", "/nowhere", PREFLIGHT, None, 204,
+     {"access-control-allow-methods": "POST, OPTIONS"}, b""),
 ]
 
 
