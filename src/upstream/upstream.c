@@ -760,14 +760,6 @@ static int conn_out_drain(conn *k)
 
 #define OUT_FLUSH (32u * 1024)   /* write once this much is collected */
 
-/* Unused: frames are taken with nghttp2_session_mem_send (conn_flush). */
-static ssize_t h2_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-                          void *ud)
-{
-    (void)s, (void)data, (void)len, (void)flags, (void)ud;
-    return NGHTTP2_ERR_CALLBACK_FAILURE;
-}
-
 static void conn_flush(conn *k)
 {
     if (k->state != CONN_READY)
@@ -1596,7 +1588,8 @@ static int conn_start_h2(conn *k)
     nghttp2_option *opt;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return GW_ENOMEM;
-    nghttp2_session_callbacks_set_send_callback(cbs, h2_send_cb);
+    /* No send callback: frames are only taken with nghttp2_session_mem_send
+     * (conn_flush), which nghttp2 documents as not needing one. */
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
