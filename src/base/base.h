@@ -152,6 +152,23 @@ static inline size_t gw_base64_encoded_len(size_t n, bool pad)
 {
     return pad ? (n + 2) / 3 * 4 : (n * 4 + 2) / 3;
 }
+/* 0..63 for a character of the standard alphabet, -1 for anything else
+ * ('=' included): the one alphabet table, for decoders that keep their own
+ * framing (gRPC-Web text mode decodes group by group). */
+static inline int gw_base64_std_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
 /* Writes gw_base64_encoded_len(n, pad) bytes to out (no NUL). */
 size_t gw_base64_encode(const uint8_t *in, size_t n, char *out, bool pad);
 int gw_base64_encode_buf(gw_buf *b, const uint8_t *in, size_t n, bool pad);

@@ -51,20 +51,17 @@ int gw_base64_encode_buf(gw_buf *b, const uint8_t *in, size_t n, bool pad)
  * characters map to 62/63 too and are told apart by the caller. */
 static int b64_value(unsigned char c, int *alphabet)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '/') {
-        if (*alphabet == 2) return -1;
-        *alphabet = 1;
-        return c == '+' ? 62 : 63;
-    }
     if (c == '-' || c == '_') {
         if (*alphabet == 1) return -1;
         *alphabet = 2;
         return c == '-' ? 62 : 63;
     }
-    return -1;
+    int v = gw_base64_std_value(c);
+    if (v >= 62) {
+        if (*alphabet == 2) return -1;
+        *alphabet = 1;
+    }
+    return v;
 }
 
 long gw_base64_decode(const char *in, size_t n, uint8_t *out, size_t *err_at)

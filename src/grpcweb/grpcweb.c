@@ -142,40 +142,24 @@ int gw_grpcweb_scanner_finish(const gw_grpcweb_scanner *s, gw_error *e)
 
 /* ---- text mode ------------------------------------------------------------ */
 
-/* 0..63 for the standard alphabet, 64 for '=', 255 otherwise. */
-static const uint8_t b64_value[256] = {
-    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,
-    ['H'] = 7,  ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13,
-    ['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20,
-    ['V'] = 21, ['W'] = 22, ['X'] = 23, ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27,
-    ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31, ['g'] = 32, ['h'] = 33, ['i'] = 34,
-    ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
-    ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47, ['w'] = 48,
-    ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
-    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['+'] = 62,
-    ['/'] = 63, ['='] = 64,
-};
-
-static bool b64_char_ok(unsigned char c)
-{
-    /* The table is zero for unlisted characters, and 'A' is also 0. */
-    return c == 'A' || b64_value[c] != 0;
-}
-
 void gw_grpcweb_b64_init(gw_grpcweb_b64 *d) { memset(d, 0, sizeof *d); }
 
 /* Decodes one complete group; returns the byte count or -1 with *bad set
  * to the index of the offending character within the group. */
 static int decode_group(const char g[4], uint8_t *out, int *bad)
 {
+    /* Standard alphabet only (gw_base64_std_value), '=' as 64; where '=' may
+     * stand is checked below, per group, since padded chunks may follow
+     * each other. */
     uint8_t v[4];
     for (int k = 0; k < 4; k++) {
         unsigned char c = (unsigned char)g[k];
-        if (!b64_char_ok(c)) {
+        int x = c == '=' ? 64 : gw_base64_std_value(c);
+        if (x < 0) {
             *bad = k;
             return -1;
         }
-        v[k] = b64_value[c];
+        v[k] = (uint8_t)x;
     }
     if (v[0] == 64 || v[1] == 64) {
         *bad = v[0] == 64 ? 0 : 1;

@@ -167,6 +167,8 @@ static void test_base64_decode(void **state)
         {"Z", NULL, 0},              /* impossible length */
         {"Zg=", NULL, 2},            /* padding that does not complete a group */
         {"+_8=", NULL, 1},           /* mixed alphabets */
+        {"-/8", NULL, 1},            /* mixed, URL-safe first */
+        {"AZaz09+/", "\x01\x96\xb3\xd3\xdf\xbf", -1}, /* alphabet edges */
         {"Zg==Zg==", NULL, 2},       /* padding in the middle */
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(table); i++) {
@@ -180,6 +182,15 @@ static void test_base64_decode(void **state)
             assert_int_equal(n, -1);
             assert_int_equal(err_at, (size_t)table[i].err_at);
         }
+    }
+    /* The standard alphabet value of every byte: its index, or -1. */
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int c = 0; c < 256; c++) {
+        const char *at = c ? strchr(alphabet, c) : NULL;
+        int want = at ? (int)(at - alphabet) : -1;
+        if (gw_base64_std_value((unsigned char)c) != want)
+            fail_msg("byte 0x%02x: %d, want %d", c, gw_base64_std_value((unsigned char)c), want);
     }
 }
 
