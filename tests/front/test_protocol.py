@@ -681,6 +681,18 @@ class OwnGateway(unittest.TestCase):
         self.assertEqual(code, 3, msg)
         self.assertIn("request message", msg)
 
+    def test_json_frames_up_to_the_limit(self):
+        # A +json message of exactly max_message bytes followed by another
+        # one: reassembly holds one frame at a time, so both pass.
+        def user(size):
+            head, tail = '{"name":"', '","email":"u@x.org"}'
+            return (head + "u" * (size - len(head) - len(tail)) + tail).encode()
+        body = frame(user(32768)) + frame(user(100))
+        r = grpcweb(PORT, "/demo.v1.UserService/CreateUsers", body,
+                    headers={"Content-Type": "application/grpc-web+json"})
+        self.assertEqual(r.grpc_status(), (0, None))
+        self.assertEqual(r.frames()[0][1][:12], b'{"created":2')
+
     def test_drain_timeout_cancels(self):
         # A call longer than the drain timeout is cancelled at the timeout.
         gw, port = P.gateway("http://127.0.0.1:" + DEMO_PORT, {"drain_timeout_ms": 300},
