@@ -179,18 +179,19 @@ static void answer(gw_call *c, const gw_call_head *h, const void *body, size_t l
 {
     c->head_sent = true;
     c->http_status = h->status;
-    if (gw_front_req_respond(c->r, h->status, h->headers, h->count, body, len) == 0) {
+    /* status 0: the adapter could not build the head (out of memory). */
+    if (h->status && gw_front_req_respond(c->r, h->status, h->headers, h->count, body, len) == 0) {
         c->resp_bytes += len;
         return;
     }
     GW_WARN("call %s: cannot answer the client; answering INTERNAL",
             c->method ? c->method->path : "?");
-    const char *ct = NULL;
+    bool grpc = c->a == &gw_call_grpcweb;
+    const char *ct = grpc ? "application/grpc-web+proto" : "text/plain";
     for (size_t i = 0; i < h->count; i++)
         if (strcasecmp(h->headers[i].name, "Content-Type") == 0)
             ct = h->headers[i].value;
-    bool grpc = ct && strncmp(ct, "application/grpc", 16) == 0;
-    gw_front_header mini[] = {{"Content-Type", ct ? ct : "text/plain"}, {"grpc-status", "13"}};
+    gw_front_header mini[] = {{"Content-Type", ct}, {"grpc-status", "13"}};
     int status = grpc ? 200 : 500;
     c->http_status = status;
     c->final_code = GW_CODE_INTERNAL;

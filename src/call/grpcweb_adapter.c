@@ -220,8 +220,14 @@ static void web_response_status(gw_call *c, const gw_call_status *st, gw_call_he
         /* Trailers-Only: everything in the headers, empty body. */
         head->status = 200;
         const char *ct = gw_grpcweb_content_type(s->fmt);
-        gw_call_head_add(c, head, "Content-Type", 12, ct, strlen(ct));
-        gw_call_head_add(c, head, "grpc-status", 11, num, strlen(num));
+        if (gw_call_head_add(c, head, "Content-Type", 12, ct, strlen(ct)) != 0 ||
+            gw_call_head_add(c, head, "grpc-status", 11, num, strlen(num)) != 0) {
+            /* Out of memory: the call answers its minimal INTERNAL. */
+            head->status = 0;
+            head->count = 0;
+            return;
+        }
+        /* Past the status, what does not fit is left out: the code stays. */
         if (st->message && st->message[0]) {
             gw_buf enc;
             gw_buf_init(&enc, 0);
@@ -237,7 +243,7 @@ static void web_response_status(gw_call *c, const gw_call_status *st, gw_call_he
                                  enc.data ? (const char *)enc.data : "", enc.len);
             gw_buf_free(&enc);
         }
-        add_metadata_headers(c, head, st->trailers, st->trailer_count);
+        (void)add_metadata_headers(c, head, st->trailers, st->trailer_count);
         return;
     }
     size_t start;

@@ -131,6 +131,9 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     }
     char peer[64];
     gw_front_req_peer(r, peer, sizeof peer);
+    /* The rest module checks Grpc-Timeout (a REST-form 400 when malformed);
+     * the deadline itself comes from the call's own parse in gw_call_start,
+     * the same for every protocol, so this value is not used. */
     int64_t timeout_ns = -1;
     rc = gw_rest_request_metadata(s->ro, hs, hc.n, peer[0] ? peer : NULL, add_md, c,
                                   &timeout_ns, &st);

@@ -229,7 +229,7 @@ for code, http in HTTP_FOR_CODE.items():
 # With a configuration: strict query, an allowlisted header, a small body limit.
 CONFIG = {"rest": {"strict_query": True, "ignored_query": ["api_key"],
                    "header_allowlist": ["X-Demo-Allowed"], "proto_names": True},
-          "limits": {"max_body_bytes": 1024},
+          "limits": {"max_body_bytes": 1024, "max_header_count": 200},
           "cors": {"allowed_origins": ["https://app.example"]}}
 PREFLIGHT = ("Origin: https://app.example", "Access-Control-Request-Method: PATCH")
 CONFIG_CASES = [
@@ -242,6 +242,9 @@ CONFIG_CASES = [
      '{"message":"a"}', 200, {"grpc-metadata-x-demo-allowed": "yes"}, {"message": "a"}),
     ("body over max_body", "POST", "/v1/echo", JSON, '{"message":"' + "x" * 2000 + '"}', 413, {},
      status_body(8, ANY)),
+    # Past the adapter's 128 header fields: refused, not silently cut.
+    ("131 header fields", "GET", "/v1/users/1", tuple("X-H%d: 1" % i for i in range(131)),
+     None, 431, {}, status_body(8, "more than 128 request header fields")),
     # A CORS preflight names the methods the REST path really has.
     ("preflight of a REST path", "OPTIONS", "/v1/users/1", PREFLIGHT, None, 204,
      {"access-control-allow-methods": "DELETE, GET, PATCH, OPTIONS",
