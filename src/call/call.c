@@ -42,6 +42,7 @@ struct gw_call {
     bool finished;              /* final status handled: body ends after `out` */
     char endpoint[256];         /* where the upstream call went (access log) */
     bool client_gone;
+    bool flush_off;             /* gw_call_flush_off: ignore a->response_flush */
     /* for gw_call_options.observe */
     int http_status;
     int final_code;
@@ -64,6 +65,9 @@ gw_arena *gw_call_arena(gw_call *c) { return &c->arena; }
 const gw_call_options *gw_call_opts(const gw_call *c) { return c->o; }
 const gw_method_def *gw_call_method(const gw_call *c) { return c->method; }
 gw_call_head *gw_call_held_head(gw_call *c) { return c->head_held ? &c->held_head : NULL; }
+void gw_call_flush_off(gw_call *c) { c->flush_off = true; }
+
+static bool flushes(const gw_call *c) { return c->a->response_flush && !c->flush_off; }
 
 int gw_call_code_for_err(int err)
 {
@@ -216,14 +220,17 @@ static void respond_whole(gw_call *c, const gw_call_status *st)
     gw_buf_init(&body, 0);
     const uint8_t *data = c->out.data + c->out_off;
     size_t n = c->out.len - c->out_off;
-    if (c->a->response_flush && n) {
+    if (flushes(c) && n) {
         /* Text mode: the same per-flush encoding, over the whole body. */
         size_t cap = n / 3 * 4 + 8;
         if (gw_buf_reserve(&body, cap) != 0) {
             gw_buf_free(&body);
             ack(c, c->out.len - c->out_off);
-            gw_call_head mini = {.status = c->held_head.status};
-            answer(c, &mini, NULL, 0); /* out of memory: the minimal answer */
+            /* Out of memory: straight to the minimal answer (status 0),
+             * with the held head's Content-Type. */
+            gw_call_head mini = c->held_head;
+            mini.status = 0;
+            answer(c, &mini, NULL, 0);
             return;
         }
         size_t used = 0;
@@ -514,7 +521,7 @@ static long on_read(void *owner, uint8_t *buf, size_t max)
     if (avail == 0)
         return c->finished ? GW_FRONT_EOF : 0;
     size_t used, w;
-    if (c->a->response_flush) {
+    if (flushes(c)) {
         w = c->a->response_flush(c, c->out.data + c->out_off, avail, buf, max, &used);
         if (w == 0)
             return GW_FRONT_ABORT; /* no room for even one unit: cannot happen with MHD */

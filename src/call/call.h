@@ -193,6 +193,10 @@ int gw_call_add_metadata(gw_call *c, const char *name, const char *value);
  * status and add headers. NULL when no head is held. */
 gw_call_head *gw_call_held_head(gw_call *c);
 
+/* Turns the adapter's response_flush off for this call: body bytes go to
+ * the client as they are (binary gRPC-Web), without a copy through it. */
+void gw_call_flush_off(gw_call *c);
+
 /* REST/JSON (call/rest_adapter.c). Start it through gw_call_rest_dispatch,
  * which routes the request first. */
 extern const gw_call_adapter gw_call_rest;

@@ -24,6 +24,8 @@ static int web_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     gw_web_state *s = gw_call_adapter_state(c);
     const gw_call_options *o = gw_call_opts(c);
     s->fmt = *(const gw_grpcweb_format *)arg;
+    if (!s->fmt.text)
+        gw_call_flush_off(c); /* binary: the queued bytes are the body */
     gw_grpcweb_scanner_init(&s->scan, o->max_message, false);
     gw_grpcweb_b64_init(&s->b64);
     const char *enc = gw_front_req_header(r, "grpc-encoding");
@@ -280,18 +282,6 @@ static size_t web_response_flush(gw_call *c, const uint8_t *in, size_t n, uint8_
     return gw_base64_encode(in, take, (char *)dst, true);
 }
 
-static size_t web_response_copy(gw_call *c, const uint8_t *in, size_t n, uint8_t *dst,
-                                size_t max, size_t *used)
-{
-    gw_web_state *s = gw_call_adapter_state(c);
-    if (s->fmt.text)
-        return web_response_flush(c, in, n, dst, max, used);
-    size_t take = GW_MIN(n, max);
-    memcpy(dst, in, take);
-    *used = take;
-    return take;
-}
-
 const gw_call_adapter gw_call_grpcweb = {
     .name = "grpc-web",
     .state_size = sizeof(gw_web_state),
@@ -301,6 +291,6 @@ const gw_call_adapter gw_call_grpcweb = {
     .response_head = web_response_head,
     .response_message = web_response_message,
     .response_status = web_response_status,
-    .response_flush = web_response_copy,
+    .response_flush = web_response_flush, /* text mode only (gw_call_flush_off) */
     .fini = web_fini,
 };
