@@ -81,23 +81,10 @@ bool gw_field_is_bindable(const gw_field_def *f)
         return false;
     if (!is_message(f))
         return f->type != GW_TYPE_GROUP;
-    switch (f->message->wkt) {
-    case GW_WKT_TIMESTAMP:
-    case GW_WKT_DURATION:
-    case GW_WKT_FIELD_MASK:
-    case GW_WKT_DOUBLE_VALUE:
-    case GW_WKT_FLOAT_VALUE:
-    case GW_WKT_INT64_VALUE:
-    case GW_WKT_UINT64_VALUE:
-    case GW_WKT_INT32_VALUE:
-    case GW_WKT_UINT32_VALUE:
-    case GW_WKT_BOOL_VALUE:
-    case GW_WKT_STRING_VALUE:
-    case GW_WKT_BYTES_VALUE:
-        return true;
-    default:
-        return false;
-    }
+    /* Messages whose JSON form is a single string or number bind too. */
+    gw_wkt k = f->message->wkt;
+    return k == GW_WKT_TIMESTAMP || k == GW_WKT_DURATION || k == GW_WKT_FIELD_MASK ||
+           gw_wkt_is_wrapper(k);
 }
 
 /* ---------------------------------------------------------------------------
