@@ -444,8 +444,9 @@ static int obj_key(jp *s, const char **k, size_t *kn)
     return 0;
 }
 
-/* After a member: 1 when the object continues, 0 when it closed. */
-static int obj_next(jp *s, bool *more, bool counted)
+/* After a member or element: *more when a ',' follows, else the closing
+ * bracket `close` ('}' or ']') must. */
+static int seq_next(jp *s, bool *more, bool counted, char close)
 {
     ws(s);
     if (s->p < s->end && *s->p == ',') {
@@ -453,14 +454,16 @@ static int obj_next(jp *s, bool *more, bool counted)
         *more = true;
         return 0;
     }
-    if (s->p < s->end && *s->p == '}') {
+    if (s->p < s->end && *s->p == close) {
         s->p++;
         s->depth -= counted;
         *more = false;
         return 0;
     }
-    return fail(s, GW_EPARSE, "expected ',' or '}'");
+    return fail(s, GW_EPARSE, "expected ',' or '%c'", close);
 }
+
+static int obj_next(jp *s, bool *more, bool counted) { return seq_next(s, more, counted, '}'); }
 
 static int arr_begin(jp *s, bool *empty, bool counted)
 {
@@ -479,22 +482,7 @@ static int arr_begin(jp *s, bool *empty, bool counted)
     return 0;
 }
 
-static int arr_next(jp *s, bool *more, bool counted)
-{
-    ws(s);
-    if (s->p < s->end && *s->p == ',') {
-        s->p++;
-        *more = true;
-        return 0;
-    }
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        s->depth -= counted;
-        *more = false;
-        return 0;
-    }
-    return fail(s, GW_EPARSE, "expected ',' or ']'");
-}
+static int arr_next(jp *s, bool *more, bool counted) { return seq_next(s, more, counted, ']'); }
 
 /* --- writing ------------------------------------------------------------- */
 
