@@ -39,7 +39,7 @@ struct gw_reflect {
     size_t n_want;
 
     char **services;             /* services being fetched */
-    size_t n_services;
+    size_t n_services, cap_services;
     rfile *files;
     size_t n_files, cap_files;
     char **asked;                /* file names asked with file_by_filename */
@@ -150,28 +150,36 @@ static int ask(gw_reflect *r, uint32_t field, const char *value, size_t n)
     return 0;
 }
 
+/* Appends a NUL-terminated copy of name[0..n) to a growing array of
+ * strings. Returns 0 or GW_ENOMEM (the array is left as it was). */
+static int push_name(char ***arr, size_t *len, size_t *cap, const char *name, size_t n)
+{
+    if (*len == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        char **a = realloc(*arr, c * sizeof *a);
+        if (!a)
+            return GW_ENOMEM;
+        *arr = a;
+        *cap = c;
+    }
+    char *d = malloc(n + 1);
+    if (!d)
+        return GW_ENOMEM;
+    memcpy(d, name, n);
+    d[n] = 0;
+    (*arr)[(*len)++] = d;
+    return 0;
+}
+
 static int ask_file(gw_reflect *r, const char *name, size_t n)
 {
     if (has_file(r, name, n) || was_asked(r, name, n))
         return 0;
-    if (r->n_asked == r->cap_asked) {
-        size_t cap = r->cap_asked ? r->cap_asked * 2 : 16;
-        char **a = realloc(r->asked, cap * sizeof *a);
-        if (!a)
-            goto oom;
-        r->asked = a;
-        r->cap_asked = cap;
+    if (push_name(&r->asked, &r->n_asked, &r->cap_asked, name, n) != 0) {
+        fail(r, GW_ENOMEM, "out of memory");
+        return GW_ENOMEM;
     }
-    char *d = malloc(n + 1);
-    if (!d)
-        goto oom;
-    memcpy(d, name, n);
-    d[n] = 0;
-    r->asked[r->n_asked++] = d;
     return ask(r, 3, name, n);
-oom:
-    fail(r, GW_ENOMEM, "out of memory");
-    return GW_ENOMEM;
 }
 
 static int add_service(gw_reflect *r, const char *name, size_t n)
@@ -180,20 +188,11 @@ static int add_service(gw_reflect *r, const char *name, size_t n)
         fail(r, GW_ELIMIT, "more than %u services", MAX_SERVICES);
         return GW_ELIMIT;
     }
-    char **s = realloc(r->services, (r->n_services + 1) * sizeof *s);
-    if (!s)
-        goto oom;
-    r->services = s;
-    char *d = malloc(n + 1);
-    if (!d)
-        goto oom;
-    memcpy(d, name, n);
-    d[n] = 0;
-    r->services[r->n_services++] = d;
+    if (push_name(&r->services, &r->n_services, &r->cap_services, name, n) != 0) {
+        fail(r, GW_ENOMEM, "out of memory");
+        return GW_ENOMEM;
+    }
     return ask(r, 4, name, n);
-oom:
-    fail(r, GW_ENOMEM, "out of memory");
-    return GW_ENOMEM;
 }
 
 /* A FileDescriptorProto: keeps it unless known, asks for its dependencies. */
