@@ -1,0 +1,68 @@
+#!/bin/sh
+# What one request costs each process on the pinned core, and what that
+# allows: grpcgate's REST and gRPC-Web Echo, grpc-gateway's REST Echo, and
+# grpcgate answering /healthz (libmicrohttpd plus our loop and classifier,
+# no suspend, no backend: the floor of any answer through this front end).
+#
+#   bench/floor/run.sh GRPCGATE [CONNS...]     e.g. bench/floor/run.sh build-rel/src/grpcgate 16 64
+#
+# Backend and both gateways on CPU 0, wrk on CPU 1 (as ../shared/peers'
+# compare.sh). CPU time comes from /proc/PID/stat (utime+stime) over each
+# 5 s run, so other load on the machine matters less than for req/s. For
+# each connection count it prints µs of CPU per request for every process,
+# and the throughput ratio over grpc-gateway that the one-core sums allow:
+# "measured" with grpcgate's own cost, "at floor" if a call cost grpcgate
+# no more than /healthz does.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+peers=${PEERS:-$here/../../../shared/peers}
+gw=$1; shift
+conns=${*:-16 64}
+[ -x "$peers/bin/grpc-gateway-peer" ] || { echo "floor: run $peers/setup.sh first" >&2; exit 1; }
+out=$(mktemp -d "${TMPDIR:-/tmp}/grpcgate-floor.XXXXXX")
+desc=$out/bench.pb
+protoc -I "$peers" -I /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis \
+  -I /usr/include --include_imports --descriptor_set_out="$desc" "$peers/bench.proto"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bport=$(free_port); aport=$(free_port); gport=$(free_port)
+taskset -c 0 "$peers/bin/bench-backend" -addr "127.0.0.1:$bport" >/dev/null 2>&1 & bpid=$!
+taskset -c 0 "$peers/bin/grpc-gateway-peer" -listen "127.0.0.1:$aport" -backend "127.0.0.1:$bport" \
+  >/dev/null 2>&1 & apid=$!
+taskset -c 0 "$gw" serve --listen "127.0.0.1:$gport" --backend "http://127.0.0.1:$bport" \
+  --descriptor "$desc" --workers 1 --log-level warn >"$out/gw.out" 2>&1 & gpid=$!
+trap 'kill $gpid $apid $bpid 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 100); do grep -q '^listening on' "$out/gw.out" && break; sleep 0.1; done
+sleep 1
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# run NAME CONNS URL [wrk args] -> "rps gw_us backend_us" for the gateway process named by NAME
+run() {
+  name=$1 c=$2; shift 2
+  pid=$gpid; [ "$name" = grpc-gateway ] && pid=$apid
+  taskset -c 1 wrk -t1 -c"$c" -d2s "$@" >/dev/null
+  g0=$(ticks $pid); b0=$(ticks $bpid)
+  taskset -c 1 wrk -t1 -c"$c" -d5s --latency "$@" >"$out/wrk.txt"
+  g=$(( $(ticks $pid) - g0 )); b=$(( $(ticks $bpid) - b0 ))
+  n=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
+  awk -v g=$g -v b=$b -v n=$n -v hz=$hz '/Requests\/sec/ {
+    printf "%.0f %.2f %.2f\n", $2, g*1e6/hz/n, b*1e6/hz/n }' "$out/wrk.txt"
+}
+echo_lua=$peers/load/echo.lua
+gwe_lua=$here/../grpcweb/echo.lua
+printf '%-5s %-30s %9s %13s %13s\n' conns case req/s "gateway µs" "backend µs"
+for c in $conns; do
+  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/healthz");            fl_rps=$1 fl=$2
+  set -- $(run grpc-gateway "$c" "http://127.0.0.1:$aport/v1/echo" -s "$echo_lua"); a_rps=$1 a=$2 ab=$3
+  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/v1/echo" -s "$echo_lua");    r_rps=$1 r=$2 rb=$3
+  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/benchpb.v1.Bench/Echo" -s "$gwe_lua"); w_rps=$1 w=$2 wb=$3
+  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate GET /healthz" "$fl_rps" "$fl" "-"
+  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpc-gateway REST Echo" "$a_rps" "$a" "$ab"
+  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate REST Echo" "$r_rps" "$r" "$rb"
+  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate gRPC-Web Echo" "$w_rps" "$w" "$wb"
+  awk -v a=$a -v ab=$ab -v r=$r -v rb=$rb -v w=$w -v wb=$wb -v fl=$fl -v c=$c 'BEGIN {
+    ref = a + ab
+    printf "c%-4s one-core ratio over grpc-gateway: REST measured %.2f, at floor %.2f; gRPC-Web measured %.2f, at floor %.2f\n",
+      c, ref / (r + rb), ref / (fl + rb), ref / (w + wb), ref / (fl + wb)
+    printf "c%-4s grpcgate cost per call allowed by 3x: REST %.2f us, gRPC-Web %.2f us (floor %.2f us)\n",
+      c, ref / 3 - rb, ref / 3 - wb, fl }'
+done
