@@ -480,6 +480,8 @@ int gw_cmd_demo(int argc, char **argv)
         goto out;
     }
     cfg.descriptor_count = 1;
+    /* Our own reservation would fail the server's in-use check. */
+    cfg.listen_reserved = probe_fd >= 0;
     if (have_web && gw_server_config_set_string(&cfg.static_dir, web_dir)) {
         fprintf(stderr, "grpcgate demo: out of memory\n");
         goto out;

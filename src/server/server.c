@@ -2,7 +2,9 @@
  * Workers, request classification and graceful stop. See server.h and
  * docs/front.md.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -675,6 +678,57 @@ static int split_listen(const char *listen, char *host, size_t host_cap, uint16_
     return 0;
 }
 
+/*
+ * The workers' listeners use SO_REUSEPORT (one socket per worker on the
+ * same port), which would also let them join a port that another gateway
+ * already serves: the kernel would then split that gateway's connections
+ * between two processes. A plain bind without SO_REUSEPORT (SO_REUSEADDR,
+ * so connections in TIME_WAIT do not count) fails with EADDRINUSE while
+ * anyone listens on the address, whatever options the listener has; the
+ * probe socket is closed before the workers bind. Port 0 needs no probe.
+ * Other bind errors are left to the listener itself to report. Returns 0
+ * or GW_EIO with e set.
+ */
+static int check_listen_free(const char *host, uint16_t port, gw_error *e)
+{
+    if (port == 0)
+        return 0;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len = sizeof *a4;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        len = sizeof *a6;
+    } else if (strcmp(host, "localhost") == 0) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else {
+        return 0; /* not an address: the listener says so */
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    int rc = 0;
+    if (ss.ss_family == AF_INET6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        bind(fd, (struct sockaddr *)&ss, len) < 0 && errno == EADDRINUSE) {
+        bool v6 = ss.ss_family == AF_INET6;
+        rc = gw_error_set(e, GW_EIO, "listen address %s%s%s:%u is already in use",
+                          v6 ? "[" : "", host, v6 ? "]" : "", port);
+    }
+    close(fd);
+    return rc;
+}
+
 /* ---- snapshots and reload ----------------------------------------------------------- */
 
 static void snapshot_unref(snapshot *sn)
@@ -1043,6 +1097,21 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
                       &s.port, e);
     if (rc)
         goto out;
+    if (!cfg->listen_reserved) {
+        rc = check_listen_free(s.host, s.port, e);
+        if (rc)
+            goto out;
+    }
+    if (cfg->admin_listen) {
+        char ahost[64];
+        uint16_t aport;
+        /* A malformed admin.listen is reported by the admin listener. */
+        if (split_listen(cfg->admin_listen, ahost, sizeof ahost, &aport, NULL) == 0) {
+            rc = check_listen_free(ahost, aport, e);
+            if (rc)
+                goto out;
+        }
+    }
     if (cfg->static_dir) {
         rc = gw_static_new(cfg->static_dir, &s.statics, e);
         if (rc)

@@ -48,6 +48,10 @@ typedef struct gw_server_route {
 
 typedef struct gw_server_config {
     char *listen;                  /* "HOST:PORT" (port 0: pick one) */
+    /* The caller already holds `listen` (a bound, non-listening
+     * SO_REUSEPORT socket: grpcgate demo with port 0), so the check that
+     * refuses a port someone else listens on is skipped. Not in the file. */
+    bool listen_reserved;
     char *backend;                 /* backend URL */
     char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
     size_t descriptor_count;
@@ -124,7 +128,11 @@ int gw_server_config_set_string(char **slot, const char *value);
  * after drain_delay_ms the listeners stop accepting, calls drain up to
  * drain_timeout_ms, what is left is cancelled, and it returns 0. The
  * calling thread takes the signals (sigwait); every thread it starts blocks
- * them. Returns GW_EINVAL/GW_EIO/... with e set if it cannot start.
+ * them. Returns GW_EINVAL/GW_EIO/... with e set if it cannot start; a
+ * listen address (or admin.listen) that another socket already listens on
+ * is GW_EIO "listen address HOST:PORT is already in use", found before any
+ * worker binds: the workers' SO_REUSEPORT would otherwise share the port
+ * with that other process.
  */
 int gw_server_run(const gw_server_config *c, gw_error *e);
 

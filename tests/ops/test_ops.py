@@ -484,6 +484,59 @@ class Backends(unittest.TestCase):
 
 
 
+class ListenInUse(unittest.TestCase):
+    """A port somebody listens on is refused before the workers bind
+    (their SO_REUSEPORT would otherwise share it): exit 1 with the address
+    named, and the one already there keeps serving."""
+
+    def serve(self, backend, listen, *extra):
+        return subprocess.run([GRPCGATE, "serve", "--listen", listen, "--backend", backend,
+                               "--descriptor", DEMO_DESC, "--workers", "2"] + list(extra),
+                              capture_output=True, text=True, timeout=60)
+
+    def test_taken_port_refused(self):
+        import socket
+        P = Procs()
+        plain = socket.socket()
+        try:
+            _, backend = P.demo()
+            gw, port = P.gateway(backend)
+            plain.bind(("127.0.0.1", 0))
+            plain.listen(4)
+            plain_port = plain.getsockname()[1]
+            table = [
+                # (listen, extra flags, message)
+                ("127.0.0.1:%d" % port, [],
+                 "listen address 127.0.0.1:%d is already in use" % port),
+                ("0.0.0.0:%d" % port, [],
+                 "listen address 0.0.0.0:%d is already in use" % port),
+                ("127.0.0.1:%d" % plain_port, [],
+                 "listen address 127.0.0.1:%d is already in use" % plain_port),
+                ("127.0.0.1:0", ["--admin-listen", "127.0.0.1:%d" % port],
+                 "listen address 127.0.0.1:%d is already in use" % port),
+            ]
+            for listen, extra, want in table:
+                p = self.serve(backend, listen, *extra)
+                self.assertEqual(p.returncode, 1, (listen, p.stderr))
+                self.assertEqual(p.stdout, "", listen)
+                self.assertEqual(p.stderr.strip(), "grpcgate serve: " + want)
+            # The first gateway still answers every connection itself.
+            for _ in range(10):
+                r = grpcweb(port, ECHO, frame(pb_string(1, "still here")))
+                self.assertEqual(r.grpc_status()[0], 0)
+            self.assertEqual(http_get(port, "/healthz").status, 200)
+            # Once it is gone the port can be served again.
+            self.assertEqual(P.stop(gw), 0)
+            gw2, m = P.start([GRPCGATE, "serve", "--listen", "127.0.0.1:%d" % port, "--backend",
+                              backend, "--descriptor", DEMO_DESC, "--workers", "1"],
+                             r"listening on ([\d.]+):(\d+)", "gateway-again")
+            self.assertEqual(int(m.group(2)), port)
+            self.assertEqual(http_get(port, "/healthz").status, 200)
+        finally:
+            plain.close()
+            P.stop_all()
+
+
 def list_users_req(n, delay_ms):
     # ListUsersRequest{page_size: n, delay: Duration{nanos: delay_ms * 1e6}}
     return frame(pb_varint(1, n) + pb_string(2, pb_varint(2, delay_ms * 1000000)))
