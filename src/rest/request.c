@@ -9,6 +9,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rest/rest.h"
@@ -654,6 +655,156 @@ static int fill_mask(const gw_rest_options *o, const gw_rest_request *rq, const 
 }
 
 /* ---------------------------------------------------------------------------
+ * One occurrence per sub-message.
+ *
+ * Concatenation gives every field its right value by protobuf's merge rules,
+ * but a singular sub-message bound from two places (body "user" and the path
+ * {user.id}; ?inner.name and ?inner.level) then appears twice, and not every
+ * reader merges: protobuf-c 1.4 fails to unpack such a message when the
+ * sub-message has a oneof or a map. So once the message is built, each
+ * singular message field that occurs more than once is rewritten as one
+ * occurrence holding the concatenation of the payloads, itself rewritten the
+ * same way: exactly what a merging reader would have built. It takes the
+ * place of the last occurrence, so a later member of the same oneof still
+ * wins over it and it still wins over an earlier one, and occurrences before
+ * another member of its oneof are dropped, as a reader drops them. Scalars
+ * and repeated fields stay as they are (a repeated scalar is last-wins for
+ * every reader, and the order of repeated elements is their meaning).
+ */
+
+typedef struct sub_occurrence {
+    size_t field;             /* index into m->fields */
+    size_t start, end;        /* the whole field in the input, tag included */
+    const uint8_t *payload;
+    size_t len;
+} sub_occurrence;
+
+typedef struct sub_field {
+    size_t count;             /* occurrences */
+    size_t first, last;       /* ordinals in the occurrence list: the first
+                                 that counts, the last one */
+} sub_field;
+
+static bool merges(const gw_field_def *f)
+{
+    return f->type == GW_TYPE_MESSAGE && f->label != GW_LABEL_REPEATED && f->message;
+}
+
+static int coalesce(const gw_message_def *m, const uint8_t *in, size_t n, gw_buf *out,
+                    bool *changed, unsigned depth);
+
+/* Appends occurrence `last` of field g, merged with the earlier ones that
+ * count, as one length-delimited field. */
+static int put_merged(const gw_message_def *m, const sub_occurrence *occ, const sub_field *sf,
+                      size_t g, gw_buf *out, unsigned depth)
+{
+    gw_buf joined, merged;
+    gw_buf_init(&joined, out->max);
+    gw_buf_init(&merged, out->max);
+    int rc = 0;
+    for (size_t j = sf->first; rc == 0 && j <= sf->last; j++)
+        if (occ[j].field == g)
+            rc = gw_buf_append(&joined, occ[j].payload, occ[j].len);
+    bool changed = false;
+    if (rc == 0)
+        rc = coalesce(m->fields[g].message, bytes_of(&joined), joined.len, &merged, &changed,
+                      depth + 1);
+    const gw_buf *body = changed ? &merged : &joined;
+    if (rc == 0)
+        rc = gw_wire_put_len_field(out, m->fields[g].number, bytes_of(body), body->len);
+    gw_buf_free(&joined);
+    gw_buf_free(&merged);
+    return rc;
+}
+
+/*
+ * Rewrites in[0..n) (a message of type m) into out with every singular
+ * sub-message once. When no sub-message occurs twice, *changed stays false
+ * and nothing is written: the input is already in that form. Returns 0,
+ * GW_EPARSE (bytes that are not a message: ours are), GW_ELIMIT, GW_ENOMEM.
+ */
+static int coalesce(const gw_message_def *m, const uint8_t *in, size_t n, gw_buf *out,
+                    bool *changed, unsigned depth)
+{
+    *changed = false;
+    if (!m || m->field_count == 0 || n == 0 || depth > GW_CODEC_DEFAULT_MAX_DEPTH)
+        return 0;
+    sub_field *sf = calloc(m->field_count, sizeof *sf);
+    size_t *oneof_last = calloc(m->oneof_count + 1, sizeof *oneof_last);
+    sub_occurrence *occ = NULL;
+    size_t occ_count = 0, occ_cap = 0;
+    bool twice = false;
+    int rc = 0;
+    if (!sf || !oneof_last) {
+        rc = GW_ENOMEM;
+        goto out;
+    }
+    /* oneof_last[o]: 1 + the index of the member seen last, 0 for none. */
+    gw_wire_reader rd;
+    gw_wire_reader_init(&rd, in, n);
+    while (!gw_wire_eof(&rd)) {
+        size_t at = gw_wire_offset(&rd);
+        uint32_t num;
+        gw_wire_type wt;
+        if ((rc = gw_wire_read_tag(&rd, &num, &wt)))
+            goto out;
+        const gw_field_def *f = gw_message_field_by_number(m, num);
+        size_t fi = f ? (size_t)(f - m->fields) : 0;
+        bool other_member = false;
+        if (f && f->oneof_index >= 0 && (size_t)f->oneof_index < m->oneof_count) {
+            size_t *lastm = &oneof_last[f->oneof_index];
+            other_member = *lastm != 0 && *lastm != fi + 1;
+            *lastm = fi + 1;
+        }
+        if (!f || !merges(f) || wt != GW_WIRE_LEN) {
+            if ((rc = gw_wire_skip(&rd, num, wt, GW_CODEC_DEFAULT_MAX_DEPTH)))
+                goto out;
+            continue;
+        }
+        const uint8_t *p;
+        size_t len;
+        if ((rc = gw_wire_read_len(&rd, &p, &len)))
+            goto out;
+        if (occ_count == occ_cap) {
+            size_t cap = occ_cap ? occ_cap * 2 : 8;
+            sub_occurrence *grown = realloc(occ, cap * sizeof *occ);
+            if (!grown) {
+                rc = GW_ENOMEM;
+                goto out;
+            }
+            occ = grown;
+            occ_cap = cap;
+        }
+        occ[occ_count] = (sub_occurrence){fi, at, gw_wire_offset(&rd), p, len};
+        if (sf[fi].count == 0 || other_member)
+            sf[fi].first = occ_count;
+        sf[fi].last = occ_count;
+        twice |= ++sf[fi].count > 1;
+        occ_count++;
+    }
+    if (!twice)
+        goto out;
+    *changed = true;
+    size_t copied = 0; /* input before this offset is written or dropped */
+    for (size_t k = 0; k < occ_count && rc == 0; k++) {
+        const sub_field *g = &sf[occ[k].field];
+        if (g->count == 1)
+            continue; /* copied with the bytes around it */
+        rc = gw_buf_append(out, in + copied, occ[k].start - copied);
+        copied = occ[k].end;
+        if (rc == 0 && k == g->last)
+            rc = put_merged(m, occ, g, occ[k].field, out, depth);
+    }
+    if (rc == 0)
+        rc = gw_buf_append(out, in + copied, n - copied);
+out:
+    free(sf);
+    free(oneof_last);
+    free(occ);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
  * The whole request.
  */
 
@@ -713,6 +864,24 @@ int gw_rest_build_request(const gw_rest_options *o, const gw_rest_request *rq, g
             rc = st_client(st, rc, what, &e);
             goto out;
         }
+    }
+    if (out->len > start) {
+        gw_buf merged;
+        gw_buf_init(&merged, out->max);
+        bool changed = false;
+        rc = coalesce(rt->method->input, out->data + start, out->len - start, &merged,
+                      &changed, 0);
+        /* Never longer than the input: one tag and length replace several
+         * (the check only guards the copy). */
+        if (rc == 0 && changed && merged.len > out->len - start)
+            rc = GW_ESTATE;
+        if (rc == 0 && changed) {
+            memcpy(out->data + start, bytes_of(&merged), merged.len);
+            out->len = start + merged.len;
+        }
+        gw_buf_free(&merged);
+        if (rc)
+            rc = st_internal(st, rc);
     }
 out:
     if (rc == GW_ELIMIT && st->http_status == 400 && out->max && out->len >= out->max - 16) {

@@ -122,6 +122,43 @@ static int message_json(const gw_rest_options *o, const gw_registry *r, const gw
     return gw_codec_proto_to_json(r, rt->method->output, msg, len, co, out, e);
 }
 
+bool gw_rest_route_returns_http_body(const gw_route *rt)
+{
+    if (rt->response_field)
+        return field_is_http_body(rt->response_field);
+    return rt->method->output && rt->method->output->wkt == GW_WKT_HTTP_BODY;
+}
+
+/* The raw body of an HttpBody response (whole message or response_body). */
+static int raw_body(const gw_route *rt, const uint8_t *msg, size_t len, gw_buf *out, char *ct,
+                    size_t ct_cap)
+{
+    if (!rt->response_field)
+        return http_body(msg, len, out, ct, ct_cap);
+    gw_buf sub;
+    gw_buf_init(&sub, 0);
+    int rc = sub_message(msg, len, rt->response_field->number, &sub);
+    if (rc == 0)
+        rc = http_body(sub.data, sub.len, out, ct, ct_cap);
+    gw_buf_free(&sub);
+    return rc;
+}
+
+int gw_rest_stream_http_body(const gw_route *rt, const uint8_t *msg, size_t len, gw_buf *out,
+                             char *content_type, size_t ct_cap, gw_rest_status *st)
+{
+    gw_rest_status_clear(st);
+    size_t start = out->len;
+    int rc = raw_body(rt, msg, len, out, content_type, ct_cap);
+    if (rc) {
+        out->len = start;
+        gw_error e;
+        gw_error_clear(&e);
+        return backend_error(st, rc, &e);
+    }
+    return 0;
+}
+
 int gw_rest_unary_response(const gw_rest_options *o, const gw_registry *r,
                            const gw_route *rt, const gw_rest_print *print,
                            const uint8_t *msg, size_t len, gw_buf *out,
@@ -132,15 +169,8 @@ int gw_rest_unary_response(const gw_rest_options *o, const gw_registry *r,
     gw_error_clear(&e);
     size_t start = out->len;
     int rc;
-    if (rt->response_field && field_is_http_body(rt->response_field)) {
-        gw_buf sub;
-        gw_buf_init(&sub, 0);
-        rc = sub_message(msg, len, rt->response_field->number, &sub);
-        if (rc == 0)
-            rc = http_body(sub.data, sub.len, out, content_type, ct_cap);
-        gw_buf_free(&sub);
-    } else if (!rt->response_field && rt->method->output->wkt == GW_WKT_HTTP_BODY) {
-        rc = http_body(msg, len, out, content_type, ct_cap);
+    if (gw_rest_route_returns_http_body(rt)) {
+        rc = raw_body(rt, msg, len, out, content_type, ct_cap);
     } else {
         gw_codec_options co;
         print_opts(o, print, &co);

@@ -16,7 +16,8 @@
  *   response:
  *     unary:   gw_rest_unary_response      wire bytes → JSON (or raw HttpBody)
  *     streams: gw_rest_stream_content_type + gw_rest_stream_message per
- *              message, gw_rest_stream_error for a failure after the first
+ *              message, gw_rest_stream_error for a failure after the first;
+ *              HttpBody streams: gw_rest_stream_http_body per message (raw)
  *     errors:  gw_rest_error_response      status (+ details) → HTTP status +
  *                                          google.rpc.Status JSON body
  *     headers: gw_rest_metadata_header_name  "Grpc-Metadata-k"/"Grpc-Trailer-k"
@@ -258,6 +259,22 @@ int gw_rest_stream_message(const gw_rest_options *o, const gw_registry *r,
                            const gw_route *rt, gw_rest_stream_format f,
                            const uint8_t *msg, size_t len, gw_buf *out,
                            gw_rest_status *st);
+
+/* True when the method's response (or its `response_body` field) is a
+ * google.api.HttpBody, so a server stream of it is sent raw
+ * (gw_rest_stream_http_body) instead of as NDJSON/SSE frames. */
+bool gw_rest_route_returns_http_body(const gw_route *rt);
+
+/*
+ * One server-streamed google.api.HttpBody message (the output type or the
+ * `response_body` field) → its `data` bytes appended to out as they are, no
+ * envelope. content_type receives the message's content_type
+ * ("application/octet-stream" when empty or not a safe header value),
+ * NUL-terminated in ct_cap bytes: the caller uses the first message's.
+ * Same returns as gw_rest_unary_response.
+ */
+int gw_rest_stream_http_body(const gw_route *rt, const uint8_t *msg, size_t len, gw_buf *out,
+                             char *content_type, size_t ct_cap, gw_rest_status *st);
 
 /*
  * An error: the JSON body of a google.rpc.Status. code and message are the

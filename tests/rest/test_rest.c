@@ -325,6 +325,93 @@ static void test_request_bytes(void **state)
     assert_string_equal(res.hex, "28 01 18 05 a2 01 03 0a 01 6e");
 }
 
+/*
+ * Each singular sub-message occurs once in the built request, however many
+ * of body, query and path bind inside it: the bytes a merging reader would
+ * have built, which readers that do not merge (protobuf-c 1.4) can read.
+ * Field numbers: AllTypes f_int64 3 (18), f_string 9 (4a), inner 20 (a2 01),
+ * w_int64 29 (ea 01); Inner name 1 (0a), level 2 (10), deep 4 (22); Deep
+ * leaf 1 (0a), depth_level 2 (10); UpdateRequest inner 1 (0a), update_mask 2
+ * (12), parent 3 (1a); Wrapper inner 1 (0a); Choice pick 1 (0a), label 2 (12).
+ */
+static const struct {
+    const char *method, *target, *body;
+    const char *hex;     /* the exact request bytes */
+    const char *json;    /* the same, as the backend reads it */
+} one_sub_cases[] = {
+    /* nested path variable + body "*": body inner{level 2}, then the path's
+     * f_int64 and inner{name} → one inner, where the last one was */
+    {"POST", "/v1/all/5/n", "{\"inner\":{\"level\":2}}", "18 05 a2 01 05 10 02 0a 01 6e",
+     "{\"f_int64\":\"5\",\"inner\":{\"name\":\"n\",\"level\":2}}"},
+    /* the same value from body and path: allowed, both inside one inner */
+    {"POST", "/v1/all/5/n", "{\"inner\":{\"name\":\"n\",\"level\":2}}",
+     "18 05 a2 01 08 0a 01 6e 10 02 0a 01 6e",
+     "{\"f_int64\":\"5\",\"inner\":{\"name\":\"n\",\"level\":2}}"},
+    /* nested path variable + body "inner" */
+    {"PUT", "/v1/inner/n1", "{\"level\":3}", "0a 06 10 03 0a 02 6e 31",
+     "{\"inner\":{\"name\":\"n1\",\"level\":3}}"},
+    /* + a filled update_mask and a multi-segment variable */
+    {"PATCH", "/v1/things/t/inner/n1", "{\"level\":3}",
+     "12 07 0a 05 6c 65 76 65 6c 1a 08 74 68 69 6e 67 73 2f 74 0a 06 10 03 0a 02 6e 31",
+     "{\"inner\":{\"name\":\"n1\",\"level\":3},\"update_mask\":\"level\","
+     "\"parent\":\"things/t\"}"},
+    /* two levels: query inner{deep{depth_level}}, inner{name}, path
+     * inner{deep{leaf}} → inner{name, deep{depth_level, leaf}} */
+    {"GET", "/v1/nested/lf?inner.deep.depthLevel=2&inner.name=q", NULL,
+     "0a 0b 0a 01 71 22 06 10 02 0a 02 6c 66",
+     "{\"inner\":{\"name\":\"q\",\"deep\":{\"leaf\":\"lf\",\"depth_level\":2}}}"},
+    /* query parameters alone */
+    {"GET", "/v1/all/x?inner.name=a&inner.level=2", NULL, "a2 01 05 0a 01 61 10 02 4a 01 78",
+     "{\"f_string\":\"x\",\"inner\":{\"name\":\"a\",\"level\":2}}"},
+    /* a wrapper given twice: one message, its last value wins inside */
+    {"GET", "/v1/all/x?w_int64=1&w_int64=2", NULL, "ea 01 04 08 01 08 02 4a 01 78",
+     "{\"f_string\":\"x\",\"w_int64\":\"2\"}"},
+    /* one occurrence needs no rewrite; scalars stay as they were */
+    {"GET", "/v1/all/x?inner.name=a&f_string=y", NULL, "a2 01 03 0a 01 61 4a 01 79 4a 01 78",
+     "{\"f_string\":\"x\",\"inner\":{\"name\":\"a\"}}"},
+    /* oneof: the member set last wins, and what came before another
+     * member does not merge into it */
+    {"GET", "/v1/choose?pick.name=a&pick.level=2", NULL, "0a 05 0a 01 61 10 02",
+     "{\"pick\":{\"name\":\"a\",\"level\":2}}"},
+    {"GET", "/v1/choose?pick.name=a&label=b&pick.level=2", NULL, "12 01 62 0a 02 10 02",
+     "{\"pick\":{\"level\":2}}"},
+    {"GET", "/v1/choose?pick.name=a&pick.level=2&label=b", NULL,
+     "0a 05 0a 01 61 10 02 12 01 62", "{\"label\":\"b\"}"},
+};
+
+static void test_request_one_submessage(void **state)
+{
+    (void)state;
+    gw_rest_options o;
+    gw_rest_options_init(&o);
+    int failed = 0;
+    for (size_t i = 0; i < GW_ARRAY_LEN(one_sub_cases); i++) {
+        outcome res;
+        run(&o, one_sub_cases[i].method, one_sub_cases[i].target,
+            one_sub_cases[i].body ? JSON_CT : NULL, one_sub_cases[i].body, &res);
+        if (res.rc || strcmp(res.hex, one_sub_cases[i].hex) != 0 ||
+            strcmp(res.json, one_sub_cases[i].json) != 0) {
+            print_error("%s %s: rc %d '%s'\n  bytes %s\n  want  %s\n  json  %s\n  want  %s\n",
+                        one_sub_cases[i].method, one_sub_cases[i].target, res.rc,
+                        res.st.message, res.hex, one_sub_cases[i].hex, res.json,
+                        one_sub_cases[i].json);
+            failed++;
+        }
+    }
+    /* conflicts keep their 400, with nested paths too */
+    static const req_case conflicts[] = {
+        {"POST", "/v1/all/5/n", JSON_CT, "{\"inner\":{\"name\":\"m\",\"level\":2}}", 400,
+         "field inner.name is set by the path to 'n' and by the body to 'm'"},
+        {"PUT", "/v1/inner/n1", JSON_CT, "{\"name\":\"n2\",\"level\":3}", 400,
+         "field inner.name is set by the path to 'n1' and by the body to 'n2'"},
+        {"PATCH", "/v1/things/t/inner/n1", JSON_CT, "{\"level\":3,\"name\":\"x\"}", 400,
+         "field inner.name is set by the path to 'n1' and by the body to 'x'"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(conflicts); i++)
+        failed += check_case(&o, &conflicts[i]);
+    assert_int_equal(failed, 0);
+}
+
 static void test_request_options(void **state)
 {
     (void)state;
@@ -753,6 +840,72 @@ static void test_unary_response(void **state)
     gw_arena_free(&a);
 }
 
+/* Server-streamed HttpBody: each message's data raw, its own content type. */
+static void test_stream_http_body(void **state)
+{
+    (void)state;
+    gw_arena a;
+    gw_arena_init(&a, 0, 0);
+    static const struct {
+        const char *method, *path;
+        bool raw;
+    } routes[] = {
+        {"GET", "/v1/chunks/x", true},      /* stream of HttpBody */
+        {"GET", "/v1/download/x", true},    /* unary HttpBody */
+        {"GET", "/v1/stream", false},       /* stream of Inner */
+        {"GET", "/v1/nested/x", false},     /* response_body: a plain message */
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(routes); i++)
+        if (gw_rest_route_returns_http_body(route_for(routes[i].method, routes[i].path, &a)) !=
+            routes[i].raw)
+            fail_msg("%s %s: raw should be %d", routes[i].method, routes[i].path, routes[i].raw);
+
+    const gw_route *rt = route_for("GET", "/v1/chunks/x", &a);
+    static const struct {
+        const char *json;    /* the HttpBody message */
+        const char *ct;      /* what it gives as Content-Type */
+        const char *hex;     /* the bytes appended (after earlier rows) */
+    } msgs[] = {
+        /* 00 ff fe 80: no envelope, no base64, not UTF-8 */
+        {"{\"contentType\":\"application/x-test\",\"data\":\"AP/+gA==\"}",
+         "application/x-test", "00 ff fe 80"},
+        {"{\"data\":\"aGk=\"}", "application/octet-stream", "00 ff fe 80 68 69"},
+        {"{\"contentType\":\"text/plain\"}", "text/plain", "00 ff fe 80 68 69"},
+        {"{\"contentType\":\"a\\nb\",\"data\":\"Cg==\"}", "application/octet-stream",
+         "00 ff fe 80 68 69 0a"},
+    };
+    gw_buf out;
+    gw_buf_init(&out, 0);
+    for (size_t i = 0; i < GW_ARRAY_LEN(msgs); i++) {
+        gw_buf msg;
+        gw_buf_init(&msg, 0);
+        encode("google.api.HttpBody", msgs[i].json, &msg);
+        char ct[64], hex[128];
+        gw_rest_status st;
+        int rc = gw_rest_stream_http_body(rt, msg.data, msg.len, &out, ct, sizeof(ct), &st);
+        to_hex(out.data, out.len, hex, sizeof(hex));
+        if (rc || strcmp(ct, msgs[i].ct) != 0 || strcmp(hex, msgs[i].hex) != 0)
+            fail_msg("chunk %zu: rc %d ct '%s' bytes '%s'", i, rc, ct, hex);
+        gw_buf_free(&msg);
+    }
+    /* an empty message adds nothing */
+    char ct[64];
+    gw_rest_status st;
+    size_t before = out.len;
+    assert_int_equal(gw_rest_stream_http_body(rt, NULL, 0, &out, ct, sizeof(ct), &st), 0);
+    assert_int_equal(out.len, before);
+    assert_string_equal(ct, "application/octet-stream");
+    /* bytes that are not an HttpBody: INTERNAL/500, nothing appended */
+    const uint8_t junk[] = {0x12, 0x05, 'a'};
+    assert_int_equal(gw_rest_stream_http_body(rt, junk, sizeof(junk), &out, ct, sizeof(ct), &st),
+                     GW_EPARSE);
+    assert_int_equal(st.http_status, 500);
+    assert_int_equal(st.code, GW_CODE_INTERNAL);
+    assert_int_equal(out.len, before);
+    gw_buf_free(&out);
+    gw_arena_free(&a);
+}
+
 static void test_stream_response(void **state)
 {
     (void)state;
@@ -973,6 +1126,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_binding),
         cmocka_unit_test(test_request_bytes),
+        cmocka_unit_test(test_request_one_submessage),
         cmocka_unit_test(test_request_options),
         cmocka_unit_test(test_pretty),
         cmocka_unit_test(test_metadata),
@@ -980,6 +1134,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_splitter),
         cmocka_unit_test(test_stream_messages),
         cmocka_unit_test(test_unary_response),
+        cmocka_unit_test(test_stream_http_body),
         cmocka_unit_test(test_stream_response),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_status_mapping),

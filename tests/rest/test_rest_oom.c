@@ -132,7 +132,7 @@ static int sc_query(void)
 {
     return one_request("GET",
                        "/v1/all/x?f_int32=5&tags=a&tags=b&labels[k]=v&inner.deep.leaf=l"
-                       "&ts=2024-01-02T03:04:05Z&pretty",
+                       "&ts=2024-01-02T03:04:05Z&pretty&inner.deep.depthLevel=2&inner.name=q",
                        NULL);
 }
 
