@@ -333,6 +333,8 @@ typedef struct build_ctx {
     size_t msg_count, msg_cap;
     pending_svc *svcs;
     size_t svc_count, svc_cap;
+    gw_field_def **exts; /* extensions in load order */
+    size_t ext_count, ext_cap;
     gw_buf scratch;
 } build_ctx;
 
@@ -620,6 +622,54 @@ static int cmp_field_number(const void *a, const void *b)
     return x->number < y->number ? -1 : x->number > y->number;
 }
 
+/*
+ * Number, label, type and type reference of a field or an extension, which
+ * share these rules. Relative type names resolve from `scope`; errors name
+ * the field as owner.name (owner is the message for a field, the package or
+ * enclosing message for an extension).
+ */
+static int field_type(build_ctx *c, const Google__Protobuf__FieldDescriptorProto *fp,
+                      gw_field_def *f, const char *scope, const char *owner,
+                      const gw_file_def *file)
+{
+    const char *src = file->source, *fname = file->name, *dot = owner[0] ? "." : "";
+    if (!fp->has_number || fp->number < 1 || (uint32_t)fp->number > MAX_FIELD_NUMBER)
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: bad field number %d", src, fname,
+                            owner, dot, fp->name, fp->has_number ? fp->number : 0);
+    f->number = (uint32_t)fp->number;
+    f->label = fp->has_label ? (gw_label)fp->label : GW_LABEL_OPTIONAL;
+    if (f->label < GW_LABEL_OPTIONAL || f->label > GW_LABEL_REPEATED)
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: bad label %d", src, fname, owner,
+                            dot, fp->name, (int)fp->label);
+    int type = fp->has_type ? (int)fp->type : 0;
+    if (fp->has_type && (type < GW_TYPE_DOUBLE || type > GW_TYPE_SINT64))
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: bad type %d", src, fname, owner,
+                            dot, fp->name, type);
+    bool needs_ref = type == 0 || type == GW_TYPE_MESSAGE || type == GW_TYPE_GROUP ||
+                     type == GW_TYPE_ENUM;
+    if (needs_ref) {
+        if (!fp->type_name || !fp->type_name[0])
+            return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: no type", src, fname, owner,
+                                dot, fp->name);
+        const gw_sym *s = resolve(c, scope, fp->type_name);
+        if (!s || (s->kind != GW_SYM_MESSAGE && s->kind != GW_SYM_ENUM))
+            return gw_error_set(c->e, GW_ENOTFOUND, "%s: %s: %s%s%s: unknown type %s", src,
+                                fname, owner, dot, fp->name, fp->type_name);
+        if (type == 0)
+            type = s->kind == GW_SYM_ENUM ? GW_TYPE_ENUM : GW_TYPE_MESSAGE;
+        if ((type == GW_TYPE_ENUM) != (s->kind == GW_SYM_ENUM))
+            return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: %s is not %s", src, fname,
+                                owner, dot, fp->name, fp->type_name,
+                                type == GW_TYPE_ENUM ? "an enum" : "a message");
+        if (s->kind == GW_SYM_ENUM)
+            f->enumeration = s->def;
+        else
+            f->message = s->def;
+    }
+    f->type = (gw_field_type)type;
+    return 0;
+}
+
 static int build_fields(build_ctx *c, const pending_msg *pm)
 {
     const Google__Protobuf__DescriptorProto *dp = pm->dp;
@@ -678,41 +728,10 @@ static int build_fields(build_ctx *c, const pending_msg *pm)
                                 "%s: %s: %s.%s: json_name is empty, not UTF-8 or has control "
                                 "characters",
                                 src, fname, md->full_name, fp->name);
-        if (!fp->has_number || fp->number < 1 || (uint32_t)fp->number > MAX_FIELD_NUMBER)
-            return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s.%s: bad field number %d", src,
-                                fname, md->full_name, fp->name,
-                                fp->has_number ? fp->number : 0);
-        f->number = (uint32_t)fp->number;
-        f->label = fp->has_label ? (gw_label)fp->label : GW_LABEL_OPTIONAL;
-        if (f->label < GW_LABEL_OPTIONAL || f->label > GW_LABEL_REPEATED)
-            return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s.%s: bad label %d", src, fname,
-                                md->full_name, fp->name, (int)fp->label);
-        int type = fp->has_type ? (int)fp->type : 0;
-        if (fp->has_type && (type < GW_TYPE_DOUBLE || type > GW_TYPE_SINT64))
-            return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s.%s: bad type %d", src, fname,
-                                md->full_name, fp->name, type);
-        bool needs_ref = type == 0 || type == GW_TYPE_MESSAGE || type == GW_TYPE_GROUP ||
-                         type == GW_TYPE_ENUM;
-        if (needs_ref) {
-            if (!fp->type_name || !fp->type_name[0])
-                return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s.%s: no type", src, fname,
-                                    md->full_name, fp->name);
-            const gw_sym *s = resolve(c, md->full_name, fp->type_name);
-            if (!s || s->kind == GW_SYM_SERVICE)
-                return gw_error_set(c->e, GW_ENOTFOUND, "%s: %s: %s.%s: unknown type %s", src,
-                                    fname, md->full_name, fp->name, fp->type_name);
-            if (type == 0)
-                type = s->kind == GW_SYM_ENUM ? GW_TYPE_ENUM : GW_TYPE_MESSAGE;
-            if ((type == GW_TYPE_ENUM) != (s->kind == GW_SYM_ENUM))
-                return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s.%s: %s is not %s", src,
-                                    fname, md->full_name, fp->name, fp->type_name,
-                                    type == GW_TYPE_ENUM ? "an enum" : "a message");
-            if (s->kind == GW_SYM_ENUM)
-                f->enumeration = s->def;
-            else
-                f->message = s->def;
-        }
-        f->type = (gw_field_type)type;
+        int rc = field_type(c, fp, f, md->full_name, md->full_name, file);
+        if (rc)
+            return rc;
+        int type = (int)f->type;
         bool repeated = f->label == GW_LABEL_REPEATED;
         bool proto3_optional = fp->has_proto3_optional && fp->proto3_optional;
         if (fp->has_oneof_index && !repeated) {
@@ -783,11 +802,195 @@ static int build_fields(build_ctx *c, const pending_msg *pm)
         oneofs[k].fields = members;
         oneofs[k].field_count = m;
     }
+    /* Extension ranges, for checking the extensions built after every
+     * message (declared anywhere, they may come from other files). */
+    gw_ext_range *ranges = gw_arena_calloc(a, (dp->n_extension_range ? dp->n_extension_range
+                                                                        : 1) * sizeof *ranges);
+    if (!ranges)
+        return nomem(c);
+    for (size_t i = 0; i < dp->n_extension_range; i++) {
+        const Google__Protobuf__DescriptorProto__ExtensionRange *er = dp->extension_range[i];
+        ranges[i].start = er->has_start && er->start > 0 ? (uint32_t)er->start : 0;
+        ranges[i].end = er->has_end && er->end > 0 ? (uint32_t)er->end : 0;
+    }
+    ix->ext_ranges = ranges;
+    ix->ext_range_count = dp->n_extension_range;
+    ix->message_set = dp->options && dp->options->has_message_set_wire_format &&
+                      dp->options->message_set_wire_format;
     md->fields = fields;
     md->field_count = n;
     md->oneofs = oneofs;
     md->oneof_count = oneof_count;
     md->index = ix;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Extensions. They are built after every message's fields, since an
+ * extension may extend (and have the type of) a message of any file, and
+ * indexed in two places: the registry's symbol table (full name) and the
+ * extended message's `extensions` (number).
+ */
+
+static bool in_ext_range(const gw_message_index *ix, uint32_t number)
+{
+    for (size_t i = 0; i < ix->ext_range_count; i++)
+        if (number >= ix->ext_ranges[i].start && number < ix->ext_ranges[i].end)
+            return true;
+    return false;
+}
+
+/* One `extend` member declared in `scope` (package or message full name). */
+static int build_extension(build_ctx *c, const Google__Protobuf__FieldDescriptorProto *fp,
+                           const char *scope, const gw_message_def *scope_msg,
+                           const gw_file_def *file)
+{
+    gw_arena *a = &c->r->arena;
+    const char *src = file->source, *fname = file->name, *dot = scope[0] ? "." : "";
+    if (!valid_ident(fp->name))
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: bad extension name '%s' in %s", src,
+                            fname, fp->name ? fp->name : "", scope[0] ? scope : "the file");
+    if (!fp->extendee || !fp->extendee[0])
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: extension without an extendee",
+                            src, fname, scope, dot, fp->name);
+    const gw_sym *es = resolve(c, scope, fp->extendee);
+    if (!es)
+        return gw_error_set(c->e, GW_ENOTFOUND, "%s: %s: %s%s%s: unknown extendee %s", src,
+                            fname, scope, dot, fp->name, fp->extendee);
+    if (es->kind != GW_SYM_MESSAGE)
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: extendee %s is not a message", src,
+                            fname, scope, dot, fp->name, fp->extendee);
+    const gw_message_def *ext_of = es->def;
+    const gw_message_index *ix = ext_of->index;
+    if (ix->message_set)
+        return 0; /* MessageSet items are out of scope: not indexed, not an error */
+    gw_field_def *f = gw_arena_calloc(a, sizeof *f);
+    if (!f)
+        return nomem(c);
+    int rc = field_type(c, fp, f, scope, scope, file);
+    if (rc)
+        return rc;
+    f->name = gw_arena_strdup(a, fp->name);
+    f->full_name = join_name(c, scope, fp->name);
+    if (!f->name || !f->full_name || !(f->json_name = gw_arena_printf(a, "[%s]", f->full_name)))
+        return nomem(c);
+    if (!in_ext_range(ix, f->number))
+        return gw_error_set(c->e, GW_EPARSE,
+                            "%s: %s: %s: number %u is not in an extension range of %s", src,
+                            fname, f->full_name, f->number, ext_of->full_name);
+    const gw_field_def *clash = gw_message_field_by_number(ext_of, f->number);
+    if (clash)
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s: number %u is field %s of %s", src,
+                            fname, f->full_name, f->number, clash->name, ext_of->full_name);
+    if (fp->has_oneof_index)
+        return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s: an extension cannot be in a oneof",
+                            src, fname, f->full_name);
+    bool repeated = f->label == GW_LABEL_REPEATED;
+    f->oneof_index = -1;
+    f->has_presence = !repeated;
+    f->is_map = repeated && f->message && f->message->map_entry;
+    bool has_packed = fp->options && fp->options->has_packed;
+    bool packed_opt = has_packed && fp->options->packed;
+    if (repeated && is_packable(f->type))
+        f->packed = file->syntax == GW_SYNTAX_PROTO3 ? (!has_packed || packed_opt) : packed_opt;
+    if (fp->default_value && !(f->default_value = gw_arena_strdup(a, fp->default_value)))
+        return nomem(c);
+    f->containing = ext_of;
+    f->is_extension = true;
+    f->scope = scope_msg;
+    f->file = file;
+    if ((rc = add_symbol(c, f->full_name, GW_SYM_EXTENSION, f, file)))
+        return rc;
+    if (c->ext_count == c->ext_cap) {
+        size_t cap = c->ext_cap ? c->ext_cap * 2 : 16;
+        gw_field_def **x = realloc(c->exts, cap * sizeof *x);
+        if (!x)
+            return nomem(c);
+        c->exts = x;
+        c->ext_cap = cap;
+    }
+    c->exts[c->ext_count++] = f;
+    return 0;
+}
+
+typedef struct ext_key {
+    const gw_field_def *f;
+    size_t order; /* load order */
+} ext_key;
+
+/* Extended message, then number, then load order (so that of two
+ * extensions with one number the error names the later one). */
+static int cmp_ext(const void *pa, const void *pb)
+{
+    const ext_key *x = pa, *y = pb;
+    int k = strcmp(x->f->containing->full_name, y->f->containing->full_name);
+    if (k)
+        return k;
+    if (x->f->number != y->f->number)
+        return x->f->number < y->f->number ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Every file's extensions (file scope first, then each message's in
+ * declaration order), then the per-message tables sorted by number. */
+static int build_extensions(build_ctx *c, gw_registry_builder *b, gw_file_def *fds)
+{
+    gw_arena *a = &c->r->arena;
+    size_t k = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        const Google__Protobuf__FileDescriptorProto *fdp = b->files[i].fdp;
+        for (size_t j = 0; j < fdp->n_extension; j++) {
+            int rc = build_extension(c, fdp->extension[j], fds[i].package, NULL, &fds[i]);
+            if (rc)
+                return rc;
+        }
+        /* Messages were registered file by file: this file's are a run. */
+        for (; k < c->msg_count && c->msgs[k].pf == &b->files[i]; k++) {
+            const pending_msg *pm = &c->msgs[k];
+            for (size_t j = 0; j < pm->dp->n_extension; j++) {
+                int rc = build_extension(c, pm->dp->extension[j], pm->md->full_name, pm->md,
+                                         &fds[i]);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    c->r->extension_count = c->ext_count;
+    if (c->ext_count == 0)
+        return 0;
+    c->r->extensions = gw_arena_memdup(a, c->exts, c->ext_count * sizeof *c->exts);
+    const gw_field_def **sorted = gw_arena_calloc(a, c->ext_count * sizeof *sorted);
+    ext_key *keys = malloc(c->ext_count * sizeof *keys);
+    if (!c->r->extensions || !sorted || !keys) {
+        free(keys);
+        return nomem(c);
+    }
+    for (size_t i = 0; i < c->ext_count; i++)
+        keys[i] = (ext_key){c->exts[i], i};
+    qsort(keys, c->ext_count, sizeof *keys, cmp_ext);
+    for (size_t i = 0; i < c->ext_count; i++)
+        sorted[i] = keys[i].f;
+    free(keys);
+    for (size_t i = 0; i < c->ext_count;) {
+        size_t j = i + 1;
+        while (j < c->ext_count && sorted[j]->containing == sorted[i]->containing) {
+            if (sorted[j]->number == sorted[j - 1]->number) {
+                const gw_field_def *x = sorted[j - 1], *y = sorted[j];
+                return gw_error_set(c->e, GW_EINVAL,
+                                    "%s: %s: %s: extension number %u of %s is also used by %s "
+                                    "(%s)",
+                                    y->file->source, y->file->name, y->full_name, y->number,
+                                    y->containing->full_name, x->full_name, x->file->name);
+            }
+            j++;
+        }
+        /* The registry owns its definitions; this is the one place that
+         * fills a message's extension table. */
+        gw_message_def *md = (gw_message_def *)sorted[i]->containing;
+        md->extensions = &sorted[i];
+        md->extension_count = j - i;
+        i = j;
+    }
     return 0;
 }
 
@@ -1023,6 +1226,7 @@ static void build_ctx_free(build_ctx *c)
 {
     free(c->msgs);
     free(c->svcs);
+    free(c->exts);
     gw_buf_free(&c->scratch);
 }
 
@@ -1089,6 +1293,8 @@ static int build(gw_registry_builder *b, gw_registry *r, gw_error *e)
     for (size_t i = 0; i < c->msg_count; i++)
         if ((rc = build_fields(c, &c->msgs[i])))
             goto out;
+    if ((rc = build_extensions(c, b, fds)))
+        goto out;
     r->services = gw_arena_calloc(a, (c->svc_count ? c->svc_count : 1) * sizeof *r->services);
     if (!r->services) {
         rc = nomem(c);

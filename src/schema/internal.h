@@ -34,8 +34,13 @@ const void *gw_htab_get(const gw_htab *t, const char *key, size_t len);
 int gw_htab_put(gw_htab *t, const char *key, size_t len, const void *val,
                 const void **prev);
 
-/* What a top-level symbol (message, enum, service) names. */
-typedef enum gw_sym_kind { GW_SYM_MESSAGE = 1, GW_SYM_ENUM, GW_SYM_SERVICE } gw_sym_kind;
+/* What a top-level symbol (message, enum, service, extension) names. */
+typedef enum gw_sym_kind {
+    GW_SYM_MESSAGE = 1,
+    GW_SYM_ENUM,
+    GW_SYM_SERVICE,
+    GW_SYM_EXTENSION, /* def is the gw_field_def */
+} gw_sym_kind;
 
 typedef struct gw_sym {
     gw_sym_kind kind;
@@ -44,9 +49,17 @@ typedef struct gw_sym {
 } gw_sym;
 
 /* The message index behind gw_message_def.index. */
+/* DescriptorProto.ExtensionRange: [start, end). */
+typedef struct gw_ext_range {
+    uint32_t start, end;
+} gw_ext_range;
+
 typedef struct gw_message_index {
     gw_htab by_json;
     gw_htab by_proto;
+    size_t ext_range_count;
+    const gw_ext_range *ext_ranges; /* as declared, checked while building */
+    bool message_set;               /* message_set_wire_format: extensions skipped */
 } gw_message_index;
 
 /* The enum index behind gw_enum_def.index. */
@@ -70,6 +83,8 @@ struct gw_registry {
     gw_htab files_by_name;
     gw_htab symbols;          /* full name → gw_sym */
     gw_htab methods_by_path;  /* "/pkg.Service/Method" → gw_method_def */
+    size_t extension_count;
+    const gw_field_def **extensions; /* load order */
 };
 
 #endif

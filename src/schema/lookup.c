@@ -193,8 +193,27 @@ const gw_file_def *gw_registry_file_containing(const gw_registry *r, const char 
     }
     case GW_SYM_ENUM:
         return gw_enum_value_by_name(s->def, member, member_len) ? s->file : NULL;
+    case GW_SYM_EXTENSION:
+        return NULL; /* an extension has no members */
     }
     return NULL;
+}
+
+const gw_field_def *gw_registry_extension(const gw_registry *r, const char *full_name,
+                                          size_t len)
+{
+    const gw_sym *s = find_sym(r, full_name, len);
+    return s && s->kind == GW_SYM_EXTENSION ? s->def : NULL;
+}
+
+size_t gw_registry_extension_count(const gw_registry *r)
+{
+    return r ? r->extension_count : 0;
+}
+
+const gw_field_def *gw_registry_extension_at(const gw_registry *r, size_t i)
+{
+    return r && i < r->extension_count ? r->extensions[i] : NULL;
 }
 
 size_t gw_registry_file_count(const gw_registry *r)
@@ -231,6 +250,25 @@ const gw_field_def *gw_message_field_by_number(const gw_message_def *m, uint32_t
         uint32_t n = m->fields[mid].number;
         if (n == number)
             return &m->fields[mid];
+        if (n < number)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const gw_field_def *gw_message_extension_by_number(const gw_message_def *m,
+                                                   uint32_t number)
+{
+    if (!m)
+        return NULL;
+    size_t lo = 0, hi = m->extension_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t n = m->extensions[mid]->number;
+        if (n == number)
+            return m->extensions[mid];
         if (n < number)
             lo = mid + 1;
         else

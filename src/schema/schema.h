@@ -2,7 +2,8 @@
  * schema — the descriptor registry. Built from FileDescriptorSet files
  * (protoc --include_imports --descriptor_set_out) or from single serialized
  * FileDescriptorProtos (server reflection), it indexes every package,
- * service, method, message, field, oneof, enum and google.api.http rule.
+ * service, method, message, field, oneof, enum, extension and
+ * google.api.http rule.
  *
  * Once built a registry is immutable and may be shared by all threads. It
  * owns every definition it hands out; pointers stay valid until
@@ -148,7 +149,17 @@ struct gw_field_def {
     const gw_message_def *message;     /* MESSAGE/GROUP: its type */
     const gw_enum_def *enumeration;    /* ENUM: its type */
     const char *default_value;         /* proto2 [default = ...] text, or NULL */
-    const gw_message_def *containing;
+    const gw_message_def *containing;  /* the message the field belongs to; for an
+                                          extension, the message it extends */
+    /* Extensions only (`extend X { ... }`); ordinary fields have
+     * is_extension false and NULL below. An extension's json_name is its
+     * ProtoJSON key, "[full.name]"; name is the short name. */
+    bool is_extension;
+    const char *full_name;             /* "pkg.Scope.ext" (package, enclosing
+                                          message if any, name) */
+    const gw_message_def *scope;       /* the message it is declared in, NULL at
+                                          file scope */
+    const gw_file_def *file;           /* the file declaring it */
 };
 
 struct gw_oneof_def {
@@ -168,6 +179,9 @@ struct gw_message_def {
     const gw_field_def *fields;   /* sorted by number */
     size_t oneof_count;
     const gw_oneof_def *oneofs;   /* real oneofs only (no synthetic ones) */
+    size_t extension_count;       /* extensions of this message declared anywhere
+                                     in the registry */
+    const gw_field_def *const *extensions; /* sorted by number */
     const void *index;            /* private: lookup tables */
 };
 
@@ -215,8 +229,10 @@ struct gw_service_def {
  * On error *out is NULL and e names the file and the symbol at fault
  * ("demo.pb: demo.v1.User.address: unknown type .demo.v1.Adress").
  * Returns 0, GW_EIO, GW_EPARSE (not a descriptor set, truncated, bad
- * descriptor), GW_ENOTFOUND (missing dependency or unresolvable type),
- * GW_EINVAL (conflicting definitions), GW_ENOMEM.
+ * descriptor, an extension number outside the extendee's extension ranges),
+ * GW_ENOTFOUND (missing dependency, unresolvable type or extendee),
+ * GW_EINVAL (conflicting definitions, two extensions of one message with
+ * the same number), GW_ENOMEM.
  */
 int gw_registry_load(gw_registry **out, const char *const *paths, size_t n,
                      gw_error *e);
@@ -255,7 +271,8 @@ const gw_method_def *gw_registry_method_by_path(const gw_registry *r, const char
 const gw_message_def *gw_registry_message_by_type_url(const gw_registry *r,
                                                       const char *url, size_t len);
 const gw_file_def *gw_registry_file(const gw_registry *r, const char *name);
-/* The file that defines a symbol (message, enum, service, method, field). */
+/* The file that defines a symbol (message, enum, service, extension, method,
+ * field). */
 const gw_file_def *gw_registry_file_containing(const gw_registry *r, const char *symbol);
 
 /* Iteration in load order. */
@@ -264,7 +281,20 @@ const gw_file_def *gw_registry_file_at(const gw_registry *r, size_t i);
 size_t gw_registry_service_count(const gw_registry *r);
 const gw_service_def *gw_registry_service_at(const gw_registry *r, size_t i);
 
+/* Extensions (proto2 `extend`, at file scope or inside a message) by full
+ * name ("pkg.ext", "pkg.Msg.ext"; name[0..len), a leading dot tolerated),
+ * and in load order (files in load order, file scope first, then messages in
+ * declaration order). Extensions of a MessageSet (message_set_wire_format)
+ * are not indexed. */
+const gw_field_def *gw_registry_extension(const gw_registry *r, const char *full_name,
+                                          size_t len);
+size_t gw_registry_extension_count(const gw_registry *r);
+const gw_field_def *gw_registry_extension_at(const gw_registry *r, size_t i);
+
 const gw_field_def *gw_message_field_by_number(const gw_message_def *m, uint32_t number);
+/* The extension of m with that number (m->extensions, binary search). */
+const gw_field_def *gw_message_extension_by_number(const gw_message_def *m,
+                                                   uint32_t number);
 /* Accepts the JSON name or the proto name (len bytes). */
 const gw_field_def *gw_message_field_by_name(const gw_message_def *m, const char *name,
                                              size_t len);

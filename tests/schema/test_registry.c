@@ -905,8 +905,140 @@ static void test_null_args(void **state)
     assert_null(gw_message_field_by_name(NULL, "a", 1));
     assert_null(gw_enum_value_by_name(NULL, "a", 1));
     assert_null(gw_enum_value_by_number(NULL, 0));
+    assert_null(gw_registry_extension(NULL, "a", 1));
+    assert_null(gw_registry_extension(both, NULL, 0));
+    assert_int_equal(gw_registry_extension_count(NULL), 0);
+    assert_null(gw_registry_extension_at(NULL, 0));
+    assert_null(gw_message_extension_by_number(NULL, 1));
     gw_registry_del(NULL);
     gw_registry_builder_del(NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Extensions: indexed by full name (registry) and by number (the extended
+ * message), from file scope and from inside messages.
+ */
+
+static const struct ext_row {
+    const char *full_name, *name, *json_name;
+    const char *extendee;
+    uint32_t number;
+    gw_field_type type;
+    gw_label label;
+    const char *flags; /* p: has_presence, k: packed */
+    const char *ref;   /* message or enum type, or NULL */
+    const char *scope; /* enclosing message, or NULL at file scope */
+    const char *file;
+} ext_rows[] = {
+    {"google.api.http", "http", "[google.api.http]", "google.protobuf.MethodOptions",
+     72295728, GW_TYPE_MESSAGE, OPT, "p", "google.api.HttpRule", NULL,
+     "google/api/annotations.proto"},
+    {"registry.test.p2.note", "note", "[registry.test.p2.note]", "registry.test.p2.Legacy", 100,
+     GW_TYPE_STRING, OPT, "p", NULL, NULL, "test/registry_proto2.proto"},
+    {"registry.test.p2.Holder.held", "held", "[registry.test.p2.Holder.held]",
+     "registry.test.p2.Legacy", 101, GW_TYPE_INT32, REP, "k", NULL, "registry.test.p2.Holder",
+     "test/registry_proto2.proto"},
+    {"registry.test.p2.Holder.holder", "holder", "[registry.test.p2.Holder.holder]",
+     "registry.test.p2.Legacy", 102, GW_TYPE_MESSAGE, OPT, "p", "registry.test.p2.Holder",
+     "registry.test.p2.Holder", "test/registry_proto2.proto"},
+};
+
+static void check_ext(const gw_registry *r, const struct ext_row *row)
+{
+    const gw_field_def *f = gw_registry_extension(r, row->full_name, strlen(row->full_name));
+    if (!f)
+        fail_msg("extension %s not found", row->full_name);
+    assert_true(f->is_extension);
+    assert_string_equal(f->full_name, row->full_name);
+    assert_string_equal(f->name, row->name);
+    assert_string_equal(f->json_name, row->json_name);
+    assert_string_equal(f->containing->full_name, row->extendee);
+    assert_int_equal(f->number, row->number);
+    assert_int_equal(f->type, row->type);
+    assert_int_equal(f->label, row->label);
+    assert_int_equal(f->has_presence, strchr(row->flags, 'p') != NULL);
+    assert_int_equal(f->packed, strchr(row->flags, 'k') != NULL);
+    assert_false(f->is_map);
+    assert_int_equal(f->oneof_index, -1);
+    const char *ref = f->message ? f->message->full_name
+                                 : f->enumeration ? f->enumeration->full_name : NULL;
+    if (row->ref)
+        assert_string_equal(ref, row->ref);
+    else
+        assert_null(ref);
+    if (row->scope)
+        assert_string_equal(f->scope->full_name, row->scope);
+    else
+        assert_null(f->scope);
+    assert_string_equal(f->file->name, row->file);
+    /* The other ways in: by number on the extendee, a leading dot, the
+     * file containing the symbol. Extensions are not fields. */
+    assert_ptr_equal(gw_message_extension_by_number(f->containing, f->number), f);
+    assert_null(gw_message_field_by_number(f->containing, f->number));
+    assert_null(gw_message_field_by_name(f->containing, f->json_name, strlen(f->json_name)));
+    char dotted[256];
+    snprintf(dotted, sizeof dotted, ".%s", row->full_name);
+    assert_ptr_equal(gw_registry_extension(r, dotted, strlen(dotted)), f);
+    assert_ptr_equal(gw_registry_file_containing(r, row->full_name), f->file);
+    assert_null(gw_registry_message(r, row->full_name));
+}
+
+static void test_extensions(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < GW_ARRAY_LEN(ext_rows); i++)
+        check_ext(both, &ext_rows[i]);
+    /* Load order: demo.pb's files, then registry.pb's; file scope first. */
+    assert_int_equal(gw_registry_extension_count(both), GW_ARRAY_LEN(ext_rows));
+    for (size_t i = 0; i < GW_ARRAY_LEN(ext_rows); i++)
+        assert_string_equal(gw_registry_extension_at(both, i)->full_name, ext_rows[i].full_name);
+    assert_null(gw_registry_extension_at(both, GW_ARRAY_LEN(ext_rows)));
+    /* The extended message's table: sorted by number, nothing else. */
+    const gw_message_def *legacy = gw_registry_message(both, "registry.test.p2.Legacy");
+    assert_int_equal(legacy->extension_count, 3);
+    for (size_t i = 0; i < legacy->extension_count; i++)
+        assert_int_equal(legacy->extensions[i]->number, 100 + i);
+    assert_null(gw_message_extension_by_number(legacy, 99));
+    assert_null(gw_message_extension_by_number(legacy, 103));
+    assert_null(gw_message_extension_by_number(legacy, 1));
+    assert_int_equal(gw_registry_message(both, "demo.v1.User")->extension_count, 0);
+    assert_null(gw_message_extension_by_number(gw_registry_message(both, "demo.v1.User"), 1));
+    /* Names that are not extensions (or not whole names). */
+    static const char *const absent[] = {"note", "registry.test.p2.Legacy.note",
+                                         "registry.test.p2.Holder", "registry.test.p2.not",
+                                         "[registry.test.p2.note]", ""};
+    for (size_t i = 0; i < GW_ARRAY_LEN(absent); i++)
+        assert_null(gw_registry_extension(both, absent[i], strlen(absent[i])));
+    /* (pointer, length): a longer buffer is cut where the caller says. */
+    const char *longer = "registry.test.p2.notes";
+    assert_ptr_equal(gw_registry_extension(both, longer, strlen(longer) - 1),
+                     gw_registry_extension(both, "registry.test.p2.note", 21));
+}
+
+/* A hand-made set: relative extendee and type names, a range up to the
+ * maximum number, a MessageSet's extension (skipped). */
+static void test_extensions_valid_fixture(void **state)
+{
+    (void)state;
+    char path[512];
+    fixture_path(path, sizeof path, "ext_valid");
+    const char *paths[] = {path};
+    gw_registry *r;
+    gw_error e;
+    if (load_paths(&r, paths, 1, &e))
+        fail_msg("ext_valid: %s", e.msg);
+    const struct ext_row rows[] = {
+        {"fx.v1.tags", "tags", "[fx.v1.tags]", "fx.v1.Base", 100, GW_TYPE_INT32, REP, "", NULL,
+         NULL, "ext.proto"},
+        {"fx.v1.Holder.inner", "inner", "[fx.v1.Holder.inner]", "fx.v1.Base", 536870911,
+         GW_TYPE_MESSAGE, OPT, "p", "fx.v1.Holder.Inner", "fx.v1.Holder", "ext.proto"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(rows); i++)
+        check_ext(r, &rows[i]);
+    assert_int_equal(gw_registry_extension_count(r), 2);
+    assert_null(gw_registry_extension(r, "fx.v1.Holder.item", 17));
+    assert_int_equal(gw_registry_message(r, "fx.v1.Set")->extension_count, 0);
+    gw_registry_del(r);
 }
 
 /* ---------------------------------------------------------------------------
@@ -976,6 +1108,10 @@ static void test_serialized_round_trip(void **state)
     const gw_method_def *m = gw_registry_method_by_path(r, "/registry.test.svc.Rest/Multi", 29);
     assert_non_null(m);
     assert_int_equal(m->http_rule_count, 4);
+    /* Reflection-loaded files index extensions by the same code path. */
+    for (size_t i = 0; i < GW_ARRAY_LEN(ext_rows); i++)
+        check_ext(r, &ext_rows[i]);
+    assert_int_equal(gw_registry_extension_count(r), GW_ARRAY_LEN(ext_rows));
     gw_registry_del(r);
     /* The builder is left empty and may be used again. */
     assert_int_equal(gw_registry_builder_build(b, &r, &e), GW_EPARSE);
@@ -1024,6 +1160,28 @@ static const struct error_row {
     {"bad_ident", GW_EPARSE, {"bad_ident.pb: ", "ident.proto", "'Not.A.Name'"}},
     {"bad_json_name", GW_EPARSE, {"bad_json_name.pb: ", "json.proto", "fx.M.a", "json_name"}},
     {"relative_ref", 0, {NULL}},
+    /* extensions: extendee, range, type, number and name conflicts */
+    {"ext_unknown_extendee", GW_ENOTFOUND,
+     {"ext_unknown_extendee.pb: ", "ext.proto", "fx.tag", "unknown extendee .fx.Bsae"}},
+    {"ext_not_message", GW_EPARSE,
+     {"ext_not_message.pb: ", "ext.proto", "fx.tag", "extendee .fx.Kind is not a message"}},
+    {"ext_out_of_range", GW_EPARSE,
+     {"ext_out_of_range.pb: ", "ext.proto", "fx.Holder.tag",
+      "number 200 is not in an extension range of fx.Base"}},
+    {"ext_no_ranges", GW_EPARSE,
+     {"ext_no_ranges.pb: ", "ext.proto", "fx.tag",
+      "number 2 is not in an extension range of fx.Closed"}},
+    {"ext_bad_type", GW_ENOTFOUND,
+     {"ext_bad_type.pb: ", "ext.proto", "fx.payload", "unknown type .fx.Payl0ad"}},
+    {"ext_field_clash", GW_EPARSE,
+     {"ext_field_clash.pb: ", "ext.proto", "fx.tag", "number 5 is field a of fx.Base"}},
+    {"ext_dup_a ext_dup_b", GW_EINVAL,
+     {"ext_dup_b.pb: ", "b.proto", "fx.b.label: extension number 150 of fx.Base",
+      "also used by fx.a.tag (a.proto)"}},
+    {"ext_dup_name", GW_EINVAL,
+     {"ext_dup_name.pb: ", "ext.proto", "fx.Tag is already defined"}},
+    {"ext_valid", 0, {NULL}},
+    {"ext_dup_a", 0, {NULL}},
     /* Identical duplicates are fine, also across sets. */
     {"conflict_a conflict_a", 0, {NULL}},
 };
@@ -1249,6 +1407,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_type_url_and_containing),
         cmocka_unit_test(test_field_type_names),
         cmocka_unit_test(test_null_args),
+        cmocka_unit_test(test_extensions),
+        cmocka_unit_test(test_extensions_valid_fixture),
         cmocka_unit_test(test_each_set_alone),
         cmocka_unit_test(test_identical_duplicates),
         cmocka_unit_test(test_serialized_round_trip),
