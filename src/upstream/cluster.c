@@ -8,25 +8,21 @@
  * call is done). Every endpoint is a gw_backend whose user pointer is the
  * endpoint, so the call observer (internal.h) finds it.
  *
- * DNS hand-back: a resolver thread per refresh round writes its results
- * into the round struct and signals an eventfd the cluster watches with a
- * gw_io. gw_loop_wakeup is not used because its callback slot is single
- * and belongs to whoever runs the loop (the server's worker).
+ * DNS hand-back: each refresh round is a gw_dns_watch (resolve.c, shared
+ * with lone backends): a short-lived thread resolves every name and
+ * signals an eventfd the cluster watches on its loop. gw_loop_wakeup is
+ * not used because its callback slot is single and belongs to whoever runs
+ * the loop (the server's worker).
  */
 #include "upstream/upstream.h"
 #include "upstream/internal.h"
 #include "codec/codec.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
 #define REAP_INTERVAL_MS 1000u
@@ -60,18 +56,10 @@ struct endpoint {
     char last_failure[256];
 };
 
-/* One DNS refresh round, shared with the resolver thread until it signals. */
-typedef struct dns_round {
-    size_t n;              /* = nsrc */
-    char ***addrs;         /* per source: malloc'ed array or NULL */
-    size_t *count;
-    int *rc;
-} dns_round;
-
 struct gw_dns_seed {
     source *srcs;
     size_t n;
-    dns_round *r;
+    gw_dns_answer *ans;    /* per source; empty for sources without a name */
 };
 
 struct gw_cluster {
@@ -93,11 +81,7 @@ struct gw_cluster {
 
     bool any_dns;
     gw_timer dns_timer;
-    int efd;
-    gw_io efd_io;
-    pthread_t thread;
-    bool thread_running;
-    dns_round *round;
+    gw_dns_watch dns;      /* a refresh round in flight */
 
     gw_cluster_stats stats;
 };
@@ -542,132 +526,27 @@ int gw_cluster_ucall_start(gw_cluster *cl, const gw_ucall_params *p, const gw_uc
 
 /* ---- DNS --------------------------------------------------------------------------- */
 
-static int resolve_getaddrinfo(void *ctx, const char *host, const char *port, char **addrs,
-                               size_t max, size_t *n)
+/* Resolves every source that needs it into ans (n = the number of
+ * sources). Runs on any thread: reads only the immutable sources and
+ * options. */
+static int resolve_sources(const source *srcs, size_t n, const gw_cluster_options *o,
+                           gw_dns_answer *ans)
 {
-    (void)ctx;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    *n = 0;
-    int g = getaddrinfo(host, port, &hints, &res);
-    if (g != 0)
-        return g == EAI_MEMORY ? GW_ENOMEM : GW_ENOTFOUND;
-    int rc = 0;
-    for (struct addrinfo *a = res; a && *n < max; a = a->ai_next) {
-        char text[INET6_ADDRSTRLEN];
-        const void *src = a->ai_family == AF_INET
-                              ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
-                              : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
-        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-            !inet_ntop(a->ai_family, src, text, sizeof text))
-            continue;
-        bool dup = false;
-        for (size_t i = 0; i < *n; i++)
-            dup = dup || strcmp(addrs[i], text) == 0;
-        if (dup)
-            continue;
-        addrs[*n] = strdup(text);
-        if (!addrs[*n]) {
-            rc = GW_ENOMEM;
-            break;
-        }
-        (*n)++;
+    const char **hosts = calloc(n, sizeof *hosts);
+    const char **ports = calloc(n, sizeof *ports);
+    if (!hosts || !ports) {
+        free(hosts);
+        free(ports);
+        return GW_ENOMEM;
     }
-    freeaddrinfo(res);
-    return rc;
-}
-
-static void round_free(dns_round *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->addrs && r->addrs[i]) {
-            for (size_t j = 0; j < r->count[i]; j++)
-                free(r->addrs[i][j]);
-            free(r->addrs[i]);
-        }
+    for (size_t i = 0; i < n; i++) {
+        hosts[i] = srcs[i].needs_dns ? srcs[i].host : NULL;
+        ports[i] = srcs[i].port;
     }
-    free(r->addrs);
-    free(r->count);
-    free(r->rc);
-    free(r);
-}
-
-static dns_round *round_new(size_t n)
-{
-    dns_round *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->n = n;
-    r->addrs = calloc(n, sizeof *r->addrs);
-    r->count = calloc(n, sizeof *r->count);
-    r->rc = calloc(n, sizeof *r->rc);
-    if (!r->addrs || !r->count || !r->rc) {
-        round_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-static dns_round *round_copy(const dns_round *from)
-{
-    dns_round *r = round_new(from->n);
-    if (!r)
-        return NULL;
-    for (size_t i = 0; i < from->n; i++) {
-        r->rc[i] = from->rc[i];
-        if (!from->addrs[i])
-            continue;
-        r->addrs[i] = calloc(from->count[i] + 1, sizeof(char *));
-        if (!r->addrs[i])
-            goto oom;
-        for (size_t j = 0; j < from->count[i]; j++) {
-            r->addrs[i][j] = strdup(from->addrs[i][j]);
-            if (!r->addrs[i][j])
-                goto oom;
-            r->count[i] = j + 1;
-        }
-    }
-    return r;
-oom:
-    round_free(r);
-    return NULL;
-}
-
-/* Resolves every source that needs it into r. Runs on any thread: reads
- * only the immutable sources and options. */
-static void resolve_sources(const source *srcs, const gw_cluster_options *o, dns_round *r)
-{
-    gw_resolve_fn fn = o->resolve ? o->resolve : resolve_getaddrinfo;
-    size_t max = o->max_endpoints ? o->max_endpoints : 64;
-    for (size_t i = 0; i < r->n; i++) {
-        if (!srcs[i].needs_dns)
-            continue;
-        r->addrs[i] = calloc(max, sizeof(char *));
-        if (!r->addrs[i]) {
-            r->rc[i] = GW_ENOMEM;
-            continue;
-        }
-        size_t got = 0;
-        r->rc[i] = fn(o->resolve_ctx, srcs[i].host, srcs[i].port, r->addrs[i], max, &got);
-        r->count[i] = GW_MIN(got, max);
-    }
-}
-
-static void round_resolve(const gw_cluster *cl, dns_round *r)
-{
-    resolve_sources(cl->srcs, &cl->opt, r);
-}
-
-static void *resolver_thread(void *arg)
-{
-    gw_cluster *cl = arg;
-    round_resolve(cl, cl->round);
-    uint64_t one = 1;
-    ssize_t w = write(cl->efd, &one, sizeof one);
-    (void)w;
-    return NULL;
+    gw_dns_resolve(o->resolve, o->resolve_ctx, hosts, ports, n, o->max_endpoints, ans);
+    free(hosts);
+    free(ports);
+    return 0;
 }
 
 static endpoint *find_ep(gw_cluster *cl, size_t src, const char *addr)
@@ -701,11 +580,11 @@ static int drain_push(gw_cluster *cl, endpoint *ep)
 
 /* Replaces the endpoint list from a finished round: existing endpoints of
  * addresses that remain are kept as they are (connections, health state). */
-static void round_apply(gw_cluster *cl, dns_round *r)
+static void round_apply(gw_cluster *cl, const gw_dns_answer *ans)
 {
     size_t cap = cl->n_eps;
-    for (size_t i = 0; i < r->n; i++)
-        cap += r->count[i];
+    for (size_t i = 0; i < cl->nsrc; i++)
+        cap += ans[i].count;
     endpoint **next = calloc(cap ? cap : 1, sizeof *next);
     gw_lb_candidate *cands = calloc(cap ? cap : 1, sizeof *cands);
     if (!next || !cands) {
@@ -716,11 +595,11 @@ static void round_apply(gw_cluster *cl, dns_round *r)
     }
     size_t nn = 0;
     for (size_t s = 0; s < cl->nsrc; s++) {
-        bool replace = cl->srcs[s].needs_dns && r->rc[s] == 0;
-        if (cl->srcs[s].needs_dns && r->rc[s] != 0) {
+        bool replace = cl->srcs[s].needs_dns && ans[s].rc == 0;
+        if (cl->srcs[s].needs_dns && ans[s].rc != 0) {
             cl->stats.dns_failures++;
             GW_WARN("cluster %s: cannot resolve %s: %s (keeping %s)", cl->name, cl->srcs[s].host,
-                    gw_err_str(r->rc[s]), "its current endpoints");
+                    ans[s].why, "its current endpoints");
         }
         if (!replace) {
             for (size_t i = 0; i < cl->n_eps; i++)
@@ -728,8 +607,8 @@ static void round_apply(gw_cluster *cl, dns_round *r)
                     next[nn++] = cl->eps[i];
             continue;
         }
-        for (size_t j = 0; j < r->count[s]; j++) {
-            const char *addr = r->addrs[s][j];
+        for (size_t j = 0; j < ans[s].count; j++) {
+            const char *addr = ans[s].addrs[j];
             bool dup = false;
             for (size_t k = 0; k < nn; k++)
                 dup = dup || (next[k]->src == s && strcmp(next[k]->addr, addr) == 0);
@@ -766,20 +645,11 @@ static void round_apply(gw_cluster *cl, dns_round *r)
     reap(cl);
 }
 
-static void on_resolved(void *arg, uint32_t events)
+static void on_resolved(void *arg, const gw_dns_answer *ans, size_t n)
 {
     gw_cluster *cl = arg;
-    (void)events;
-    uint64_t v;
-    ssize_t n = read(cl->efd, &v, sizeof v);
-    if (n != (ssize_t)sizeof v || !cl->thread_running)
-        return;
-    pthread_join(cl->thread, NULL);
-    cl->thread_running = false;
-    dns_round *r = cl->round;
-    cl->round = NULL;
-    round_apply(cl, r);
-    round_free(r);
+    if (n == cl->nsrc)
+        round_apply(cl, ans);
     if (cl->opt.dns_refresh_ms && !gw_timer_armed(&cl->dns_timer))
         gw_loop_timer_start(cl->loop, &cl->dns_timer,
                             gw_loop_now(cl->loop) + (uint64_t)cl->opt.dns_refresh_ms * GW_MS);
@@ -787,19 +657,23 @@ static void on_resolved(void *arg, uint32_t events)
 
 int gw_cluster_refresh_dns(gw_cluster *cl)
 {
-    if (!cl->any_dns || cl->thread_running)
+    if (!cl->any_dns || gw_dns_watch_busy(&cl->dns))
         return 0;
     gw_loop_timer_stop(cl->loop, &cl->dns_timer);
-    cl->round = round_new(cl->nsrc);
-    if (!cl->round)
-        return GW_ENOMEM;
-    if (pthread_create(&cl->thread, NULL, resolver_thread, cl) != 0) {
-        round_free(cl->round);
-        cl->round = NULL;
-        return GW_EIO;
+    const char **hosts = calloc(cl->nsrc, sizeof *hosts);
+    const char **ports = calloc(cl->nsrc, sizeof *ports);
+    int rc = GW_ENOMEM;
+    if (hosts && ports) {
+        for (size_t i = 0; i < cl->nsrc; i++) {
+            hosts[i] = cl->srcs[i].needs_dns ? cl->srcs[i].host : NULL;
+            ports[i] = cl->srcs[i].port;
+        }
+        rc = gw_dns_watch_start(&cl->dns, cl->opt.resolve, cl->opt.resolve_ctx, hosts, ports,
+                                cl->nsrc, cl->opt.max_endpoints);
     }
-    cl->thread_running = true;
-    return 0;
+    free(hosts);
+    free(ports);
+    return rc;
 }
 
 static void on_dns_timer(void *arg)
@@ -868,13 +742,13 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
                             name, o->health.timeout_ms, o->health.interval_ms);
     gw_cluster *cl = calloc(1, sizeof *cl);
     int rc = GW_ENOMEM;
-    dns_round *r = NULL;
+    gw_dns_answer *ans = NULL;
     if (!cl)
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     cl->loop = loop;
     cl->opt = *o;
     cl->opt.seed = NULL; /* borrowed for this call only */
-    cl->efd = -1;
+    gw_dns_watch_init(&cl->dns, loop, on_resolved, cl);
     gw_timer_init(&cl->reap_timer, on_reap_timer, cl);
     gw_timer_init(&cl->dns_timer, on_dns_timer, cl);
     cl->name = strdup(name);
@@ -919,17 +793,17 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
             rc = gw_error_set(e, GW_EINVAL, "cluster %s: the DNS seed was made for other URLs", name);
             goto fail;
         }
-        r = round_copy(seed->r);
+        ans = gw_dns_answers_copy(seed->ans, n);
     } else {
-        r = round_new(n);
-        if (r && cl->any_dns)
-            round_resolve(cl, r);
+        ans = gw_dns_answers_new(n);
+        if (ans && cl->any_dns && resolve_sources(cl->srcs, n, &cl->opt, ans) != 0)
+            goto oom;
     }
-    if (!r)
+    if (!ans)
         goto oom;
     size_t cap = n;
     for (size_t i = 0; i < n; i++)
-        cap += r->count[i];
+        cap += ans[i].count;
     cl->eps = calloc(cap, sizeof *cl->eps);
     cl->cands = calloc(cap, sizeof *cl->cands);
     if (!cl->eps || !cl->cands)
@@ -961,40 +835,35 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
                 cl->eps[cl->n_eps++] = lit[li++];
                 continue;
             }
-            if (r->rc[s] != 0) {
+            if (ans[s].rc != 0) {
                 cl->stats.dns_failures++;
                 GW_WARN("cluster %s: cannot resolve %s: %s (will retry)", name, cl->srcs[s].host,
-                        gw_err_str(r->rc[s]));
+                        ans[s].why);
             }
-            for (size_t j = 0; j < r->count[s]; j++) {
+            for (size_t j = 0; j < ans[s].count; j++) {
                 gw_error pe;
                 gw_error_clear(&pe);
-                endpoint *ep = ep_new(cl, s, r->addrs[s][j], &pe);
+                endpoint *ep = ep_new(cl, s, ans[s].addrs[j], &pe);
                 if (ep)
                     cl->eps[cl->n_eps++] = ep;
                 else
-                    GW_WARN("cluster %s: endpoint %s: %s", name, r->addrs[s][j], pe.msg);
+                    GW_WARN("cluster %s: endpoint %s: %s", name, ans[s].addrs[j], pe.msg);
             }
         }
         (void)nlit;
         free(lit);
         cl->stats.dns_resolutions++;
-        cl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (cl->efd < 0 || gw_loop_io_add(loop, &cl->efd_io, cl->efd, GW_IO_READ, on_resolved, cl) != 0) {
-            rc = gw_error_set(e, GW_EIO, "cluster %s: cannot watch the resolver: %s", name, strerror(errno));
-            goto fail;
-        }
         if (cl->opt.dns_refresh_ms)
             gw_loop_timer_start(loop, &cl->dns_timer,
                                 gw_loop_now(loop) + (uint64_t)cl->opt.dns_refresh_ms * GW_MS);
     }
-    round_free(r);
+    gw_dns_answers_free(ans, n);
     *out = cl;
     return 0;
 oom:
     rc = gw_error_set(e, GW_ENOMEM, "out of memory");
 fail:
-    round_free(r);
+    gw_dns_answers_free(ans, n);
     gw_cluster_del(cl);
     return rc;
 }
@@ -1004,17 +873,9 @@ void gw_cluster_del(gw_cluster *cl)
     if (!cl)
         return;
     cl->closing = true;
-    if (cl->thread_running) {
-        pthread_join(cl->thread, NULL);
-        cl->thread_running = false;
-    }
-    round_free(cl->round);
+    gw_dns_watch_stop(&cl->dns); /* its thread finishes on its own */
     gw_loop_timer_stop(cl->loop, &cl->dns_timer);
     gw_loop_timer_stop(cl->loop, &cl->reap_timer);
-    if (cl->efd >= 0) {
-        gw_loop_io_remove(cl->loop, &cl->efd_io);
-        close(cl->efd);
-    }
     for (size_t i = 0; i < cl->n_eps; i++)
         ep_del(cl->eps[i]);
     for (size_t i = 0; i < cl->n_draining; i++)
@@ -1092,7 +953,7 @@ void gw_dns_seed_del(gw_dns_seed *seed)
     for (size_t i = 0; seed->srcs && i < seed->n; i++)
         source_free(&seed->srcs[i]);
     free(seed->srcs);
-    round_free(seed->r);
+    gw_dns_answers_free(seed->ans, seed->n);
     free(seed);
 }
 
@@ -1111,8 +972,8 @@ int gw_dns_seed_new(const char *const *urls, size_t n, const gw_cluster_options 
     if (!seed)
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     seed->srcs = calloc(n, sizeof *seed->srcs);
-    seed->r = round_new(n);
-    if (!seed->srcs || !seed->r) {
+    seed->ans = gw_dns_answers_new(n);
+    if (!seed->srcs || !seed->ans) {
         gw_dns_seed_del(seed);
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     }
@@ -1125,7 +986,10 @@ int gw_dns_seed_new(const char *const *urls, size_t n, const gw_cluster_options 
             return rc;
         }
     }
-    resolve_sources(seed->srcs, o, seed->r);
+    if (resolve_sources(seed->srcs, n, o, seed->ans) != 0) {
+        gw_dns_seed_del(seed);
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    }
     *out = seed;
     return 0;
 }

@@ -20,7 +20,8 @@
  *     last call completed).
  *
  * Threading: everything runs on the cluster's loop thread except the
- * resolver function, which runs on the resolver thread.
+ * resolver function, which runs on a resolver thread (resolve.c, shared
+ * with lone backends).
  *
  * Calls: gw_cluster_ucall_start hands back an ordinary gw_ucall; use the
  * gw_ucall_* functions on it, with the same callback contract as
@@ -47,17 +48,6 @@ typedef struct gw_health_options {
     const char *service;           /* HealthCheckRequest.service; default "" (the server) */
 } gw_health_options;
 
-/*
- * Resolves host (a name, never a literal) for port. Runs on the resolver
- * thread. Fills *addrs with up to max numeric addresses ("10.0.0.1",
- * "fd00::1"), each a malloc'ed string the cluster frees, and *n. Returns 0
- * or a negative gw_err (the old endpoints stay). NULL in the options:
- * getaddrinfo (SOCK_STREAM, any family, addresses in the order returned,
- * duplicates removed).
- */
-typedef int (*gw_resolve_fn)(void *ctx, const char *host, const char *port, char **addrs,
-                             size_t max, size_t *n);
-
 typedef struct gw_cluster_options {
     gw_lb_policy policy;
     gw_backend_options backend;    /* for every endpoint (strings are copied) */
@@ -66,7 +56,7 @@ typedef struct gw_cluster_options {
                                       endpoint is probed; default 1000 */
     uint32_t dns_refresh_ms;       /* default 30000; 0: resolve once */
     size_t max_endpoints;          /* addresses kept per name; default 64 */
-    gw_resolve_fn resolve;         /* NULL: getaddrinfo */
+    gw_resolve_fn resolve;         /* NULL: getaddrinfo (see upstream.h) */
     void *resolve_ctx;
     /* Names already resolved (gw_dns_seed_new, same URLs in the same
      * order): gw_cluster_new then does not block. Borrowed during
@@ -86,8 +76,8 @@ void gw_cluster_options_init(gw_cluster_options *o);
  * resolve gives no endpoint for now and is retried at every refresh. Borrows
  * loop; copies name, urls and options. Starts health checks at once.
  * Returns 0, GW_EINVAL (no URL, bad URL, bad options, a seed for other
- * URLs: message in e),
- * GW_EIO (no resolver thread/eventfd) or GW_ENOMEM.
+ * URLs: message in e) or GW_ENOMEM. A refresh that cannot start its
+ * thread is logged and retried at the next one.
  */
 int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, size_t n,
                    const gw_cluster_options *o, gw_cluster **out, gw_error *e);
@@ -105,8 +95,10 @@ int gw_dns_seed_new(const char *const *urls, size_t n, const gw_cluster_options 
 void gw_dns_seed_del(gw_dns_seed *seed);
 
 /* Fails every open call with UNAVAILABLE (callbacks run before it returns,
- * as for gw_backend_del), stops health checks, joins a pending resolver
- * thread (bounded by the system resolver's own timeout) and frees everything. */
+ * as for gw_backend_del), stops health checks, abandons a refresh in
+ * flight without waiting for it (its thread frees its own state when the
+ * resolver returns; the resolver's ctx must outlive it) and frees
+ * everything. */
 void gw_cluster_del(gw_cluster *c);
 const char *gw_cluster_name(const gw_cluster *c);
 

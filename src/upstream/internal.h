@@ -45,4 +45,65 @@ int gw_ucall_start_failed(gw_backend *b, const gw_ucall_params *p, const gw_ucal
 int gw_reflect_feed_test(gw_backend *b, const uint8_t *msg, size_t len, size_t due,
                          size_t *files, gw_error *e);
 
+/* ---------------------------------------------------------------------------
+ * Name resolution off the loop (resolve.c), shared by lone backends and
+ * clusters.
+ */
+
+/* What a resolver said about one name. */
+typedef struct gw_dns_answer {
+    char **addrs;          /* malloc'ed numeric addresses ("10.0.0.1", "fd00::1") */
+    size_t count;
+    int rc;                /* 0 or the resolver's negative gw_err */
+    char why[160];         /* rc != 0 or count == 0: the resolver's words */
+} gw_dns_answer;
+
+/* The default gw_resolve_fn: getaddrinfo (SOCK_STREAM, any family, in the
+ * order returned, duplicates removed); e gets gai_strerror's text. */
+int gw_dns_getaddrinfo(void *ctx, const char *host, const char *port, char **addrs, size_t max,
+                       size_t *n, gw_error *e);
+
+/* n zeroed answers (NULL when out of memory); freeing frees their
+ * addresses too. */
+gw_dns_answer *gw_dns_answers_new(size_t n);
+void gw_dns_answers_free(gw_dns_answer *ans, size_t n);
+gw_dns_answer *gw_dns_answers_copy(const gw_dns_answer *ans, size_t n);
+
+/* Resolves hosts[i]:ports[i] into ans[i] for every i whose host is not
+ * NULL, on the calling thread (it blocks). fn NULL: gw_dns_getaddrinfo;
+ * max 0: 64 addresses per name. */
+void gw_dns_resolve(gw_resolve_fn fn, void *ctx, const char *const *hosts,
+                    const char *const *ports, size_t n, size_t max, gw_dns_answer *ans);
+
+/*
+ * The same on a short-lived detached thread, handed back on the loop. A
+ * watch is embedded in its owner and used on the loop's thread only:
+ * gw_dns_watch_start copies the names, starts the thread and watches its
+ * eventfd; done(owner, answers, n) runs from the loop once the resolver
+ * returned (answers valid during the callback only). gw_dns_watch_stop
+ * abandons a resolution in flight: done never runs, and the thread frees
+ * the job whenever the resolver returns, so the owner may be freed at
+ * once. Only fn's ctx must outlive the thread (gw_dns_jobs_alive tells
+ * when no thread is left).
+ * gw_dns_watch_start returns 0, GW_ESTATE (already running), GW_EIO (no
+ * eventfd or thread) or GW_ENOMEM; then done never runs.
+ */
+typedef void (*gw_dns_done_fn)(void *owner, const gw_dns_answer *ans, size_t n);
+typedef struct gw_dns_job gw_dns_job;
+typedef struct gw_dns_watch {
+    gw_loop *loop;
+    gw_io io;
+    gw_dns_job *job;       /* non-NULL while a resolution is in flight */
+    gw_dns_done_fn done;
+    void *owner;
+} gw_dns_watch;
+void gw_dns_watch_init(gw_dns_watch *w, gw_loop *loop, gw_dns_done_fn done, void *owner);
+int gw_dns_watch_start(gw_dns_watch *w, gw_resolve_fn fn, void *ctx, const char *const *hosts,
+                       const char *const *ports, size_t n, size_t max);
+void gw_dns_watch_stop(gw_dns_watch *w);
+static inline bool gw_dns_watch_busy(const gw_dns_watch *w) { return w->job != NULL; }
+/* Jobs not freed yet, in the whole process (their threads may still run):
+ * tests wait for 0 before their resolver's ctx goes away. */
+size_t gw_dns_jobs_alive(void);
+
 #endif

@@ -40,11 +40,18 @@
 #define READ_CHUNK 16384
 #define USER_AGENT "grpcgate/0.1"
 #define PING_ACK_TIMEOUT_MS 20000u   /* gRPC's default keepalive timeout */
+#define MAX_ADDRS 32u                /* addresses kept per host name */
 
 typedef struct conn conn;
 
 enum scheme { SCHEME_HTTP, SCHEME_HTTPS, SCHEME_UNIX };
-enum conn_state { CONN_CONNECTING, CONN_TLS, CONN_READY, CONN_DEAD };
+enum conn_state { CONN_RESOLVING, CONN_CONNECTING, CONN_TLS, CONN_READY, CONN_DEAD };
+
+/* One address to connect to (IPv4, IPv6 or unix). */
+typedef struct peer_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+} peer_addr;
 
 struct gw_ucall {
     gw_backend *b;
@@ -126,7 +133,9 @@ struct conn {
     int fd;
     gw_io io;
     uint32_t io_events;
-    struct addrinfo *addrs, *addr_next;
+    gw_dns_watch dns;                /* CONN_RESOLVING: the name in flight */
+    peer_addr *addrs;                /* this attempt's copy of the backend's */
+    size_t n_addrs, next_addr;
     gw_timer connect_timer;
     gw_timer reset_timer;
     gw_timer keepalive_timer;
@@ -161,6 +170,14 @@ struct gw_backend {
     char *port;
     char *unix_path;
     char *authority;
+    /* Where to connect: the literal address or unix path (fixed), or what
+     * the host name resolved to (host_is_name), which stays fresh until a
+     * connection closes or an attempt fails; the next attempt then asks
+     * the resolver again. */
+    bool host_is_name;
+    peer_addr *addrs;
+    size_t n_addrs;
+    bool addrs_fresh;
     char *server_name;
     char *ca_file, *cert_file, *key_file, *opt_server_name, *opt_authority;
     gw_backend_options opt;
@@ -393,6 +410,69 @@ static int make_ssl_ctx(gw_backend *b, gw_error *e)
     return 0;
 }
 
+/* Turns numeric addresses (IP literals, as in the URL or from a resolver)
+ * into socket addresses for port, skipping any that are not numeric.
+ * AI_NUMERICHOST keeps getaddrinfo from asking any name service, so this
+ * never blocks. *out is malloc'ed. Returns 0, GW_ENOTFOUND (none usable)
+ * or GW_ENOMEM. */
+static int numeric_addrs(const char *const *hosts, size_t nh, const char *port, peer_addr **out,
+                         size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    peer_addr *a = calloc(nh ? nh : 1, sizeof *a);
+    if (!a)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < nh; i++) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        int g = getaddrinfo(hosts[i], port, &hints, &res);
+        if (g == EAI_MEMORY) {
+            free(a);
+            *n = 0;
+            return GW_ENOMEM;
+        }
+        if (g != 0)
+            continue;
+        if (res->ai_addrlen <= sizeof a[*n].sa) {
+            memcpy(&a[*n].sa, res->ai_addr, res->ai_addrlen);
+            a[*n].len = res->ai_addrlen;
+            (*n)++;
+        }
+        freeaddrinfo(res);
+    }
+    if (*n == 0) {
+        free(a);
+        return GW_ENOTFOUND;
+    }
+    *out = a;
+    return 0;
+}
+
+/* Fixes where a backend connects: a unix path or an IP literal now, a host
+ * name at connect time (host_is_name). */
+static int backend_addrs_init(gw_backend *b)
+{
+    if (b->scheme == SCHEME_UNIX) {
+        b->addrs = calloc(1, sizeof *b->addrs);
+        if (!b->addrs)
+            return GW_ENOMEM;
+        struct sockaddr_un *sun = (struct sockaddr_un *)&b->addrs[0].sa;
+        sun->sun_family = AF_UNIX;
+        snprintf(sun->sun_path, sizeof sun->sun_path, "%s", b->unix_path);
+        b->addrs[0].len = sizeof *sun;
+        b->n_addrs = 1;
+        return 0;
+    }
+    const char *host = b->host;
+    int rc = numeric_addrs(&host, 1, b->port, &b->addrs, &b->n_addrs);
+    if (rc == GW_ENOMEM)
+        return rc;
+    b->host_is_name = rc != 0;
+    return 0;
+}
+
 int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
                    gw_backend **out, gw_error *e)
 {
@@ -451,6 +531,10 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
     if (rc) {
         if (rc == GW_ENOMEM)
             gw_error_set(e, rc, "out of memory");
+        goto out;
+    }
+    if (backend_addrs_init(b) != 0) {
+        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
         goto out;
     }
     if (b->opt.authority) {
@@ -1526,6 +1610,9 @@ static void conn_close(conn *k, const char *why)
     gw_loop_timer_stop(b->loop, &k->ping_ack_timer);
     gw_loop_defer_cancel(b->loop, &k->flush_defer);
     gw_loop_io_remove(b->loop, &k->io);
+    gw_dns_watch_stop(&k->dns);
+    if (b->host_is_name)
+        b->addrs_fresh = false; /* the next attempt asks the resolver again */
     if (k->h2)
         nghttp2_session_del(k->h2);
     k->h2 = NULL;
@@ -1535,9 +1622,9 @@ static void conn_close(conn *k, const char *why)
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
-    if (k->addrs)
-        freeaddrinfo(k->addrs);
+    free(k->addrs);
     k->addrs = NULL;
+    k->n_addrs = 0;
     for (conn **pp = &b->conns; *pp; pp = &(*pp)->next) {
         if (*pp == k) {
             *pp = k->next;
@@ -1723,6 +1810,8 @@ static void conn_on_io(void *arg, uint32_t events)
 {
     conn *k = arg;
     switch (k->state) {
+    case CONN_RESOLVING:
+        return; /* no socket yet */
     case CONN_CONNECTING: {
         int err = 0;
         socklen_t len = sizeof err;
@@ -1760,16 +1849,14 @@ static void conn_on_io(void *arg, uint32_t events)
 static void conn_try_next(conn *k)
 {
     gw_backend *b = k->b;
-    while (k->addr_next) {
-        struct addrinfo *ai = k->addr_next;
-        k->addr_next = ai->ai_next;
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+    while (k->next_addr < k->n_addrs) {
+        const peer_addr *pa = &k->addrs[k->next_addr++];
+        int fd = socket(pa->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(k->reason, sizeof k->reason, "socket: %s", strerror(errno));
             continue;
         }
-        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        int rc = connect(fd, (const struct sockaddr *)&pa->sa, pa->len);
         if (rc < 0 && errno != EINPROGRESS) {
             snprintf(k->reason, sizeof k->reason, "connect: %s", strerror(errno));
             close(fd);
@@ -1800,14 +1887,67 @@ static void on_connect_timeout(void *arg)
     if (k->state == CONN_READY)
         snprintf(why, sizeof why, "no HTTP/2 SETTINGS from the backend within %u ms",
                  k->b->opt.connect_timeout_ms);
+    else if (k->state == CONN_RESOLVING)
+        snprintf(why, sizeof why, "cannot resolve %.64s: no answer within %u ms", k->b->host,
+                 k->b->opt.connect_timeout_ms);
     else
         snprintf(why, sizeof why, "connect timed out after %u ms", k->b->opt.connect_timeout_ms);
     conn_close(k, why);
 }
 
-/* Starts one connection. Blocking name resolution happens here (see
- * docs/upstream.md). Failures close the connection, which marks the backend
- * down and fails the queue. */
+/* Tries the backend's addresses in order, from a copy: a later
+ * resolution may replace the backend's list while this attempt runs. */
+static void conn_connect(conn *k)
+{
+    gw_backend *b = k->b;
+    k->state = CONN_CONNECTING;
+    k->addrs = malloc(b->n_addrs * sizeof *k->addrs);
+    if (!k->addrs) {
+        conn_close(k, "out of memory");
+        return;
+    }
+    memcpy(k->addrs, b->addrs, b->n_addrs * sizeof *k->addrs);
+    k->n_addrs = b->n_addrs;
+    k->next_addr = 0;
+    conn_try_next(k);
+}
+
+static void conn_on_resolved(void *arg, const gw_dns_answer *ans, size_t n)
+{
+    conn *k = arg;
+    gw_backend *b = k->b;
+    char why[256];
+    b->stats.dns_resolutions++;
+    if (n != 1 || ans[0].rc != 0 || ans[0].count == 0) {
+        b->stats.dns_failures++;
+        snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
+                 n == 1 ? ans[0].why : "no answer");
+        conn_close(k, why);
+        return;
+    }
+    peer_addr *addrs;
+    size_t count;
+    int rc = numeric_addrs((const char *const *)ans[0].addrs, ans[0].count, b->port, &addrs, &count);
+    if (rc != 0) {
+        b->stats.dns_failures++;
+        snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
+                 rc == GW_ENOMEM ? "out of memory" : "the resolver returned no numeric address");
+        conn_close(k, why);
+        return;
+    }
+    free(b->addrs);
+    b->addrs = addrs;
+    b->n_addrs = count;
+    b->addrs_fresh = true;
+    conn_connect(k);
+}
+
+/* Starts one connection. A host name that has no fresh addresses is
+ * resolved first, on a resolver thread (resolve.c): the connection waits
+ * in CONN_RESOLVING, counted as connecting, so calls queue as they do
+ * during a connect, and the connect timer bounds the resolution too.
+ * Literal addresses and unix paths connect at once. Failures close the
+ * connection, which marks the backend down and fails the queue. */
 static void conn_open(gw_backend *b)
 {
     conn *k = calloc(1, sizeof *k);
@@ -1818,7 +1958,8 @@ static void conn_open(gw_backend *b)
     }
     k->b = b;
     k->fd = -1;
-    k->state = CONN_CONNECTING;
+    k->state = CONN_RESOLVING;
+    gw_dns_watch_init(&k->dns, b->loop, conn_on_resolved, k);
     gw_timer_init(&k->connect_timer, on_connect_timeout, k);
     gw_timer_init(&k->reset_timer, on_reset_timer, k);
     gw_timer_init(&k->keepalive_timer, on_keepalive, k);
@@ -1833,40 +1974,19 @@ static void conn_open(gw_backend *b)
     k->counted_open = true;
     gw_loop_timer_start(b->loop, &k->connect_timer,
                         gw_loop_now(b->loop) + (uint64_t)b->opt.connect_timeout_ms * GW_MS);
-    if (b->scheme == SCHEME_UNIX) {
-        struct sockaddr_un sun;
-        memset(&sun, 0, sizeof sun);
-        sun.sun_family = AF_UNIX;
-        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", b->unix_path);
-        struct addrinfo *ai = calloc(1, sizeof *ai + sizeof sun);
-        if (!ai) {
-            conn_close(k, "out of memory");
-            return;
-        }
-        struct sockaddr_un *sa = (struct sockaddr_un *)(ai + 1);
-        *sa = sun;
-        ai->ai_family = AF_UNIX;
-        ai->ai_socktype = SOCK_STREAM;
-        ai->ai_addr = (struct sockaddr *)sa;
-        ai->ai_addrlen = sizeof *sa;
-        /* Freed with free(), not freeaddrinfo(): keep it out of k->addrs. */
-        k->addr_next = ai;
-        conn_try_next(k);
-        free(ai);
+    if (!b->host_is_name || b->addrs_fresh) {
+        conn_connect(k);
         return;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_ADDRCONFIG};
-    int rc = getaddrinfo(b->host, b->port, &hints, &k->addrs);
+    const char *host = b->host, *port = b->port;
+    int rc = gw_dns_watch_start(&k->dns, b->opt.resolve, b->opt.resolve_ctx, &host, &port, 1,
+                                MAX_ADDRS);
     if (rc != 0) {
         char why[256];
-        snprintf(why, sizeof why, "cannot resolve %s: %s", b->host, gai_strerror(rc));
-        k->addrs = NULL;
+        snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
+                 rc == GW_EIO ? "cannot start a resolver thread" : gw_err_str(rc));
         conn_close(k, why);
-        return;
     }
-    k->addr_next = k->addrs;
-    conn_try_next(k);
 }
 
 /* ---- dispatch ------------------------------------------------------------------ */
@@ -2199,6 +2319,7 @@ void gw_backend_del(gw_backend *b)
     free(b->port);
     free(b->unix_path);
     free(b->authority);
+    free(b->addrs);
     free(b->ca_file);
     free(b->cert_file);
     free(b->key_file);

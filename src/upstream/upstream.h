@@ -33,6 +33,21 @@ typedef struct gw_header {
     size_t value_len;
 } gw_header;
 
+/*
+ * Resolves host (a name, never a literal) for port. Runs on a resolver
+ * thread, never on a loop. Fills *addrs with up to max numeric addresses
+ * ("10.0.0.1", "fd00::1"), each a malloc'ed string the caller frees, and
+ * *n, in the order they should be tried. Returns 0 or a negative gw_err;
+ * on failure e (never NULL) may say why in the resolver's words ("Name or
+ * service not known"), which then appears in the callers' messages. NULL
+ * in the options: getaddrinfo (SOCK_STREAM, any family, addresses in the
+ * order returned, duplicates removed). ctx is borrowed: it must outlive
+ * every resolution started with it, which may end after the backend or
+ * cluster that started it was deleted.
+ */
+typedef int (*gw_resolve_fn)(void *ctx, const char *host, const char *port, char **addrs,
+                             size_t max, size_t *n, gw_error *e);
+
 typedef struct gw_backend_options {
     size_t pool_size;              /* connections per worker; default 1 */
     uint32_t stream_window;        /* per-stream receive window; default 64 KiB */
@@ -55,6 +70,12 @@ typedef struct gw_backend_options {
      * fixed one. Returns a uniformly distributed 32-bit value. */
     uint32_t (*random)(void *ctx);
     void *random_ctx;
+    /* The resolver for a host name in the URL (NULL: getaddrinfo), run on
+     * a short-lived thread at connect time, never on the loop; see
+     * gw_resolve_fn and docs/upstream.md. IP literals and unix: paths are
+     * never resolved. */
+    gw_resolve_fn resolve;
+    void *resolve_ctx;
 } gw_backend_options;
 
 /* Fills o with the defaults above. */
@@ -62,7 +83,9 @@ void gw_backend_options_init(gw_backend_options *o);
 
 /*
  * A backend for url: "http://host:port", "https://host:port" or
- * "unix:/path". Connects lazily on the first call. Borrows loop (must
+ * "unix:/path". Connects lazily on the first call; a host name is
+ * resolved then, off the loop, and again before each later connection
+ * attempt that follows a closed or failed connection. Borrows loop (must
  * outlive the backend); copies url and options. Returns 0, GW_EINVAL (bad
  * URL, unreadable certificate: message in e) or GW_ENOMEM.
  */
@@ -93,6 +116,8 @@ typedef struct gw_backend_stats {
     uint64_t goaways_received;
     uint64_t peak_streams;         /* most concurrent streams on one connection */
     uint64_t queued_calls;         /* waiting for a connection or a stream slot now */
+    uint64_t dns_resolutions;      /* host name resolutions completed (ok or not) */
+    uint64_t dns_failures;         /* of those, failed or without an address */
 } gw_backend_stats;
 void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out);
 

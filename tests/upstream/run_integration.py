@@ -553,6 +553,14 @@ def group_transports(drv):
         compare("unix socket", user1, driver(drv, "unix:" + sock, ["getuser", "1"]))
         stop(p)
 
+        # A host name, resolved off the loop by the default resolver
+        # (getaddrinfo on a resolver thread); the server listens on
+        # 127.0.0.1 only, so where localhost is ::1 first, that address
+        # refuses and the connect moves on to the next one.
+        p, port = start_node_server(GRPCJS_SERVER, ["--host", "127.0.0.1"])
+        compare("host name (localhost)", user1, driver(drv, "http://localhost:%d" % port, ["getuser", "1"]))
+        stop(p)
+
         # [::1]: an IPv6 literal in the URL (where the machine has IPv6).
         if ipv6_available():
             p, port = start_node_server(GRPCJS_SERVER, ["--host", "::1"])
@@ -579,6 +587,10 @@ def group_transports(drv):
         p, port = start_node_server(GRPCJS_SERVER, ["--tls-cert", cert, "--tls-key", key])
         url = "https://127.0.0.1:%d" % port
         compare("tls trusted (ca_file)", user1, driver(drv, url, ["--ca", cert, "getuser", "1"]))
+        # By name: SNI and verification use the name, the address comes
+        # from the resolver.
+        compare("tls by host name (localhost)", user1,
+                driver(drv, "https://localhost:%d" % port, ["--ca", cert, "getuser", "1"]))
         compare("tls untrusted (system CAs)", [
             'status=UNAVAILABLE message="backend %s unreachable: TLS handshake failed: '
             'certificate verify failed: self-signed certificate"' % url,

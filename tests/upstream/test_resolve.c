@@ -1,0 +1,590 @@
+/* Unit tests for how a lone gw_backend resolves its host name: on a resolver
+ * thread, never on the loop (a slow resolver does not stop timers or other
+ * backends), failures named in the calls' messages, addresses cached until
+ * a connection closes, the next address tried when one refuses, literals
+ * and unix paths connected at once without a thread, and deletion while a
+ * resolution is in flight. The only sockets are loopback ones this process
+ * makes; the resolvers are injected (gw_backend_options.resolve), except
+ * for "localhost", which goes through getaddrinfo and /etc/hosts. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "upstream/upstream.h"
+#include "upstream/internal.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* A listener on 127.0.0.1 only (so 127.0.0.2 on the same port refuses);
+ * the kernel completes handshakes into its backlog. */
+static int listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int closed_port(void)
+{
+    int port;
+    int fd = listener(&port);
+    close(fd);
+    return port;
+}
+
+static bool readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* Accepts the waiting connection and sends an empty SETTINGS frame (the
+ * server preface): the backend's connection becomes ready. */
+static int accept_and_send_settings(int lfd)
+{
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    assert_int_equal(write(fd, settings, sizeof settings), (ssize_t)sizeof settings);
+    return fd;
+}
+
+typedef struct rec {
+    int completions;
+    int code;
+    char message[512];
+    bool during_resolution;  /* completed while the slow resolver was busy */
+} rec;
+
+/* ---- the injected resolver ---------------------------------------------- */
+
+/* Shared with resolver threads, which may outlive a test's backend: file
+ * scope, and every test waits for gw_dns_jobs_alive() == 0 before the
+ * next one resets it. */
+typedef struct fake_dns {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned sleep_ms;       /* sleep this long before answering */
+    bool hold;               /* or wait for fake_release (at most 10 s) */
+    bool released;
+    int rc;
+    const char *why;
+    const char *addrs[4];
+    size_t n;
+    /* observed */
+    int calls;
+    int returned;
+    bool in_flight;
+    bool on_caller_thread;
+    char host[64], port[16];
+} fake_dns;
+
+static fake_dns dns = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static pthread_t test_thread;
+
+static void fake_reset(int rc, const char *why, size_t n, const char *a0, const char *a1,
+                       const char *a2)
+{
+    pthread_mutex_lock(&dns.mu);
+    dns.sleep_ms = 0;
+    dns.hold = false;
+    dns.released = false;
+    dns.rc = rc;
+    dns.why = why;
+    dns.n = n;
+    dns.addrs[0] = a0;
+    dns.addrs[1] = a1;
+    dns.addrs[2] = a2;
+    dns.calls = dns.returned = 0;
+    dns.in_flight = dns.on_caller_thread = false;
+    dns.host[0] = dns.port[0] = 0;
+    pthread_mutex_unlock(&dns.mu);
+}
+
+static int fake_resolve(void *ctx, const char *host, const char *port, char **addrs, size_t max,
+                        size_t *n, gw_error *e)
+{
+    fake_dns *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->calls++;
+    f->in_flight = true;
+    f->on_caller_thread = f->on_caller_thread || pthread_equal(pthread_self(), test_thread);
+    snprintf(f->host, sizeof f->host, "%s", host);
+    snprintf(f->port, sizeof f->port, "%s", port);
+    if (f->sleep_ms) {
+        unsigned ms = f->sleep_ms;
+        pthread_mutex_unlock(&f->mu);
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&f->mu);
+    }
+    if (f->hold) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        while (!f->released && pthread_cond_timedwait(&f->cv, &f->mu, &until) == 0)
+            ;
+    }
+    int rc = f->rc;
+    *n = 0;
+    if (rc != 0 && f->why)
+        gw_error_set(e, rc, "%s", f->why);
+    for (size_t i = 0; rc == 0 && i < f->n && i < max; i++) {
+        addrs[i] = strdup(f->addrs[i]);
+        (*n)++;
+    }
+    f->in_flight = false;
+    f->returned++;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+static void fake_release(void)
+{
+    pthread_mutex_lock(&dns.mu);
+    dns.released = true;
+    pthread_cond_broadcast(&dns.cv);
+    pthread_mutex_unlock(&dns.mu);
+}
+
+static bool fake_in_flight(void)
+{
+    pthread_mutex_lock(&dns.mu);
+    bool b = dns.in_flight;
+    pthread_mutex_unlock(&dns.mu);
+    return b;
+}
+
+static int fake_calls(void)
+{
+    pthread_mutex_lock(&dns.mu);
+    int c = dns.calls;
+    pthread_mutex_unlock(&dns.mu);
+    return c;
+}
+
+/* Every resolver thread has finished and freed its job (bounded wait). */
+static void wait_no_jobs(void)
+{
+    for (int i = 0; i < 2000 && gw_dns_jobs_alive() != 0; i++)
+        usleep(5000);
+    assert_int_equal(gw_dns_jobs_alive(), 0);
+}
+
+static void r_complete(void *owner, const gw_call_status *st)
+{
+    rec *r = owner;
+    r->completions++;
+    r->code = st->code;
+    r->during_resolution = fake_in_flight();
+    snprintf(r->message, sizeof r->message, "%s", st->message);
+}
+
+static const gw_ucall_handlers rh = {.on_complete = r_complete};
+
+static gw_ucall *start(gw_backend *b, rec *r)
+{
+    gw_ucall_params p = {.path = "/s/m"};
+    gw_ucall *c = NULL;
+    gw_error e = {0};
+    assert_int_equal(gw_ucall_start(b, &p, &rh, r, &c, &e), 0);
+    return c;
+}
+
+static gw_backend *backend(gw_loop *l, const char *url, bool inject)
+{
+    gw_backend_options o;
+    gw_backend_options_init(&o);
+    if (inject) {
+        o.resolve = fake_resolve;
+        o.resolve_ctx = &dns;
+    }
+    gw_backend *b = NULL;
+    gw_error e = {0};
+    assert_int_equal(gw_backend_new(l, url, &o, &b, &e), 0);
+    return b;
+}
+
+static gw_backend_stats stats(const gw_backend *b)
+{
+    gw_backend_stats s;
+    gw_backend_get_stats(b, &s);
+    return s;
+}
+
+typedef bool (*cond_fn)(void *);
+
+static void spin_until(gw_loop *l, cond_fn done, void *arg, int max_ms)
+{
+    uint64_t end = gw_now_ns() + (uint64_t)max_ms * GW_MS;
+    while (!done(arg) && gw_now_ns() < end)
+        gw_loop_run_once(l, 10);
+}
+
+static bool one_resolution(void *b) { return stats(b).dns_resolutions >= 1; }
+static bool two_resolutions(void *b) { return stats(b).dns_resolutions >= 2; }
+static bool is_readable(void *fdp) { return readable(*(int *)fdp); }
+static bool completed(void *r) { return ((rec *)r)->completions >= 1; }
+static bool connected_once(void *b) { return stats(b).connects_ok >= 1; }
+static bool connected_twice(void *b) { return stats(b).connects_ok >= 2; }
+static bool resolver_entered(void *unused) { return fake_calls() >= 1; }
+
+/* ---- a slow resolver does not stop the loop ------------------------------ */
+
+typedef struct ticker {
+    gw_loop *l;
+    gw_timer t;
+    gw_backend *slow;
+    int ticks_during;        /* timer callbacks while the resolver was busy */
+    uint64_t max_queued;     /* of the slow backend, seen meanwhile */
+} ticker;
+
+static void on_tick(void *arg)
+{
+    ticker *k = arg;
+    if (fake_in_flight()) {
+        k->ticks_during++;
+        uint64_t q = stats(k->slow).queued_calls;
+        if (q > k->max_queued)
+            k->max_queued = q;
+    }
+    gw_loop_timer_start(k->l, &k->t, gw_loop_now(k->l) + 20 * GW_MS);
+}
+
+static void test_slow_resolver_keeps_loop_serving(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    dns.sleep_ms = 2000;
+    gw_loop *l = gw_loop_new();
+    int port, lfd = listener(&port);
+    char slow_url[64], other_url[64], want[160];
+    snprintf(slow_url, sizeof slow_url, "http://slow.test:%d", port);
+    snprintf(other_url, sizeof other_url, "http://127.0.0.1:%d", closed_port());
+    gw_backend *slow = backend(l, slow_url, true);
+    gw_backend *other = backend(l, other_url, false);
+    ticker k = {.l = l, .slow = slow};
+    gw_timer_init(&k.t, on_tick, &k);
+    gw_loop_timer_start(l, &k.t, gw_now_ns() + 20 * GW_MS);
+
+    rec a = {0}, b = {0};
+    gw_ucall *ca = start(slow, &a);
+    spin_until(l, resolver_entered, NULL, 5000);
+    assert_int_equal(fake_calls(), 1);
+    /* The other backend's whole connect attempt happens meanwhile. */
+    start(other, &b);
+    spin_until(l, one_resolution, slow, 20000);
+
+    assert_int_equal(b.completions, 1);
+    assert_true(b.during_resolution);
+    assert_int_equal(b.code, GW_CODE_UNAVAILABLE);
+    snprintf(want, sizeof want, "backend %s unreachable: connect: Connection refused", other_url);
+    assert_string_equal(b.message, want);
+    assert_true(k.ticks_during >= 1);
+    assert_int_equal(k.max_queued, 1); /* the slow backend's call waited in its queue */
+    assert_int_equal(a.completions, 0);
+    assert_false(dns.on_caller_thread);
+    assert_string_equal(dns.host, "slow.test");
+    assert_int_equal(atoi(dns.port), port);
+
+    /* Then it connects to what the resolver said. */
+    spin_until(l, is_readable, &lfd, 10000);
+    int sfd = accept_and_send_settings(lfd);
+    spin_until(l, connected_once, slow, 10000);
+    gw_backend_stats s = stats(slow);
+    assert_int_equal(s.connects_ok, 1);
+    assert_int_equal(s.dns_resolutions, 1);
+    assert_int_equal(s.dns_failures, 0);
+    gw_ucall_cancel(ca);
+    gw_loop_timer_stop(l, &k.t);
+    gw_backend_del(slow);
+    gw_backend_del(other);
+    gw_loop_del(l);
+    close(sfd);
+    close(lfd);
+    wait_no_jobs();
+}
+
+/* ---- failed resolutions ------------------------------------------------------- */
+
+static const struct {
+    int rc;
+    const char *why;          /* what the resolver says */
+    size_t n;                 /* addresses it returns on success */
+    const char *addr;
+    const char *want;         /* the calls' message after "unreachable: " */
+} failures[] = {
+    {GW_ENOTFOUND, "Name or service not known", 0, NULL,
+     "cannot resolve nowhere.test: Name or service not known"},
+    {GW_EIO, NULL, 0, NULL, "cannot resolve nowhere.test: i/o error"},
+    {0, NULL, 0, NULL, "cannot resolve nowhere.test: no address"},
+    {0, NULL, 1, "not-an-address", "cannot resolve nowhere.test: the resolver returned no numeric address"},
+};
+
+static void test_resolver_failure(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < GW_ARRAY_LEN(failures); i++) {
+        fake_reset(failures[i].rc, failures[i].why, failures[i].n, failures[i].addr, NULL, NULL);
+        gw_loop *l = gw_loop_new();
+        gw_backend *b = backend(l, "http://nowhere.test:1", true);
+        rec r[4] = {{0}};
+        for (int j = 0; j < 3; j++)
+            start(b, &r[j]);
+        spin_until(l, completed, &r[2], 10000);
+        char want[300];
+        snprintf(want, sizeof want, "backend http://nowhere.test:1 unreachable: %s", failures[i].want);
+        for (int j = 0; j < 3; j++) {
+            assert_int_equal(r[j].completions, 1);
+            assert_int_equal(r[j].code, GW_CODE_UNAVAILABLE);
+            assert_string_equal(r[j].message, want);
+        }
+        gw_backend_stats s = stats(b);
+        assert_int_equal(s.dns_resolutions, 1);
+        assert_int_equal(s.dns_failures, 1);
+        assert_int_equal(s.connects_ok, 0);
+        /* The reconnect backoff applies: the next call fails at once with the
+         * same reason, and nobody asks the resolver again. */
+        assert_true(gw_backend_is_down(b));
+        start(b, &r[3]);
+        spin_until(l, completed, &r[3], 5000);
+        assert_string_equal(r[3].message, want);
+        assert_int_equal(fake_calls(), 1);
+        gw_backend_del(b);
+        gw_loop_del(l);
+        wait_no_jobs();
+    }
+}
+
+/* ---- cache, re-resolution, next address ----------------------------------------- */
+
+static void test_cache_and_reresolve(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    gw_loop *l = gw_loop_new();
+    int port, lfd = listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://cache.test:%d", port);
+    gw_backend *b = backend(l, url, true);
+    rec r[4] = {{0}};
+    start(b, &r[0]);
+    spin_until(l, is_readable, &lfd, 10000);
+    int sfd = accept_and_send_settings(lfd);
+    spin_until(l, connected_once, b, 10000);
+    /* More calls ride the same connection: no new resolution. */
+    start(b, &r[1]);
+    start(b, &r[2]);
+    for (int i = 0; i < 5; i++)
+        gw_loop_run_once(l, 10);
+    gw_backend_stats s = stats(b);
+    assert_int_equal(s.dns_resolutions, 1);
+    assert_int_equal(s.connects_started, 1);
+    assert_int_equal(fake_calls(), 1);
+    /* The connection dies: the next connection asks the resolver again. */
+    close(sfd);
+    spin_until(l, completed, &r[2], 10000);
+    assert_int_equal(r[2].code, GW_CODE_UNAVAILABLE);
+    start(b, &r[3]);
+    spin_until(l, two_resolutions, b, 10000);
+    assert_int_equal(fake_calls(), 2);
+    spin_until(l, is_readable, &lfd, 10000);
+    sfd = accept_and_send_settings(lfd);
+    spin_until(l, connected_twice, b, 10000);
+    s = stats(b);
+    assert_int_equal(s.connects_ok, 2);
+    assert_int_equal(s.dns_resolutions, 2);
+    assert_int_equal(r[3].completions, 0);
+    gw_backend_del(b);
+    assert_int_equal(r[3].completions, 1);
+    gw_loop_del(l);
+    close(sfd);
+    close(lfd);
+    wait_no_jobs();
+}
+
+static void test_next_address_after_refusal(void **state)
+{
+    (void)state;
+    /* Something that is no address, one that refuses (nothing listens on
+     * 127.0.0.2), then the live one. */
+    fake_reset(0, NULL, 3, "bogus", "127.0.0.2", "127.0.0.1");
+    gw_loop *l = gw_loop_new();
+    int port, lfd = listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://two.test:%d", port);
+    gw_backend *b = backend(l, url, true);
+    rec r = {0};
+    start(b, &r);
+    spin_until(l, is_readable, &lfd, 10000);
+    int sfd = accept_and_send_settings(lfd);
+    spin_until(l, connected_once, b, 10000);
+    gw_backend_stats s = stats(b);
+    assert_int_equal(s.connects_started, 1); /* one attempt, moved on inside it */
+    assert_int_equal(s.connects_ok, 1);
+    assert_int_equal(r.completions, 0);
+    gw_backend_del(b);
+    gw_loop_del(l);
+    close(sfd);
+    close(lfd);
+    wait_no_jobs();
+}
+
+/* ---- literals and unix paths: no resolver, no thread --------------------------- */
+
+static void test_literals_connect_at_once(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    int port = closed_port();
+    char v4[64], v6[64];
+    snprintf(v4, sizeof v4, "http://127.0.0.1:%d", port);
+    snprintf(v6, sizeof v6, "http://[::1]:%d", port);
+    const struct {
+        const char *url;
+        const char *want;    /* message prefix */
+    } cases[] = {
+        {v4, "unreachable: connect: Connection refused"},
+        {v6, "unreachable: "},  /* refused, or no IPv6 on this machine */
+        {"unix:/nonexistent/grpcgate-test.sock", "unreachable: connect: No such file or directory"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        gw_loop *l = gw_loop_new();
+        gw_backend *b = backend(l, cases[i].url, true);
+        rec r = {0};
+        start(b, &r);
+        /* One turn runs the deferred dispatch: the connect starts there. */
+        gw_loop_run_once(l, 0);
+        gw_backend_stats s = stats(b);
+        assert_int_equal(s.connects_started, 1);
+        assert_int_equal(gw_dns_jobs_alive(), 0);
+        spin_until(l, completed, &r, 10000);
+        char want[200];
+        snprintf(want, sizeof want, "backend %s %s", cases[i].url, cases[i].want);
+        assert_int_equal(r.code, GW_CODE_UNAVAILABLE);
+        assert_memory_equal(r.message, want, strlen(want));
+        s = stats(b);
+        assert_int_equal(s.dns_resolutions, 0);
+        assert_int_equal(fake_calls(), 0);
+        gw_backend_del(b);
+        gw_loop_del(l);
+    }
+}
+
+/* ---- deletion while a resolution is in flight ----------------------------------- */
+
+static void test_del_during_resolution(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    dns.hold = true;
+    gw_loop *l = gw_loop_new();
+    gw_backend *b = backend(l, "http://held.test:1", true);
+    rec r[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        start(b, &r[i]);
+    spin_until(l, resolver_entered, NULL, 5000);
+    assert_true(fake_in_flight());
+    gw_backend_del(b);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].completions, 1);
+        assert_int_equal(r[i].code, GW_CODE_UNAVAILABLE);
+        assert_string_equal(r[i].message, "backend http://held.test:1 is shutting down");
+    }
+    gw_loop_del(l);
+    /* The thread still holds its job; it frees it when the resolver returns. */
+    assert_int_equal(gw_dns_jobs_alive(), 1);
+    fake_release();
+    wait_no_jobs();
+    assert_int_equal(dns.returned, 1);
+}
+
+/* The resolver has answered but the loop has not taken the answer yet. */
+static void test_del_with_answer_pending(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    gw_loop *l = gw_loop_new();
+    gw_backend *b = backend(l, "http://done.test:1", true);
+    rec r = {0};
+    start(b, &r);
+    gw_loop_run_once(l, 0); /* dispatch: the resolution starts */
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&dns.mu);
+        int returned = dns.returned;
+        pthread_mutex_unlock(&dns.mu);
+        if (returned)
+            break;
+        usleep(5000);
+    }
+    assert_int_equal(dns.returned, 1);
+    gw_backend_del(b);
+    assert_int_equal(r.completions, 1);
+    gw_loop_del(l);
+    wait_no_jobs();
+}
+
+/* ---- the default resolver ----------------------------------------------------------- */
+
+static void test_localhost_by_name(void **state)
+{
+    (void)state;
+    gw_loop *l = gw_loop_new();
+    int port, lfd = listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://localhost:%d", port);
+    gw_backend *b = backend(l, url, false);
+    rec r = {0};
+    start(b, &r);
+    /* If localhost is ::1 first, that address refuses and 127.0.0.1 follows. */
+    spin_until(l, is_readable, &lfd, 10000);
+    int sfd = accept_and_send_settings(lfd);
+    spin_until(l, connected_once, b, 10000);
+    gw_backend_stats s = stats(b);
+    assert_int_equal(s.connects_ok, 1);
+    assert_int_equal(s.dns_resolutions, 1);
+    assert_int_equal(s.dns_failures, 0);
+    gw_backend_del(b);
+    gw_loop_del(l);
+    close(sfd);
+    close(lfd);
+    wait_no_jobs();
+}
+
+int main(void)
+{
+    gw_log_set_level(GW_LOG_OFF);
+    test_thread = pthread_self();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slow_resolver_keeps_loop_serving),
+        cmocka_unit_test(test_resolver_failure),
+        cmocka_unit_test(test_cache_and_reresolve),
+        cmocka_unit_test(test_next_address_after_refusal),
+        cmocka_unit_test(test_literals_connect_at_once),
+        cmocka_unit_test(test_del_during_resolution),
+        cmocka_unit_test(test_del_with_answer_pending),
+        cmocka_unit_test(test_localhost_by_name),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
