@@ -377,6 +377,38 @@ static void test_resolver_failure(void **state)
     }
 }
 
+/* A resolver that does not answer is bounded by connect_timeout_ms, like
+ * the rest of the attempt; its thread is abandoned and ends on its own. */
+static void test_resolver_timeout(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    dns.hold = true;
+    gw_loop *l = gw_loop_new();
+    gw_backend_options o;
+    gw_backend_options_init(&o);
+    o.resolve = fake_resolve;
+    o.resolve_ctx = &dns;
+    o.connect_timeout_ms = 200;
+    gw_backend *b = NULL;
+    assert_int_equal(gw_backend_new(l, "http://mute.test:1", &o, &b, NULL), 0);
+    rec r = {0};
+    start(b, &r);
+    spin_until(l, completed, &r, 10000);
+    assert_int_equal(r.code, GW_CODE_UNAVAILABLE);
+    assert_string_equal(r.message,
+                        "backend http://mute.test:1 unreachable: cannot resolve mute.test: "
+                        "no answer within 200 ms");
+    assert_true(r.during_resolution);
+    gw_backend_stats s = stats(b);
+    assert_int_equal(s.dns_resolutions, 0); /* abandoned, never completed */
+    assert_true(gw_backend_is_down(b));
+    gw_backend_del(b);
+    gw_loop_del(l);
+    fake_release();
+    wait_no_jobs();
+}
+
 /* ---- cache, re-resolution, next address ----------------------------------------- */
 
 static void test_cache_and_reresolve(void **state)
@@ -579,6 +611,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_resolver_keeps_loop_serving),
         cmocka_unit_test(test_resolver_failure),
+        cmocka_unit_test(test_resolver_timeout),
         cmocka_unit_test(test_cache_and_reresolve),
         cmocka_unit_test(test_next_address_after_refusal),
         cmocka_unit_test(test_literals_connect_at_once),
