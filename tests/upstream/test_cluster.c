@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -602,6 +603,75 @@ static bool three_calls(void *arg)
     return done;
 }
 
+/* A resolver the test holds inside until it lets go. File scope: its
+ * thread outlives the cluster that started it. */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t held_cv = PTHREAD_COND_INITIALIZER;
+static int held_calls;
+static bool held_hold, held_released;
+
+static int held_resolve(void *ctx, const char *host, const char *port, char **addrs, size_t max,
+                        size_t *n, gw_error *e)
+{
+    (void)ctx, (void)host, (void)port, (void)max, (void)e;
+    pthread_mutex_lock(&held_mu);
+    held_calls++;
+    pthread_cond_broadcast(&held_cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (held_hold && !held_released &&
+           pthread_cond_timedwait(&held_cv, &held_mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&held_mu);
+    addrs[0] = strdup("127.0.0.1");
+    *n = addrs[0] ? 1 : 0;
+    return 0;
+}
+
+/* gw_cluster_del while a refresh is inside the resolver returns at once;
+ * the thread finishes later and frees what it holds (ASan checks it
+ * touches nothing else). */
+static void test_dns_del_during_refresh(void **state)
+{
+    (void)state;
+    gw_loop *l = gw_loop_new();
+    gw_cluster_options o;
+    gw_cluster_options_init(&o);
+    o.dns_refresh_ms = 0;
+    o.resolve = held_resolve;
+    const char *urls[] = {"http://svc.test:1"};
+    gw_cluster *c;
+    gw_error e;
+    held_calls = 0;
+    held_hold = false;
+    held_released = false;
+    assert_int_equal(gw_cluster_new(l, "held", urls, 1, &o, &c, &e), 0); /* first: blocking */
+    pthread_mutex_lock(&held_mu);
+    held_hold = true;
+    pthread_mutex_unlock(&held_mu);
+    assert_int_equal(gw_cluster_refresh_dns(c), 0);
+    pthread_mutex_lock(&held_mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (held_calls < 2 && pthread_cond_timedwait(&held_cv, &held_mu, &until) == 0)
+        ;
+    assert_int_equal(held_calls, 2);
+    pthread_mutex_unlock(&held_mu);
+    gw_cluster_del(c);
+    gw_loop_run_once(l, 0);
+    gw_loop_del(l);
+    assert_int_equal(gw_dns_jobs_alive(), 1);
+    pthread_mutex_lock(&held_mu);
+    held_released = true;
+    pthread_cond_broadcast(&held_cv);
+    pthread_mutex_unlock(&held_mu);
+    for (int i = 0; i < 2000 && gw_dns_jobs_alive() != 0; i++)
+        usleep(5000);
+    assert_int_equal(gw_dns_jobs_alive(), 0);
+}
+
 static void test_dns_periodic(void **state)
 {
     (void)state;
@@ -649,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_dns),
         cmocka_unit_test(test_dns_periodic),
         cmocka_unit_test(test_dns_seed),
+        cmocka_unit_test(test_dns_del_during_refresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
