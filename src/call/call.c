@@ -43,6 +43,7 @@ struct gw_call {
     char endpoint[256];         /* where the upstream call went (access log) */
     bool client_gone;
     bool flush_off;             /* gw_call_flush_off: ignore a->response_flush */
+    bool end_abnormally;        /* gw_call_end_abnormally: no end of body */
     /* for gw_call_options.observe */
     int http_status;
     int final_code;
@@ -66,6 +67,7 @@ const gw_call_options *gw_call_opts(const gw_call *c) { return c->o; }
 const gw_method_def *gw_call_method(const gw_call *c) { return c->method; }
 gw_call_head *gw_call_held_head(gw_call *c) { return c->head_held ? &c->held_head : NULL; }
 void gw_call_flush_off(gw_call *c) { c->flush_off = true; }
+void gw_call_end_abnormally(gw_call *c) { c->end_abnormally = true; }
 
 static bool flushes(const gw_call *c) { return c->a->response_flush && !c->flush_off; }
 
@@ -441,18 +443,21 @@ static int push_mark(gw_call *c, size_t bytes, size_t wire_len)
     return 0;
 }
 
+/* Also acknowledges the messages that gave the client no bytes (an empty
+ * raw HttpBody chunk) as soon as everything before them is taken: nothing
+ * would ever take them, and their window would be lost to the stream. */
 static void ack(gw_call *c, size_t used)
 {
-    while (used && c->mark_head < c->mark_count) {
+    while (c->mark_head < c->mark_count) {
         out_mark *m = &c->marks[c->mark_head];
         size_t t = GW_MIN(used, m->bytes_left);
         m->bytes_left -= t;
         used -= t;
-        if (m->bytes_left == 0) {
-            if (c->uc && m->wire_len)
-                gw_ucall_consume(c->uc, m->wire_len);
-            c->mark_head++;
-        }
+        if (m->bytes_left)
+            break;
+        if (c->uc && m->wire_len)
+            gw_ucall_consume(c->uc, m->wire_len);
+        c->mark_head++;
     }
 }
 
@@ -472,6 +477,8 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         fail_err(c, rc, &e);
         return;
     }
+    if (c->out.len == before && c->out_off == c->out.len)
+        ack(c, 0); /* no bytes for the client and none before them */
     if (c->unary)
         return;
     if (c->head_held) {
@@ -519,7 +526,7 @@ static long on_read(void *owner, uint8_t *buf, size_t max)
     gw_call *c = owner;
     size_t avail = c->out.len - c->out_off;
     if (avail == 0)
-        return c->finished ? GW_FRONT_EOF : 0;
+        return !c->finished ? 0 : c->end_abnormally ? GW_FRONT_ABORT : GW_FRONT_EOF;
     size_t used, w;
     if (flushes(c)) {
         w = c->a->response_flush(c, c->out.data + c->out_off, avail, buf, max, &used);

@@ -197,6 +197,13 @@ gw_call_head *gw_call_held_head(gw_call *c);
  * the client as they are (binary gRPC-Web), without a copy through it. */
 void gw_call_flush_off(gw_call *c);
 
+/* From response_status, once the head is sent: the body bytes already
+ * queued still go out, then the connection is closed without the end of the
+ * body (no terminating chunk), so the client sees an incomplete transfer.
+ * For a protocol that has no way left to say "failed" (a raw REST HttpBody
+ * stream whose backend fails after the first message). */
+void gw_call_end_abnormally(gw_call *c);
+
 /* REST/JSON (call/rest_adapter.c). Start it through gw_call_rest_dispatch,
  * which routes the request first. */
 extern const gw_call_adapter gw_call_rest;

@@ -42,6 +42,8 @@ typedef struct rest_state {
     gw_rest_stream_format fmt;
     bool client_stream;
     bool server_stream;
+    bool raw_stream;             /* server stream of google.api.HttpBody: raw
+                                    chunks, no NDJSON/SSE envelope */
     gw_buf body;                 /* unary / server streaming: the whole body */
     gw_json_splitter split;      /* client streaming */
     bool split_init;
@@ -106,6 +108,7 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     const gw_method_def *m = gw_call_method(c);
     s->client_stream = m->client_streaming;
     s->server_stream = m->server_streaming;
+    s->raw_stream = s->server_stream && gw_rest_route_returns_http_body(s->match.route);
     s->fmt = gw_rest_stream_format_from_accept(gw_front_req_header(r, "Accept"));
     s->content_type = gw_front_req_header(r, "Content-Type");
 
@@ -146,6 +149,10 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     if (s->client_stream) {
         gw_json_splitter_init(&s->split, GW_MIN(o->max_message, s->ro->max_message));
         s->split_init = true;
+        /* The query binds no field of a stream of messages, but ?pretty
+         * still shapes the one answer (gw_rest_build_request reads it for
+         * the other kinds of call). */
+        gw_rest_parse_print(s->query, s->query_len, &s->print);
     }
     return 0;
 }
@@ -234,41 +241,6 @@ static int rest_request_body(gw_call *c, const uint8_t *in, size_t n, gw_buf *ou
     return 0;
 }
 
-/* A nested path variable ({user.id}) makes the request carry its
- * sub-message twice (body, then path), which protobuf merges. protobuf-c
- * 1.4 fails to unpack such a message when the sub-message has a oneof or a
- * map (the demo's User), so those requests are rewritten with each field
- * once. Only routes with nested variables pay for it. */
-static bool needs_canonical(const gw_route_match *m)
-{
-    for (size_t i = 0; i < m->binding_count; i++)
-        if (m->bindings[i].var->path.depth > 1)
-            return true;
-    return false;
-}
-
-static int canonicalize(gw_call *c, gw_buf *out, size_t from, gw_error *e)
-{
-    const gw_call_options *o = gw_call_opts(c);
-    const gw_message_def *in = gw_call_method(c)->input;
-    gw_codec_options co;
-    gw_codec_options_init(&co);
-    co.max_output = 2 * o->max_message + 1024; /* JSON is longer than wire bytes */
-    gw_buf json;
-    gw_buf_init(&json, 0);
-    int rc = gw_codec_proto_to_json(o->registry, in, out->data + from, out->len - from, &co,
-                                    &json, e);
-    if (rc == 0) {
-        out->len = from;
-        rc = gw_codec_json_to_proto(o->registry, in, (const char *)json.data, json.len, &co,
-                                    out, e);
-    }
-    gw_buf_free(&json);
-    if (rc)
-        gw_error_prefix(e, "request message");
-    return rc;
-}
-
 static int rest_request_end(gw_call *c, gw_buf *out, gw_error *e)
 {
     rest_state *s = gw_call_adapter_state(c);
@@ -302,13 +274,6 @@ static int rest_request_end(gw_call *c, gw_buf *out, gw_error *e)
     if (rc) {
         out->len = start;
         return rc == GW_ENOMEM ? gw_error_set(e, rc, "out of memory") : rest_fail(s, rc, &st, e);
-    }
-    if (needs_canonical(&s->match)) {
-        rc = canonicalize(c, out, start + GW_GRPCWEB_HEADER_LEN, e);
-        if (rc) {
-            out->len = start;
-            return rc;
-        }
     }
     frame_end(out, start);
     return 0;
@@ -353,7 +318,10 @@ static int rest_response_head(gw_call *c, const gw_header *md, size_t n, gw_call
     (void)e;
     rest_state *s = gw_call_adapter_state(c);
     head->status = 200;
-    if (s->server_stream) {
+    if (s->raw_stream) {
+        /* The first message sets the real type (rest_response_message). */
+        set_content_type(c, head, "application/octet-stream");
+    } else if (s->server_stream) {
         set_content_type(c, head, gw_rest_stream_content_type(s->fmt));
         if (s->fmt == GW_REST_STREAM_SSE)
             (void)gw_call_head_add(c, head, "Cache-Control", 13, "no-cache", 8);
@@ -370,7 +338,15 @@ static int rest_response_message(gw_call *c, const uint8_t *msg, size_t len, gw_
     gw_rest_status st;
     gw_rest_status_clear(&st);
     int rc;
-    if (s->server_stream) {
+    if (s->raw_stream) {
+        char ct[sizeof s->ct];
+        rc = gw_rest_stream_http_body(s->match.route, msg, len, out, ct, sizeof ct, &st);
+        /* Only the first message's type counts: the head is still held
+         * then (GW_CALL_HOLD_STREAM_HEAD) and goes out right after. */
+        gw_call_head *held = gw_call_held_head(c);
+        if (rc == 0 && held)
+            set_content_type(c, held, ct);
+    } else if (s->server_stream) {
         rc = gw_rest_stream_message(s->ro, o->registry, s->match.route, s->fmt, msg, len, out,
                                     &st);
     } else {
@@ -401,7 +377,7 @@ static void error_answer(gw_call *c, rest_state *s, const gw_call_status *st,
     if (s->rst_set) {
         rc = gw_rest_status_response(s->ro, &s->rst, out);
         http = s->rst.http_status;
-    } else if (s->server_stream) {
+    } else if (s->server_stream && !s->raw_stream) {
         rc = gw_rest_stream_error_first(s->ro, o->registry, st->code, st->message,
                                         st->details, st->details_len, out, &http);
     } else {
@@ -427,10 +403,22 @@ static void rest_response_status(gw_call *c, const gw_call_status *st, gw_call_h
     bool ok = st->code == GW_CODE_OK && !s->rst_set;
     gw_call_head *h = head ? head : gw_call_held_head(c);
     if (!h) {
+        if (ok)
+            return;
+        if (s->raw_stream) {
+            /* Raw bytes have no place for an error and the status line is
+             * out: the response ends without its last chunk, so the client
+             * sees an incomplete transfer instead of a truncated file that
+             * looks whole. */
+            GW_WARN("REST %s: HttpBody stream failed after its first message (%s: %s); "
+                    "closing the response unfinished",
+                    gw_call_method(c)->path, gw_code_name(st->code), st->message);
+            gw_call_end_abnormally(c);
+            return;
+        }
         /* Streaming, head and messages already sent: an error frame. */
-        if (!ok)
-            (void)gw_rest_stream_error(s->ro, o->registry, s->fmt, st->code, st->message,
-                                       st->details, st->details_len, out);
+        (void)gw_rest_stream_error(s->ro, o->registry, s->fmt, st->code, st->message,
+                                   st->details, st->details_len, out);
         return;
     }
     if (!ok) {
@@ -439,7 +427,8 @@ static void rest_response_status(gw_call *c, const gw_call_status *st, gw_call_h
     } else if (s->server_stream) {
         /* A stream that ended without any message. */
         h->status = 200;
-        set_content_type(c, h, gw_rest_stream_content_type(s->fmt));
+        set_content_type(c, h, s->raw_stream ? "application/octet-stream"
+                                             : gw_rest_stream_content_type(s->fmt));
     } else {
         if (!s->have_message) {
             gw_rest_status rs;
