@@ -63,6 +63,30 @@ void gw_ops_openapi_set(gw_ops *o, gw_blob *doc)
     gw_blob_unref(old);
 }
 
+gw_ops_backends *gw_ops_backends_get(gw_ops *o)
+{
+    spin_lock(&o->backends_lock);
+    gw_ops_backends *b = atomic_load_explicit(&o->backends, memory_order_relaxed);
+    if (b)
+        b->ref(b->owner);
+    atomic_flag_clear_explicit(&o->backends_lock, memory_order_release);
+    return b;
+}
+
+void gw_ops_backends_put(gw_ops_backends *b)
+{
+    if (b)
+        b->unref(b->owner);
+}
+
+void gw_ops_backends_set(gw_ops *o, gw_ops_backends *b)
+{
+    spin_lock(&o->backends_lock);
+    gw_ops_backends *old = atomic_exchange_explicit(&o->backends, b, memory_order_relaxed);
+    atomic_flag_clear_explicit(&o->backends_lock, memory_order_release);
+    gw_ops_backends_put(old);
+}
+
 bool gw_ops_ready(gw_ops *o)
 {
     if (atomic_load(&o->draining) || !atomic_load(&o->loaded))
@@ -70,15 +94,18 @@ bool gw_ops_ready(gw_ops *o)
     /* Every backend needs a healthy endpoint in every worker: each worker
      * has its own connections, and one whose backend is down fails the
      * calls the kernel hands it. Before the first sample, not ready. */
-    for (size_t w = 0; w < o->workers; w++) {
+    gw_ops_backends *bs = gw_ops_backends_get(o);
+    bool ready = true;
+    for (size_t w = 0; ready && w < o->workers; w++) {
         gw_metrics *m = o->metrics[w];
         if (!atomic_load_explicit(&m->sampled, memory_order_acquire))
-            return false;
-        for (size_t b = 0; b < o->backend_count && b < GW_METRICS_MAX_BACKENDS; b++)
-            if (gw_counter_get(&m->backends[b].healthy_endpoints) == 0)
-                return false;
+            ready = false;
+        for (size_t b = 0; ready && bs && b < bs->count; b++)
+            if (gw_counter_get(&m->backends[bs->slots[b]].healthy_endpoints) == 0)
+                ready = false;
     }
-    return true;
+    gw_ops_backends_put(bs);
+    return ready;
 }
 
 static void answer(gw_front_req *r, int status, const char *type, const void *body, size_t n)
@@ -97,15 +124,18 @@ static void metrics(gw_ops *o, gw_front_req *r)
 {
     gw_buf b;
     gw_buf_init(&b, METRICS_MAX);
-    gw_metrics_global g = {.backend_names = o->backend_names,
-                           .backend_count = o->backend_count,
-                           .endpoint_names = o->endpoint_names,
-                           .endpoint_counts = o->endpoint_counts,
+    gw_ops_backends *bs = gw_ops_backends_get(o);
+    gw_metrics_global g = {.backend_names = bs ? bs->names : NULL,
+                           .backend_count = bs ? bs->count : 0,
+                           .endpoint_names = bs ? bs->endpoint_names : NULL,
+                           .endpoint_counts = bs ? bs->endpoint_counts : NULL,
+                           .backend_slots = bs ? bs->slots : NULL,
                            .reloads_ok = gw_counter_get(&o->reloads_ok),
                            .reloads_failed = gw_counter_get(&o->reloads_failed),
                            .ready = gw_ops_ready(o),
                            .workers = o->workers};
     int rc = gw_metrics_render(o->metrics, o->workers, &g, &b);
+    gw_ops_backends_put(bs);
     if (rc)
         text(r, 500, rc == GW_ENOMEM ? "out of memory\n" : "metrics too large\n");
     else

@@ -197,6 +197,12 @@ static int backend_line(gw_buf *out, const char *name, const char *backend, cons
             goto out;       \
     } while (0)
 
+static size_t slot_of(const gw_metrics_global *g, size_t b)
+{
+    size_t s = g->backend_slots ? g->backend_slots[b] : b;
+    return s < GW_METRICS_MAX_BACKENDS ? s : 0;
+}
+
 int gw_metrics_render(gw_metrics *const *ms, size_t n, const gw_metrics_global *g,
                       gw_buf *out)
 {
@@ -320,8 +326,8 @@ int gw_metrics_render(gw_metrics *const *ms, size_t n, const gw_metrics_global *
             for (size_t b = 0; b < g->backend_count && b < GW_METRICS_MAX_BACKENDS; b++) {
                 uint64_t v = 0;
                 for (size_t w = 0; w < n; w++) {
-                    gw_counter *c = (gw_counter *)(void *)((char *)&ms[w]->backends[b] +
-                                                           bm[k].off);
+                    gw_counter *c = (gw_counter *)(void *)((char *)&ms[w]->backends[slot_of(
+                                                               g, b)] + bm[k].off);
                     v += gw_counter_get(c);
                 }
                 CHECK(backend_line(out, bm[k].name, g->backend_names[b], bm[k].extra, v));
@@ -350,8 +356,9 @@ int gw_metrics_render(gw_metrics *const *ms, size_t n, const gw_metrics_global *
                      j++) {
                     uint64_t v = 0;
                     for (size_t w = 0; w < n; w++) {
-                        gw_counter *c = (gw_counter *)(void *)((char *)&ms[w]->backends[b] +
-                                                               em[k].off) + j;
+                        gw_counter *c =
+                            (gw_counter *)(void *)((char *)&ms[w]->backends[slot_of(g, b)] +
+                                                   em[k].off) + j;
                         v += gw_counter_get(c);
                     }
                     CHECK(gw_buf_printf(out, "%s{backend=\"", em[k].name));

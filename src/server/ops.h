@@ -105,6 +105,9 @@ typedef struct gw_metrics_global {
      * plain backend): per-endpoint series */
     const char *const *const *endpoint_names;
     const size_t *endpoint_counts;
+    /* backend b's numbers are gw_metrics.backends[backend_slots[b]] (a
+     * reload may add and drop backends; a name keeps its slot). NULL: b. */
+    const size_t *backend_slots;
     uint64_t reloads_ok, reloads_failed;
     bool ready;
     size_t workers;
@@ -131,13 +134,25 @@ gw_blob *gw_blob_new(const void *data, size_t len);   /* refs 1; NULL: ENOMEM */
 void gw_blob_ref(gw_blob *b);
 void gw_blob_unref(gw_blob *b);
 
+/* The backends of one configuration generation as scrapes and /readyz see
+ * them (the arrays as in gw_metrics_global). It lives in what the server
+ * builds per generation: ref/unref on owner keep it alive while read. */
+typedef struct gw_ops_backends {
+    const char *names[GW_METRICS_MAX_BACKENDS];
+    const char *const *endpoint_names[GW_METRICS_MAX_BACKENDS];  /* NULL: plain */
+    size_t endpoint_counts[GW_METRICS_MAX_BACKENDS];
+    size_t slots[GW_METRICS_MAX_BACKENDS];  /* index in gw_metrics.backends */
+    size_t count;
+    void (*ref)(void *owner);
+    void (*unref)(void *owner);
+    void *owner;
+} gw_ops_backends;
+
 typedef struct gw_ops {
     gw_metrics *const *metrics;    /* [workers] */
     size_t workers;
-    const char *const *backend_names;
-    size_t backend_count;
-    const char *const *const *endpoint_names;  /* as in gw_metrics_global */
-    const size_t *endpoint_counts;
+    _Atomic(gw_ops_backends *) backends;  /* current generation's, or NULL */
+    atomic_flag backends_lock;     /* taken only to ref/swap `backends` */
     atomic_bool draining;          /* readiness false from the first signal */
     atomic_bool loaded;            /* a registry is loaded */
     gw_counter reloads_ok, reloads_failed;
@@ -159,6 +174,12 @@ typedef struct gw_ops {
 gw_blob *gw_ops_openapi_get(gw_ops *o);
 /* Replaces the document (takes the caller's reference to doc). */
 void gw_ops_openapi_set(gw_ops *o, gw_blob *doc);
+/* The current backends with a reference (gw_ops_backends_put when done),
+ * or NULL. Any thread. */
+gw_ops_backends *gw_ops_backends_get(gw_ops *o);
+void gw_ops_backends_put(gw_ops_backends *b);
+/* Replaces the backends (takes the caller's reference to b; NULL: none). */
+void gw_ops_backends_set(gw_ops *o, gw_ops_backends *b);
 /* True when /readyz would answer 200. Any thread. */
 bool gw_ops_ready(gw_ops *o);
 /*

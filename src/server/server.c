@@ -33,6 +33,21 @@
 typedef struct worker worker;
 typedef struct server server;
 
+#define MAX_TARGETS (1 + GW_SERVER_MAX_BACKENDS)
+
+/* Where a generation sends calls: the `default` backend (--backend) first
+ * when given, then the named backends. Each worker runs its own instance
+ * of every target; generations whose target has the same id share it. */
+typedef struct starget {
+    const char *name;             /* "default" or the backend's name (routes) */
+    const char *label;            /* metrics, access log: the URL for default */
+    const char *url;              /* default: its URL; NULL: a cluster */
+    const gw_backend_options *upstream;  /* default: its options */
+    const gw_server_backend *def; /* a cluster: its definition (in cfg) */
+    unsigned id;                  /* equal ids: equal definitions */
+    gw_dns_seed *seed;            /* a new cluster's names, resolved here */
+} starget;
+
 /*
  * What one configuration generation serves with: built off the workers'
  * threads (at start, on SIGHUP), immutable afterwards, shared by reference
@@ -52,6 +67,9 @@ typedef struct snapshot {
     char *allow_headers;          /* CORS_BASE_HEADERS + configured ones */
     gw_blob *openapi;             /* the document, or NULL when not served */
     unsigned generation;
+    starget targets[MAX_TARGETS];
+    size_t target_count;
+    gw_ops_backends ops_backends; /* the targets as scrapes see them */
     /* routing: empty means every method goes to target 0 */
     struct sroute {
         const char *match;        /* in cfg */
@@ -75,16 +93,34 @@ struct server {
     gw_metrics **metrics;        /* [worker_count], each in its worker */
     gw_accesslog *alog;          /* NULL: no access log */
     gw_admin *admin;             /* NULL: no separate admin listener */
-    /* Upstream targets, fixed at start: "default" (--backend) first when
-     * given, then the named backends (each a gw_cluster per worker). */
-    const char *target_names[1 + GW_SERVER_MAX_BACKENDS];
-    const char *const *target_endpoints[1 + GW_SERVER_MAX_BACKENDS];  /* NULL: plain */
-    size_t target_endpoint_counts[1 + GW_SERVER_MAX_BACKENDS];
-    size_t target_count;
-    bool has_default;
+    /* Main thread only: target ids, and the metrics slot of each target
+     * label ever seen (a label keeps its slot across reloads). */
+    unsigned next_target_id;
+    char *slot_labels[GW_METRICS_MAX_BACKENDS];
+    size_t slot_count;
     char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
     gw_static *statics;          /* NULL: no static directory */
 };
+
+/* A worker's instance of a target: a backend or a cluster on its loop. */
+typedef struct winst {
+    struct winst *next;
+    unsigned id;                  /* starget.id */
+    unsigned refs;                /* views using it */
+    gw_backend *backend;          /* the default backend, or */
+    gw_cluster *cluster;
+} winst;
+
+/* A generation as one worker runs it: its targets' instances, and how many
+ * of this worker's calls started with it. The current view takes new
+ * calls; older ones live until their last call ends, then their
+ * instances that no newer view shares are deleted (connections closed). */
+typedef struct wview {
+    struct wview *next;
+    snapshot *sn;                 /* a reference */
+    size_t calls;
+    winst *targets[MAX_TARGETS];  /* NULL: could not be created (logged) */
+} wview;
 
 struct worker {
     server *s;
@@ -93,7 +129,6 @@ struct worker {
     bool started;
     gw_loop *loop;
     gw_front *front;
-    gw_backend *backend;
     atomic_bool stop_requested;
     bool draining;
     uint64_t drain_deadline_ns;
@@ -101,8 +136,11 @@ struct worker {
     gw_metrics metrics;     /* written by this worker only */
     gw_buf logline;         /* access-log line being formatted */
     gw_timer sample;        /* copies backend state into metrics */
-    snapshot *snap;         /* the generation new requests use (a reference) */
-    gw_cluster *clusters[GW_SERVER_MAX_BACKENDS];  /* the named backends */
+    snapshot *snap;         /* the generation new requests use (view->sn) */
+    wview *view;            /* current */
+    wview *old_views;       /* with calls in flight */
+    winst *insts;           /* every instance of every view */
+    gw_defer gc;            /* deletes finished views off the call's stack */
 };
 
 /* ---- CORS ------------------------------------------------------------------------ */
@@ -230,7 +268,20 @@ static int route_of(const snapshot *sn, const gw_method_def *m)
 
 static _Thread_local struct worker *current_worker;
 
-/* gw_call_options.upstream_start: the call goes where its method is routed. */
+/* The worker's view of sn: the current one, or an older one that still has
+ * calls. NULL if there is none (not expected). */
+static wview *view_of(worker *w, const snapshot *sn)
+{
+    if (w->view && w->view->sn == sn)
+        return w->view;
+    for (wview *v = w->old_views; v; v = v->next)
+        if (v->sn == sn)
+            return v;
+    return NULL;
+}
+
+/* gw_call_options.upstream_start: the call goes where its method is routed,
+ * on the instance of the generation the call started with. */
 static int upstream_start(void *ctx, const gw_method_def *m, const gw_ucall_params *p,
                           const gw_ucall_handlers *h, void *owner, gw_ucall **out, gw_error *e)
 {
@@ -240,10 +291,14 @@ static int upstream_start(void *ctx, const gw_method_def *m, const gw_ucall_para
     if (t < 0)
         return gw_error_set(e, GW_ENOTFOUND, "method %s is not routed to any backend",
                             m ? m->path : "?");
-    if (sn->s->has_default && t == 0)
-        return gw_ucall_start(w->backend, p, h, owner, out, e);
-    return gw_cluster_ucall_start(w->clusters[t - (sn->s->has_default ? 1 : 0)], p, h, owner,
-                                  out, e);
+    wview *v = view_of(w, sn);
+    winst *in = v ? v->targets[t] : NULL;
+    if (!in)
+        return gw_error_set(e, GW_EIO, "backend %s is not available (see the gateway's log)",
+                            sn->targets[t].name);
+    if (in->backend)
+        return gw_ucall_start(in->backend, p, h, owner, out, e);
+    return gw_cluster_ucall_start(in->cluster, p, h, owner, out, e);
 }
 
 /* ---- operations glue (metrics, access log; see ops.h) ------------------------------ */
@@ -261,7 +316,8 @@ static void snapshot_ref(snapshot *sn)
     atomic_fetch_add_explicit(&sn->refs, 1, memory_order_relaxed);
 }
 
-/* ctx is the call's snapshot: the reference taken at start is dropped here. */
+/* ctx is the call's snapshot: the reference taken at start is dropped here,
+ * and the last call of an older view lets its instances go. */
 static void ops_observe(void *ctx, const gw_call_report *rep)
 {
     snapshot *sn = ctx;
@@ -271,11 +327,12 @@ static void ops_observe(void *ctx, const gw_call_report *rep)
         if (sn->s->alog)
         {
             int t = rep->method ? route_of(sn, rep->method) : -1;
-            const char *b = t < 0 ? NULL
-                            : sn->s->has_default && t == 0 ? sn->cfg->backend
-                                                            : sn->s->target_names[t];
-            gw_accesslog_write(sn->s->alog, &w->logline, rep, b);
+            gw_accesslog_write(sn->s->alog, &w->logline, rep,
+                               t < 0 ? NULL : sn->targets[t].label);
         }
+        wview *v = view_of(w, sn);
+        if (v && v->calls && --v->calls == 0 && v != w->view)
+            gw_loop_defer(w->loop, &w->gc);
     }
     snapshot_unref(sn);
 }
@@ -283,30 +340,41 @@ static void ops_observe(void *ctx, const gw_call_report *rep)
 static void ops_observe_start(void *ctx)
 {
     snapshot_ref(ctx);
-    if (current_worker)
-        gw_metrics_call_started(&current_worker->metrics);
+    worker *w = current_worker;
+    if (w) {
+        gw_metrics_call_started(&w->metrics);
+        wview *v = view_of(w, ctx);
+        if (v)
+            v->calls++;
+    }
 }
 
+/* Copies the current view's instances' state into this worker's metrics,
+ * at each target's slot. */
 static void sample_tick(void *owner)
 {
     worker *w = owner;
-    server *s = w->s;
-    gw_backend_sample bs = {0};
-    if (s->has_default && w->backend) {
-        gw_backend_stats st;
-        gw_backend_get_stats(w->backend, &st);
-        bs.connections_open = st.connections_open;
-        bs.connects_started = st.connects_started;
-        bs.connects_ok = st.connects_ok;
-        bs.queued_calls = st.queued_calls;
-        bs.endpoints = 1;
-        bs.healthy_endpoints = gw_backend_is_down(w->backend) ? 0 : 1;
-        gw_metrics_set_backend(&w->metrics, 0, &bs);
-    }
-    for (size_t i = s->has_default ? 1 : 0; i < s->target_count; i++) {
-        gw_cluster *c = w->clusters[i - (s->has_default ? 1 : 0)];
-        if (!c)
+    const snapshot *sn = w->view->sn;
+    for (size_t i = 0; i < sn->target_count; i++) {
+        winst *in = w->view->targets[i];
+        size_t slot = sn->ops_backends.slots[i];
+        gw_backend_sample bs = {0};
+        if (in && in->backend) {
+            gw_backend_stats st;
+            gw_backend_get_stats(in->backend, &st);
+            bs.connections_open = st.connections_open;
+            bs.connects_started = st.connects_started;
+            bs.connects_ok = st.connects_ok;
+            bs.queued_calls = st.queued_calls;
+            bs.endpoints = 1;
+            bs.healthy_endpoints = gw_backend_is_down(in->backend) ? 0 : 1;
+        }
+        if (!in || !in->cluster) {
+            gw_metrics_set_backend(&w->metrics, slot, &bs);
             continue;
+        }
+        gw_cluster *c = in->cluster;
+        const gw_server_backend *def = sn->targets[i].def;
         gw_cluster_stats cs;
         gw_cluster_get_stats(c, &cs);
         bs = (gw_backend_sample){.endpoints = cs.endpoints,
@@ -319,16 +387,15 @@ static void sample_tick(void *owner)
             bs.checks_ok += es.checks_ok;
             bs.checks_failed += es.checks_failed;
             /* by the configured URL the address came from */
-            for (size_t k = 0; k < s->target_endpoint_counts[i] && k < GW_METRICS_MAX_ENDPOINTS;
-                 k++)
-                if (es.name_url && strcmp(es.name_url, s->target_endpoints[i][k]) == 0) {
+            for (size_t k = 0; k < def->endpoint_count && k < GW_METRICS_MAX_ENDPOINTS; k++)
+                if (es.name_url && strcmp(es.name_url, def->endpoints[k]) == 0) {
                     bs.ep_calls[k] += es.calls_started;
                     if (es.healthy && !es.draining)
                         bs.ep_up[k] = 1;
                     break;
                 }
         }
-        gw_metrics_set_backend(&w->metrics, i, &bs);
+        gw_metrics_set_backend(&w->metrics, slot, &bs);
     }
     gw_loop_timer_start(w->loop, &w->sample, gw_loop_now(w->loop) + SAMPLE_INTERVAL_NS);
 }
@@ -352,10 +419,8 @@ static int ops_setup(server *s, gw_error *e)
         s->metrics[i] = &s->workers[i].metrics;
     o->metrics = s->metrics;
     o->workers = s->worker_count;
-    o->backend_names = s->target_names;
-    o->backend_count = s->target_count;
-    o->endpoint_names = s->target_endpoints;
-    o->endpoint_counts = s->target_endpoint_counts;
+    snapshot_ref(s->current);
+    gw_ops_backends_set(o, &s->current->ops_backends);
     o->prefix = cfg->ops_prefix ? cfg->ops_prefix : "";
     o->on_main_port = cfg->ops_on_main_port;
     o->metrics_enabled = cfg->metrics_enabled;
@@ -421,6 +486,7 @@ static void ops_teardown(server *s)
     gw_accesslog_close(s->alog);
     s->alog = NULL;
     gw_ops_openapi_set(&s->ops, NULL);
+    gw_ops_backends_set(&s->ops, NULL);
     free(s->metrics);
     s->metrics = NULL;
     free(s->tls_cert);
@@ -488,7 +554,7 @@ static void on_request(void *owner, gw_front_req *r)
         if (s->statics && try_static(s, sn->router, r, method, cors.allow_origin))
             return;
         /* Not gRPC-Web: REST/JSON (404/405/415 answered there, as JSON). */
-        gw_call_rest_dispatch(r, &sn->call, &cors, &sn->rest, w->backend);
+        gw_call_rest_dispatch(r, &sn->call, &cors, &sn->rest, NULL);
         return;
     }
     if (kind == GW_EINVAL) {
@@ -518,7 +584,7 @@ static void on_request(void *owner, gw_front_req *r)
         gw_front_req_close_now(r);
         return;
     }
-    gw_call_start(r, &sn->call, &cors, m, w->backend, &gw_call_grpcweb, &fmt);
+    gw_call_start(r, &sn->call, &cors, m, NULL, &gw_call_grpcweb, &fmt);
 }
 
 static const gw_front_handler front_handler = {.on_request = on_request};
@@ -550,13 +616,154 @@ static snapshot *current_snapshot(server *s)
     return sn;
 }
 
+/* ---- per-worker instances of the targets ----------------------------------------- */
+
+/* Creates this worker's instance of target t of sn. Returns 0, GW_EINVAL,
+ * GW_EIO or GW_ENOMEM with e set. */
+static int inst_new(worker *w, const snapshot *sn, size_t t, winst **out, gw_error *e)
+{
+    const starget *st = &sn->targets[t];
+    winst *in = calloc(1, sizeof *in);
+    if (!in)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    in->id = st->id;
+    int rc;
+    if (st->url) {
+        rc = gw_backend_new(w->loop, st->url, st->upstream, &in->backend, e);
+    } else {
+        gw_cluster_options co = st->def->cluster;
+        co.seed = st->seed;
+        rc = gw_cluster_new(w->loop, st->def->name, (const char *const *)st->def->endpoints,
+                            st->def->endpoint_count, &co, &in->cluster, e);
+    }
+    if (rc) {
+        gw_error_prefix(e, "backend %s", st->name);
+        free(in);
+        return rc;
+    }
+    in->next = w->insts;
+    w->insts = in;
+    *out = in;
+    return 0;
+}
+
+/* Drops a view's hold on in; the last one deletes it. A cluster's or
+ * backend's delete fails what is still open on it, so this runs only when
+ * no call of any view using in is left. */
+static void inst_put(worker *w, winst *in)
+{
+    if (!in || --in->refs)
+        return;
+    for (winst **pp = &w->insts; *pp; pp = &(*pp)->next)
+        if (*pp == in) {
+            *pp = in->next;
+            break;
+        }
+    gw_backend_del(in->backend);
+    gw_cluster_del(in->cluster);
+    free(in);
+}
+
+/*
+ * The view of sn for w (takes the caller's reference to sn): targets whose
+ * id an existing instance has share it, the others get a new instance.
+ * strict (at start): any failure fails; else (a reload, on the worker) a
+ * target that cannot be created is logged and its calls fail UNAVAILABLE
+ * (the main thread built each new target once already, so only memory or
+ * descriptors can be short here). Returns 0 or the error with e set.
+ */
+static int view_new(worker *w, snapshot *sn, bool strict, wview **out, gw_error *e)
+{
+    wview *v = calloc(1, sizeof *v);
+    if (!v) {
+        snapshot_unref(sn);
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    }
+    v->sn = sn;
+    for (size_t t = 0; t < sn->target_count; t++) {
+        winst *in = w->insts;
+        while (in && in->id != sn->targets[t].id)
+            in = in->next;
+        if (!in) {
+            gw_error err;
+            gw_error_clear(&err);
+            int rc = inst_new(w, sn, t, &in, &err);
+            if (rc && strict) {
+                *e = err;
+                for (size_t j = 0; j < t; j++)
+                    inst_put(w, v->targets[j]);
+                snapshot_unref(sn);
+                free(v);
+                return rc;
+            }
+            if (rc)
+                GW_ERROR("worker %u: reload: %s", w->index, err.msg);
+        }
+        if (in)
+            in->refs++;
+        v->targets[t] = in;
+    }
+    *out = v;
+    return 0;
+}
+
+static void view_free(worker *w, wview *v)
+{
+    for (size_t t = 0; t < v->sn->target_count; t++)
+        inst_put(w, v->targets[t]);
+    snapshot_unref(v->sn);
+    free(v);
+}
+
+/* Deferred: older views whose last call has ended go, and with them the
+ * instances (and connections) no other view uses. Runs from the loop, so
+ * never inside a callback of the instance it deletes. */
+static void views_gc(void *owner)
+{
+    worker *w = owner;
+    wview **pp = &w->old_views;
+    while (*pp) {
+        wview *v = *pp;
+        if (v->calls) {
+            pp = &v->next;
+            continue;
+        }
+        *pp = v->next;
+        view_free(w, v);
+    }
+}
+
+static void views_free_all(worker *w)
+{
+    while (w->old_views) {
+        wview *v = w->old_views;
+        w->old_views = v->next;
+        view_free(w, v);
+    }
+    if (w->view)
+        view_free(w, w->view);
+    w->view = NULL;
+    w->snap = NULL;
+}
+
 static void on_wakeup(void *owner)
 {
     worker *w = owner;
     snapshot *cur = current_snapshot(w->s);
     if (cur != w->snap) {
-        snapshot_unref(w->snap);
-        w->snap = cur;
+        gw_error e;
+        gw_error_clear(&e);
+        wview *v;
+        if (view_new(w, cur, false, &v, &e) == 0) {
+            w->view->next = w->old_views;
+            w->old_views = w->view;
+            w->view = v;
+            w->snap = cur;
+            gw_loop_defer(w->loop, &w->gc);
+        } else {
+            GW_ERROR("worker %u: reload: %s; this worker keeps the previous configuration",
+                     w->index, e.msg);
+        }
     } else {
         snapshot_unref(cur);
     }
@@ -579,12 +786,7 @@ static void *worker_main(void *arg)
      * while the backend still exists. */
     gw_front_del(w->front);
     w->front = NULL;
-    gw_backend_del(w->backend);
-    w->backend = NULL;
-    for (size_t i = 0; i < GW_SERVER_MAX_BACKENDS; i++) {
-        gw_cluster_del(w->clusters[i]);
-        w->clusters[i] = NULL;
-    }
+    views_free_all(w);
     return NULL;
 }
 
@@ -592,7 +794,6 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
 {
     w->s = s;
     w->index = index;
-    w->snap = current_snapshot(s);
     atomic_init(&w->stop_requested, false);
     gw_timer_init(&w->drain_check, drain_check, w);
     gw_timer_init(&w->sample, sample_tick, w);
@@ -603,21 +804,11 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     if (!w->loop)
         return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
     gw_loop_set_wakeup_cb(w->loop, on_wakeup, w);
-    int rc = 0;
-    if (s->cfg->backend) {
-        rc = gw_backend_new(w->loop, s->cfg->backend, &s->cfg->upstream, &w->backend, e);
-        if (rc)
-            return rc;
-    }
-    for (size_t i = 0; i < s->cfg->backend_count; i++) {
-        const gw_server_backend *b = &s->cfg->backends[i];
-        rc = gw_cluster_new(w->loop, b->name, (const char *const *)b->endpoints,
-                            b->endpoint_count, &b->cluster, &w->clusters[i], e);
-        if (rc) {
-            gw_error_prefix(e, "backend %s", b->name);
-            return rc;
-        }
-    }
+    gw_defer_init(&w->gc, views_gc, w);
+    int rc = view_new(w, current_snapshot(s), true, &w->view, e);
+    if (rc)
+        return rc;
+    w->snap = w->view->sn;
     gw_front_options fo = s->cfg->front;
     fo.host = s->host;
     fo.port = s->port;
@@ -637,20 +828,14 @@ static void worker_free(worker *w)
 {
     if (w->front)
         gw_front_del(w->front);
-    if (w->backend)
-        gw_backend_del(w->backend);
-    for (size_t i = 0; i < GW_SERVER_MAX_BACKENDS; i++)
-        if (w->clusters[i])
-            gw_cluster_del(w->clusters[i]);
+    /* After the front: its calls used the instances and held references. */
+    views_free_all(w);
     if (w->loop) {
         gw_loop_timer_stop(w->loop, &w->drain_check);
         gw_loop_timer_stop(w->loop, &w->sample);
+        gw_loop_defer_cancel(w->loop, &w->gc);
         gw_loop_del(w->loop);
     }
-    /* After the front: its calls held references too. */
-    if (w->snap)
-        snapshot_unref(w->snap);
-    w->snap = NULL;
     gw_metrics_free(&w->metrics);
     gw_buf_free(&w->logline);
 }
@@ -740,6 +925,8 @@ static void snapshot_unref(snapshot *sn)
     gw_registry_del(sn->registry);
     free(sn->routes);
     free(sn->allow_headers);
+    for (size_t i = 0; i < sn->target_count; i++)
+        gw_dns_seed_del(sn->targets[i].seed);
     if (sn->own_cfg) {
         gw_server_config_free(sn->own_cfg);
         free(sn->own_cfg);
@@ -780,11 +967,176 @@ static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_erro
     return rc;
 }
 
+static bool str_same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Field by field: an instance is reused only when every setting it was
+ * built with is the same (a certificate file is compared by path, not
+ * content). */
+static bool upstream_same(const gw_backend_options *a, const gw_backend_options *b)
+{
+    return a->pool_size == b->pool_size && a->stream_window == b->stream_window &&
+           a->connection_window == b->connection_window &&
+           a->max_response_message == b->max_response_message &&
+           a->max_request_buffer == b->max_request_buffer &&
+           a->max_header_list == b->max_header_list &&
+           a->max_queued_calls == b->max_queued_calls &&
+           a->max_resets_per_sec == b->max_resets_per_sec &&
+           a->connect_timeout_ms == b->connect_timeout_ms && a->keepalive_ms == b->keepalive_ms &&
+           a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
+           str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
+           str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&
+           a->random == b->random && a->random_ctx == b->random_ctx;
+}
+
+static bool target_same(const starget *a, const starget *b)
+{
+    if (strcmp(a->name, b->name) != 0 || !a->url != !b->url)
+        return false;
+    if (a->url)
+        return strcmp(a->url, b->url) == 0 && upstream_same(a->upstream, b->upstream);
+    const gw_server_backend *x = a->def, *y = b->def;
+    if (x->endpoint_count != y->endpoint_count)
+        return false;
+    for (size_t i = 0; i < x->endpoint_count; i++)
+        if (strcmp(x->endpoints[i], y->endpoints[i]) != 0)
+            return false;
+    const gw_cluster_options *p = &x->cluster, *q = &y->cluster;
+    return p->policy == q->policy && upstream_same(&p->backend, &q->backend) &&
+           p->health.interval_ms == q->health.interval_ms &&
+           p->health.timeout_ms == q->health.timeout_ms &&
+           p->health.unhealthy_threshold == q->health.unhealthy_threshold &&
+           p->health.healthy_threshold == q->health.healthy_threshold &&
+           str_same(p->health.service, q->health.service) &&
+           p->probe_interval_ms == q->probe_interval_ms &&
+           p->dns_refresh_ms == q->dns_refresh_ms && p->max_endpoints == q->max_endpoints &&
+           p->resolve == q->resolve && p->resolve_ctx == q->resolve_ctx;
+}
+
+/* The metrics slot of a backend label: kept for the life of the process so
+ * that a worker still sampling an older generation never writes into
+ * another backend's numbers. Main thread. Returns 0, GW_ELIMIT, GW_ENOMEM. */
+static int slot_for(server *s, const char *label, size_t *out, gw_error *e)
+{
+    for (size_t i = 0; i < s->slot_count; i++)
+        if (strcmp(s->slot_labels[i], label) == 0) {
+            *out = i;
+            return 0;
+        }
+    if (s->slot_count == GW_METRICS_MAX_BACKENDS)
+        return gw_error_set(e, GW_ELIMIT, "more than %d backend names since the start (the "
+                            "metrics keep one slot per name): restart to add '%s'",
+                            GW_METRICS_MAX_BACKENDS, label);
+    char *dup = strdup(label);
+    if (!dup)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    s->slot_labels[s->slot_count] = dup;
+    *out = s->slot_count++;
+    return 0;
+}
+
+/* Builds a new target once on a scratch loop that never runs, so that a bad
+ * URL or an unreadable certificate fails the reload here, on the main
+ * thread, instead of in every worker. Returns 0 or the error with e set. */
+static int target_check(const starget *st, gw_error *e)
+{
+    gw_loop *l = gw_loop_new();
+    if (!l)
+        return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
+    int rc;
+    if (st->url) {
+        gw_backend *b = NULL;
+        rc = gw_backend_new(l, st->url, st->upstream, &b, e);
+        gw_backend_del(b);
+    } else {
+        gw_cluster_options co = st->def->cluster;
+        co.seed = st->seed;
+        gw_cluster *c = NULL;
+        rc = gw_cluster_new(l, st->def->name, (const char *const *)st->def->endpoints,
+                            st->def->endpoint_count, &co, &c, e);
+        gw_cluster_del(c);
+    }
+    gw_loop_del(l);
+    if (rc)
+        gw_error_prefix(e, "backend %s", st->name);
+    return rc;
+}
+
+static void ops_backends_ref(void *owner)
+{
+    snapshot_ref(owner);
+}
+
+static void ops_backends_unref(void *owner)
+{
+    snapshot_unref(owner);
+}
+
+/*
+ * The targets of cfg: the `default` backend, then the named ones. A target
+ * equal to one of the generation being replaced keeps its id (the workers
+ * keep its instance, connections and health state); a new or changed one
+ * gets a new id, its host names resolved here and its settings tried once
+ * (target_check) when this is a reload. Main thread.
+ */
+static int snapshot_targets(snapshot *sn, const gw_server_config *cfg, gw_error *e)
+{
+    server *s = sn->s;
+    const snapshot *prev = s->current;
+    if (!cfg->backend && cfg->backend_count == 0)
+        return gw_error_set(e, GW_EINVAL, "no backend: give --backend URL or \"backends\"");
+    if (cfg->backend)
+        sn->targets[sn->target_count++] = (starget){.name = "default", .label = cfg->backend,
+                                                    .url = cfg->backend,
+                                                    .upstream = &cfg->upstream};
+    for (size_t i = 0; i < cfg->backend_count; i++)
+        sn->targets[sn->target_count++] = (starget){.name = cfg->backends[i].name,
+                                                    .label = cfg->backends[i].name,
+                                                    .def = &cfg->backends[i]};
+    gw_ops_backends *ob = &sn->ops_backends;
+    ob->ref = ops_backends_ref;
+    ob->unref = ops_backends_unref;
+    ob->owner = sn;
+    for (size_t t = 0; t < sn->target_count; t++) {
+        starget *st = &sn->targets[t];
+        int rc = slot_for(s, st->label, &ob->slots[t], e);
+        if (rc)
+            return rc;
+        ob->names[t] = st->label;
+        if (st->def) {
+            ob->endpoint_names[t] = (const char *const *)st->def->endpoints;
+            ob->endpoint_counts[t] = st->def->endpoint_count;
+        }
+        ob->count = t + 1;
+        for (size_t j = 0; prev && j < prev->target_count && !st->id; j++)
+            if (target_same(&prev->targets[j], st))
+                st->id = prev->targets[j].id;
+        if (st->id)
+            continue;
+        st->id = ++s->next_target_id;
+        if (!prev)
+            continue; /* at start the workers build it, and fail the start */
+        if (st->def) {
+            rc = gw_dns_seed_new((const char *const *)st->def->endpoints,
+                                 st->def->endpoint_count, &st->def->cluster, &st->seed, e);
+            if (rc) {
+                gw_error_prefix(e, "backend %s", st->name);
+                return rc;
+            }
+        }
+        rc = target_check(st, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Resolves the routes of cfg against the server's targets and builds the
  * REST router with the routed methods only. */
 static int snapshot_routes(snapshot *sn, const gw_server_config *cfg, gw_error *e)
 {
-    server *s = sn->s;
     if (cfg->route_count) {
         sn->routes = calloc(cfg->route_count, sizeof *sn->routes);
         if (!sn->routes)
@@ -793,21 +1145,17 @@ static int snapshot_routes(snapshot *sn, const gw_server_config *cfg, gw_error *
     for (size_t i = 0; i < cfg->route_count; i++) {
         const gw_server_route *r = &cfg->routes[i];
         int t = -1;
-        for (size_t j = 0; j < s->target_count && t < 0; j++) {
-            const char *name = s->has_default && j == 0 ? "default" : s->target_names[j];
-            if (strcmp(name, r->backend) == 0)
+        for (size_t j = 0; j < sn->target_count && t < 0; j++)
+            if (strcmp(sn->targets[j].name, r->backend) == 0)
                 t = (int)j;
-        }
         if (t < 0)
-            return gw_error_set(e, GW_EINVAL,
-                                "routes[%zu]: no backend '%s' (new backends need a restart)",
-                                i, r->backend);
+            return gw_error_set(e, GW_EINVAL, "routes[%zu]: no backend '%s'", i, r->backend);
         sn->routes[i] = (struct sroute){.match = r->match,
                                         .len = strcmp(r->match, "*") ? strlen(r->match) : 0,
                                         .target = t};
         sn->route_count++;
     }
-    if (sn->route_count == 0 && s->target_count > 1)
+    if (sn->route_count == 0 && sn->target_count > 1)
         return gw_error_set(e, GW_EINVAL, "several backends: give \"routes\"");
     sn->router = gw_router_new(&cfg->router);
     if (!sn->router)
@@ -932,6 +1280,9 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
     sn->call.observe_ctx = sn;
     sn->call.upstream_start = upstream_start;
     sn->call.upstream_ctx = sn;
+    rc = snapshot_targets(sn, cfg, e);
+    if (rc)
+        goto out;
     rc = snapshot_routes(sn, cfg, e);
     if (rc)
         goto out;
@@ -975,16 +1326,14 @@ out:
     return rc;
 }
 
-/* Settings a reload cannot change: listeners, threads and connections
- * stay as they are. Logged, then ignored. */
+/* Settings a reload cannot change: threads and the other listeners stay
+ * as they are. Logged, then ignored. */
 static void warn_restart_only(const gw_server_config *old, const gw_server_config *nc)
 {
     static const struct {
         const char *name;
         size_t off;
     } strs[] = {
-        {"listen", offsetof(gw_server_config, listen)},
-        {"backend", offsetof(gw_server_config, backend)},
         {"admin.listen", offsetof(gw_server_config, admin_listen)},
         {"access_log", offsetof(gw_server_config, access_log)},
         {"tls", offsetof(gw_server_config, tls_cert)},
@@ -999,15 +1348,20 @@ static void warn_restart_only(const gw_server_config *old, const gw_server_confi
     }
     if (old->workers != nc->workers)
         GW_WARN("reload: 'workers' changed; it takes effect only after a restart");
-    bool same = old->backend_count == nc->backend_count;
-    for (size_t i = 0; same && i < old->backend_count; i++) {
-        const gw_server_backend *a = &old->backends[i], *b = &nc->backends[i];
-        same = strcmp(a->name, b->name) == 0 && a->endpoint_count == b->endpoint_count;
-        for (size_t j = 0; same && j < a->endpoint_count; j++)
-            same = strcmp(a->endpoints[j], b->endpoints[j]) == 0;
-    }
-    if (!same)
-        GW_WARN("reload: 'backends' changed; it takes effect only after a restart");
+}
+
+/* The main listener cannot move without dropping connections: a reload
+ * that changes it is refused as a whole, so what is served never
+ * disagrees with the file about where. Returns 0 or GW_EINVAL. */
+static int check_same_listen(const gw_server_config *old, const gw_server_config *nc,
+                             gw_error *e)
+{
+    const char *a = old->listen ? old->listen : "127.0.0.1:8080";
+    const char *b = nc->listen ? nc->listen : "127.0.0.1:8080";
+    if (strcmp(a, b) == 0)
+        return 0;
+    return gw_error_set(e, GW_EINVAL, "'listen' changed from %s to %s: a new listen address "
+                        "needs a restart", a, b);
 }
 
 /*
@@ -1036,7 +1390,12 @@ static void reload(server *s)
             goto out;
         }
         use = nc;
-
+        rc = check_same_listen(s->cfg, nc, &e);
+        if (rc) {
+            gw_server_config_free(nc);
+            free(nc);
+            goto out;
+        }
         warn_restart_only(s->cfg, nc);
     }
     snapshot *sn;
@@ -1051,6 +1410,8 @@ static void reload(server *s)
     if (sn->openapi)
         gw_blob_ref(sn->openapi);
     gw_ops_openapi_set(&s->ops, sn->openapi);
+    snapshot_ref(sn);
+    gw_ops_backends_set(&s->ops, &sn->ops_backends);
     if (nc)
         gw_log_set_level(nc->log_level);
     for (size_t i = 0; i < s->worker_count; i++)
@@ -1084,14 +1445,6 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     if (!cfg->backend && cfg->backend_count == 0) {
         rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL or \"backends\"");
         goto out;
-    }
-    s.has_default = cfg->backend != NULL;
-    if (s.has_default)
-        s.target_names[s.target_count++] = cfg->backend;
-    for (size_t i = 0; i < cfg->backend_count; i++) {
-        s.target_endpoints[s.target_count] = (const char *const *)cfg->backends[i].endpoints;
-        s.target_endpoint_counts[s.target_count] = cfg->backends[i].endpoint_count;
-        s.target_names[s.target_count++] = cfg->backends[i].name;
     }
     rc = split_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", s.host, sizeof s.host,
                       &s.port, e);
@@ -1165,7 +1518,8 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         bool v6 = strchr(s.host, ':') != NULL;
         printf("listening on %s%s%s:%u\n", v6 ? "[" : "", s.host, v6 ? "]" : "", s.port);
         fflush(stdout);
-        GW_INFO("grpcgate serve: %zu workers, %zu backends", s.worker_count, s.target_count);
+        GW_INFO("grpcgate serve: %zu workers, %zu backends", s.worker_count,
+                s.current->target_count);
         int sig = 0;
         while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
             reload(&s);
@@ -1202,5 +1556,7 @@ out:
     if (s.current)
         snapshot_unref(s.current);
     gw_static_del(s.statics);
+    for (size_t i = 0; i < s.slot_count; i++)
+        free(s.slot_labels[i]);
     return rc;
 }

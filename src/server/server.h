@@ -1,7 +1,7 @@
 /*
  * server — `grpcgate serve`: configuration (flags + JSON file), the worker
  * threads (one gw_loop + one front + one backend or cluster per configured
- * backend each, shared-nothing), the request classifier (operational
+ * backend each, shared-nothing; a reload may add and retire backends), the request classifier (operational
  * endpoints, CORS preflight, gRPC-Web, REST, static files), routing of
  * methods to backends, reload on SIGHUP and graceful stop on SIGTERM/SIGINT.
  *
@@ -124,7 +124,10 @@ int gw_server_config_set_string(char **slot, const char *value);
  * Runs the gateway until SIGTERM or SIGINT: loads the descriptors (files or
  * reflection), starts the workers, prints "listening on HOST:PORT" on
  * stdout. SIGHUP reloads (c->reload builds the new configuration; failures
- * keep the old one and are logged). On SIGTERM/SIGINT readiness turns false,
+ * keep the old one and are logged): routes, descriptors and backends
+ * follow it (new backends are built in each worker, removed ones are
+ * retired after the calls that started with them end); a changed `listen`
+ * is refused. On SIGTERM/SIGINT readiness turns false,
  * after drain_delay_ms the listeners stop accepting, calls drain up to
  * drain_timeout_ms, what is left is cancelled, and it returns 0. The
  * calling thread takes the signals (sigwait); every thread it starts blocks

@@ -212,6 +212,86 @@ static void test_metrics_render(void **state)
 }
 
 /* More distinct methods than the table holds end up under "other". */
+/* After reloads the backends of the current generation sit at whatever
+ * metrics slots their names got: the scrape shows exactly those, by name,
+ * and a retired backend's slot (still holding its last sample) is not
+ * shown; /readyz asks only the current backends. */
+static void noop_owner(void *owner)
+{
+    (*(int *)owner)++;
+}
+
+static void test_metrics_backend_slots(void **state)
+{
+    (void)state;
+    gw_metrics w[2];
+    assert_int_equal(gw_metrics_init(&w[0]), 0);
+    assert_int_equal(gw_metrics_init(&w[1]), 0);
+    /* slot 0: "users" (current), slot 1: "old" (retired), slot 2: "echo" */
+    static const struct {
+        size_t worker, slot;
+        gw_backend_sample b;
+    } samples[] = {
+        {0, 0, {.endpoints = 2, .healthy_endpoints = 2}},
+        {1, 0, {.endpoints = 2, .healthy_endpoints = 1}},
+        {0, 1, {.endpoints = 5, .healthy_endpoints = 0}},
+        {1, 1, {.endpoints = 5, .healthy_endpoints = 0}},
+        {0, 2, {.endpoints = 1, .healthy_endpoints = 1}},
+        {1, 2, {.endpoints = 1, .healthy_endpoints = 1}},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(samples); i++)
+        gw_metrics_set_backend(&w[samples[i].worker], samples[i].slot, &samples[i].b);
+
+    int holds = 0;
+    gw_ops_backends bs = {.names = {"echo", "users"}, .slots = {2, 0}, .count = 2,
+                          .ref = noop_owner, .unref = noop_owner, .owner = &holds};
+    gw_metrics *ms[] = {&w[0], &w[1]};
+    gw_metrics_global g = {.backend_names = bs.names, .backend_count = bs.count,
+                           .backend_slots = bs.slots, .workers = 2};
+    gw_buf out;
+    gw_buf_init(&out, 1 << 20);
+    assert_int_equal(gw_metrics_render(ms, 2, &g, &out), 0);
+    assert_int_equal(gw_buf_append_byte(&out, 0), 0);
+    char *got = grep((const char *)out.data, "grpcgate_upstream_endpoints{");
+    assert_string_equal(got,
+                        "grpcgate_upstream_endpoints{backend=\"echo\",state=\"total\"} 2\n"
+                        "grpcgate_upstream_endpoints{backend=\"users\",state=\"total\"} 4\n"
+                        "grpcgate_upstream_endpoints{backend=\"echo\",state=\"healthy\"} 2\n"
+                        "grpcgate_upstream_endpoints{backend=\"users\",state=\"healthy\"} 3\n");
+    free(got);
+    gw_buf_free(&out);
+
+    /* Readiness: every current backend healthy in every worker. */
+    static const struct {
+        size_t slots[2], count;
+        bool ready;
+    } ready[] = {
+        {{2, 0}, 2, true},   /* echo, users */
+        {{2, 1}, 2, false},  /* echo, old: old has no healthy endpoint */
+        {{1, 0}, 1, false},  /* old alone */
+        {{0, 0}, 0, true},   /* no backends listed */
+    };
+    gw_metrics *mp[] = {&w[0], &w[1]};
+    for (size_t i = 0; i < GW_ARRAY_LEN(ready); i++) {
+        gw_ops o;
+        memset(&o, 0, sizeof o);
+        o.metrics = mp;
+        o.workers = 2;
+        atomic_store(&o.loaded, true);
+        gw_ops_backends cur = {.count = ready[i].count, .ref = noop_owner,
+                               .unref = noop_owner, .owner = &holds};
+        memcpy(cur.slots, ready[i].slots, sizeof ready[i].slots);
+        holds = 0;
+        gw_ops_backends_set(&o, &cur);
+        if (gw_ops_ready(&o) != ready[i].ready)
+            fail_msg("row %zu: ready %d", i, !ready[i].ready);
+        gw_ops_backends_set(&o, NULL);
+        assert_int_equal(holds, 3); /* get + put in gw_ops_ready, then the release */
+    }
+    gw_metrics_free(&w[0]);
+    gw_metrics_free(&w[1]);
+}
+
 static void test_metrics_overflow(void **state)
 {
     (void)state;
@@ -499,6 +579,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_metrics_backend_slots),
         cmocka_unit_test(test_metrics_overflow),
         cmocka_unit_test(test_accesslog_format),
         cmocka_unit_test(test_message_limit_link),

@@ -646,6 +646,131 @@ class Reload(unittest.TestCase):
             P.stop_all()
 
 
+def upstream_connections(port):
+    """Established TCP connections towards a local port (the gateway's side
+    of its HTTP/2 connections to a backend)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "( dport = :%d )" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return len([line for line in out.splitlines() if line.strip()])
+
+
+class ReloadBackends(unittest.TestCase):
+    """A reload builds the backends it names and retires the ones it drops:
+    route from backend a (demo A) to a new backend b (demo B), then b
+    changed to point at A. Calls after each reload go to the new place
+    (the access log names the endpoint), a stream in flight on A across
+    the first reload completes there, and the retired backend's connections
+    are closed once its last call ended. A reload that moves the listener
+    is refused and the previous configuration stays."""
+
+    def wait(self, cond, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                self.fail("timed out waiting for " + what)
+            time.sleep(0.05)
+
+    def test_backends_follow_the_config(self):
+        import threading
+        P = Procs()
+        try:
+            _, url_a = P.demo()
+            _, url_b = P.demo()
+            port_a, port_b = (int(u.rsplit(":", 1)[1]) for u in (url_a, url_b))
+            log = os.path.join(P.tmp, "backends-access.log")
+            path = os.path.join(P.tmp, "backends.json")
+
+            def write(name, url, listen="127.0.0.1:0"):
+                with open(path, "w") as f:
+                    json.dump({"listen": listen, "descriptors": [DEMO_DESC], "access_log": log,
+                               "admin": {"reload_endpoint": True},
+                               "backends": {name: {"endpoints": [url]}},
+                               "routes": [{"match": "*", "backend": name}]}, f)
+
+            def endpoints():
+                """Endpoint of every finished Echo call, in log order."""
+                with open(log) as f:
+                    lines = [json.loads(x) for x in f if x.strip()]
+                return [x["endpoint"] for x in lines if x["method"] == ECHO]
+
+            def echo(n):
+                for i in range(n):
+                    r = grpcweb(port, ECHO, frame(pb_string(1, "x%d" % i)))
+                    self.assertEqual((r.status, r.grpc_status()[0]), (200, 0))
+
+            write("a", url_a)
+            gw, m = P.start([GRPCGATE, "serve", "--config", path, "--workers", "2"],
+                            r"listening on ([\d.]+):(\d+)", "gateway-backends")
+            port = int(m.group(2))
+            echo(4)
+            self.wait(lambda: len(endpoints()) == 4, "4 log lines")
+            self.assertEqual(endpoints(), [url_a] * 4)
+            self.assertEqual(upstream_connections(port_b), 0)
+
+            # A stream on A (10 messages 400 ms apart) across the reload.
+            stream = {}
+            ts = threading.Thread(target=lambda: stream.setdefault(
+                "r", grpcweb(port, LIST_USERS, list_users_req(10, 400))))
+            ts.start()
+            time.sleep(0.5)
+            write("b", url_b)
+            gw.send_signal(signal.SIGHUP)
+            self.wait(lambda: "reload: generation 2 in service" in P.stderr(gw), "generation 2")
+            echo(6)
+            # While the stream runs, A keeps its connection (the stream's
+            # generation still uses it).
+            n_a = upstream_connections(port_a)
+            if ts.is_alive():
+                self.assertGreater(n_a, 0)
+            ts.join(60)
+            r = stream["r"]
+            self.assertEqual(r.grpc_status()[0], 0)
+            self.assertEqual(len([f for f, _ in r.frames() if f == 0]), 10)
+            self.wait(lambda: len(endpoints()) == 10, "10 log lines")
+            # Calls end (and are logged) as they finish, on two workers:
+            # the first four were on A, the six after the reload on B.
+            self.assertEqual(sorted(endpoints()), sorted([url_a] * 4 + [url_b] * 6))
+            self.assertEqual(endpoints()[:4], [url_a] * 4)
+            with open(log) as f:
+                streams = [json.loads(x) for x in f if LIST_USERS in x]
+            self.assertEqual([(x["endpoint"], x["grpc_status"]) for x in streams],
+                             [(url_a, 0)])
+            # a is retired in both workers once the stream ended.
+            self.wait(lambda: upstream_connections(port_a) == 0, "A's connections to close")
+            self.assertGreater(upstream_connections(port_b), 0)
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoints", backend="b",
+                                    state="total"), 2)  # one endpoint x two workers
+            self.assertEqual([k for k in ms if ("backend", "a") in k[1]], [])
+            self.assertEqual(http_get(port, "/readyz").status, 200)
+
+            # Same name, another endpoint: a new instance, the old one goes.
+            write("b", url_a)
+            self.assertEqual(request(port, "POST", "/admin/reload").status, 202)
+            self.wait(lambda: "reload: generation 3 in service" in P.stderr(gw), "generation 3")
+            echo(3)
+            self.wait(lambda: len(endpoints()) == 13, "13 log lines")
+            self.assertEqual(endpoints()[10:], [url_a] * 3)
+            self.wait(lambda: upstream_connections(port_b) == 0, "B's connections to close")
+
+            # A new listen address needs a restart: refused, nothing changes.
+            write("b", url_b, listen="127.0.0.1:%d" % port_b)
+            self.assertEqual(request(port, "POST", "/admin/reload").status, 202)
+            self.wait(lambda: "reload failed" in P.stderr(gw), "the refused reload")
+            self.assertIn("error reload failed, still serving the previous configuration: "
+                          "'listen' changed from 127.0.0.1:0 to 127.0.0.1:%d: a new listen "
+                          "address needs a restart" % port_b, P.stderr(gw))
+            echo(2)
+            self.wait(lambda: len(endpoints()) == 15, "15 log lines")
+            self.assertEqual(endpoints()[13:], [url_a] * 2)
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(metric(ms, "grpcgate_reloads_total", result="ok"), 2)
+            self.assertEqual(metric(ms, "grpcgate_reloads_total", result="error"), 1)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
+
 def have_openssl():
     return subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
 
