@@ -141,6 +141,7 @@ struct worker {
     wview *old_views;       /* with calls in flight */
     winst *insts;           /* every instance of every view */
     gw_defer gc;            /* deletes finished views off the call's stack */
+    atomic_uint generation_seen;  /* the newest snapshot this worker looked at */
 };
 
 /* ---- CORS ------------------------------------------------------------------------ */
@@ -750,6 +751,7 @@ static void on_wakeup(void *owner)
 {
     worker *w = owner;
     snapshot *cur = current_snapshot(w->s);
+    unsigned generation = cur->generation;
     if (cur != w->snap) {
         gw_error e;
         gw_error_clear(&e);
@@ -767,6 +769,7 @@ static void on_wakeup(void *owner)
     } else {
         snapshot_unref(cur);
     }
+    atomic_store_explicit(&w->generation_seen, generation, memory_order_release);
     if (!atomic_load(&w->stop_requested) || w->draining)
         return;
     w->draining = true;
@@ -795,6 +798,7 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     w->s = s;
     w->index = index;
     atomic_init(&w->stop_requested, false);
+    atomic_init(&w->generation_seen, 0);
     gw_timer_init(&w->drain_check, drain_check, w);
     gw_timer_init(&w->sample, sample_tick, w);
     gw_buf_init(&w->logline, 256 * 1024);
@@ -1416,6 +1420,18 @@ static void reload(server *s)
         gw_log_set_level(nc->log_level);
     for (size_t i = 0; i < s->worker_count; i++)
         gw_loop_wakeup(s->workers[i].loop);
+    /* "In service" below means every worker starts new calls with it (an
+     * operator, or a test, may act on that line): wait a little for them
+     * to pick it up; a worker that is slower than that only delays the
+     * line. */
+    uint64_t deadline = gw_now_ns() + 5000 * GW_MS;
+    for (size_t i = 0; i < s->worker_count; i++)
+        while (atomic_load_explicit(&s->workers[i].generation_seen, memory_order_acquire) <
+                   sn->generation &&
+               gw_now_ns() < deadline) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+            nanosleep(&ts, NULL);
+        }
     snapshot_unref(old);
     gw_counter_add(&s->ops.reloads_ok, 1);
     GW_INFO("reload: generation %u in service (%zu REST routes)", sn->generation,
