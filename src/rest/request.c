@@ -5,7 +5,9 @@
  * The message is built by concatenation: body, query, FieldMask, path. The
  * protobuf merge rules (last scalar wins, sub-messages merge, repeated
  * fields append) then give the path priority over the query and the query
- * over the body without ever decoding what was already written.
+ * over the body without decoding what was already written. Only the
+ * sub-messages that several parts bind into are merged afterwards, so that
+ * each occurs once (see "One occurrence per sub-message").
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -717,6 +719,34 @@ static int put_merged(const gw_message_def *m, const sub_occurrence *occ, const 
     return rc;
 }
 
+/* The common case costs one scan of the top level and no allocation: true
+ * when some singular sub-message may occur twice (or there are too many
+ * to tell here). */
+static bool may_repeat(const gw_message_def *m, const uint8_t *in, size_t n)
+{
+    uint32_t seen[16];
+    size_t count = 0;
+    gw_wire_reader rd;
+    gw_wire_reader_init(&rd, in, n);
+    while (!gw_wire_eof(&rd)) {
+        uint32_t num;
+        gw_wire_type wt;
+        if (gw_wire_read_tag(&rd, &num, &wt) ||
+            gw_wire_skip(&rd, num, wt, GW_CODEC_DEFAULT_MAX_DEPTH))
+            return true; /* let the full scan report it */
+        const gw_field_def *f;
+        if (wt != GW_WIRE_LEN || !(f = gw_message_field_by_number(m, num)) || !merges(f))
+            continue;
+        for (size_t i = 0; i < count; i++)
+            if (seen[i] == num)
+                return true;
+        if (count == GW_ARRAY_LEN(seen))
+            return true;
+        seen[count++] = num;
+    }
+    return false;
+}
+
 /*
  * Rewrites in[0..n) (a message of type m) into out with every singular
  * sub-message once. When no sub-message occurs twice, *changed stays false
@@ -727,7 +757,8 @@ static int coalesce(const gw_message_def *m, const uint8_t *in, size_t n, gw_buf
                     bool *changed, unsigned depth)
 {
     *changed = false;
-    if (!m || m->field_count == 0 || n == 0 || depth > GW_CODEC_DEFAULT_MAX_DEPTH)
+    if (!m || m->field_count == 0 || n == 0 || depth > GW_CODEC_DEFAULT_MAX_DEPTH ||
+        !may_repeat(m, in, n))
         return 0;
     sub_field *sf = calloc(m->field_count, sizeof *sf);
     size_t *oneof_last = calloc(m->oneof_count + 1, sizeof *oneof_last);

@@ -130,8 +130,10 @@ typedef struct gw_rest_print {
  * server-streaming call: the body (per the rule's `body`), then the query
  * parameters, then a filled FieldMask (PATCH), then the path variables, so
  * that by protobuf merge rules the path wins over the query and the query
- * over the body. A body field that is also bound by the path with a
- * different value is INVALID_ARGUMENT. out->max bounds the message (set it;
+ * over the body. A singular sub-message that several of them bind into is
+ * then written once, already merged (readers such as protobuf-c 1.4 and
+ * protobufjs do not merge repeated occurrences). A body field that is also
+ * bound by the path with a different value is INVALID_ARGUMENT. out->max bounds the message (set it;
  * o->max_message applies as well). print receives ?pretty.
  * Returns 0; GW_EINVAL/GW_EPARSE/GW_ERANGE/GW_ELIMIT with st filled
  * (INVALID_ARGUMENT/400, or 413 for a message over the limit); GW_ENOMEM.
