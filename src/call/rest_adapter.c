@@ -410,7 +410,7 @@ static void rest_response_status(gw_call *c, const gw_call_status *st, gw_call_h
              * out: the response ends without its last chunk, so the client
              * sees an incomplete transfer instead of a truncated file that
              * looks whole. */
-            GW_WARN("REST %s: HttpBody stream failed after its first message (%s: %s); "
+            GW_WARN("REST %s: HttpBody stream failed after its first message (%s: %.200s); "
                     "closing the response unfinished",
                     gw_call_method(c)->path, gw_code_name(st->code), st->message);
             gw_call_end_abnormally(c);
