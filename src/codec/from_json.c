@@ -977,11 +977,50 @@ static int parse_field_value(jp *s, const gw_field_def *f)
     return rc == SKIPPED ? 0 : rc;
 }
 
-/* Reads `"key":` then checks the key against the field table. */
+/* A "[full.name]" key: an extension of m, or NULL. Without a registry the
+ * message's own extensions are searched by name. */
+static const gw_field_def *extension_by_key(jp *s, const gw_message_def *m, const char *k,
+                                            size_t kn)
+{
+    /* Only the full name as printed: no leading dot. */
+    if (kn < 3 || k[0] != '[' || k[kn - 1] != ']' || k[1] == '.' || m->extension_count == 0)
+        return NULL;
+    const char *name = k + 1;
+    size_t n = kn - 2;
+    if (s->reg) {
+        const gw_field_def *f = gw_registry_extension(s->reg, name, n);
+        return f && f->containing == m ? f : NULL;
+    }
+    for (size_t i = 0; i < m->extension_count; i++) {
+        const gw_field_def *f = m->extensions[i];
+        if (strlen(f->full_name) == n && memcmp(f->full_name, name, n) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+/* Position of extension f in m->extensions, for the duplicate-key check. */
+static size_t extension_pos(const gw_message_def *m, const gw_field_def *f)
+{
+    size_t lo = 0, hi = m->extension_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->extensions[mid]->number < f->number)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Reads `"key":` then checks the key against the field table (and, for
+ * "[name]" keys, the message's extensions). */
 static int lookup_field(jp *s, const gw_message_def *m, const char *k, size_t kn,
                         const gw_field_def **f)
 {
     *f = gw_message_field_by_name(m, k, kn);
+    if (!*f)
+        *f = extension_by_key(s, m, k, kn);
     if (*f)
         return 0;
     if (s->o->ignore_unknown)
@@ -1002,6 +1041,7 @@ static int parse_fields(jp *s, const gw_message_def *m, bool any_body)
         return rc;
     uint64_t seen_small[4] = {0}, *seen = seen_small;
     uint64_t oneof_small[2] = {0}, *oneofs = oneof_small;
+    uint64_t *ext_seen = NULL; /* allocated at the first extension key */
     if (m->field_count > 256 || m->oneof_count > 128) {
         seen = calloc((m->field_count + 63) / 64 + (m->oneof_count + 63) / 64 + 2, 8);
         if (!seen)
@@ -1029,12 +1069,23 @@ static int parse_fields(jp *s, const gw_message_def *m, bool any_body)
         }
         if (rc)
             goto out;
-        size_t fi = (size_t)(f - m->fields);
-        if (seen[fi / 64] >> (fi % 64) & 1) {
+        uint64_t *bits = seen;
+        size_t fi;
+        if (f->is_extension) {
+            if (!ext_seen && !(ext_seen = calloc((m->extension_count + 63) / 64, 8))) {
+                rc = oom(s, GW_ENOMEM);
+                goto out;
+            }
+            bits = ext_seen;
+            fi = extension_pos(m, f);
+        } else {
+            fi = (size_t)(f - m->fields);
+        }
+        if (bits[fi / 64] >> (fi % 64) & 1) {
             rc = fail(s, GW_EPARSE, "duplicate field \"%s\"", f->json_name);
             goto out;
         }
-        seen[fi / 64] |= 1ull << (fi % 64);
+        bits[fi / 64] |= 1ull << (fi % 64);
         if (f->oneof_index >= 0) {
             /* A null member does not count as setting the oneof. */
             ws(s);
@@ -1064,6 +1115,7 @@ static int parse_fields(jp *s, const gw_message_def *m, bool any_body)
 out:
     if (seen != seen_small)
         free(seen);
+    free(ext_seen);
     return rc;
 }
 
@@ -1632,12 +1684,15 @@ static int walk_paths(jp *s, path_walk *w, const gw_message_def *m)
         }
         if (rc)
             return rc;
+        /* An extension is a leaf named by its key, "[full.name]": FieldMask
+         * has no path syntax into extensions. */
         size_t plen = w->prefix.len;
         if ((plen && (rc = gw_buf_append_byte(&w->prefix, '.'))) ||
-            (rc = gw_buf_append_str(&w->prefix, f->name)))
+            (rc = gw_buf_append_str(&w->prefix, f->is_extension ? f->json_name : f->name)))
             return oom(s, rc);
         ws(s);
-        if (f->type == GW_TYPE_MESSAGE && !f->is_map && f->label != GW_LABEL_REPEATED &&
+        if (!f->is_extension && f->type == GW_TYPE_MESSAGE && !f->is_map &&
+            f->label != GW_LABEL_REPEATED &&
             f->message && f->message->wkt == GW_WKT_NONE && s->p < s->end && *s->p == '{') {
             rc = walk_paths(s, w, f->message);
         } else {

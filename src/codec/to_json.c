@@ -60,9 +60,11 @@ typedef struct pj {
     const char *path[PATH_MAX_SHOWN];
 } pj;
 
+/* The key of field f. An extension's is "[full.name]" (its json_name)
+ * whichever names are asked for. */
 static const char *fname(const pj *s, const gw_field_def *f)
 {
-    return s->o->proto_names ? f->name : f->json_name;
+    return s->o->proto_names && !f->is_extension ? f->name : f->json_name;
 }
 
 static int fail(pj *s, int code, const char *what)
@@ -299,11 +301,12 @@ static int group_body(pj *s, gw_wire_reader *rd, uint32_t field, const uint8_t *
     }
 }
 
+/* By field number (fields and extensions never share one), then order. */
 static int rec_cmp(const void *a, const void *b)
 {
     const rec *x = a, *y = b;
-    if (x->f != y->f)
-        return x->f < y->f ? -1 : 1;
+    if (x->f->number != y->f->number)
+        return x->f->number < y->f->number ? -1 : 1;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
@@ -329,6 +332,8 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
             return fail(s, GW_EPARSE, "malformed protobuf: bad tag");
         }
         const gw_field_def *f = field_by_number(m, num);
+        if (!f && m->extension_count)
+            f = gw_message_extension_by_number(m, num);
         rec r = {.f = f, .pos = pos++, .wt = (uint8_t)wt};
         int rc = 0;
         bool keep = false;
@@ -390,7 +395,7 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
         }
         if (rc)
             return fail(s, GW_EPARSE, "malformed protobuf: truncated field");
-        if (s->nrec > base && s->recs[s->nrec - 1].f > f)
+        if (s->nrec > base && s->recs[s->nrec - 1].f->number > f->number)
             sorted = false;
         if ((rc = push_rec(s, &r)))
             return fail(s, rc, "out of memory");
@@ -966,13 +971,17 @@ static int print_field(pj *s, const gw_field_def *f, rec *r, size_t n, bool *fir
     if (f->label != GW_LABEL_REPEATED && !f->has_presence && !s->o->emit_defaults &&
         is_default(f, &r[n - 1]))
         return 0;
-    if (f->label == GW_LABEL_REPEATED && !s->o->emit_defaults && !repeated_nonempty(f, r, n))
+    /* An extension with no element left (an empty packed run, unknown
+     * closed-enum numbers) is absent, and absent extensions never print:
+     * emit_defaults only concerns declared fields. */
+    if (f->label == GW_LABEL_REPEATED && (!s->o->emit_defaults || f->is_extension) &&
+        !repeated_nonempty(f, r, n))
         return 0;
     int rc = put_key(s, fname(s, f), first);
     if (rc)
         return rc;
     if (s->pdepth < PATH_MAX_SHOWN)
-        s->path[s->pdepth] = s->o->proto_names ? f->name : f->json_name;
+        s->path[s->pdepth] = fname(s, f);
     s->pdepth++;
     rc = print_value_of(s, f, r, n);
     s->pdepth--;
@@ -988,8 +997,21 @@ static int print_fields(pj *s, const gw_message_def *m, const uint8_t *data, siz
     if (rc)
         goto out;
     size_t end = s->nrec, i = base;
-    for (size_t fi = 0; fi < m->field_count; fi++) {
-        const gw_field_def *f = &m->fields[fi];
+    for (size_t fi = 0; fi <= m->field_count; fi++) {
+        const gw_field_def *f = fi < m->field_count ? &m->fields[fi] : NULL;
+        /* Extensions print among the fields in number order (records are
+         * sorted by number); only those present print. */
+        while (i < end && s->recs[i].f->is_extension && (!f || s->recs[i].f->number < f->number)) {
+            const gw_field_def *x = s->recs[i].f;
+            size_t j = i;
+            while (j < end && s->recs[j].f == x)
+                j++;
+            if ((rc = print_field(s, x, s->recs + i, j - i, first)))
+                goto out;
+            i = j;
+        }
+        if (!f)
+            break;
         size_t j = i;
         while (j < end && s->recs[j].f == f)
             j++;
@@ -1433,7 +1455,7 @@ static int body_field(pj *s, const void *arg)
     size_t j = i;
     while (j < s->nrec && s->recs[j].f == f)
         j++;
-    s->path[0] = s->o->proto_names ? f->name : f->json_name;
+    s->path[0] = fname(s, f);
     s->pdepth = 1;
     if (j == i) {
         if (f->is_map)

@@ -80,6 +80,9 @@ typedef struct rt_case {
 
 #define A "codec.test.AllTypes"
 #define P2 "codec.test2.Proto2"
+#define OTHER "codec.test2.Other"
+/* Extension keys of codec_proto2.proto. */
+#define X(name) "\"[codec.test2." name "]\""
 
 static const rt_case roundtrips[] = {
     /* keys: JSON name out, both names in, json_name option, odd names */
@@ -313,6 +316,48 @@ static const rt_case roundtrips[] = {
     {P2, 0, "{\"child\":{\"child\":{\"optInt32\":-1}},\"pickStr\":\"s\"}",
      "{\"child\":{\"child\":{\"optInt32\":-1}},\"pickStr\":\"s\"}"},
     {P2, EMIT, "{}", "{\"repInt32\":[],\"repPacked\":[],\"repEnum\":[],\"mapEnum\":{},\"item\":[]}"},
+    /* proto2 extensions: "[full.name]" keys, values mapped as fields of
+     * their type, printed among the fields by number */
+    {P2, 0, "{" X("ext_int32") ":5}", "{" X("ext_int32") ":5}"},
+    {P2, 0, "{" X("ext_int32") ":\"-7\"}", "{" X("ext_int32") ":-7}"},
+    {P2, 0, "{" X("ext_int32") ":0}", "{" X("ext_int32") ":0}"}, /* presence */
+    {P2, 0, "{" X("ext_int32") ":null}", "{}"},
+    {P2, 0, "{" X("ext_uint64") ":18446744073709551615," X("ext_bytes") ":\"AQI\","
+            X("ext_enum") ":1," X("ext_string") ":\"s\"}",
+     "{" X("ext_string") ":\"s\"," X("ext_enum") ":\"CLOSED_ONE\"," X("ext_bytes") ":\"AQI=\","
+     X("ext_uint64") ":\"18446744073709551615\"}"},
+    {P2, 0, "{" X("ext_repeated") ":[1,2]," X("ext_packed") ":[\"-1\",2]," X("ext_enums")
+            ":[\"CLOSED_TWO\",0]}",
+     "{" X("ext_repeated") ":[1,2]," X("ext_packed") ":[\"-1\",\"2\"]," X("ext_enums")
+     ":[\"CLOSED_TWO\",\"CLOSED_ZERO\"]}"},
+    {P2, 0, "{" X("ext_repeated") ":[]}", "{}"},
+    {P2, 0, "{" X("ext_message") ":{\"optInt32\":1," X("ext_int32") ":2}}",
+     "{" X("ext_message") ":{\"optInt32\":1," X("ext_int32") ":2}}"},
+    {P2, 0, "{" X("ext_message") ":{}}", "{" X("ext_message") ":{}}"},
+    {P2, 0, "{" X("extgroup") ":{\"gval\":3}}", "{" X("extgroup") ":{\"gval\":3}}"},
+    {P2, 0, "{" X("Extender.nested_words") ":[\"a\",\"b\"]," X("Extender.nested")
+            ":{\"label\":\"x\"}}",
+     "{" X("Extender.nested") ":{\"label\":\"x\"}," X("Extender.nested_words")
+     ":[\"a\",\"b\"]}"},
+    {P2, 0, "{" X("ext_int32") ":1,\"optInt32\":2,\"child\":{" X("ext_string") ":\"c\"}}",
+     "{\"optInt32\":2,\"child\":{" X("ext_string") ":\"c\"}," X("ext_int32") ":1}"},
+    {OTHER, 0, "{\"z\":1," X("other_ext") ":2,\"a\":3}",
+     "{\"a\":3," X("other_ext") ":2,\"z\":1}"},
+    /* the key is the same with proto names; enums as numbers apply */
+    {P2, PROTO | INTS, "{" X("ext_enum") ":\"CLOSED_TWO\",\"opt_int32\":1}",
+     "{\"opt_int32\":1," X("ext_enum") ":2}"},
+    /* emit defaults does not invent absent extensions */
+    {P2, EMIT, "{" X("ext_int32") ":0}",
+     "{\"repInt32\":[],\"repPacked\":[],\"repEnum\":[],\"mapEnum\":{},\"item\":[],"
+     X("ext_int32") ":0}"},
+    {P2, PRETTY, "{" X("ext_repeated") ":[1]}", "{\n  " X("ext_repeated") ": [\n    1\n  ]\n}"},
+    /* inside an Any */
+    {A, 0, "{\"fAny\":{" X("ext_int32") ":1,\"@type\":\"type.googleapis.com/codec.test2.Proto2\"}}",
+     "{\"fAny\":{\"@type\":\"type.googleapis.com/codec.test2.Proto2\"," X("ext_int32") ":1}}"},
+    /* ignore unknown: other messages' extensions and unknown names skipped */
+    {P2, IGNORE, "{" X("other_ext") ":1,\"[no.such.ext]\":{\"x\":[1]}," X("ext_int32") ":3,"
+                 X("Extender") ":1,\"[]\":2}",
+     "{" X("ext_int32") ":3}"},
 };
 
 static void test_roundtrip(void **state)
@@ -522,6 +567,29 @@ static const rej_case rejects[] = {
      GW_EPARSE, "unknown field \"value\""},
     /* proto2 */
     {P2, 0, "{\"data\":[]}", GW_EPARSE, "expected an object"},
+    /* extensions: the key must name an extension of this very message */
+    {P2, 0, "{" X("other_ext") ":1}", GW_EPARSE,
+     "unknown field \"[codec.test2.other_ext]\" in codec.test2.Proto2"},
+    {P2, 0, "{" X("nope") ":1}", GW_EPARSE, "unknown field \"[codec.test2.nope]\""},
+    {P2, 0, "{" X("Extender") ":1}", GW_EPARSE, "unknown field \"[codec.test2.Extender]\""},
+    {P2, 0, "{\"[.codec.test2.ext_int32]\":1}", GW_EPARSE, "unknown field"},
+    {P2, 0, "{\"codec.test2.ext_int32\":1}", GW_EPARSE, "unknown field"},
+    {P2, 0, "{\"[codec.test2.ext_int32\":1}", GW_EPARSE, "unknown field"},
+    {P2, 0, "{\"[ext_int32]\":1}", GW_EPARSE, "unknown field"},
+    {P2, 0, "{\"[]\":1}", GW_EPARSE, "unknown field \"[]\""},
+    {A, 0, "{" X("ext_int32") ":1}", GW_EPARSE,
+     "unknown field \"[codec.test2.ext_int32]\" in codec.test.AllTypes"},
+    {P2, 0, "{" X("ext_int32") ":1," X("ext_int32") ":2}", GW_EPARSE,
+     "duplicate field \"[codec.test2.ext_int32]\""},
+    {P2, 0, "{" X("ext_int32") ":\"x\"}", GW_EPARSE, "[codec.test2.ext_int32]: expected an integer"},
+    {P2, 0, "{" X("ext_int32") ":2147483648}", GW_ERANGE, "out of range"},
+    {P2, 0, "{" X("ext_enum") ":7}", GW_ERANGE, "not a value of enum codec.test2.Closed"},
+    {P2, 0, "{" X("ext_repeated") ":1}", GW_EPARSE, "expected an array"},
+    {P2, 0, "{" X("ext_message") ":[]}", GW_EPARSE, "expected an object"},
+    {P2, 0, "{\"child\":{" X("ext_string") ":1}}", GW_EPARSE,
+     "child.[codec.test2.ext_string]: expected a string"},
+    {P2, 0, "{" X("Extender.nested") ":{\"nope\":1}}", GW_EPARSE,
+     "unknown field \"nope\" in codec.test2.Extender"},
     {P2, 0, "{\"Data\":{}}", GW_EPARSE, "unknown field"},
 };
 
@@ -598,6 +666,33 @@ static const wire_case wires[] = {
     {P2, 0, "cb0cd00c01cc0c cb0cd80c02cc0c", 0, "{\"data\":{\"groupInt32\":1,\"groupUint32\":2}}"},
     /* proto2 scalars with presence print at their default */
     {P2, 0, "0800 1200 2000", 0, "{\"optInt32\":0,\"optString\":\"\",\"optBool\":false}"},
+    /* proto2 extensions: numbers of the message's extensions print under
+     * "[full.name]", merged like fields; other numbers stay unknown */
+    {P2, 0, "c03e05", 0, "{" X("ext_int32") ":5}"},
+    {P2, 0, "c03e05 c03e06", 0, "{" X("ext_int32") ":6}"},
+    {P2, 0, "c03e05 0801", 0, "{\"optInt32\":1," X("ext_int32") ":5}"},
+    {P2, 0, "c23e0161", 0, "{}"},                      /* wrong wire type: skipped */
+    {P2, 0, "e05d01", 0, "{}"},                        /* 1500: in range, not declared */
+    {P2, 0, "ca3e0161", 0, "{" X("ext_string") ":\"a\"}"},
+    {P2, 0, "d03e01 d03e09", 0, "{" X("ext_enum") ":\"CLOSED_ONE\"}"}, /* closed enum */
+    {P2, INTS, "d03e02", 0, "{" X("ext_enum") ":2}"},
+    {P2, 0, "e03e01 e23e020203", 0, "{" X("ext_repeated") ":[1,2,3]}"},
+    {P2, 0, "ea3e020103 e83e04", 0, "{" X("ext_packed") ":[\"-1\",\"-2\",\"2\"]}"},
+    {P2, 0, "da3e020801 da3e021801", 0,
+     "{" X("ext_message") ":{\"optInt32\":1,\"optEnum\":\"CLOSED_ONE\"}}"},
+    {P2, 0, "fb3e0801fc3e", 0, "{" X("extgroup") ":{\"gval\":1}}"},
+    {P2, 0, "e244030a0178", 0, "{" X("Extender.nested") ":{\"label\":\"x\"}}"},
+    {P2, PROTO, "4a03c03e07", 0, "{\"child\":{" X("ext_int32") ":7}}"},
+    {OTHER, 0, "f00101 5002 0803", 0, "{\"a\":3," X("other_ext") ":2,\"z\":1}"},
+    {A, 0, "5002", 0, "{}"}, /* not an extension of this message */
+    /* a repeated extension with no element left is absent, also with
+     * emit defaults (fuzzer find: it printed [] which reads back as unset) */
+    {P2, EMIT, "9a3f023b5a ea3e00", 0,
+     "{\"repInt32\":[],\"repPacked\":[],\"repEnum\":[],\"mapEnum\":{},\"item\":[]}"},
+    {P2, 0, "9a3f02013b", 0, "{" X("ext_enums") ":[\"CLOSED_ONE\"]}"},
+    {P2, 0, "ca3e0561", GW_EPARSE, "truncated"},
+    {P2, 0, "ca3e01ff", GW_EPARSE, "[codec.test2.ext_string]: string field holds invalid UTF-8"},
+    {P2, 0, "fb3e0801", GW_EPARSE, "malformed"},
     /* malformed wire input */
     {A, 0, "08", GW_EPARSE, "truncated"},
     {A, 0, "0a0561", GW_EPARSE, "truncated"},
@@ -701,6 +796,13 @@ static const bytes_case encodings[] = {
     {P2, "{\"reqInt64\":0,\"data\":{\"groupInt32\":1},\"item\":[{\"name\":\"a\"},{\"name\":\"b\"}]}",
      "2800cb0cd00c01cc0c9b0da20d01619c0d9b0da20d01629c0d"},
     {P2, "{\"repPacked\":[1,2],\"repInt32\":[3,4]}", "3a0201023003 3004"},
+    /* extensions: tagged with their own numbers, packed when declared so */
+    {P2, "{" X("ext_int32") ":5}", "c03e05"},
+    {P2, "{" X("ext_packed") ":[-1,1]}", "ea3e020102"},
+    {P2, "{" X("ext_repeated") ":[1,2]}", "e03e01e03e02"},
+    {P2, "{" X("extgroup") ":{\"gval\":1}}", "fb3e0801fc3e"},
+    {P2, "{" X("Extender.nested") ":{\"label\":\"x\"}}", "e244030a0178"},
+    {P2, "{\"optInt32\":1," X("ext_int32") ":2,\"optBool\":true}", "0801c03e02 2001"},
     /* a 150-byte string inside a message: the length grows to two bytes */
     {A, "{\"fInner\":{\"b\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}",
      "92019301129001"
@@ -1110,6 +1212,103 @@ static void test_single_field(void **state)
     }
 }
 
+/* Extensions through the single-field and REST helpers, and without a
+ * registry (the message's own extension table is searched). */
+static const gw_field_def *ext(const char *name)
+{
+    const gw_field_def *f = gw_registry_extension(reg, name, strlen(name));
+    if (!f)
+        fail_msg("no extension %s", name);
+    return f;
+}
+
+static void test_extension_helpers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ext, *wire_json, *out;
+    } outs[] = {
+        {"codec.test2.ext_packed", "{" X("ext_packed") ":[-1,-2],\"optInt32\":1}", "[\"-1\",\"-2\"]"},
+        {"codec.test2.ext_packed", "{}", "[]"},
+        {"codec.test2.ext_message", "{}", "null"},
+        {"codec.test2.ext_message", "{" X("ext_message") ":{\"optInt32\":4}}", "{\"optInt32\":4}"},
+        {"codec.test2.ext_int32", "{}", "0"},
+        {"codec.test2.Extender.nested_words", "{" X("Extender.nested_words") ":[\"a\"]}", "[\"a\"]"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(outs); i++) {
+        gw_buf wire, json;
+        gw_buf_init(&wire, 0);
+        gw_buf_init(&json, 0);
+        gw_error e;
+        if (gw_codec_json_to_proto(reg, msg(P2), outs[i].wire_json, strlen(outs[i].wire_json),
+                                   NULL, &wire, &e))
+            fail_msg("case %zu: %s", i, e.msg);
+        if (gw_codec_field_to_json(reg, ext(outs[i].ext), wire.data, wire.len, NULL, &json, &e))
+            fail_msg("case %zu: %s", i, e.msg);
+        assert_string_equal((const char *)json.data, outs[i].out);
+        gw_buf_free(&wire);
+        gw_buf_free(&json);
+    }
+    static const struct {
+        const char *ext, *in;
+        bool text; /* gw_codec_encode_field_string, else gw_codec_json_to_field */
+        int rc;
+        const char *hex; /* or a fragment of the error */
+    } ins[] = {
+        {"codec.test2.ext_int32", "7", false, 0, "c03e07"},
+        {"codec.test2.ext_packed", "[1]", false, 0, "ea3e0102"},
+        {"codec.test2.ext_int32", "\"x\"", false, GW_EPARSE, "[codec.test2.ext_int32]: expected an integer"},
+        {"codec.test2.ext_enum", "CLOSED_ONE", true, 0, "d03e01"},
+        {"codec.test2.ext_string", "hi", true, 0, "ca3e026869"},
+        {"codec.test2.ext_int32", "x", true, GW_EPARSE, "[codec.test2.ext_int32]"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(ins); i++) {
+        gw_buf wire;
+        gw_buf_init(&wire, 0);
+        gw_error e;
+        const gw_field_def *f = ext(ins[i].ext);
+        int rc = ins[i].text
+                     ? gw_codec_encode_field_string(reg, f, ins[i].in, strlen(ins[i].in), &wire, &e)
+                     : gw_codec_json_to_field(reg, f, ins[i].in, strlen(ins[i].in), NULL, &wire, &e);
+        if (rc != ins[i].rc)
+            fail_msg("case %zu: rc %d (%s)", i, rc, rc ? e.msg : "");
+        if (rc == 0) {
+            char got[256];
+            tohex(wire.data, wire.len, got);
+            assert_string_equal(got, ins[i].hex);
+        } else if (!strstr(e.msg, ins[i].hex)) {
+            fail_msg("case %zu: message '%s' lacks '%s'", i, e.msg, ins[i].hex);
+        }
+        gw_buf_free(&wire);
+    }
+    /* PATCH paths: an extension is a leaf named by its key. */
+    const char *body = "{\"optInt32\":1," X("ext_message") ":{\"optInt32\":2},\"child\":{"
+                       X("ext_int32") ":3}}";
+    gw_buf paths;
+    gw_buf_init(&paths, 0);
+    assert_int_equal(gw_codec_json_field_paths(reg, msg(P2), body, strlen(body), NULL,
+                                               collect_path, &paths, NULL),
+                     0);
+    assert_string_equal((const char *)paths.data,
+                        "opt_int32,[codec.test2.ext_message],child.[codec.test2.ext_int32]");
+    gw_buf_free(&paths);
+    /* No registry: keys resolve through the message's own extensions. */
+    const char *in = "{" X("Extender.nested_words") ":[\"a\"]," X("ext_int32") ":1}";
+    gw_buf wire;
+    gw_buf_init(&wire, 0);
+    gw_error e;
+    assert_int_equal(gw_codec_json_to_proto(NULL, msg(P2), in, strlen(in), NULL, &wire, &e), 0);
+    char got[64];
+    tohex(wire.data, wire.len, got);
+    assert_string_equal(got, "ea440161c03e01");
+    gw_buf_free(&wire);
+    in = "{" X("other_ext") ":1}";
+    gw_buf_init(&wire, 0);
+    assert_int_equal(gw_codec_json_to_proto(NULL, msg(P2), in, strlen(in), NULL, &wire, &e),
+                     GW_EPARSE);
+    gw_buf_free(&wire);
+}
+
 /* ------------------------------------------------------------------------
  * Limits: depth in both directions, input and output sizes.
  */
@@ -1448,6 +1647,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wrap_merge),
         cmocka_unit_test(test_field_paths),
         cmocka_unit_test(test_single_field),
+        cmocka_unit_test(test_extension_helpers),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_output_caps),
         cmocka_unit_test(test_demo_roundtrip),
