@@ -1,8 +1,8 @@
 /*
  * Fuzz target for the registry loader: the input is a FileDescriptorSet.
  * Whatever loads is walked end to end (every service, method, rule,
- * message, field and enum, and the lookups on them) so that a registry
- * with dangling or half-built parts shows up under ASan, not just a
+ * message, field, enum and extension, and the lookups on them) so that a
+ * registry with dangling or half-built parts shows up under ASan, not just a
  * crash in the parser.
  */
 #include <stddef.h>
@@ -67,6 +67,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          strlen(m->http_rules[k].body) +
                          strlen(m->http_rules[k].response_body);
             }
+        }
+        for (size_t i = 0; i < gw_registry_extension_count(r); i++) {
+            const gw_field_def *x = gw_registry_extension_at(r, i);
+            if (!x->is_extension ||
+                gw_registry_extension(r, x->full_name, strlen(x->full_name)) != x ||
+                gw_message_extension_by_number(x->containing, x->number) != x ||
+                gw_message_field_by_number(x->containing, x->number))
+                __builtin_trap();
+            n += strlen(x->json_name) + strlen(x->file->name) + walk_message(r, x->containing);
         }
         for (size_t i = 0; i < gw_registry_file_count(r); i++) {
             const gw_file_def *f = gw_registry_file_at(r, i);
