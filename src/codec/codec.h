@@ -72,7 +72,9 @@ void gw_codec_options_init(gw_codec_options *o);
  * numbers print as numbers, unknown numbers of closed (proto2) enums are
  * unknown fields; proto2 groups print as objects under the field's name
  * (and gw_codec_json_to_proto writes them back as groups). Map entries
- * print sorted by key. opts may be NULL (defaults).
+ * print sorted by key. Extensions of m found on the wire (m->extensions)
+ * print under "[full.name]" keys, among the fields in number order and
+ * only when present. opts may be NULL (defaults).
  * r resolves Any type URLs; it may be NULL if no Any occurs (an Any with
  * a type is then GW_ERANGE).
  * Ownership: r, m, data, opts borrowed; out is appended to.
@@ -87,7 +89,10 @@ int gw_codec_proto_to_json(const gw_registry *r, const gw_message_def *m,
  * message of type m and appends its wire encoding to out. Accepts JSON and
  * proto field names and every input form of the ProtoJSON mapping (numbers
  * as strings, integral exponents, base64 and base64url with or without
- * padding, enum names or numbers, null = unset). Output is deterministic:
+ * padding, enum names or numbers, null = unset) and the "[full.name]" keys
+ * of m's extensions (looked up in r, or in m->extensions when r is NULL;
+ * an extension of another message is an unknown key). Output is
+ * deterministic:
  * fields in the order of the JSON input, repeated scalars packed when the
  * field is packed.
  * Ownership: r, m, json, opts borrowed; out is appended to.
