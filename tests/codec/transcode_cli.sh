@@ -45,6 +45,13 @@ printf '{"a":1}' >"$tmp/in"
 check pretty 0 $'{\n  "a": 1\n}' - -- --descriptor "$D" --type codec.test.Inner --from json --to json --pretty
 check emit-defaults 0 '{"a":1,"b":"","c":[]}' - -- \
     --descriptor "$D" --type codec.test.Inner --from json --to json --emit-defaults
+# proto2 extensions: "[full.name]" keys both ways, an unknown one exits 1
+printf '{"[codec.test2.Extender.nested]":{"label":"x"},"optInt32":1,"[codec.test2.ext_int32]":2}' >"$tmp/in"
+check extensions 0 '{"optInt32":1,"[codec.test2.ext_int32]":2,"[codec.test2.Extender.nested]":{"label":"x"}}' - -- \
+    --descriptor "$D" --type codec.test2.Proto2 --from json --to json
+printf '{"[codec.test2.other_ext]":1}' >"$tmp/in"
+check extension-wrong-extendee 1 - 'unknown field "[codec.test2.other_ext]"' -- \
+    --descriptor "$D" --type codec.test2.Proto2 --from json --to json
 # json -> proto -> json through a pipe
 printf '{"message":"hi","number":"5"}' >"$tmp/in"
 "$G" transcode --descriptor "$D" --type codec.test.Echo --from json --to proto <"$tmp/in" >"$tmp/bin"
