@@ -999,20 +999,6 @@ static const gw_field_def *extension_by_key(jp *s, const gw_message_def *m, cons
     return NULL;
 }
 
-/* Position of extension f in m->extensions, for the duplicate-key check. */
-static size_t extension_pos(const gw_message_def *m, const gw_field_def *f)
-{
-    size_t lo = 0, hi = m->extension_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->extensions[mid]->number < f->number)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Reads `"key":` then checks the key against the field table (and, for
  * "[name]" keys, the message's extensions). */
 static int lookup_field(jp *s, const gw_message_def *m, const char *k, size_t kn,
@@ -1077,7 +1063,7 @@ static int parse_fields(jp *s, const gw_message_def *m, bool any_body)
                 goto out;
             }
             bits = ext_seen;
-            fi = extension_pos(m, f);
+            fi = gw_message_extension_index(m, f->number);
         } else {
             fi = (size_t)(f - m->fields);
         }

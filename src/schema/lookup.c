@@ -258,23 +258,26 @@ const gw_field_def *gw_message_field_by_number(const gw_message_def *m, uint32_t
     return NULL;
 }
 
-const gw_field_def *gw_message_extension_by_number(const gw_message_def *m,
-                                                   uint32_t number)
+size_t gw_message_extension_index(const gw_message_def *m, uint32_t number)
 {
-    if (!m)
-        return NULL;
-    size_t lo = 0, hi = m->extension_count;
+    size_t lo = 0, hi = m ? m->extension_count : 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        uint32_t n = m->extensions[mid]->number;
-        if (n == number)
-            return m->extensions[mid];
-        if (n < number)
+        if (m->extensions[mid]->number < number)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return lo;
+}
+
+const gw_field_def *gw_message_extension_by_number(const gw_message_def *m,
+                                                   uint32_t number)
+{
+    size_t i = gw_message_extension_index(m, number);
+    return m && i < m->extension_count && m->extensions[i]->number == number
+               ? m->extensions[i]
+               : NULL;
 }
 
 const gw_field_def *gw_message_field_by_json_name(const gw_message_def *m,

@@ -295,6 +295,9 @@ const gw_field_def *gw_message_field_by_number(const gw_message_def *m, uint32_t
 /* The extension of m with that number (m->extensions, binary search). */
 const gw_field_def *gw_message_extension_by_number(const gw_message_def *m,
                                                    uint32_t number);
+/* Where that number is or would be in m->extensions (sorted by number):
+ * an index in 0..m->extension_count. */
+size_t gw_message_extension_index(const gw_message_def *m, uint32_t number);
 /* Accepts the JSON name or the proto name (len bytes). */
 const gw_field_def *gw_message_field_by_name(const gw_message_def *m, const char *name,
                                              size_t len);
