@@ -263,6 +263,144 @@ bool gw_static_not_modified(const char *if_none_match, const char *if_modified_s
     return false;
 }
 
+/* ---- ranges and caching ------------------------------------------------------------ */
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Reads the digits at *p, saturating at UINT64_MAX: a position or length
+ * beyond 64 bits is past the end of any file, which is what it means.
+ * False when there is no digit. */
+static bool read_number(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    if (*s < '0' || *s > '9')
+        return false;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+gw_static_range gw_static_parse_range(const char *value, uint64_t size, uint64_t *first,
+                                      uint64_t *len)
+{
+    if (!value)
+        return GW_STATIC_RANGE_WHOLE;
+    const char *p = value;
+    while (is_ows(*p))
+        p++;
+    if (strncasecmp(p, "bytes=", 6) != 0)
+        return GW_STATIC_RANGE_WHOLE;
+    p += 6;
+    bool have = false, suffix = false;
+    uint64_t a = 0, b = UINT64_MAX;
+    /* A list (RFC 9110 5.6.1): blanks around elements and empty elements are
+     * allowed; a second range makes the whole header one we do not serve. */
+    for (;;) {
+        while (is_ows(*p))
+            p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (!*p)
+            break;
+        if (have)
+            return GW_STATIC_RANGE_WHOLE;
+        if (*p == '-') {
+            p++;
+            suffix = true;
+            if (!read_number(&p, &a))
+                return GW_STATIC_RANGE_WHOLE;
+        } else {
+            if (!read_number(&p, &a) || *p != '-')
+                return GW_STATIC_RANGE_WHOLE;
+            p++;
+            if (*p >= '0' && *p <= '9') {
+                read_number(&p, &b);
+                if (b < a)
+                    return GW_STATIC_RANGE_WHOLE; /* invalid, not unsatisfiable */
+            }
+        }
+        have = true;
+        while (is_ows(*p))
+            p++;
+        if (*p && *p != ',')
+            return GW_STATIC_RANGE_WHOLE;
+    }
+    if (!have)
+        return GW_STATIC_RANGE_WHOLE;
+    if (suffix) {
+        if (a == 0)
+            return GW_STATIC_RANGE_UNSATISFIABLE;
+        /* Satisfiable by the RFC, but "bytes a-b/0" cannot be written: the
+         * empty file itself is the answer. */
+        if (size == 0)
+            return GW_STATIC_RANGE_WHOLE;
+        *len = a < size ? a : size;
+        *first = size - *len;
+        return GW_STATIC_RANGE_PART;
+    }
+    if (a >= size)
+        return GW_STATIC_RANGE_UNSATISFIABLE;
+    uint64_t last = b < size - 1 ? b : size - 1;
+    *first = a;
+    *len = last - a + 1;
+    return GW_STATIC_RANGE_PART;
+}
+
+bool gw_static_if_range(const char *if_range, const char *etag, int64_t mtime_s,
+                        int64_t now_s)
+{
+    if (!if_range)
+        return true;
+    const char *p = if_range;
+    while (is_ows(*p))
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && is_ows(p[n - 1]))
+        n--;
+    if (n > 0 && p[0] == '"')
+        return n == strlen(etag) && memcmp(p, etag, n) == 0;
+    char date[40];
+    if (n == 0 || n >= sizeof date)
+        return false; /* also a weak tag, W/"...": never a match for ranges */
+    memcpy(date, p, n);
+    date[n] = 0;
+    int64_t t;
+    if (gw_static_parse_http_date(date, &t) != 0)
+        return false;
+    return t == mtime_s && now_s > mtime_s;
+}
+
+bool gw_static_is_hashed_name(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    const char *base = slash ? slash + 1 : name;
+    for (const char *p = strchr(base, '-'); p; p = strchr(p + 1, '-')) {
+        bool letter = false;
+        size_t i;
+        /* Stops at the NUL at the latest, so p[9] is read only when
+         * p[1..8] are all characters of the name. */
+        for (i = 1; i <= 8; i++) {
+            if (p[i] >= 'A' && p[i] <= 'Z')
+                letter = true;
+            else if (p[i] < '0' || p[i] > '9')
+                break;
+        }
+        if (i == 9 && letter && p[9] == '.')
+            return true;
+    }
+    return false;
+}
+
 /* ---- serving ----------------------------------------------------------------------- */
 
 /* Opens path (clean, absolute) below dir_fd one component at a time,
@@ -353,22 +491,56 @@ int gw_static_serve(const gw_static *s, gw_front_req *r)
                  (unsigned long long)st.st_mtim.tv_nsec);
     gw_static_format_http_date((int64_t)st.st_mtim.tv_sec, last_modified);
     const char *base = strrchr(path, '/') + 1;
-    bool is_index = strcmp(base, "index.html") == 0;
-    gw_front_header h[6];
+    const char *cache_control = strcmp(base, "index.html") == 0 ? "no-cache"
+                                : gw_static_is_hashed_name(base)
+                                    ? GW_STATIC_IMMUTABLE
+                                    : "max-age=" STRINGIFY(GW_STATIC_MAX_AGE_S);
+    uint64_t size = (uint64_t)st.st_size;
+    char content_range[64];
+    gw_front_header h[8];
     size_t n = 0;
+    h[n++] = (gw_front_header){"Accept-Ranges", "bytes"};
+    h[n++] = (gw_front_header){"X-Content-Type-Options", "nosniff"};
+
+    /* RFC 9110 13.2.2: the validators first (304), Range last. */
+    const char *range_value = gw_front_req_header(r, "Range");
+    uint64_t first = 0, len = size;
+    gw_static_range range = GW_STATIC_RANGE_WHOLE;
+    bool not_modified = gw_static_not_modified(gw_front_req_header(r, "If-None-Match"),
+                                               gw_front_req_header(r, "If-Modified-Since"),
+                                               etag, (int64_t)st.st_mtim.tv_sec);
+    if (!not_modified && range_value &&
+        gw_static_if_range(gw_front_req_header(r, "If-Range"), etag,
+                           (int64_t)st.st_mtim.tv_sec, (int64_t)time(NULL)))
+        range = gw_static_parse_range(range_value, size, &first, &len);
+    if (range == GW_STATIC_RANGE_UNSATISFIABLE) {
+        /* No validators or freshness: a cache must not keep this answer
+         * for the file. */
+        static const char text[] = "range not satisfiable\n";
+        close(fd);
+        snprintf(content_range, sizeof content_range, "bytes */%llu", (unsigned long long)size);
+        h[n++] = (gw_front_header){"Content-Range", content_range};
+        h[n++] = (gw_front_header){"Content-Type", "text/plain; charset=utf-8"};
+        gw_front_req_respond(r, 416, h, n, text, sizeof text - 1);
+        return 0;
+    }
     h[n++] = (gw_front_header){"ETag", etag};
     h[n++] = (gw_front_header){"Last-Modified", last_modified};
-    h[n++] = (gw_front_header){"Cache-Control",
-                               is_index ? "no-cache" : "max-age=" STRINGIFY(GW_STATIC_MAX_AGE_S)};
-    h[n++] = (gw_front_header){"X-Content-Type-Options", "nosniff"};
-    if (gw_static_not_modified(gw_front_req_header(r, "If-None-Match"),
-                               gw_front_req_header(r, "If-Modified-Since"), etag,
-                               (int64_t)st.st_mtim.tv_sec)) {
+    h[n++] = (gw_front_header){"Cache-Control", cache_control};
+    if (not_modified) {
         close(fd);
         gw_front_req_respond(r, 304, h, n, "", 0);
         return 0;
     }
     h[n++] = (gw_front_header){"Content-Type", gw_static_content_type(base)};
-    gw_front_req_respond_fd(r, 200, h, n, fd, 0, (uint64_t)st.st_size);
+    if (range == GW_STATIC_RANGE_PART) {
+        snprintf(content_range, sizeof content_range, "bytes %llu-%llu/%llu",
+                 (unsigned long long)first, (unsigned long long)(first + len - 1),
+                 (unsigned long long)size);
+        h[n++] = (gw_front_header){"Content-Range", content_range};
+        gw_front_req_respond_fd(r, 206, h, n, fd, first, len);
+        return 0;
+    }
+    gw_front_req_respond_fd(r, 200, h, n, fd, 0, size);
     return 0;
 }

@@ -1,9 +1,11 @@
 /*
  * Fuzz target for the request-side parsers of static serving: the target
- * cleaner, the HTTP date parser and the conditional-GET check. Beyond "no
+ * cleaner, the HTTP date parser, the conditional-GET check, Range and
+ * If-Range, and the hashed-name rule. Beyond "no
  * crash", every accepted target must come out as a path that cannot leave
  * the directory: absolute, no empty, "." or ".." segment, no control byte,
- * within the limits.
+ * within the limits. Every range served must lie inside the file and be
+ * non-empty.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)gw_static_not_modified(text, text, "\"1a-2b-3c\"", 784111777);
     (void)gw_static_not_modified(NULL, text, "\"1a-2b-3c\"", 784111777);
     (void)gw_static_content_type(text);
+    (void)gw_static_is_hashed_name(text);
+    (void)gw_static_if_range(text, "\"1a-2b-3c\"", 784111777, 784111778);
+    static const uint64_t sizes[] = {0, 1, 100, UINT64_MAX};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint64_t first = 0, len = 0;
+        if (gw_static_parse_range(text, sizes[i], &first, &len) == GW_STATIC_RANGE_PART &&
+            (len == 0 || first >= sizes[i] || len > sizes[i] - first))
+            abort();
+    }
     free(text);
     return 0;
 }

@@ -206,6 +206,188 @@ static void test_not_modified(void **state)
     }
 }
 
+typedef struct range_case {
+    const char *value;
+    uint64_t size;
+    gw_static_range want;
+    uint64_t first, len; /* for GW_STATIC_RANGE_PART */
+} range_case;
+
+#define WHOLE GW_STATIC_RANGE_WHOLE
+#define PART GW_STATIC_RANGE_PART
+#define UNSAT GW_STATIC_RANGE_UNSATISFIABLE
+
+static const range_case range_cases[] = {
+    {NULL, 100, WHOLE, 0, 0},
+    /* a-b */
+    {"bytes=0-0", 100, PART, 0, 1},
+    {"bytes=0-99", 100, PART, 0, 100},
+    {"bytes=10-19", 100, PART, 10, 10},
+    {"bytes=99-99", 100, PART, 99, 1},
+    {"bytes=90-150", 100, PART, 90, 10},             /* last past the end: to the end */
+    {"bytes=0-18446744073709551615", 100, PART, 0, 100},
+    {"bytes=0-99999999999999999999999", 100, PART, 0, 100}, /* overflow saturates */
+    {"bytes=100-100", 100, UNSAT, 0, 0},
+    {"bytes=100-200", 100, UNSAT, 0, 0},
+    {"bytes=99999999999999999999999-99999999999999999999999", 100, UNSAT, 0, 0},
+    {"bytes=20-10", 100, WHOLE, 0, 0},               /* last < first: invalid */
+    {"bytes=007-008", 100, PART, 7, 2},
+    /* a- */
+    {"bytes=0-", 100, PART, 0, 100},
+    {"bytes=50-", 100, PART, 50, 50},
+    {"bytes=99-", 100, PART, 99, 1},
+    {"bytes=100-", 100, UNSAT, 0, 0},
+    {"bytes=18446744073709551616-", 100, UNSAT, 0, 0},
+    /* -n */
+    {"bytes=-1", 100, PART, 99, 1},
+    {"bytes=-10", 100, PART, 90, 10},
+    {"bytes=-100", 100, PART, 0, 100},
+    {"bytes=-500", 100, PART, 0, 100},               /* suffix larger than the file */
+    {"bytes=-99999999999999999999999", 100, PART, 0, 100},
+    {"bytes=-0", 100, UNSAT, 0, 0},
+    /* an empty file */
+    {"bytes=0-", 0, UNSAT, 0, 0},
+    {"bytes=0-0", 0, UNSAT, 0, 0},
+    {"bytes=-5", 0, WHOLE, 0, 0},                    /* no a-b/0 to write */
+    {"bytes=-0", 0, UNSAT, 0, 0},
+    {"bytes=1-", 1, UNSAT, 0, 0},
+    {"bytes=0-", 1, PART, 0, 1},
+    /* whitespace, case, list syntax */
+    {"  bytes=1-2  ", 100, PART, 1, 2},
+    {"\tbytes=1-2\t", 100, PART, 1, 2},
+    {"bytes= 1-2", 100, PART, 1, 2},
+    {"bytes=1-2,", 100, PART, 1, 2},                 /* empty list elements */
+    {"bytes=,1-2, ,", 100, PART, 1, 2},
+    {"Bytes=1-2", 100, PART, 1, 2},
+    {"BYTES=-3", 100, PART, 97, 3},
+    {"bytes=1 -2", 100, WHOLE, 0, 0},
+    {"bytes=1- 2", 100, WHOLE, 0, 0},
+    {"bytes=- 2", 100, WHOLE, 0, 0},
+    {"bytes =1-2", 100, WHOLE, 0, 0},
+    {"bytes= ", 100, WHOLE, 0, 0},
+    {"bytes=,", 100, WHOLE, 0, 0},
+    /* not "bytes=", or not a byte range */
+    {"", 100, WHOLE, 0, 0},
+    {"1-2", 100, WHOLE, 0, 0},
+    {"=1-2", 100, WHOLE, 0, 0},
+    {"bytes", 100, WHOLE, 0, 0},
+    {"bytes=", 100, WHOLE, 0, 0},
+    {"bytes:1-2", 100, WHOLE, 0, 0},
+    {"items=1-2", 100, WHOLE, 0, 0},
+    {"bytesx=1-2", 100, WHOLE, 0, 0},
+    {"bytes=-", 100, WHOLE, 0, 0},
+    {"bytes=a-b", 100, WHOLE, 0, 0},
+    {"bytes=1", 100, WHOLE, 0, 0},
+    {"bytes=1-2x", 100, WHOLE, 0, 0},
+    {"bytes=+1-2", 100, WHOLE, 0, 0},
+    {"bytes=1--2", 100, WHOLE, 0, 0},
+    {"bytes=0x10-0x20", 100, WHOLE, 0, 0},
+    {"bytes=1-2;x", 100, WHOLE, 0, 0},
+    /* several ranges: ignored, even when each alone is fine or unsatisfiable */
+    {"bytes=0-1,3-4", 100, WHOLE, 0, 0},
+    {"bytes=0-1, -1", 100, WHOLE, 0, 0},
+    {"bytes=200-300,400-", 100, WHOLE, 0, 0},
+    {"bytes=0-1,x", 100, WHOLE, 0, 0},
+};
+
+static void test_parse_range(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < GW_ARRAY_LEN(range_cases); i++) {
+        const range_case *c = &range_cases[i];
+        uint64_t first = 12345, len = 12345;
+        gw_static_range got = gw_static_parse_range(c->value, c->size, &first, &len);
+        if (got != c->want)
+            fail_msg("'%s' (size %llu): %d, want %d", c->value ? c->value : "(null)",
+                     (unsigned long long)c->size, (int)got, (int)c->want);
+        if (got == PART && (first != c->first || len != c->len))
+            fail_msg("'%s' (size %llu): first %llu len %llu, want %llu %llu", c->value,
+                     (unsigned long long)c->size, (unsigned long long)first,
+                     (unsigned long long)len, (unsigned long long)c->first,
+                     (unsigned long long)c->len);
+        if (got != PART && (first != 12345 || len != 12345))
+            fail_msg("'%s': outputs written without a range", c->value ? c->value : "(null)");
+    }
+}
+
+typedef struct if_range_case {
+    const char *if_range;
+    int64_t now;
+    bool honoured;
+} if_range_case;
+
+static const if_range_case if_range_cases[] = {
+    {NULL, MTIME + 10, true},
+    {ETAG, MTIME + 10, true},
+    {" " ETAG "\t", MTIME + 10, true},
+    {ETAG, MTIME, true},                     /* a tag does not depend on the clock */
+    {"W/" ETAG, MTIME + 10, false},          /* weak: never for ranges */
+    {"\"1a-2b-3\"", MTIME + 10, false},
+    {"\"1a-2b-3c\"x", MTIME + 10, false},
+    {ETAG ", \"other\"", MTIME + 10, false},  /* one validator, not a list */
+    {"\"", MTIME + 10, false},
+    {"Sun, 06 Nov 1994 08:49:37 GMT", MTIME + 10, true},
+    {"Sun, 06 Nov 1994 08:49:37 GMT", MTIME + 1, true},
+    {"Sun, 06 Nov 1994 08:49:37 GMT", MTIME, false}, /* same second: weak */
+    {"Sun, 06 Nov 1994 08:49:38 GMT", MTIME + 10, false}, /* exact match only */
+    {"Sun, 06 Nov 1994 08:49:36 GMT", MTIME + 10, false},
+    {"Sunday, 06-Nov-94 08:49:37 GMT", MTIME + 10, false},
+    {"", MTIME + 10, false},
+    {"garbage", MTIME + 10, false},
+    {"Sun, 06 Nov 1994 08:49:37 GMT and a lot more text after the date", MTIME + 10, false},
+};
+
+static void test_if_range(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < GW_ARRAY_LEN(if_range_cases); i++) {
+        const if_range_case *c = &if_range_cases[i];
+        bool got = gw_static_if_range(c->if_range, ETAG, MTIME, c->now);
+        if (got != c->honoured)
+            fail_msg("case %zu (If-Range %s, now %lld): %d", i,
+                     c->if_range ? c->if_range : "-", (long long)c->now, got);
+    }
+}
+
+typedef struct hashed_case {
+    const char *name;
+    bool hashed;
+} hashed_case;
+
+static const hashed_case hashed_cases[] = {
+    {"/assets/app-7KQ2MZ4D.js", true},
+    {"/assets/style-ABCDEFGH.css", true},
+    {"app-A2345672.js", true},
+    {"/x/chunk-ABCD1234.min.js", true},
+    {"/app-ABCD1234.js.map", true},
+    {"/a-b-ABCD1234.js", true},
+    {"/-ABCD1234.js", true},
+    {"/app-1234567A.js", true},
+    {"/app.js", false},
+    {"/index.html", false},
+    {"/log-20241121.txt", false},                /* all digits: a date */
+    {"/app-abcd1234.js", false},                 /* lower case */
+    {"/app-ABCD123.js", false},                  /* 7 */
+    {"/app-ABCD12345.js", false},                /* 9 */
+    {"/app-ABCD1234", false},                    /* no '.' after it */
+    {"/app-ABCD1234-x.js", false},
+    {"/app_ABCD1234.js", false},
+    {"/app.ABCD1234.js", false},
+    {"/app-ABCD-234.js", false},
+    {"/app-ABCD1234.js/", false},                /* only the last component counts */
+    {"/assets-ABCD1234.d/app.js", false},
+    {"-", false},
+    {"", false},
+};
+
+static void test_hashed_name(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < GW_ARRAY_LEN(hashed_cases); i++)
+        if (gw_static_is_hashed_name(hashed_cases[i].name) != hashed_cases[i].hashed)
+            fail_msg("%s: %d", hashed_cases[i].name, !hashed_cases[i].hashed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +396,9 @@ int main(void)
         cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_http_date),
         cmocka_unit_test(test_not_modified),
+        cmocka_unit_test(test_parse_range),
+        cmocka_unit_test(test_if_range),
+        cmocka_unit_test(test_hashed_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
