@@ -237,4 +237,77 @@ void gw_log(gw_log_level level, const char *fmt, ...)
 int gw_read_file(const char *path, size_t max, uint8_t **data, size_t *len,
                  gw_error *e);
 
+/* ---------------------------------------------------------------------------
+ * Wire format, for any module that reads or writes protobuf bytes.
+ */
+typedef enum gw_wire_type {
+    GW_WIRE_VARINT = 0,
+    GW_WIRE_FIXED64 = 1,
+    GW_WIRE_LEN = 2,
+    GW_WIRE_SGROUP = 3,
+    GW_WIRE_EGROUP = 4,
+    GW_WIRE_FIXED32 = 5,
+} gw_wire_type;
+
+#define GW_WIRE_MAX_FIELD 536870911u /* 2^29 - 1 */
+
+/* A cursor over wire bytes. The bytes are borrowed. */
+typedef struct gw_wire_reader {
+    const uint8_t *start;  /* for offsets in errors */
+    const uint8_t *p;
+    const uint8_t *end;
+} gw_wire_reader;
+
+static inline void gw_wire_reader_init(gw_wire_reader *rd, const uint8_t *p, size_t n)
+{
+    rd->start = rd->p = p;
+    rd->end = p + n;
+}
+static inline bool gw_wire_eof(const gw_wire_reader *rd) { return rd->p >= rd->end; }
+static inline size_t gw_wire_offset(const gw_wire_reader *rd)
+{
+    return (size_t)(rd->p - rd->start);
+}
+
+/* Each reader returns 0 or GW_EPARSE (truncated, varint over 10 bytes,
+ * field number 0 or > 2^29-1, wire type 6/7, length past the end) and does
+ * not move the cursor on error. */
+int gw_wire_read_varint(gw_wire_reader *rd, uint64_t *v);
+int gw_wire_read_tag(gw_wire_reader *rd, uint32_t *field, gw_wire_type *wt);
+int gw_wire_read_fixed32(gw_wire_reader *rd, uint32_t *v);
+int gw_wire_read_fixed64(gw_wire_reader *rd, uint64_t *v);
+/* A length-delimited payload: *p points into the input. */
+int gw_wire_read_len(gw_wire_reader *rd, const uint8_t **p, size_t *n);
+/* Skips the value of a field whose tag was just read. A group is skipped up
+ * to its matching end tag, nesting at most max_depth groups (GW_ELIMIT). */
+int gw_wire_skip(gw_wire_reader *rd, uint32_t field, gw_wire_type wt,
+                 unsigned max_depth);
+
+static inline uint64_t gw_zigzag_encode64(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+static inline int64_t gw_zigzag_decode64(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+static inline uint32_t gw_zigzag_encode32(int32_t v)
+{
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+}
+static inline int32_t gw_zigzag_decode32(uint32_t v)
+{
+    return (int32_t)(v >> 1) ^ -(int32_t)(v & 1);
+}
+
+/* Writers append to a gw_buf. Each returns 0, GW_ELIMIT or GW_ENOMEM. */
+int gw_wire_put_varint(gw_buf *b, uint64_t v);
+int gw_wire_put_tag(gw_buf *b, uint32_t field, gw_wire_type wt);
+int gw_wire_put_fixed32(gw_buf *b, uint32_t v);
+int gw_wire_put_fixed64(gw_buf *b, uint64_t v);
+/* Tag, length, bytes: a string, bytes or embedded-message field. */
+int gw_wire_put_len_field(gw_buf *b, uint32_t field, const void *p, size_t n);
+/* Number of bytes the varint encoding of v takes (1..10). */
+size_t gw_wire_varint_size(uint64_t v);
+
 #endif

@@ -42,22 +42,6 @@ struct dm_reflect {
 #define MAX_FILES 4096
 #define MAX_NESTING 64
 
-static int read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*pos >= n)
-            return GW_EPARSE;
-        uint8_t b = p[(*pos)++];
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return GW_EPARSE;
-}
-
 static int add_symbol(dm_reflect *r, const char *scope, const char *name, size_t file)
 {
     if (!name)
@@ -197,19 +181,22 @@ int dm_reflect_new(const uint8_t *set, size_t len, dm_reflect **out, gw_error *e
     dm_reflect *r = calloc(1, sizeof *r);
     if (!r)
         return gw_error_set(e, GW_ENOMEM, "out of memory");
-    size_t pos = 0, cap = 0;
-    while (pos < len) {
-        uint64_t tag, flen;
-        size_t at = pos;
-        if (read_varint(set, len, &pos, &tag) < 0 || (tag & 7) != 2 ||
-            read_varint(set, len, &pos, &flen) < 0 || flen > len - pos) {
+    size_t cap = 0;
+    gw_wire_reader rd;
+    gw_wire_reader_init(&rd, set, len);
+    while (!gw_wire_eof(&rd)) {
+        uint32_t field;
+        gw_wire_type wt;
+        const uint8_t *fp;
+        size_t flen;
+        size_t at = gw_wire_offset(&rd);
+        if (gw_wire_read_tag(&rd, &field, &wt) || wt != GW_WIRE_LEN ||
+            gw_wire_read_len(&rd, &fp, &flen)) {
             rc = gw_error_set(e, GW_EPARSE, "descriptor set: malformed field at byte %zu", at);
             goto out;
         }
-        if (tag >> 3 != 1) {   /* not `file`: skip */
-            pos += flen;
+        if (field != 1) /* not `file`: skip */
             continue;
-        }
         if (r->n_files == MAX_FILES) {
             rc = gw_error_set(e, GW_ELIMIT, "descriptor set: more than %d files", MAX_FILES);
             goto out;
@@ -224,9 +211,9 @@ int dm_reflect_new(const uint8_t *set, size_t len, dm_reflect **out, gw_error *e
             r->files = f;
         }
         dm_file *f = &r->files[r->n_files];
-        f->bytes = set + pos;
+        f->bytes = fp;
         f->len = flen;
-        f->fd = google__protobuf__file_descriptor_proto__unpack(NULL, flen, set + pos);
+        f->fd = google__protobuf__file_descriptor_proto__unpack(NULL, flen, fp);
         if (!f->fd || !f->fd->name) {
             rc = gw_error_set(e, GW_EPARSE, "descriptor set: file at byte %zu does not decode", at);
             if (f->fd)
@@ -234,7 +221,6 @@ int dm_reflect_new(const uint8_t *set, size_t len, dm_reflect **out, gw_error *e
             goto out;
         }
         r->n_files++;
-        pos += flen;
     }
     for (size_t i = 0; i < r->n_files; i++) {
         rc = index_file(r, i);

@@ -22,7 +22,6 @@
  * without a limit) sees them. */
 #define MAX_MESSAGE_NESTING 100
 #define MAX_HTTP_NESTING 2 /* a rule and its additional_bindings */
-#define MAX_FIELD_NUMBER 536870911u
 #define HTTP_EXTENSION 72295728u
 
 typedef struct pending_file {
@@ -45,22 +44,6 @@ struct gw_registry_builder {
 /* What a length-delimited field holds, for the nesting check. */
 enum wire_kind { WIRE_OPAQUE, WIRE_FILE, WIRE_MESSAGE, WIRE_HTTP };
 
-static int read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*pos >= n)
-            return -1;
-        uint8_t c = p[(*pos)++];
-        x |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static enum wire_kind child_kind(enum wire_kind kind, uint64_t field)
 {
     if (kind == WIRE_FILE && field == 4)
@@ -81,55 +64,51 @@ static enum wire_kind child_kind(enum wire_kind kind, uint64_t field)
 static int wire_check(const uint8_t *p, size_t n, enum wire_kind kind, int depth,
                       int max_depth, size_t base, size_t *err_at)
 {
-    size_t pos = 0;
-    while (pos < n) {
-        size_t start = pos;
-        uint64_t key, v;
-        if (read_varint(p, n, &pos, &key) || (key >> 3) == 0 || (key >> 3) > MAX_FIELD_NUMBER) {
+    gw_wire_reader rd;
+    gw_wire_reader_init(&rd, p, n);
+    while (!gw_wire_eof(&rd)) {
+        size_t start = gw_wire_offset(&rd);
+        uint32_t field;
+        gw_wire_type wt;
+        const uint8_t *sub;
+        size_t len;
+        uint64_t v;
+        int bad;
+        if (gw_wire_read_tag(&rd, &field, &wt)) {
             *err_at = base + start;
             return -1;
         }
-        switch (key & 7) {
-        case 0:
-            if (read_varint(p, n, &pos, &v)) {
-                *err_at = base + start;
-                return -1;
-            }
+        switch (wt) {
+        case GW_WIRE_VARINT:
+            bad = gw_wire_read_varint(&rd, &v);
             break;
-        case 1:
-            if (n - pos < 8) {
-                *err_at = base + start;
-                return -1;
-            }
-            pos += 8;
+        case GW_WIRE_FIXED64:
+            bad = gw_wire_read_fixed64(&rd, &v);
             break;
-        case 5:
-            if (n - pos < 4) {
-                *err_at = base + start;
-                return -1;
-            }
-            pos += 4;
-            break;
-        case 2: {
-            if (read_varint(p, n, &pos, &v) || v > n - pos) {
-                *err_at = base + start;
-                return -1;
-            }
-            enum wire_kind ck = child_kind(kind, key >> 3);
-            if (ck != WIRE_OPAQUE) {
-                if (depth + 1 > max_depth) {
-                    *err_at = base + start;
-                    return -2;
-                }
-                int rc = wire_check(p + pos, (size_t)v, ck, depth + 1, max_depth,
-                                    base + pos, err_at);
-                if (rc)
-                    return rc;
-            }
-            pos += (size_t)v;
+        case GW_WIRE_FIXED32: {
+            uint32_t v32;
+            bad = gw_wire_read_fixed32(&rd, &v32);
             break;
         }
-        default: /* groups (3, 4) never occur in descriptors; 6, 7 do not exist */
+        case GW_WIRE_LEN: {
+            bad = gw_wire_read_len(&rd, &sub, &len);
+            enum wire_kind ck = child_kind(kind, field);
+            if (bad || ck == WIRE_OPAQUE)
+                break;
+            if (depth + 1 > max_depth) {
+                *err_at = base + start;
+                return -2;
+            }
+            int rc = wire_check(sub, len, ck, depth + 1, max_depth, base + (size_t)(sub - p),
+                                err_at);
+            if (rc)
+                return rc;
+            break;
+        }
+        default: /* groups never occur in descriptors */
+            bad = 1;
+        }
+        if (bad) {
             *err_at = base + start;
             return -1;
         }
@@ -264,32 +243,31 @@ int gw_registry_builder_add_set(gw_registry_builder *b, const uint8_t *data, siz
                             source, err_at);
     /* FileDescriptorSet is `repeated FileDescriptorProto file = 1`; walk it
      * here rather than unpack it so each file's exact bytes are kept. */
-    size_t pos = 0, files = 0;
-    while (pos < len) {
-        uint64_t key = 0, v = 0;
-        read_varint(data, len, &pos, &key);
-        unsigned wire = (unsigned)(key & 7);
-        if ((key >> 3) == 1 && wire != 2)
+    size_t files = 0;
+    gw_wire_reader rd;
+    gw_wire_reader_init(&rd, data, len);
+    while (!gw_wire_eof(&rd)) {
+        uint32_t field;
+        gw_wire_type wt;
+        const uint8_t *p;
+        size_t n;
+        gw_wire_read_tag(&rd, &field, &wt);
+        if (field == 1 && wt != GW_WIRE_LEN)
             return gw_error_set(e, GW_EPARSE,
                                 "%s: not a descriptor set (field 1 is not length-delimited)",
                                 source);
-        if (wire == 0) {
-            read_varint(data, len, &pos, &v);
-        } else if (wire == 1) {
-            pos += 8;
-        } else if (wire == 5) {
-            pos += 4;
-        } else { /* 2: wire_check let no other wire type through */
-            read_varint(data, len, &pos, &v);
-            if ((key >> 3) == 1) {
-                char what[48];
-                snprintf(what, sizeof what, "file #%zu", files + 1);
-                int rc = add_one(b, data + pos, (size_t)v, source, what, e);
-                if (rc)
-                    return rc;
-                files++;
-            }
-            pos += (size_t)v;
+        if (wt != GW_WIRE_LEN) {
+            gw_wire_skip(&rd, field, wt, 0);
+            continue;
+        }
+        gw_wire_read_len(&rd, &p, &n); /* wire_check let only well-formed fields through */
+        if (field == 1) {
+            char what[48];
+            snprintf(what, sizeof what, "file #%zu", files + 1);
+            int rc = add_one(b, p, n, source, what, e);
+            if (rc)
+                return rc;
+            files++;
         }
     }
     if (files == 0)
@@ -633,7 +611,7 @@ static int field_type(build_ctx *c, const Google__Protobuf__FieldDescriptorProto
                       const gw_file_def *file)
 {
     const char *src = file->source, *fname = file->name, *dot = owner[0] ? "." : "";
-    if (!fp->has_number || fp->number < 1 || (uint32_t)fp->number > MAX_FIELD_NUMBER)
+    if (!fp->has_number || fp->number < 1 || (uint32_t)fp->number > GW_WIRE_MAX_FIELD)
         return gw_error_set(c->e, GW_EPARSE, "%s: %s: %s%s%s: bad field number %d", src, fname,
                             owner, dot, fp->name, fp->has_number ? fp->number : 0);
     f->number = (uint32_t)fp->number;
@@ -1049,13 +1027,15 @@ static int build_http_rules(build_ctx *c, const Google__Protobuf__MethodOptions 
                                 "%s: %s: %s: google.api.http option is not a message",
                                 file->source, file->name, m->full_name);
         /* protobuf-c keeps the length prefix in `data`. */
-        size_t pos = 0;
-        uint64_t n = 0;
-        if (read_varint(u->data, u->len, &pos, &n) || n != u->len - pos)
+        gw_wire_reader rd;
+        const uint8_t *p;
+        size_t n;
+        gw_wire_reader_init(&rd, u->data, u->len);
+        if (gw_wire_read_len(&rd, &p, &n) || !gw_wire_eof(&rd))
             return gw_error_set(c->e, GW_EPARSE,
                                 "%s: %s: %s: malformed google.api.http option", file->source,
                                 file->name, m->full_name);
-        if (gw_buf_append(&c->scratch, u->data + pos, (size_t)n))
+        if (gw_buf_append(&c->scratch, p, n))
             return nomem(c);
         found = true;
     }
