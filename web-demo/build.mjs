@@ -5,16 +5,21 @@
 //
 //   node web-demo/build.mjs [--out DIR] [--mock] [--check]
 //
-//   --out DIR  where index.html, style.css and app.js go (default web-demo/dist)
+//   --out DIR  where index.html, favicon.svg and assets/ go (default web-demo/dist)
 //   --mock     development only: bundle an in-memory fake of the demo service
 //              instead of the gRPC-Web transport, to work on the layout without
 //              a gateway. Never used by the build or the tests.
 //   --check    also type-check the sources with tsc (slower; for development)
 //
-// The generated code lands in DIR/.gen and is not committed.
+// The bundle and the style sheet get content-hashed names,
+// DIR/assets/app-XXXXXXXX.js and style-XXXXXXXX.css, that grpcgate serves
+// with a one-year immutable Cache-Control (docs/static.md); index.html is
+// written from index.html.in with those names filled in, and is itself
+// revalidated on every load. The generated code lands in DIR/.gen; none of
+// it is committed.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -105,11 +110,30 @@ if (check) {
   if (tsc.status !== 0) fail('type check failed');
 }
 
+// The rule grpcgate uses to give a file a year of immutable caching
+// (gw_static_is_hashed_name in src/server/static.c): "-", eight of [A-Z0-9]
+// with at least one letter, then ".". esbuild's [hash] is eight characters
+// of A-Z and 2-7; should one ever be digits only, the build stops here
+// rather than ship a name the server would revalidate every minute.
+const hashedName = /-(?=[A-Z0-9]{8}\.)(?![0-9]{8}\.)[A-Z0-9]{8}\./;
+
+// A fresh assets/ each time: old hashes must not pile up in the build tree
+// (or be installed). app.js and style.css are what builds before hashing
+// wrote; removing them keeps an old build directory from serving them.
+const assets = join(out, 'assets');
+rmSync(assets, { recursive: true, force: true });
+for (const f of ['app.js', 'style.css']) rmSync(join(out, f), { force: true });
+
 const esbuild = await import(join(modules, 'esbuild/lib/main.js'));
+let result;
 try {
-  await esbuild.build({
-    entryPoints: [join(here, 'src', mock ? 'dev-mock.ts' : 'app.ts')],
-    outfile: join(out, 'app.js'),
+  result = await esbuild.build({
+    entryPoints: {
+      app: join(here, 'src', mock ? 'dev-mock.ts' : 'app.ts'),
+      style: join(here, 'style.css'),
+    },
+    outdir: assets,
+    entryNames: '[name]-[hash]',
     bundle: true,
     format: 'esm',
     target: ['es2020'],
@@ -119,11 +143,30 @@ try {
     logLevel: 'warning',
     nodePaths: [modules],
     alias: { 'gw-gen': gen },
+    metafile: true,
+    absWorkingDir: out,
   });
 } catch (e) {
   fail(`esbuild failed: ${e.message}`);
 }
 
-for (const f of ['index.html', 'style.css', 'favicon.svg'])
-  copyFileSync(join(here, f), join(out, f));
-console.log(`web-demo: built ${out}${mock ? ' (mock backend, development only)' : ''}`);
+// The output of each entry point, as index.html refers to it.
+const names = {};
+for (const [file, meta] of Object.entries(result.metafile.outputs)) {
+  if (!meta.entryPoint) continue;
+  const name = basename(file);
+  const key = name.endsWith('.css') ? 'style.css' : 'app.js';
+  if (!hashedName.test(name)) fail(`${name}: not a name grpcgate recognises as hashed`);
+  names[key] = relative(out, join(assets, name)).split('\\').join('/');
+}
+if (!names['app.js'] || !names['style.css']) fail('esbuild did not write app and style');
+
+const template = readFileSync(join(here, 'index.html.in'), 'utf8');
+const html = template.replace(/\{\{([a-z.]+)\}\}/g, (m, key) => {
+  if (!names[key]) fail(`index.html.in: unknown placeholder ${m}`);
+  return names[key];
+});
+writeFileSync(join(out, 'index.html'), html);
+copyFileSync(join(here, 'favicon.svg'), join(out, 'favicon.svg'));
+console.log(`web-demo: built ${out} (${names['app.js']}, ${names['style.css']})` +
+  `${mock ? ' (mock backend, development only)' : ''}`);

@@ -163,12 +163,14 @@ function pageSuite(name, stack, screenshot) {
     let browser;
     let page;
     const pageErrors = [];
+    const responses = new Map(); // URL -> { status, headers } of what the page loaded
 
     before(async () => {
       browser = await launchChromium({ width: 1360, height: 900 });
       page = browser.page;
       page.setDefaultTimeout(30000);
       page.on('pageerror', (e) => pageErrors.push(e.message));
+      page.on('response', (r) => responses.set(r.url(), { status: r.status(), headers: r.headers() }));
       const res = await page.goto(stack.pageUrl);
       assert.equal(res.status(), 200, `GET ${stack.pageUrl}`);
     });
@@ -187,6 +189,27 @@ function pageSuite(name, stack, screenshot) {
       assert.equal(await page.textContent('#origin-mode'),
         stack.pageOrigin ? `cross-origin from ${stack.pageOrigin} (CORS)` : 'same origin');
       assert.equal(await page.textContent('#lookup-curl'), `curl -s ${stack.gatewayUrl}/v1/users/1`);
+    });
+
+    // The build names the bundle and style sheet by content hash, and
+    // grpcgate caches such names for a year (docs/static.md); the page
+    // itself is revalidated on every load.
+    test('page loads its content-hashed bundle and style sheet', async () => {
+      const script = await page.getAttribute('script[type=module]', 'src');
+      const css = await page.getAttribute('link[rel=stylesheet]', 'href');
+      assert.match(script, /^assets\/app-[A-Z0-9]{8}\.js$/);
+      assert.match(css, /^assets\/style-[A-Z0-9]{8}\.css$/);
+      const base = new URL(stack.pageUrl);
+      for (const name of [script, css]) {
+        const url = new URL(name, base).href;
+        const res = responses.get(url);
+        assert.ok(res, `the page did not load ${url}: ${[...responses.keys()].join(' ')}`);
+        assert.equal(res.status, 200, url);
+        if (!stack.pageOrigin)
+          assert.equal(res.headers['cache-control'], 'public, max-age=31536000, immutable', url);
+      }
+      if (!stack.pageOrigin)
+        assert.equal(responses.get(new URL('/', base).href)?.headers['cache-control'], 'no-cache');
     });
 
     test('unary lookup of a missing user shows NOT_FOUND', async () => {

@@ -3,11 +3,16 @@ DIR` (the demo service gives REST routes to compete with), `grpcgate serve
 --static DIR`, and `grpcgate demo` finding the built web page by itself, both
 from the build tree and from an installed layout (bin/ + share/grpcgate/).
 
+Also byte ranges (206/416, If-Range, HEAD, curl -r and curl -C -) and the
+caching policy by name: index.html revalidated, content-hashed names
+immutable for a year, anything else a minute.
+
 Requests go out over raw sockets so that the target reaches the gateway
 byte for byte (no client-side normalisation of "..") and so that a HEAD
 answer can be checked for the absence of body bytes."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -180,6 +185,12 @@ def make_tree(root, outside):
     # 300 KB of non-repeating bytes: several sendfile rounds.
     write(os.path.join(root, "big.bin"), bytes((i * 7 + i // 251) & 0xFF for i in range(300000)))
     write(os.path.join(root, "a b.txt"), b"space\n")
+    write(os.path.join(root, "empty.txt"), b"")
+    # Names with and without a build's content hash (docs/static.md).
+    write(os.path.join(root, "assets", "app-7KQ2MZ4D.js"), b"hashed\n")
+    write(os.path.join(root, "assets", "style-ABCDEFGH.css"), b"hashed css\n")
+    write(os.path.join(root, "log-20241121.txt"), b"a date, not a hash\n")
+    write(os.path.join(root, "app-abcd1234.js"), b"lower case\n")
     write(os.path.join(root, ".hidden"), b"hidden\n")
     write(os.path.join(root, ".git", "config"), b"[core]\n")
     # A file where the demo's REST route GET /v1/users/{id} lives.
@@ -360,6 +371,184 @@ class StaticDemo(unittest.TestCase):
         write(os.path.join(self.root, "v1", "notes.txt"), b"notes\n")
         self.assert_file(self.get("/v1/notes.txt"), b"notes\n", "text/plain; charset=utf-8")
 
+    def big(self):
+        with open(os.path.join(self.root, "big.bin"), "rb") as f:
+            return f.read()
+
+    def test_range(self):
+        big = self.big()
+        size = len(big)
+        etag = self.get("/big.bin").header("etag")
+        # Range -> (status, Content-Range, body); the RFC 9110 forms, then
+        # what is ignored (200, the whole file) and what cannot be served.
+        cases = [
+            ("bytes=0-0", 206, "bytes 0-0/300000", big[0:1]),
+            ("bytes=1000-1999", 206, "bytes 1000-1999/300000", big[1000:2000]),
+            ("bytes=299990-", 206, "bytes 299990-299999/300000", big[299990:]),
+            ("bytes=0-", 206, "bytes 0-299999/300000", big),
+            ("bytes=-10", 206, "bytes 299990-299999/300000", big[-10:]),
+            ("bytes=-300001", 206, "bytes 0-299999/300000", big),
+            ("bytes=299999-400000", 206, "bytes 299999-299999/300000", big[-1:]),
+            ("bytes=100-99999999999999999999999", 206, "bytes 100-299999/300000", big[100:]),
+            ("Bytes=5-9", 206, "bytes 5-9/300000", big[5:10]),
+            (" bytes=5-9, ", 206, "bytes 5-9/300000", big[5:10]),
+            ("bytes=300000-", 416, "bytes */300000", b"range not satisfiable\n"),
+            ("bytes=400000-500000", 416, "bytes */300000", b"range not satisfiable\n"),
+            ("bytes=-0", 416, "bytes */300000", b"range not satisfiable\n"),
+            ("bytes=5-1", 200, None, big),
+            ("bytes=0-1,5-6", 200, None, big),
+            ("bytes=0-1, 400000-", 200, None, big),
+            ("items=0-1", 200, None, big),
+            ("0-1", 200, None, big),
+            ("bytes=a-b", 200, None, big),
+            ("bytes = 0-1", 200, None, big),
+            ("bytes=0 - 1", 200, None, big),
+        ]
+        for value, status, content_range, body in cases:
+            with self.subTest(range=value):
+                r = self.get("/big.bin", headers={"Range": value})
+                self.assertEqual(r.status, status)
+                self.assertEqual(r.body, body)
+                self.assertEqual(r.header("content-length"), str(len(body)))
+                self.assertEqual(r.header("content-range"), content_range)
+                self.assertEqual(r.header("accept-ranges"), "bytes")
+                if status == 416:
+                    self.assertEqual(r.header("content-type"), "text/plain; charset=utf-8")
+                    self.assertIsNone(r.header("etag"))
+                    self.assertIsNone(r.header("cache-control"))
+                else:
+                    self.assertEqual(r.header("content-type"), "application/octet-stream")
+                    self.assertEqual(r.header("etag"), etag)
+                    self.assertEqual(r.header("cache-control"), "max-age=60")
+                # HEAD answers with the same head and no body.
+                h = self.get("/big.bin", "HEAD", {"Range": value})
+                self.assertEqual(h.status, status)
+                self.assertEqual(h.body, b"")
+                self.assertEqual(h.header("content-length"), str(len(body)))
+                self.assertEqual(h.header("content-range"), content_range)
+
+    def test_range_small_files(self):
+        cases = [
+            ("/empty.txt", "bytes=0-", 416, "bytes */0", b"range not satisfiable\n"),
+            ("/empty.txt", "bytes=0-0", 416, "bytes */0", b"range not satisfiable\n"),
+            ("/empty.txt", "bytes=-5", 200, None, b""),
+            ("/robots.txt", "bytes=-100", 206, "bytes 0-9/10", b"robots.txt"),
+            ("/robots.txt", "bytes=9-9", 206, "bytes 9-9/10", b"t"),
+            ("/robots.txt", "bytes=10-", 416, "bytes */10", b"range not satisfiable\n"),
+        ]
+        for target, value, status, content_range, body in cases:
+            with self.subTest(target=target, range=value):
+                r = self.get(target, headers={"Range": value})
+                self.assertEqual((r.status, r.body), (status, body))
+                self.assertEqual(r.header("content-range"), content_range)
+                self.assertEqual(r.header("content-length"), str(len(body)))
+
+    def test_range_with_curl(self):
+        curl = shutil.which("curl")
+        if not curl:
+            self.skipTest("curl not installed")
+        big = self.big()
+        url = "http://127.0.0.1:%d/big.bin" % self.port
+        for spec, want, content_range in [
+            ("100-199", big[100:200], "bytes 100-199/300000"),
+            ("-50", big[-50:], "bytes 299950-299999/300000"),
+            ("250000-", big[250000:], "bytes 250000-299999/300000"),
+        ]:
+            with self.subTest(r=spec):
+                p = subprocess.run([curl, "-sS", "-r", spec, "-D", "-", "-o",
+                                    os.path.join(self.tmp, "part"), url],
+                                   capture_output=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                head = p.stdout.decode("latin-1")
+                self.assertTrue(head.startswith("HTTP/1.1 206 Partial Content\r\n"), head)
+                self.assertIn("\r\nContent-Range: %s\r\n" % content_range, head)
+                with open(os.path.join(self.tmp, "part"), "rb") as f:
+                    self.assertEqual(f.read(), want)
+        # curl -C - resumes a cut download with "Range: bytes=N-".
+        part = os.path.join(self.tmp, "resume")
+        with open(part, "wb") as f:
+            f.write(big[:123456])
+        p = subprocess.run([curl, "-sS", "-C", "-", "-o", part, url],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(part, "rb") as f:
+            self.assertEqual(f.read(), big)
+
+    def test_if_range(self):
+        path = os.path.join(self.root, "ranged.txt")
+        write(path, b"0123456789")
+        os.utime(path, (784111777, 784111777))
+        etag = self.get("/ranged.txt").header("etag")
+        cases = [
+            (etag, 206),
+            ("W/" + etag, 200),                            # weak: never for a range
+            ('"other"', 200),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 206),        # the Last-Modified date
+            ("Sun, 06 Nov 1994 08:49:38 GMT", 200),        # exact match only
+            ("Sun, 06 Nov 1994 08:49:36 GMT", 200),
+            ("garbage", 200),
+        ]
+        for if_range, status in cases:
+            with self.subTest(if_range=if_range):
+                r = self.get("/ranged.txt", headers={"Range": "bytes=2-4", "If-Range": if_range})
+                self.assertEqual(r.status, status)
+                self.assertEqual(r.body, b"234" if status == 206 else b"0123456789")
+        # If-Range alone is ignored; a validator that says "not modified"
+        # wins over Range (RFC 9110 13.2.2).
+        r = self.get("/ranged.txt", headers={"If-Range": '"other"'})
+        self.assertEqual((r.status, r.body), (200, b"0123456789"))
+        r = self.get("/ranged.txt", headers={"Range": "bytes=2-4", "If-None-Match": etag})
+        self.assertEqual((r.status, r.body), (304, b""))
+        self.assertEqual(r.header("accept-ranges"), "bytes")
+        self.assertIsNone(r.header("content-range"))
+
+    def test_cache_control(self):
+        cases = [
+            ("/", "no-cache"),
+            ("/sub/", "no-cache"),
+            ("/assets/app-7KQ2MZ4D.js", "public, max-age=31536000, immutable"),
+            ("/assets/style-ABCDEFGH.css", "public, max-age=31536000, immutable"),
+            ("/app.js", "max-age=60"),
+            ("/log-20241121.txt", "max-age=60"),
+            ("/app-abcd1234.js", "max-age=60"),
+        ]
+        for target, cache_control in cases:
+            with self.subTest(target=target):
+                r = self.get(target)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.header("cache-control"), cache_control)
+                self.assertEqual(r.header("accept-ranges"), "bytes")
+                # A revalidation answers with the same policy.
+                r2 = self.get(target, headers={"If-None-Match": r.header("etag")})
+                self.assertEqual(r2.status, 304)
+                self.assertEqual(r2.header("cache-control"), cache_control)
+        self.assert_file(self.get("/assets/app-7KQ2MZ4D.js"), b"hashed\n",
+                         "text/javascript; charset=utf-8")
+
+    def test_keep_alive_after_ranges(self):
+        # 206, 416 and 200 on one connection, in order, each framed by its
+        # Content-Length.
+        big = self.big()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n"
+                      b"GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=999999-\r\n\r\n"
+                      b"GET /robots.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        answers = []
+        while data:
+            head, _, rest = data.partition(b"\r\n\r\n")
+            r = Response(head + b"\r\n\r\n")
+            n = int(r.header("content-length"))
+            answers.append((r.status, rest[:n]))
+            data = rest[n:]
+        self.assertEqual(answers, [(206, big[10:20]), (416, b"range not satisfiable\n"),
+                                   (200, b"robots.txt")])
+
     def test_keep_alive(self):
         # Two files on one connection: the fd response leaves it reusable.
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
@@ -416,22 +605,38 @@ class DemoPage(unittest.TestCase):
             r = request(gw.port, "GET", "/")
             self.assertEqual(r.status, 200)
             self.assertEqual(r.header("content-type"), "text/html; charset=utf-8")
+            self.assertEqual(r.header("cache-control"), "no-cache")
             with open(os.path.join(WEB_DIR, "index.html"), "rb") as f:
                 self.assertEqual(r.body, f.read())
-            self.assertIn(b"app.js", r.body)
-            r = request(gw.port, "GET", "/app.js")
-            self.assertEqual(r.status, 200)
-            self.assertEqual(r.header("content-type"), "text/javascript; charset=utf-8")
-            with open(os.path.join(WEB_DIR, "app.js"), "rb") as f:
-                self.assertEqual(r.body, f.read())
-            r = request(gw.port, "GET", "/style.css")
-            self.assertEqual(r.header("content-type"), "text/css; charset=utf-8")
+            # The page names its bundle and style sheet by content hash, and
+            # those are cached for a year.
+            app = re.findall(rb'<script type="module" src="(assets/app-[A-Z0-9]{8}\.js)">', r.body)
+            css = re.findall(rb'<link rel="stylesheet" href="(assets/style-[A-Z0-9]{8}\.css)">',
+                             r.body)
+            self.assertEqual((len(app), len(css)), (1, 1), r.body)
+            self.assertNotIn(b"{{", r.body)
+            for name, ctype in [(app[0], "text/javascript; charset=utf-8"),
+                                (css[0], "text/css; charset=utf-8")]:
+                r = request(gw.port, "GET", "/" + name.decode())
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.header("content-type"), ctype)
+                self.assertEqual(r.header("cache-control"), "public, max-age=31536000, immutable")
+                with open(os.path.join(WEB_DIR, name.decode()), "rb") as f:
+                    self.assertEqual(r.body, f.read())
+            self.assertEqual(request(gw.port, "GET", "/favicon.svg").header("cache-control"),
+                             "max-age=60")
+            # Only the hashed names exist: nothing stale from older builds.
+            self.assertEqual(sorted(os.listdir(os.path.join(WEB_DIR, "assets"))),
+                             sorted([os.path.basename(app[0].decode()),
+                                     os.path.basename(css[0].decode())]))
+            r = request(gw.port, "GET", "/app.js", {"Accept": BROWSER_ACCEPT})
+            self.assertEqual(r.status, 404)
             self.assertIn("Open the web demo:  http://127.0.0.1:%d/" % gw.port, gw.output())
         finally:
             self.assertEqual(gw.stop(), 0, gw.output()[-4000:])
 
     def setUp(self):
-        if not os.path.isfile(os.path.join(WEB_DIR, "app.js")):
+        if not os.path.isdir(os.path.join(WEB_DIR, "assets")):
             self.skipTest("web demo not built (node_modules missing)")
         self.tmp = tempfile.mkdtemp(prefix="gw-static-demo-")
 
