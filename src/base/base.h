@@ -203,6 +203,15 @@ int gw_url_decode(gw_buf *b, const char *s, size_t n, bool keep_slash,
 bool gw_strn_case_eq(const char *s, size_t n, const char *lit);
 /* True if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool gw_utf8_valid(const uint8_t *s, size_t n);
+
+/* gRPC metadata that may be forwarded (the rules of the gRPC over HTTP/2
+ * spec, one place for every protocol): a key of 0-9 a-z _ . - (upper-case
+ * letters are accepted: keys are lower-cased when sent) that does not
+ * start with "grpc-" (reserved for the protocol); a value of printable
+ * ASCII 0x20-0x7E ("-bin" values travel as base64 text, so the same rule
+ * holds). An entry failing either is left out, not an error. */
+bool gw_metadata_key_ok(const char *key, size_t n);
+bool gw_metadata_value_ok(const char *value, size_t n);
 /* FNV-1a 64-bit, for hash tables. */
 uint64_t gw_hash(const void *p, size_t n);
 

@@ -254,3 +254,24 @@ uint64_t gw_hash(const void *p, size_t n)
     }
     return h;
 }
+
+bool gw_metadata_key_ok(const char *key, size_t n)
+{
+    if (n == 0 || (n >= 5 && gw_strn_case_eq(key, 5, "grpc-")))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = key[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+bool gw_metadata_value_ok(const char *value, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)value[i] < 0x20 || (unsigned char)value[i] > 0x7e)
+            return false;
+    return true;
+}

@@ -628,19 +628,6 @@ static bool http_only_header(const char *n)
     return strncasecmp(n, "sec-", 4) == 0 || strncasecmp(n, "access-control-", 15) == 0;
 }
 
-static bool metadata_name_ok(const char *n)
-{
-    if (!*n)
-        return false;
-    for (; *n; n++) {
-        char ch = *n;
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.'))
-            return false;
-    }
-    return true;
-}
-
 typedef struct md_ctx {
     gw_call *c;
     int rc;
@@ -649,12 +636,10 @@ typedef struct md_ctx {
 static bool collect_metadata(void *ctx, const char *name, const char *value)
 {
     md_ctx *m = ctx;
-    if (http_only_header(name) || !metadata_name_ok(name))
+    if (http_only_header(name) || !gw_metadata_key_ok(name, strlen(name)) ||
+        !gw_metadata_value_ok(value, strlen(value)))
         return true;
     if (strcasecmp(name, "cookie") == 0 && !m->c->o->forward_cookies)
-        return true;
-    /* grpc-* names are reserved for the protocol itself. */
-    if (strncasecmp(name, "grpc-", 5) == 0)
         return true;
     m->rc = gw_call_add_metadata(m->c, name, value);
     return m->rc == 0;

@@ -8,42 +8,22 @@
 
 #define KEY_MAX 256
 
-static bool valid_key_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-           c == '-';
-}
-
 /* Lowercases name[0..n) into out; false when it is not a metadata key we
- * may forward (invalid characters, too long, reserved "grpc-" prefix). */
+ * may forward (gw_metadata_key_ok, or too long). */
 static bool make_key(const char *name, size_t n, char out[KEY_MAX])
 {
-    if (n == 0 || n >= KEY_MAX)
+    if (n >= KEY_MAX || !gw_metadata_key_ok(name, n))
         return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c + 32);
-        if (!valid_key_char(c))
-            return false;
-        out[i] = c;
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 32) : name[i];
     out[n] = '\0';
-    return strncmp(out, "grpc-", 5) != 0;
-}
-
-static bool printable(const char *v)
-{
-    for (; *v; v++)
-        if ((unsigned char)*v < 0x20 || (unsigned char)*v > 0x7e)
-            return false;
     return true;
 }
 
 static int emit(gw_rest_metadata_fn fn, void *ctx, const char *name, size_t n, const char *v)
 {
     char key[KEY_MAX];
-    if (!make_key(name, n, key) || !printable(v))
+    if (!make_key(name, n, key) || !gw_metadata_value_ok(v, strlen(v)))
         return 0;
     return fn(ctx, key, v);
 }

@@ -285,6 +285,33 @@ static void test_case_eq(void **state)
     assert_int_not_equal(gw_hash("a", 1), gw_hash("b", 1));
 }
 
+/* Which metadata entries every protocol forwards (gw_metadata_*_ok). */
+static void test_metadata_rules(void **state)
+{
+    static const struct {
+        const char *key;
+        bool ok;
+    } keys[] = {
+        {"x-request-id", true}, {"X-Request-ID", true}, {"a.b_c-9", true},
+        {"trace-bin", true},    {"", false},          {"x request", false},
+        {"x:y", false},         {"grpc-timeout", false}, {"GRPC-Status", false},
+        {"grpc", true},         {"x-\xc3\xa9", false},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(keys); i++)
+        assert_int_equal(gw_metadata_key_ok(keys[i].key, strlen(keys[i].key)), keys[i].ok);
+    static const struct {
+        const char *value;
+        bool ok;
+    } values[] = {
+        {"", true},          {"plain text ~!", true}, {"AAEC/w==", true},
+        {"caf\xc3\xa9", false}, {"tab\there", false},  {"del\x7f", false},
+        {"\x80", false},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(values); i++)
+        assert_int_equal(gw_metadata_value_ok(values[i].value, strlen(values[i].value)),
+                         values[i].ok);
+}
+
 static void test_read_file(void **state)
 {
     uint8_t *data;
@@ -321,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_case_eq),
+        cmocka_unit_test(test_metadata_rules),
         cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
