@@ -127,6 +127,22 @@ void gw_metrics_set_backend(gw_metrics *m, size_t i, const gw_backend_sample *b)
     atomic_store_explicit(&m->sampled, 1, memory_order_release);
 }
 
+void gw_metrics_clear_backend(gw_metrics *m, size_t i)
+{
+    if (i >= GW_METRICS_MAX_BACKENDS)
+        return;
+    gw_metrics_backend *d = &m->backends[i];
+    gw_counter *fields[] = {&d->connections_open, &d->connects_started, &d->connects_ok,
+                            &d->queued_calls, &d->endpoints, &d->healthy_endpoints,
+                            &d->checks_ok, &d->checks_failed};
+    for (size_t k = 0; k < GW_ARRAY_LEN(fields); k++)
+        atomic_store_explicit(fields[k], 0, memory_order_relaxed);
+    for (size_t k = 0; k < GW_METRICS_MAX_ENDPOINTS; k++) {
+        atomic_store_explicit(&d->ep_calls[k], 0, memory_order_relaxed);
+        atomic_store_explicit(&d->ep_up[k], 0, memory_order_relaxed);
+    }
+}
+
 /* ---- rendering --------------------------------------------------------------------- */
 
 /* A series summed over the workers (scrape side only). */

@@ -86,6 +86,9 @@ typedef struct gw_backend_sample {
 } gw_backend_sample;
 /* Worker thread: stores backend i's numbers. */
 void gw_metrics_set_backend(gw_metrics *m, size_t i, const gw_backend_sample *b);
+/* Zeroes backend i's numbers (a slot given to another backend name), while
+ * no thread writes them; `sampled` stays as it is. */
+void gw_metrics_clear_backend(gw_metrics *m, size_t i);
 /* Adds counter v to a (relaxed load + store: one writer). */
 static inline void gw_counter_add(gw_counter *c, uint64_t v)
 {

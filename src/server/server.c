@@ -35,6 +35,16 @@ typedef struct server server;
 
 #define MAX_TARGETS (1 + GW_SERVER_MAX_BACKENDS)
 
+/* A cluster's host names resolved on the main thread, shared by reference
+ * count: by every worker's instance, and by the later generations that
+ * keep the target (same id), so that a worker building the instance late
+ * (it skipped a generation, or failed to build it before) never resolves
+ * on its own loop. Freed by whichever thread drops the last snapshot. */
+typedef struct sseed {
+    atomic_uint refs;
+    gw_dns_seed *seed;
+} sseed;
+
 /* Where a generation sends calls: the `default` backend (--backend) first
  * when given, then the named backends. Each worker runs its own instance
  * of every target; generations whose target has the same id share it. */
@@ -45,7 +55,10 @@ typedef struct starget {
     const gw_backend_options *upstream;  /* default: its options */
     const gw_server_backend *def; /* a cluster: its definition (in cfg) */
     unsigned id;                  /* equal ids: equal definitions */
-    gw_dns_seed *seed;            /* a new cluster's names, resolved here */
+    sseed *seed;                  /* a cluster's names (a reference); NULL: none */
+    size_t slot;                  /* metrics slot of `label` */
+    unsigned slot_use;            /* server.slot_use[slot] when it was given */
+    char *new_label;              /* the label copy the slot takes on commit */
 } starget;
 
 /*
@@ -70,6 +83,7 @@ typedef struct snapshot {
     starget targets[MAX_TARGETS];
     size_t target_count;
     gw_ops_backends ops_backends; /* the targets as scrapes see them */
+    bool slots_held;              /* counted in server.slot_snaps */
     /* routing: empty means every method goes to target 0 */
     struct sroute {
         const char *match;        /* in cfg */
@@ -93,11 +107,16 @@ struct server {
     gw_metrics **metrics;        /* [worker_count], each in its worker */
     gw_accesslog *alog;          /* NULL: no access log */
     gw_admin *admin;             /* NULL: no separate admin listener */
-    /* Main thread only: target ids, and the metrics slot of each target
-     * label ever seen (a label keeps its slot across reloads). */
+    /* Target ids (main thread). The metrics slots: a label keeps its slot
+     * while any live snapshot uses it; slot_snaps counts those snapshots
+     * (raised on the main thread when a snapshot is committed, lowered by
+     * whichever thread frees one), and a slot at 0 may be given to another
+     * label, its counters zeroed first. slot_use counts the labels a slot
+     * has had, so that a worker notices the change (slot_carry). */
     unsigned next_target_id;
     char *slot_labels[GW_METRICS_MAX_BACKENDS];
-    size_t slot_count;
+    atomic_uint slot_snaps[GW_METRICS_MAX_BACKENDS];
+    unsigned slot_use[GW_METRICS_MAX_BACKENDS];
     char *tls_cert, *tls_key, *tls_ca;   /* PEM texts, NULL: plain HTTP */
     gw_static *statics;          /* NULL: no static directory */
 };
@@ -122,6 +141,17 @@ typedef struct wview {
     winst *targets[MAX_TARGETS];  /* NULL: could not be created (logged) */
 } wview;
 
+/* What a worker last sampled into one metrics slot. When the instance
+ * behind a label is replaced (same name, changed definition), the new one
+ * counts from zero: base keeps what the instances before it reached, so
+ * the slot's counters never go backwards (Prometheus would see a reset). */
+typedef struct slot_carry {
+    unsigned use;                 /* server.slot_use of the label sampled */
+    unsigned id;                  /* the instance (target id) sampled; 0: none */
+    gw_backend_sample last;       /* its own totals at the last sample */
+    gw_backend_sample base;       /* totals of the instances before it */
+} slot_carry;
+
 struct worker {
     server *s;
     unsigned index;
@@ -141,7 +171,9 @@ struct worker {
     wview *old_views;       /* with calls in flight */
     winst *insts;           /* every instance of every view */
     gw_defer gc;            /* deletes finished views off the call's stack */
-    atomic_uint generation_seen;  /* the newest snapshot this worker looked at */
+    atomic_uint generation_seen;  /* the newest generation this worker serves */
+    atomic_uint generation_failed;  /* the newest one it could not switch to */
+    slot_carry carry[GW_METRICS_MAX_BACKENDS];
 };
 
 /* ---- CORS ------------------------------------------------------------------------ */
@@ -350,54 +382,121 @@ static void ops_observe_start(void *ctx)
     }
 }
 
-/* Copies the current view's instances' state into this worker's metrics,
- * at each target's slot. */
+/* An instance's own numbers (no carry). */
+static void sample_target(const starget *st, const winst *in, gw_backend_sample *bs)
+{
+    memset(bs, 0, sizeof *bs);
+    if (in && in->backend) {
+        gw_backend_stats stats;
+        gw_backend_get_stats(in->backend, &stats);
+        bs->connections_open = stats.connections_open;
+        bs->connects_started = stats.connects_started;
+        bs->connects_ok = stats.connects_ok;
+        bs->queued_calls = stats.queued_calls;
+        bs->endpoints = 1;
+        bs->healthy_endpoints = gw_backend_is_down(in->backend) ? 0 : 1;
+    }
+    if (!in || !in->cluster)
+        return;
+    gw_cluster *c = in->cluster;
+    const gw_server_backend *def = st->def;
+    gw_cluster_stats cs;
+    gw_cluster_get_stats(c, &cs);
+    bs->endpoints = cs.endpoints;
+    bs->healthy_endpoints = cs.healthy_endpoints;
+    size_t n = gw_cluster_endpoint_count(c);
+    for (size_t j = 0; j < n; j++) {
+        gw_endpoint_stats es;
+        if (gw_cluster_endpoint_stats(c, j, &es) != 0)
+            continue;
+        bs->checks_ok += es.checks_ok;
+        bs->checks_failed += es.checks_failed;
+        /* by the configured URL the address came from */
+        for (size_t k = 0; k < def->endpoint_count && k < GW_METRICS_MAX_ENDPOINTS; k++)
+            if (es.name_url && strcmp(es.name_url, def->endpoints[k]) == 0) {
+                bs->ep_calls[k] += es.calls_started;
+                if (es.healthy && !es.draining)
+                    bs->ep_up[k] = 1;
+                break;
+            }
+    }
+}
+
+/* Copies the instances' state of view v into this worker's metrics, at
+ * each target's slot, the counters on top of the slot's carry. */
+static void sample_view(worker *w, const wview *v)
+{
+    const snapshot *sn = v->sn;
+    for (size_t i = 0; i < sn->target_count; i++) {
+        const starget *st = &sn->targets[i];
+        slot_carry *c = &w->carry[st->slot];
+        if (c->use != st->slot_use) {
+            memset(c, 0, sizeof *c); /* the slot has another label now */
+            c->use = st->slot_use;
+        }
+        if (c->id != st->id) {
+            /* An instance carry_over did not see (its view never was
+             * current here): nothing to carry. */
+            memset(&c->last, 0, sizeof c->last);
+            c->id = st->id;
+        }
+        sample_target(st, v->targets[i], &c->last);
+        gw_backend_sample out = c->last;
+        out.connects_started += c->base.connects_started;
+        out.connects_ok += c->base.connects_ok;
+        out.checks_ok += c->base.checks_ok;
+        out.checks_failed += c->base.checks_failed;
+        for (size_t k = 0; k < GW_METRICS_MAX_ENDPOINTS; k++)
+            out.ep_calls[k] += c->base.ep_calls[k];
+        gw_metrics_set_backend(&w->metrics, st->slot, &out);
+    }
+}
+
+/*
+ * The view changes from `from` to `to`: a target of `to` that replaces
+ * from's instance in the same slot (same label, changed definition) adds
+ * the totals the old instance reached to the slot's base; a configured
+ * endpoint's calls follow its URL. Calls the old instance starts after
+ * this (none, but for retries of its calls in flight) are not counted.
+ */
+static void carry_over(worker *w, const wview *from, const wview *to)
+{
+    sample_view(w, from); /* the old instances' latest totals */
+    const snapshot *a = from->sn, *b = to->sn;
+    for (size_t i = 0; i < b->target_count; i++) {
+        const starget *nt = &b->targets[i];
+        slot_carry *c = &w->carry[nt->slot];
+        if (c->use != nt->slot_use || c->id == 0 || c->id == nt->id)
+            continue;
+        const starget *ot = NULL;
+        for (size_t j = 0; j < a->target_count && !ot; j++)
+            if (a->targets[j].slot == nt->slot && a->targets[j].id == c->id)
+                ot = &a->targets[j];
+        if (!ot)
+            continue;
+        c->base.connects_started += c->last.connects_started;
+        c->base.connects_ok += c->last.connects_ok;
+        c->base.checks_ok += c->last.checks_ok;
+        c->base.checks_failed += c->last.checks_failed;
+        uint64_t ep_base[GW_METRICS_MAX_ENDPOINTS] = {0};
+        for (size_t k = 0; nt->def && k < nt->def->endpoint_count && k < GW_METRICS_MAX_ENDPOINTS;
+             k++)
+            for (size_t j = 0; ot->def && j < ot->def->endpoint_count &&
+                               j < GW_METRICS_MAX_ENDPOINTS; j++)
+                if (strcmp(nt->def->endpoints[k], ot->def->endpoints[j]) == 0) {
+                    ep_base[k] = c->base.ep_calls[j] + c->last.ep_calls[j];
+                    break;
+                }
+        memcpy(c->base.ep_calls, ep_base, sizeof ep_base);
+        memset(&c->last, 0, sizeof c->last);
+        c->id = nt->id;
+    }
+}
+
 static void sample_tick(void *owner)
 {
     worker *w = owner;
-    const snapshot *sn = w->view->sn;
-    for (size_t i = 0; i < sn->target_count; i++) {
-        winst *in = w->view->targets[i];
-        size_t slot = sn->ops_backends.slots[i];
-        gw_backend_sample bs = {0};
-        if (in && in->backend) {
-            gw_backend_stats st;
-            gw_backend_get_stats(in->backend, &st);
-            bs.connections_open = st.connections_open;
-            bs.connects_started = st.connects_started;
-            bs.connects_ok = st.connects_ok;
-            bs.queued_calls = st.queued_calls;
-            bs.endpoints = 1;
-            bs.healthy_endpoints = gw_backend_is_down(in->backend) ? 0 : 1;
-        }
-        if (!in || !in->cluster) {
-            gw_metrics_set_backend(&w->metrics, slot, &bs);
-            continue;
-        }
-        gw_cluster *c = in->cluster;
-        const gw_server_backend *def = sn->targets[i].def;
-        gw_cluster_stats cs;
-        gw_cluster_get_stats(c, &cs);
-        bs = (gw_backend_sample){.endpoints = cs.endpoints,
-                                 .healthy_endpoints = cs.healthy_endpoints};
-        size_t n = gw_cluster_endpoint_count(c);
-        for (size_t j = 0; j < n; j++) {
-            gw_endpoint_stats es;
-            if (gw_cluster_endpoint_stats(c, j, &es) != 0)
-                continue;
-            bs.checks_ok += es.checks_ok;
-            bs.checks_failed += es.checks_failed;
-            /* by the configured URL the address came from */
-            for (size_t k = 0; k < def->endpoint_count && k < GW_METRICS_MAX_ENDPOINTS; k++)
-                if (es.name_url && strcmp(es.name_url, def->endpoints[k]) == 0) {
-                    bs.ep_calls[k] += es.calls_started;
-                    if (es.healthy && !es.draining)
-                        bs.ep_up[k] = 1;
-                    break;
-                }
-        }
-        gw_metrics_set_backend(&w->metrics, slot, &bs);
-    }
+    sample_view(w, w->view);
     gw_loop_timer_start(w->loop, &w->sample, gw_loop_now(w->loop) + SAMPLE_INTERVAL_NS);
 }
 
@@ -619,6 +718,27 @@ static snapshot *current_snapshot(server *s)
 
 /* ---- per-worker instances of the targets ----------------------------------------- */
 
+/* Builds target st on loop l: a backend (*b) or a cluster (*c), with the
+ * cluster's names from its seed (never resolving on l). The one place
+ * targets are made: in the workers, and once on the main thread to check
+ * a reload. Returns 0, GW_EINVAL, GW_EIO or GW_ENOMEM with e set. */
+static int target_build(gw_loop *l, const starget *st, gw_backend **b, gw_cluster **c,
+                        gw_error *e)
+{
+    int rc;
+    if (st->url) {
+        rc = gw_backend_new(l, st->url, st->upstream, b, e);
+    } else {
+        gw_cluster_options co = st->def->cluster;
+        co.seed = st->seed ? st->seed->seed : NULL;
+        rc = gw_cluster_new(l, st->def->name, (const char *const *)st->def->endpoints,
+                            st->def->endpoint_count, &co, c, e);
+    }
+    if (rc)
+        gw_error_prefix(e, "backend %s", st->name);
+    return rc;
+}
+
 /* Creates this worker's instance of target t of sn. Returns 0, GW_EINVAL,
  * GW_EIO or GW_ENOMEM with e set. */
 static int inst_new(worker *w, const snapshot *sn, size_t t, winst **out, gw_error *e)
@@ -628,17 +748,8 @@ static int inst_new(worker *w, const snapshot *sn, size_t t, winst **out, gw_err
     if (!in)
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     in->id = st->id;
-    int rc;
-    if (st->url) {
-        rc = gw_backend_new(w->loop, st->url, st->upstream, &in->backend, e);
-    } else {
-        gw_cluster_options co = st->def->cluster;
-        co.seed = st->seed;
-        rc = gw_cluster_new(w->loop, st->def->name, (const char *const *)st->def->endpoints,
-                            st->def->endpoint_count, &co, &in->cluster, e);
-    }
+    int rc = target_build(w->loop, st, &in->backend, &in->cluster, e);
     if (rc) {
-        gw_error_prefix(e, "backend %s", st->name);
         free(in);
         return rc;
     }
@@ -757,19 +868,27 @@ static void on_wakeup(void *owner)
         gw_error_clear(&e);
         wview *v;
         if (view_new(w, cur, false, &v, &e) == 0) {
+            carry_over(w, w->view, v);
             w->view->next = w->old_views;
             w->old_views = w->view;
             w->view = v;
             w->snap = cur;
+            /* Scrapes and /readyz read the new slots as soon as the main
+             * thread publishes this generation: fill them now, not at the
+             * next tick. */
+            gw_loop_timer_stop(w->loop, &w->sample);
+            sample_tick(w);
             gw_loop_defer(w->loop, &w->gc);
+            atomic_store_explicit(&w->generation_seen, generation, memory_order_release);
         } else {
             GW_ERROR("worker %u: reload: %s; this worker keeps the previous configuration",
                      w->index, e.msg);
+            atomic_store_explicit(&w->generation_failed, generation, memory_order_release);
         }
     } else {
         snapshot_unref(cur);
+        atomic_store_explicit(&w->generation_seen, generation, memory_order_release);
     }
-    atomic_store_explicit(&w->generation_seen, generation, memory_order_release);
     if (!atomic_load(&w->stop_requested) || w->draining)
         return;
     w->draining = true;
@@ -799,6 +918,7 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     w->index = index;
     atomic_init(&w->stop_requested, false);
     atomic_init(&w->generation_seen, 0);
+    atomic_init(&w->generation_failed, 0);
     gw_timer_init(&w->drain_check, drain_check, w);
     gw_timer_init(&w->sample, sample_tick, w);
     gw_buf_init(&w->logline, 256 * 1024);
@@ -874,11 +994,10 @@ static int split_listen(const char *listen, char *host, size_t host_cap, uint16_
  * between two processes. A plain bind without SO_REUSEPORT (SO_REUSEADDR,
  * so connections in TIME_WAIT do not count) fails with EADDRINUSE while
  * anyone listens on the address, whatever options the listener has; the
- * probe socket is closed before the workers bind. Port 0 needs no probe.
- * Other bind errors are left to the listener itself to report. Returns 0
- * or GW_EIO with e set.
+ * probe socket is closed before the workers bind. Other bind errors are
+ * left to the listener itself to report.
  */
-static int check_listen_free(const char *host, uint16_t port, gw_error *e)
+int gw_server_check_listen(const char *host, uint16_t port, gw_error *e)
 {
     if (port == 0)
         return 0;
@@ -920,6 +1039,14 @@ static int check_listen_free(const char *host, uint16_t port, gw_error *e)
 
 /* ---- snapshots and reload ----------------------------------------------------------- */
 
+static void sseed_unref(sseed *sd)
+{
+    if (sd && atomic_fetch_sub_explicit(&sd->refs, 1, memory_order_acq_rel) == 1) {
+        gw_dns_seed_del(sd->seed);
+        free(sd);
+    }
+}
+
 static void snapshot_unref(snapshot *sn)
 {
     if (atomic_fetch_sub_explicit(&sn->refs, 1, memory_order_acq_rel) != 1)
@@ -929,8 +1056,13 @@ static void snapshot_unref(snapshot *sn)
     gw_registry_del(sn->registry);
     free(sn->routes);
     free(sn->allow_headers);
-    for (size_t i = 0; i < sn->target_count; i++)
-        gw_dns_seed_del(sn->targets[i].seed);
+    for (size_t i = 0; i < sn->target_count; i++) {
+        sseed_unref(sn->targets[i].seed);
+        free(sn->targets[i].new_label);
+        if (sn->slots_held)
+            atomic_fetch_sub_explicit(&sn->s->slot_snaps[sn->targets[i].slot], 1,
+                                      memory_order_release);
+    }
     if (sn->own_cfg) {
         gw_server_config_free(sn->own_cfg);
         free(sn->own_cfg);
@@ -992,7 +1124,8 @@ static bool upstream_same(const gw_backend_options *a, const gw_backend_options 
            a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
            str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
            str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&
-           a->random == b->random && a->random_ctx == b->random_ctx;
+           a->random == b->random && a->random_ctx == b->random_ctx &&
+           a->resolve == b->resolve && a->resolve_ctx == b->resolve_ctx;
 }
 
 static bool target_same(const starget *a, const starget *b)
@@ -1019,26 +1152,73 @@ static bool target_same(const starget *a, const starget *b)
            p->resolve == q->resolve && p->resolve_ctx == q->resolve_ctx;
 }
 
-/* The metrics slot of a backend label: kept for the life of the process so
- * that a worker still sampling an older generation never writes into
- * another backend's numbers. Main thread. Returns 0, GW_ELIMIT, GW_ENOMEM. */
-static int slot_for(server *s, const char *label, size_t *out, gw_error *e)
+/*
+ * Picks the metrics slot of every target of sn, without taking any: a
+ * label that a live snapshot uses keeps its slot; any other gets a slot
+ * that no live snapshot uses, and starts from zero (a failed reload
+ * therefore costs nothing, and a label that no generation in service or
+ * finishing calls uses any more is forgotten). slots_commit takes them
+ * once the snapshot is built. Main thread. Returns 0, GW_ELIMIT or
+ * GW_ENOMEM with e set.
+ */
+static int slots_pick(server *s, snapshot *sn, gw_error *e)
 {
-    for (size_t i = 0; i < s->slot_count; i++)
-        if (strcmp(s->slot_labels[i], label) == 0) {
-            *out = i;
-            return 0;
+    bool taken[GW_METRICS_MAX_BACKENDS] = {false};
+    for (size_t t = 0; t < sn->target_count; t++) {
+        starget *st = &sn->targets[t];
+        size_t i = GW_METRICS_MAX_BACKENDS;
+        for (size_t u = 0; u < t && i == GW_METRICS_MAX_BACKENDS; u++)
+            if (strcmp(sn->targets[u].label, st->label) == 0)
+                i = sn->targets[u].slot;   /* the same label twice in this one */
+        for (size_t j = 0; j < GW_METRICS_MAX_BACKENDS && i == GW_METRICS_MAX_BACKENDS; j++)
+            if (s->slot_labels[j] && strcmp(s->slot_labels[j], st->label) == 0 &&
+                atomic_load_explicit(&s->slot_snaps[j], memory_order_acquire) != 0)
+                i = j;
+        if (i == GW_METRICS_MAX_BACKENDS) {
+            /* Free: no live snapshot and not picked above. The acquire
+             * pairs with the release in snapshot_unref: the workers' last
+             * writes to the slot happened before. */
+            i = 0;
+            while (i < GW_METRICS_MAX_BACKENDS &&
+                   (taken[i] || atomic_load_explicit(&s->slot_snaps[i],
+                                                     memory_order_acquire) != 0))
+                i++;
+            if (i == GW_METRICS_MAX_BACKENDS)
+                return gw_error_set(e, GW_ELIMIT, "more than %d backend names in use (this "
+                                    "configuration's and those of older ones still finishing "
+                                    "calls; the metrics keep one slot per name): cannot add "
+                                    "'%s' now", GW_METRICS_MAX_BACKENDS, st->label);
+            st->new_label = strdup(st->label);
+            if (!st->new_label)
+                return gw_error_set(e, GW_ENOMEM, "out of memory");
         }
-    if (s->slot_count == GW_METRICS_MAX_BACKENDS)
-        return gw_error_set(e, GW_ELIMIT, "more than %d backend names since the start (the "
-                            "metrics keep one slot per name): restart to add '%s'",
-                            GW_METRICS_MAX_BACKENDS, label);
-    char *dup = strdup(label);
-    if (!dup)
-        return gw_error_set(e, GW_ENOMEM, "out of memory");
-    s->slot_labels[s->slot_count] = dup;
-    *out = s->slot_count++;
+        taken[i] = true;
+        st->slot = i;
+        sn->ops_backends.slots[t] = i;
+    }
     return 0;
+}
+
+/* Takes the slots slots_pick chose (sn is built and about to be served). A
+ * slot that gets another label starts from zero in every worker. Main
+ * thread, and no live snapshot uses a relabelled slot, so no worker writes
+ * it meanwhile. */
+static void slots_commit(server *s, snapshot *sn)
+{
+    for (size_t t = 0; t < sn->target_count; t++) {
+        starget *st = &sn->targets[t];
+        if (st->new_label) {
+            free(s->slot_labels[st->slot]);
+            s->slot_labels[st->slot] = st->new_label;
+            st->new_label = NULL;
+            s->slot_use[st->slot]++;
+            for (size_t w = 0; s->workers && w < s->worker_count; w++)
+                gw_metrics_clear_backend(&s->workers[w].metrics, st->slot);
+        }
+        st->slot_use = s->slot_use[st->slot];
+        atomic_fetch_add_explicit(&s->slot_snaps[st->slot], 1, memory_order_relaxed);
+    }
+    sn->slots_held = true;
 }
 
 /* Builds a new target once on a scratch loop that never runs, so that a bad
@@ -1049,22 +1229,12 @@ static int target_check(const starget *st, gw_error *e)
     gw_loop *l = gw_loop_new();
     if (!l)
         return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
-    int rc;
-    if (st->url) {
-        gw_backend *b = NULL;
-        rc = gw_backend_new(l, st->url, st->upstream, &b, e);
-        gw_backend_del(b);
-    } else {
-        gw_cluster_options co = st->def->cluster;
-        co.seed = st->seed;
-        gw_cluster *c = NULL;
-        rc = gw_cluster_new(l, st->def->name, (const char *const *)st->def->endpoints,
-                            st->def->endpoint_count, &co, &c, e);
-        gw_cluster_del(c);
-    }
+    gw_backend *b = NULL;
+    gw_cluster *c = NULL;
+    int rc = target_build(l, st, &b, &c, e);
+    gw_backend_del(b);
+    gw_cluster_del(c);
     gw_loop_del(l);
-    if (rc)
-        gw_error_prefix(e, "backend %s", st->name);
     return rc;
 }
 
@@ -1080,17 +1250,17 @@ static void ops_backends_unref(void *owner)
 
 /*
  * The targets of cfg: the `default` backend, then the named ones. A target
- * equal to one of the generation being replaced keeps its id (the workers
- * keep its instance, connections and health state); a new or changed one
- * gets a new id, its host names resolved here and its settings tried once
- * (target_check) when this is a reload. Main thread.
+ * equal to one of the generation being replaced keeps its id and its seed
+ * (the workers keep its instance, connections and health state); a new or
+ * changed one gets a new id, a cluster's host names resolved here once for
+ * every worker (gw_dns_seed_new: a name that does not resolve is retried by
+ * the cluster, not an error), and on a reload its settings tried once
+ * (target_check). Main thread.
  */
 static int snapshot_targets(snapshot *sn, const gw_server_config *cfg, gw_error *e)
 {
     server *s = sn->s;
     const snapshot *prev = s->current;
-    if (!cfg->backend && cfg->backend_count == 0)
-        return gw_error_set(e, GW_EINVAL, "no backend: give --backend URL or \"backends\"");
     if (cfg->backend)
         sn->targets[sn->target_count++] = (starget){.name = "default", .label = cfg->backend,
                                                     .url = cfg->backend,
@@ -1103,11 +1273,11 @@ static int snapshot_targets(snapshot *sn, const gw_server_config *cfg, gw_error 
     ob->ref = ops_backends_ref;
     ob->unref = ops_backends_unref;
     ob->owner = sn;
+    int rc = slots_pick(s, sn, e);
+    if (rc)
+        return rc;
     for (size_t t = 0; t < sn->target_count; t++) {
         starget *st = &sn->targets[t];
-        int rc = slot_for(s, st->label, &ob->slots[t], e);
-        if (rc)
-            return rc;
         ob->names[t] = st->label;
         if (st->def) {
             ob->endpoint_names[t] = (const char *const *)st->def->endpoints;
@@ -1115,21 +1285,29 @@ static int snapshot_targets(snapshot *sn, const gw_server_config *cfg, gw_error 
         }
         ob->count = t + 1;
         for (size_t j = 0; prev && j < prev->target_count && !st->id; j++)
-            if (target_same(&prev->targets[j], st))
+            if (target_same(&prev->targets[j], st)) {
                 st->id = prev->targets[j].id;
+                st->seed = prev->targets[j].seed;
+                if (st->seed)
+                    atomic_fetch_add_explicit(&st->seed->refs, 1, memory_order_relaxed);
+            }
         if (st->id)
             continue;
         st->id = ++s->next_target_id;
-        if (!prev)
-            continue; /* at start the workers build it, and fail the start */
         if (st->def) {
+            st->seed = calloc(1, sizeof *st->seed);
+            if (!st->seed)
+                return gw_error_set(e, GW_ENOMEM, "out of memory");
+            atomic_init(&st->seed->refs, 1);
             rc = gw_dns_seed_new((const char *const *)st->def->endpoints,
-                                 st->def->endpoint_count, &st->def->cluster, &st->seed, e);
+                                 st->def->endpoint_count, &st->def->cluster, &st->seed->seed, e);
             if (rc) {
                 gw_error_prefix(e, "backend %s", st->name);
                 return rc;
             }
         }
+        if (!prev)
+            continue; /* at start the workers build it, and fail the start */
         rc = target_check(st, e);
         if (rc)
             return rc;
@@ -1274,6 +1452,10 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
     sn->own_cfg = own;
     sn->cfg = cfg;
     sn->generation = atomic_fetch_add(&generations, 1) + 1;
+    if (!cfg->backend && cfg->backend_count == 0) {
+        rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL or \"backends\"");
+        goto out;
+    }
     rc = load_registry(cfg, &sn->registry, e);
     if (rc)
         goto out;
@@ -1323,6 +1505,7 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
         if (rc)
             goto out;
     }
+    slots_commit(s, sn);
     *out = sn;
     return 0;
 out:
@@ -1414,8 +1597,6 @@ static void reload(server *s)
     if (sn->openapi)
         gw_blob_ref(sn->openapi);
     gw_ops_openapi_set(&s->ops, sn->openapi);
-    snapshot_ref(sn);
-    gw_ops_backends_set(&s->ops, &sn->ops_backends);
     if (nc)
         gw_log_set_level(nc->log_level);
     for (size_t i = 0; i < s->worker_count; i++)
@@ -1425,17 +1606,33 @@ static void reload(server *s)
      * to pick it up; a worker that is slower than that only delays the
      * line. */
     uint64_t deadline = gw_now_ns() + 5000 * GW_MS;
-    for (size_t i = 0; i < s->worker_count; i++)
-        while (atomic_load_explicit(&s->workers[i].generation_seen, memory_order_acquire) <
+    size_t took = 0;
+    for (size_t i = 0; i < s->worker_count; i++) {
+        worker *w = &s->workers[i];
+        while (atomic_load_explicit(&w->generation_seen, memory_order_acquire) <
+                   sn->generation &&
+               atomic_load_explicit(&w->generation_failed, memory_order_acquire) <
                    sn->generation &&
                gw_now_ns() < deadline) {
             struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
             nanosleep(&ts, NULL);
         }
+        if (atomic_load_explicit(&w->generation_seen, memory_order_acquire) >= sn->generation)
+            took++;
+    }
+    /* Only now do /metrics and /readyz read the new backends: the workers
+     * that switched have sampled them while switching. */
+    snapshot_ref(sn);
+    gw_ops_backends_set(&s->ops, &sn->ops_backends);
     snapshot_unref(old);
     gw_counter_add(&s->ops.reloads_ok, 1);
-    GW_INFO("reload: generation %u in service (%zu REST routes)", sn->generation,
-            gw_router_route_count(sn->router));
+    if (took == s->worker_count)
+        GW_INFO("reload: generation %u in service (%zu REST routes)", sn->generation,
+                gw_router_route_count(sn->router));
+    else
+        GW_WARN("reload: generation %u taken by %zu of %zu workers (%zu REST routes); the "
+                "others still serve an older one (see above)", sn->generation, took,
+                s->worker_count, gw_router_route_count(sn->router));
     return;
 out:
     gw_counter_add(&s->ops.reloads_failed, 1);
@@ -1456,18 +1653,19 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
      * resolvers) inherits a mask that blocks these: only this thread takes
      * them, with sigwait. */
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    /* A zeroed atomic_flag is not necessarily clear (C11 7.17.8). */
     atomic_flag_clear(&s.snap_lock);
+    atomic_flag_clear(&s.ops.backends_lock);
+    atomic_flag_clear(&s.ops.openapi_lock);
+    for (size_t i = 0; i < GW_METRICS_MAX_BACKENDS; i++)
+        atomic_init(&s.slot_snaps[i], 0);
 
-    if (!cfg->backend && cfg->backend_count == 0) {
-        rc = gw_error_set(e, GW_EINVAL, "no backend: give --backend URL or \"backends\"");
-        goto out;
-    }
     rc = split_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", s.host, sizeof s.host,
                       &s.port, e);
     if (rc)
         goto out;
     if (!cfg->listen_reserved) {
-        rc = check_listen_free(s.host, s.port, e);
+        rc = gw_server_check_listen(s.host, s.port, e);
         if (rc)
             goto out;
     }
@@ -1476,7 +1674,7 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         uint16_t aport;
         /* A malformed admin.listen is reported by the admin listener. */
         if (split_listen(cfg->admin_listen, ahost, sizeof ahost, &aport, NULL) == 0) {
-            rc = check_listen_free(ahost, aport, e);
+            rc = gw_server_check_listen(ahost, aport, e);
             if (rc)
                 goto out;
         }
@@ -1572,7 +1770,7 @@ out:
     if (s.current)
         snapshot_unref(s.current);
     gw_static_del(s.statics);
-    for (size_t i = 0; i < s.slot_count; i++)
+    for (size_t i = 0; i < GW_METRICS_MAX_BACKENDS; i++)
         free(s.slot_labels[i]);
     return rc;
 }

@@ -48,9 +48,10 @@ typedef struct gw_server_route {
 
 typedef struct gw_server_config {
     char *listen;                  /* "HOST:PORT" (port 0: pick one) */
-    /* The caller already holds `listen` (a bound, non-listening
-     * SO_REUSEPORT socket: grpcgate demo with port 0), so the check that
-     * refuses a port someone else listens on is skipped. Not in the file. */
+    /* The caller holds `listen` already (a bound, non-listening
+     * SO_REUSEPORT socket: grpcgate demo with port 0) or has just run
+     * gw_server_check_listen on it (grpcgate demo, which words its own
+     * message), so the check is skipped. Not in the file. */
     bool listen_reserved;
     char *backend;                 /* backend URL */
     char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
@@ -138,5 +139,14 @@ int gw_server_config_set_string(char **slot, const char *value);
  * with that other process.
  */
 int gw_server_run(const gw_server_config *c, gw_error *e);
+
+/*
+ * The check gw_server_run makes before any worker binds: whether someone
+ * already listens on host:port (a plain bind probe, closed at once). host
+ * is an IPv4 or IPv6 literal (no brackets) or "localhost"; a host name is
+ * left to the listener, and port 0 needs no check. Returns 0 or GW_EIO
+ * "listen address HOST:PORT is already in use" with e set.
+ */
+int gw_server_check_listen(const char *host, uint16_t port, gw_error *e);
 
 #endif

@@ -847,6 +847,128 @@ class ReloadBackends(unittest.TestCase):
         finally:
             P.stop_all()
 
+    def reload_and_wait(self, P, gw, write, *args, failed=False):
+        """Writes the file, sends SIGHUP, waits for the reload's log line
+        (polled every 5 ms: some checks must run right after it)."""
+        what = "reload failed" if failed else " in service ("
+        before = P.stderr(gw).count(what)
+        write(*args)
+        gw.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while P.stderr(gw).count(what) == before:
+            if time.monotonic() > deadline:
+                self.fail("timed out waiting for %r after %r" % (what, args))
+            time.sleep(0.005)
+
+    def test_metric_slots_given_back(self):
+        """Metric slots (64) are taken only by generations that serve: 40
+        reloads that fail after naming a new backend, then 40 that move
+        the lone backend to another URL (its label), all leave room for
+        the next. Before the fix, each of those 80 names took a slot for
+        good and the 64th was refused."""
+        P = Procs()
+        try:
+            path = os.path.join(P.tmp, "slots.json")
+
+            def write(url, extra=None):
+                cfg = {"listen": "127.0.0.1:0", "descriptors": [DEMO_DESC], "backend": url}
+                if extra:
+                    cfg["backends"] = {extra: {"endpoints": ["http://127.0.0.1:1"]}}
+                    cfg["routes"] = [{"match": "*", "backend": "nosuch"}]
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+
+            write("http://127.0.0.1:1")
+            gw, m = P.start([GRPCGATE, "serve", "--config", path, "--workers", "2"],
+                            r"listening on ([\d.]+):(\d+)", "gateway-slots")
+            port = int(m.group(2))
+            for i in range(40):
+                self.reload_and_wait(P, gw, write, "http://127.0.0.1:1", "n%d" % i, failed=True)
+            self.assertIn("routes[0]: no backend 'nosuch'", P.stderr(gw))
+            for i in range(40):
+                self.reload_and_wait(P, gw, write, "http://127.0.0.1:%d" % (2 + i))
+            err = P.stderr(gw)
+            self.assertNotIn("backend names", err)
+            self.assertEqual(err.count(" in service ("), 40)
+            ms = parse_metrics(http_get(port, "/metrics").body.decode())
+            self.assertEqual(sorted(dict(k[1])["backend"] for k in ms
+                                    if k[0] == "grpcgate_upstream_endpoints"),
+                             ["http://127.0.0.1:41"] * 2)
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoints",
+                                    backend="http://127.0.0.1:41", state="total"), 2)
+            self.assertEqual(metric(ms, "grpcgate_reloads_total", result="ok"), 40)
+            self.assertEqual(metric(ms, "grpcgate_reloads_total", result="error"), 40)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
+    def test_metrics_follow_a_reload_at_once(self):
+        """Right after 'generation N in service', /readyz and /metrics
+        describe the new backends (each worker samples them as it
+        switches; before the fix /readyz said 503 and the new backend
+        showed no endpoint until the next 250 ms sample), and counters of
+        a backend whose definition changed under the same name carry on
+        from the old instance's totals instead of going back to 0."""
+        P = Procs()
+        try:
+            _, url_a = P.demo()
+            _, url_b = P.demo()
+            path = os.path.join(P.tmp, "follow.json")
+
+            def write(default, endpoints, timeout_ms=20000):
+                with open(path, "w") as f:
+                    json.dump({"listen": "127.0.0.1:0", "descriptors": [DEMO_DESC],
+                               "backend": default, "upstream": {"connect_timeout_ms": timeout_ms},
+                               "backends": {"c": {"endpoints": endpoints}},
+                               "routes": [{"match": "demo.v1.EchoService", "backend": "c"},
+                                          {"match": "*", "backend": "default"}]}, f)
+
+            def scrape():
+                return parse_metrics(http_get(port, "/metrics").body.decode())
+
+            write(url_a, [url_a])
+            gw, m = P.start([GRPCGATE, "serve", "--config", path, "--workers", "2"],
+                            r"listening on ([\d.]+):(\d+)", "gateway-follow")
+            port = int(m.group(2))
+            self.wait(lambda: http_get(port, "/readyz").status == 200, "ready")
+            # The lone backend moves: the new label is there at once.
+            for gen, url in ((2, url_b), (3, url_a), (4, url_b)):
+                self.reload_and_wait(P, gw, write, url, [url_a])
+                self.assertIn("generation %d in service" % gen, P.stderr(gw))
+                r = http_get(port, "/readyz")
+                ms = scrape()
+                self.assertEqual((gen, r.status), (gen, 200))
+                self.assertEqual(metric(ms, "grpcgate_upstream_endpoints", backend=url,
+                                        state="healthy"), 2, gen)
+                self.assertEqual([dict(k[1])["backend"] for k in ms
+                                  if k[0] == "grpcgate_upstream_endpoints" and
+                                  ("state", "healthy") in k[1]], [url, "c"], gen)
+            # Calls on both backends, then both change under the same name.
+            for i in range(4):
+                r = grpcweb(port, ECHO, frame(pb_string(1, "e%d" % i)))
+                self.assertEqual(r.grpc_status()[0], 0)
+                r = grpcweb(port, GET_USER, frame(pb_string(1, "1")))
+                self.assertEqual(r.status, 200)
+
+            def counts(ms):
+                return (metric(ms, "grpcgate_upstream_endpoint_calls_total", backend="c",
+                               endpoint=url_a),
+                        metric(ms, "grpcgate_upstream_connects_total", backend=url_b,
+                               result="started"))
+            self.wait(lambda: counts(scrape())[0] == 4, "4 calls counted on c")
+            before = counts(scrape())
+            self.assertGreater(before[1], 0)
+            self.reload_and_wait(P, gw, write, url_b, [url_b, url_a], 15000)
+            after = counts(scrape())
+            self.assertEqual(after, before)
+            ms = scrape()
+            self.assertEqual(metric(ms, "grpcgate_upstream_endpoint_calls_total", backend="c",
+                                    endpoint=url_b), 0)
+            self.assertEqual(http_get(port, "/readyz").status, 200)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
 
 def have_openssl():
     return subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
