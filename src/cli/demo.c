@@ -180,32 +180,26 @@ static int reserve_port(const char *host, int *port, gw_error *e)
 /* The gateway's listeners use SO_REUSEPORT, so a second process of the same
  * user could bind a taken port and silently share its traffic; for a demo,
  * whose users are two in-memory directories apart, that would only confuse.
- * A plain bind (SO_REUSEADDR, so TIME_WAIT does not count) fails with
- * EADDRINUSE while anyone listens there. Returns 0 or GW_EIO with e set. */
+ * The server's own probe (gw_server_check_listen) finds it; the demo words
+ * the answer for its users and tells the server not to probe again. The
+ * banner connects to host, so it must be a numeric address. Returns 0,
+ * GW_EINVAL or GW_EIO with e set. */
 static int check_port_free(const char *host, int port, gw_error *e)
 {
-    char service[8];
-    snprintf(service, sizeof service, "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(host, service, &hints, &ai);
+    int rc = getaddrinfo(host, NULL, &hints, &ai);
     if (rc != 0)
         return gw_error_set(e, GW_EINVAL, "--listen: '%s' is not a numeric address (%s)", host,
                             gai_strerror(rc));
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    rc = 0;
-    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE)
-        rc = gw_error_set(e, GW_EIO,
-                          "port %d on %s is in use (another grpcgate demo?): stop it, or "
-                          "pass --listen %s%s%s:0 for a free port",
-                          port, host, strchr(host, ':') ? "[" : "", host,
-                          strchr(host, ':') ? "]" : "");
-    if (fd >= 0)
-        close(fd);
     freeaddrinfo(ai);
-    return rc;
+    if (gw_server_check_listen(host, (uint16_t)port, e) == 0)
+        return 0;
+    bool v6 = strchr(host, ':') != NULL;
+    return gw_error_set(e, GW_EIO,
+                        "port %d on %s is in use (another grpcgate demo?): stop it, or "
+                        "pass --listen %s%s%s:0 for a free port",
+                        port, host, v6 ? "[" : "", host, v6 ? "]" : "");
 }
 
 /* The embedded descriptor set as a file the server can read. Returns the fd
@@ -480,8 +474,9 @@ int gw_cmd_demo(int argc, char **argv)
         goto out;
     }
     cfg.descriptor_count = 1;
-    /* Our own reservation would fail the server's in-use check. */
-    cfg.listen_reserved = probe_fd >= 0;
+    /* Checked above, or reserved (which the server's check would take for
+     * someone else's listener). */
+    cfg.listen_reserved = true;
     if (have_web && gw_server_config_set_string(&cfg.static_dir, web_dir)) {
         fprintf(stderr, "grpcgate demo: out of memory\n");
         goto out;
