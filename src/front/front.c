@@ -15,18 +15,22 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <zlib.h>
 #ifdef GW_HAVE_GNUTLS
 #include <gnutls/gnutls.h>
 #endif
 #include <pthread.h>
 
 typedef struct front_conn front_conn;
+typedef struct front_gzip front_gzip;
 
 struct gw_front {
     gw_loop *loop;
@@ -44,6 +48,10 @@ struct gw_front {
     bool stopping;
     bool quiesced;
     gw_front_req *reqs;    /* every live request (for shutdown) */
+    /* One deflate state for whole answers, reset for each: they are
+     * compressed in one go, so one per worker is enough. */
+    z_stream whole_z;
+    bool whole_z_ready;
 };
 
 struct front_conn {
@@ -180,6 +188,7 @@ struct gw_front_req {
     bool client_gone;
     bool close_now;
     bool resp_stream;            /* resp reads its body from ops->read */
+    front_gzip *gz;              /* a compressed stream's deflate state */
     char uri[];                  /* raw request target */
 };
 
@@ -194,6 +203,12 @@ void gw_front_options_init(gw_front_options *o)
     o->idle_timeout_ms = 60000;
     o->inactivity_timeout_s = 300;
     o->discard_limit = 1024 * 1024;
+    o->compression.enabled = true;
+    o->compression.min_bytes = 1024;
+    o->compression.level = 6;
+    snprintf(o->compression.types, sizeof o->compression.types, "%s",
+             "application/json,application/x-ndjson,text/event-stream,text/*,"
+             "application/javascript");
 }
 
 /* ---- running MHD ----------------------------------------------------------- */
@@ -352,6 +367,376 @@ static void on_client_watch(void *owner, uint32_t events)
 
 void gw_front_req_wake(gw_front_req *r) { resume(r); }
 
+/* ---- response compression ------------------------------------------------------ */
+
+/* RFC 9110 tchar: the characters of a token. */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static const char *skip_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in
+ * thousandths. Advances *pp past it; false if it is not one. */
+static bool parse_qvalue(const char **pp, int *q)
+{
+    const char *p = *pp;
+    if (*p != '0' && *p != '1')
+        return false;
+    int v = (*p++ - '0') * 1000;
+    if (*p == '.') {
+        p++;
+        for (int scale = 100, i = 0; i < 3 && *p >= '0' && *p <= '9'; i++, scale /= 10)
+            v += (*p++ - '0') * scale;
+    }
+    if (v > 1000 || (*p >= '0' && *p <= '9'))
+        return false;
+    *q = v;
+    *pp = p;
+    return true;
+}
+
+/* Folds one Accept-Encoding value into the lowest q seen for gzip (or
+ * x-gzip) and for "*"; -1 stands for "not named". */
+static void scan_accept(const char *p, int *gzip_q, int *star_q)
+{
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        const char *name = p;
+        while (is_tchar(*p))
+            p++;
+        size_t name_len = (size_t)(p - name);
+        int q = 1000;
+        bool ok = name_len > 0;
+        p = skip_ows(p);
+        if (ok && *p == ';') {
+            p = skip_ows(p + 1);
+            ok = (*p == 'q' || *p == 'Q') && p[1] == '=';
+            if (ok) {
+                p += 2;
+                ok = parse_qvalue(&p, &q);
+            }
+            p = skip_ows(p);
+        }
+        if (*p && *p != ',')
+            ok = false;
+        while (*p && *p != ',')
+            p++;
+        if (!ok)
+            continue;
+        int *slot = NULL;
+        if ((name_len == 4 && strncasecmp(name, "gzip", 4) == 0) ||
+            (name_len == 6 && strncasecmp(name, "x-gzip", 6) == 0))
+            slot = gzip_q;
+        else if (name_len == 1 && *name == '*')
+            slot = star_q;
+        if (slot && (*slot < 0 || q < *slot))
+            *slot = q;
+    }
+}
+
+static int effective_gzip_q(int gzip_q, int star_q)
+{
+    return gzip_q >= 0 ? gzip_q : star_q >= 0 ? star_q : 0;
+}
+
+int gw_front_accept_gzip_q(const char *value)
+{
+    int gzip_q = -1, star_q = -1;
+    if (value)
+        scan_accept(value, &gzip_q, &star_q);
+    return effective_gzip_q(gzip_q, star_q);
+}
+
+/* The media type of a Content-Type value: start and length, without
+ * parameters or surrounding space. */
+static size_t media_type(const char *ct, const char **start)
+{
+    ct = skip_ows(ct);
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    *start = ct;
+    return n;
+}
+
+bool gw_front_type_listed(const char *types, const char *content_type)
+{
+    if (!types || !content_type)
+        return false;
+    const char *mt;
+    size_t mn = media_type(content_type, &mt);
+    const char *slash = memchr(mt, '/', mn);
+    if (!slash)
+        return false;
+    size_t top = (size_t)(slash - mt) + 1; /* "text/" */
+    for (const char *p = types; *p;) {
+        p = skip_ows(p);
+        size_t n = strcspn(p, ",");
+        size_t tn = n;
+        while (tn && (p[tn - 1] == ' ' || p[tn - 1] == '\t'))
+            tn--;
+        if (tn == 3 && memcmp(p, "*/*", 3) == 0)
+            return true;
+        if (tn >= 2 && p[tn - 2] == '/' && p[tn - 1] == '*') {
+            if (tn - 1 == top && strncasecmp(p, mt, top) == 0 && mn > top)
+                return true;
+        } else if (tn == mn && strncasecmp(p, mt, mn) == 0) {
+            return true;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/* "type/subtype" or "type/\*", tokens only. */
+static bool valid_type(const char *t)
+{
+    const char *slash = strchr(t, '/');
+    if (!slash || slash == t || !slash[1])
+        return false;
+    for (const char *p = t; p < slash; p++)
+        if (!is_tchar(*p))
+            return false;
+    for (const char *p = slash + 1; *p; p++)
+        if (!is_tchar(*p))
+            return false;
+    return true;
+}
+
+int gw_front_compression_set_types(gw_front_compression *c, const char *const *types, size_t n,
+                                   gw_error *e)
+{
+    char joined[GW_FRONT_GZIP_TYPES_MAX];
+    size_t len = 0;
+    joined[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!types[i] || !valid_type(types[i]))
+            return gw_error_set(e, GW_EINVAL, "types[%zu]: expected a media type "
+                                "\"type/subtype\" or \"type/*\"", i);
+        size_t tl = strlen(types[i]);
+        if (len + (len ? 1 : 0) + tl >= sizeof joined)
+            return gw_error_set(e, GW_ELIMIT, "types: longer than %d bytes together",
+                                GW_FRONT_GZIP_TYPES_MAX - 1);
+        if (len)
+            joined[len++] = ',';
+        memcpy(joined + len, types[i], tl + 1);
+        len += tl;
+    }
+    memcpy(c->types, joined, len + 1);
+    return 0;
+}
+
+/* What an answer gets: nothing, only "Vary: Accept-Encoding" (it would be
+ * compressed for a client that asked), or gzip. */
+typedef enum gz_verdict { GZ_NO, GZ_VARY, GZ_YES } gz_verdict;
+
+typedef struct gz_scan {
+    const char *content_type;
+    bool has_encoding;
+    bool no_transform;
+    bool vary_done;      /* a Vary already names Accept-Encoding (or is "*") */
+} gz_scan;
+
+/* Whether a comma-separated header value holds token (case-insensitive). */
+static bool list_has(const char *v, const char *token)
+{
+    size_t tl = strlen(token);
+    for (const char *p = v; *p;) {
+        p = skip_ows(p);
+        size_t n = strcspn(p, ",;");
+        size_t k = n;
+        while (k && (p[k - 1] == ' ' || p[k - 1] == '\t'))
+            k--;
+        if (k == tl && strncasecmp(p, token, tl) == 0)
+            return true;
+        p += n;
+        p += strcspn(p, ",");
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+static enum MHD_Result accept_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    int *q = cls;
+    if (value && strcasecmp(key, "accept-encoding") == 0)
+        scan_accept(value, &q[0], &q[1]);
+    return MHD_YES;
+}
+
+static gz_verdict gzip_verdict(gw_front_req *r, int status, const gw_front_header *h, size_t n,
+                               bool stream, size_t len, gz_scan *s)
+{
+    const gw_front_compression *c = &r->f->o.compression;
+    memset(s, 0, sizeof *s);
+    if (!c->enabled || status < 200 || status == 204 || status == 304 ||
+        (r->method && strcmp(r->method, "HEAD") == 0) || (!stream && (len == 0 || len < c->min_bytes)))
+        return GZ_NO;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = h[i].name, *v = h[i].value;
+        if (!nm || !v)
+            continue;
+        if (strcasecmp(nm, "content-type") == 0)
+            s->content_type = v;
+        else if (strcasecmp(nm, "content-encoding") == 0)
+            s->has_encoding = true;
+        else if (strcasecmp(nm, "cache-control") == 0 && list_has(v, "no-transform"))
+            s->no_transform = true;
+        else if (strcasecmp(nm, "vary") == 0 &&
+                 (list_has(v, "accept-encoding") || list_has(v, "*")))
+            s->vary_done = true;
+    }
+    /* gRPC-Web carries its own framing (and grpc-encoding): never, even if
+     * someone lists it. */
+    if (!s->content_type || s->has_encoding || s->no_transform ||
+        strncasecmp(skip_ows(s->content_type), "application/grpc", 16) == 0 ||
+        !gw_front_type_listed(c->types, s->content_type))
+        return GZ_NO;
+    int q[2] = {-1, -1};
+    MHD_get_connection_values(r->mc, MHD_HEADER_KIND, accept_header, q);
+    return effective_gzip_q(q[0], q[1]) > 0 ? GZ_YES : GZ_VARY;
+}
+
+/* zlib's window (2^15, +16: gzip wrapping) and memLevel 8: its defaults,
+ * about 256 KiB reserved per state (docs/front.md has the measured RSS). */
+#define GZ_WINDOW_BITS (15 + 16)
+#define GZ_MEM_LEVEL 8
+
+static int gz_init(z_stream *z, int level)
+{
+    memset(z, 0, sizeof *z);
+    int rc = deflateInit2(z, level, Z_DEFLATED, GZ_WINDOW_BITS, GZ_MEM_LEVEL,
+                          Z_DEFAULT_STRATEGY);
+    return rc == Z_OK ? 0 : rc == Z_MEM_ERROR ? GW_ENOMEM : GW_EINVAL;
+}
+
+/*
+ * body as gzip in a new malloc'd buffer (*out, *out_len) of at most len
+ * bytes. Returns 0, GW_ERANGE (it would not shrink: send it as it is) or
+ * GW_ENOMEM.
+ */
+static int gzip_whole(gw_front *f, const void *body, size_t len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    if (len > UINT_MAX)
+        return GW_ERANGE;
+    if (!f->whole_z_ready) {
+        int rc = gz_init(&f->whole_z, f->o.compression.level);
+        if (rc)
+            return rc;
+        f->whole_z_ready = true;
+    } else if (deflateReset(&f->whole_z) != Z_OK) {
+        return GW_ERANGE;
+    }
+    /* A buffer as long as the input: what does not fit would not shrink. */
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return GW_ENOMEM;
+    z_stream *z = &f->whole_z;
+    z->next_in = (Bytef *)(uintptr_t)body;
+    z->avail_in = (uInt)len;
+    z->next_out = buf;
+    z->avail_out = (uInt)len;
+    if (deflate(z, Z_FINISH) != Z_STREAM_END) {
+        free(buf);
+        return GW_ERANGE;
+    }
+    *out = buf;
+    *out_len = len - z->avail_out;
+    return 0;
+}
+
+/* The state of one compressed stream. */
+#define GZ_STREAM_INPUT (16 * 1024)
+struct front_gzip {
+    z_stream z;
+    int flush;        /* 0: the last piece is out; else Z_SYNC_FLUSH or
+                         Z_FINISH still to complete (output did not fit) */
+    bool ended;       /* Z_STREAM_END written */
+    uint8_t in[GZ_STREAM_INPUT];
+};
+
+static void gz_free(gw_front_req *r)
+{
+    if (!r->gz)
+        return;
+    deflateEnd(&r->gz->z);
+    free(r->gz);
+    r->gz = NULL;
+}
+
+static void suspend(gw_front_req *r);
+
+/*
+ * read_body for a compressed stream: takes one piece from ops->read,
+ * deflates it with Z_SYNC_FLUSH so that it is decodable at once, and asks
+ * for the next only once the flush is complete. Returns as read_body.
+ */
+static ssize_t read_gzip(gw_front_req *r, char *buf, size_t max)
+{
+    front_gzip *g = r->gz;
+    if (max > UINT_MAX)
+        max = UINT_MAX;
+    /* Twice at most: a flush that zlib finds already complete (nothing
+     * written) is followed by the next piece. */
+    for (int turn = 0; turn < 2; turn++) {
+        if (g->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!g->flush) {
+            long n = r->ops->read(r->owner, g->in, sizeof g->in);
+            if (n == 0) {
+                if (r->f->stopping)
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                suspend(r);
+                return 0;
+            }
+            if (n == GW_FRONT_EOF) {
+                g->z.avail_in = 0;
+                g->flush = Z_FINISH;
+            } else if (n > 0 && (size_t)n <= sizeof g->in) {
+                g->z.next_in = g->in;
+                g->z.avail_in = (uInt)n;
+                g->flush = Z_SYNC_FLUSH;
+            } else {
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+        }
+        g->z.next_out = (Bytef *)buf;
+        g->z.avail_out = (uInt)max;
+        int rc = deflate(&g->z, g->flush);
+        size_t produced = max - g->z.avail_out;
+        if (rc == Z_STREAM_END)
+            g->ended = true;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        /* Room left means the flush is complete and the input all taken. */
+        if (g->flush == Z_SYNC_FLUSH && g->z.avail_out > 0)
+            g->flush = 0;
+        if (produced)
+            return (ssize_t)produced;
+        if (g->flush == Z_FINISH && !g->ended)
+            break;
+    }
+    /* zlib wrote nothing into free room twice: returning 0 without
+     * suspending would spin, so the stream ends in error instead. */
+    return g->ended ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 /* ---- responses ----------------------------------------------------------------- */
 
 static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
@@ -359,6 +744,8 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     gw_front_req *r = cls;
     if (r->client_gone || !r->ops || r->close_now)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (r->gz)
+        return read_gzip(r, buf, max);
     long n = r->ops->read(r->owner, (uint8_t *)buf, max);
     if (n > 0)
         return n;
@@ -405,11 +792,20 @@ bool gw_front_header_forwardable(const char *name, size_t name_len, const char *
     return true;
 }
 
+/* gzip answers add Content-Encoding and Vary; GZ_VARY only the latter. */
 static int set_response(gw_front_req *r, struct MHD_Response *resp, int status,
-                        const gw_front_header *headers, size_t n, bool stream)
+                        const gw_front_header *headers, size_t n, bool stream,
+                        gz_verdict gz, const gz_scan *scan)
 {
     if (!resp)
         return GW_ENOMEM;
+    if ((gz == GZ_YES &&
+         MHD_add_response_header(resp, "Content-Encoding", "gzip") != MHD_YES) ||
+        (gz != GZ_NO && !scan->vary_done &&
+         MHD_add_response_header(resp, "Vary", "Accept-Encoding") != MHD_YES)) {
+        MHD_destroy_response(resp);
+        return GW_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *nm = headers[i].name, *v = headers[i].value;
         if (!nm || !v || !mhd_accepts(nm, strlen(nm), v, strlen(v))) {
@@ -438,9 +834,28 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
 {
     if (r->resp || r->resp_queued)
         return GW_ESTATE;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    return set_response(r, resp, status, headers, n, false);
+    gz_scan scan;
+    gz_verdict gz = gzip_verdict(r, status, headers, n, false, body_len, &scan);
+    struct MHD_Response *resp = NULL;
+    if (gz == GZ_YES) {
+        uint8_t *packed;
+        size_t packed_len;
+        int rc = gzip_whole(r->f, body, body_len, &packed, &packed_len);
+        if (rc == GW_ENOMEM)
+            return rc;
+        if (rc == 0) {
+            resp = MHD_create_response_from_buffer(packed_len, packed, MHD_RESPMEM_MUST_FREE);
+            if (!resp) {
+                free(packed);
+                return GW_ENOMEM;
+            }
+        } else {
+            gz = GZ_VARY; /* it would not shrink */
+        }
+    }
+    if (!resp)
+        resp = MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    return set_response(r, resp, status, headers, n, false, gz, &scan);
 }
 
 int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *headers,
@@ -456,7 +871,8 @@ int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *
         close(fd);
         return GW_ENOMEM;
     }
-    return set_response(r, resp, status, headers, n, false);
+    gz_scan none = {0};
+    return set_response(r, resp, status, headers, n, false, GZ_NO, &none);
 }
 
 int gw_front_req_respond_stream(gw_front_req *r, int status,
@@ -464,11 +880,28 @@ int gw_front_req_respond_stream(gw_front_req *r, int status,
 {
     if (r->resp || r->resp_queued || !r->ops)
         return GW_ESTATE;
+    gz_scan scan;
+    gz_verdict gz = gzip_verdict(r, status, headers, n, true, 0, &scan);
+    if (gz == GZ_YES) {
+        r->gz = malloc(sizeof *r->gz);
+        if (!r->gz)
+            return GW_ENOMEM;
+        int zrc = gz_init(&r->gz->z, r->f->o.compression.level);
+        if (zrc) {
+            free(r->gz);
+            r->gz = NULL;
+            return GW_ENOMEM;
+        }
+        r->gz->flush = 0;
+        r->gz->ended = false;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_body, r, NULL);
-    int rc = set_response(r, resp, status, headers, n, true);
+    int rc = set_response(r, resp, status, headers, n, true, gz, &scan);
     if (rc == 0)
         r->resp_stream = true;
+    else
+        gz_free(r);
     return rc;
 }
 
@@ -549,6 +982,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     }
     if (r->resp)
         MHD_destroy_response(r->resp);
+    gz_free(r);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -788,6 +1222,12 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
     int rc = bind_address(o->host, o->port, &ss, e);
     if (rc)
         goto out;
+    if (o->compression.enabled &&
+        (o->compression.level < 1 || o->compression.level > 9)) {
+        rc = gw_error_set(e, GW_EINVAL, "compression level %d: expected 1 to 9",
+                          o->compression.level);
+        goto out;
+    }
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -897,5 +1337,7 @@ void gw_front_del(gw_front *f)
     /* Closing connections at the limit schedules a run: cancel it after. */
     gw_loop_timer_stop(f->loop, &f->mhd_timer);
     gw_loop_defer_cancel(f->loop, &f->run_defer);
+    if (f->whole_z_ready)
+        deflateEnd(&f->whole_z);
     free(f);
 }

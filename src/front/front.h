@@ -49,6 +49,23 @@ typedef struct gw_front_header {
     const char *value;
 } gw_front_header;
 
+/*
+ * gzip for answers a client accepts it for (docs/front.md, "Response
+ * compression"). Plain data: copied with the options, no pointers, so a
+ * configuration can be freed or reloaded under a running front.
+ */
+#define GW_FRONT_GZIP_TYPES_MAX 512
+typedef struct gw_front_compression {
+    bool enabled;            /* default true */
+    size_t min_bytes;        /* whole answers shorter than this go out as they
+                                are; default 1024. Streams always compress */
+    int level;               /* zlib level 1..9; default 6 */
+    /* Media types that compress, comma-separated ("application/json,
+     * text/\*"); "type/\*" takes a whole top-level type. Set it with
+     * gw_front_compression_set_types. */
+    char types[GW_FRONT_GZIP_TYPES_MAX];
+} gw_front_compression;
+
 typedef struct gw_front_options {
     const char *host;              /* numeric address to bind; "0.0.0.0" or "::" */
     uint16_t port;                 /* 0: pick one (the first worker), see gw_front_port */
@@ -73,9 +90,34 @@ typedef struct gw_front_options {
     const char *tls_cert_pem;
     const char *tls_key_pem;
     const char *tls_trust_pem;
+    gw_front_compression compression;
 } gw_front_options;
 
 void gw_front_options_init(gw_front_options *o);
+
+/*
+ * Replaces c->types with the n media types given ("application/json",
+ * "text/\*"; matched case-insensitively, parameters ignored). Borrows types.
+ * Returns 0, GW_EINVAL (one is not "type/subtype" or "type/\*": message in e,
+ * naming its index) or GW_ELIMIT (together longer than
+ * GW_FRONT_GZIP_TYPES_MAX - 1 bytes). On error c is unchanged.
+ */
+int gw_front_compression_set_types(gw_front_compression *c, const char *const *types, size_t n,
+                                   gw_error *e);
+
+/*
+ * The q-value (0..1000, thousandths) an Accept-Encoding field value gives
+ * gzip (RFC 9110 12.5.3): an element naming gzip or x-gzip wins over "*"
+ * (the lowest q if named twice: a refusal is never overridden); neither
+ * named is 0. Names and "q" are case-insensitive; an element that does not
+ * parse (a bad qvalue, a parameter other than one q) is ignored, the rest
+ * still count. NULL is 0.
+ */
+int gw_front_accept_gzip_q(const char *value);
+
+/* Whether content_type (parameters ignored) is in the comma-separated list
+ * types (a gw_front_compression.types). */
+bool gw_front_type_listed(const char *types, const char *content_type);
 
 /* What the front asks of whoever answers requests (the server). */
 typedef struct gw_front_handler {
@@ -157,8 +199,15 @@ gw_loop *gw_front_req_loop(const gw_front_req *r);
  * Headers libmicrohttpd refuses (see gw_front_header_forwardable) are left
  * out rather than failing the answer. A request with a body not
  * yet received gets the body read and dropped (up to discard_limit, else the
- * connection closes after the answer). Returns 0, GW_ESTATE (a response is
- * already set) or GW_ENOMEM.
+ * connection closes after the answer). The body goes out gzip-encoded
+ * (Content-Encoding: gzip, Vary: Accept-Encoding, Content-Length of the
+ * compressed bytes) when the options' compression allows it: the client
+ * accepts gzip, the Content-Type header is listed, the body is at least
+ * min_bytes and shrinks, no Content-Encoding or "Cache-Control:
+ * no-transform" header is given, the method is not HEAD and the status not
+ * 1xx, 204 or 304; an answer that could compress but is not (the client did
+ * not ask) still gets the Vary. Returns 0, GW_ESTATE (a response is already
+ * set) or GW_ENOMEM.
  */
 int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
                          size_t n, const void *body, size_t body_len);
@@ -167,7 +216,8 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
  * libmicrohttpd straight from the file, with sendfile where it can), with a
  * Content-Length; a HEAD request gets the head only. Takes fd over in every
  * case: closed once the response is done, or before returning an error. Same
- * rules as gw_front_req_respond. Returns 0, GW_ESTATE or GW_ENOMEM.
+ * rules as gw_front_req_respond, but never compressed. Returns 0,
+ * GW_ESTATE or GW_ENOMEM.
  */
 int gw_front_req_respond_fd(gw_front_req *r, int status, const gw_front_header *headers,
                             size_t n, int fd, uint64_t offset, uint64_t size);
@@ -182,8 +232,13 @@ void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *own
 /*
  * Sets the head of a streamed response (chunked); the body comes from
  * ops->read. Takes effect once the request body has been received; until
- * then the body keeps going to on_body (unlike gw_front_req_respond). Returns
- * 0, GW_ESTATE or GW_ENOMEM.
+ * then the body keeps going to on_body (unlike gw_front_req_respond).
+ * Compressed under the rules of gw_front_req_respond whatever its length:
+ * each piece `read` returns is deflated and flushed (Z_SYNC_FLUSH) before
+ * the next is asked for, so every piece reaches the client when it is
+ * produced; the gzip end follows GW_FRONT_EOF. The deflate state (about 256
+ * KiB reserved, docs/front.md) is freed when the request closes, however it
+ * ends. Returns 0, GW_ESTATE or GW_ENOMEM.
  */
 int gw_front_req_respond_stream(gw_front_req *r, int status,
                                 const gw_front_header *headers, size_t n);

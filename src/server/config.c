@@ -241,6 +241,54 @@ static int parse_cors(gw_server_config *c, json_t *obj, gw_error *e)
     return rc;
 }
 
+/* compression: gzip for REST/JSON answers (docs/configuration.md). */
+static int parse_compression(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    gw_front_compression *z = &c->front.compression;
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "compression.%s", k);
+        if (strcmp(k, "enabled") == 0) {
+            rc = want_bool(v, path, &z->enabled, e);
+            continue;
+        }
+        UINT_KEY("min_bytes", z->min_bytes, 1ull << 31)
+        if (strcmp(k, "level") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 9)
+                return gw_error_set(e, GW_EINVAL, "%s: expected an integer from 1 to 9", path);
+            z->level = (int)json_integer_value(v);
+            continue;
+        }
+        if (strcmp(k, "types") == 0) {
+            const char *types[64];
+            size_t i;
+            json_t *x;
+            if (!json_is_array(v) || json_array_size(v) > GW_ARRAY_LEN(types))
+                return gw_error_set(e, GW_EINVAL, "%s: expected an array of at most %zu strings",
+                                    path, GW_ARRAY_LEN(types));
+            json_array_foreach(v, i, x) {
+                if (!json_is_string(x))
+                    return gw_error_set(e, GW_EINVAL, "%s[%zu]: expected a string", path, i);
+                types[i] = json_string_value(x);
+            }
+            rc = gw_front_compression_set_types(z, types, json_array_size(v), e);
+            if (rc && e) {
+                char m[GW_ERROR_MSG_MAX];
+                snprintf(m, sizeof m, "%s", e->msg);
+                gw_error_set(e, rc, "compression.%s", m);
+            }
+            continue;
+        }
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
 /* A list of names into slots (replacing what was there). */
 static int want_names(json_t *v, const char *key, char **slots, size_t *count, bool lower,
                       gw_error *e)
@@ -668,6 +716,9 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
             rc = parse_cors(c, v, e);
         } else if (strcmp(k, "upstream") == 0 && json_is_object(v)) {
             rc = parse_upstream(c, v, e);
+        } else if (strcmp(k, "compression") == 0) {
+            rc = json_is_object(v) ? parse_compression(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL, "compression: expected an object");
         } else if (strcmp(k, "rest") == 0) {
             rc = json_is_object(v) ? parse_rest(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "rest: expected an object");

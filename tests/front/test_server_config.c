@@ -40,6 +40,23 @@ static void test_errors(void **state)
         {"[1]", GW_EPARSE, "t.json: the configuration must be a JSON object"},
         {"{\"a\": 1, \"a\": 2}", GW_EPARSE, "t.json:1:"},
         {"{", GW_EPARSE, "t.json:1:"},
+        {"{\"compression\": {\"enable\": true}}", GW_EINVAL,
+         "unknown key 'compression.enable'"},
+        {"{\"compression\": true}", GW_EINVAL, "compression: expected an object"},
+        {"{\"compression\": {\"enabled\": 1}}", GW_EINVAL,
+         "compression.enabled: expected true or false"},
+        {"{\"compression\": {\"level\": 0}}", GW_EINVAL,
+         "compression.level: expected an integer from 1 to 9"},
+        {"{\"compression\": {\"level\": 10}}", GW_EINVAL,
+         "compression.level: expected an integer from 1 to 9"},
+        {"{\"compression\": {\"min_bytes\": -5}}", GW_EINVAL,
+         "compression.min_bytes: expected an integer"},
+        {"{\"compression\": {\"types\": \"text/html\"}}", GW_EINVAL,
+         "compression.types: expected an array of at most 64 strings"},
+        {"{\"compression\": {\"types\": [\"text/html\", 3]}}", GW_EINVAL,
+         "compression.types[1]: expected a string"},
+        {"{\"compression\": {\"types\": [\"json\"]}}", GW_EINVAL,
+         "compression.types[0]: expected a media type"},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(table); i++) {
         gw_server_config c;
@@ -67,7 +84,9 @@ static void test_values(void **state)
         " \"upstream\": {\"pool_size\": 2, \"stream_window\": 65536},"
         " \"cors\": {\"allowed_origins\": [\"https://a.example\", \"*\"],"
         "   \"allowed_headers\": [\"x-a\", \"x-b\"], \"exposed_headers\": [\"x-c\"],"
-        "   \"allow_credentials\": true, \"max_age_s\": 60}}";
+        "   \"allow_credentials\": true, \"max_age_s\": 60},"
+        " \"compression\": {\"enabled\": false, \"min_bytes\": 10, \"level\": 9,"
+        "   \"types\": [\"application/json\", \"image/*\"]}}";
     gw_server_config c;
     gw_server_config_init(&c);
     gw_error e;
@@ -97,6 +116,10 @@ static void test_values(void **state)
     assert_string_equal(c.cors_expose_headers, "x-c");
     assert_true(c.cors_credentials);
     assert_int_equal(c.cors_max_age_s, 60);
+    assert_false(c.front.compression.enabled);
+    assert_int_equal(c.front.compression.min_bytes, 10);
+    assert_int_equal(c.front.compression.level, 9);
+    assert_string_equal(c.front.compression.types, "application/json,image/*");
     gw_server_config_free(&c);
 }
 
@@ -109,6 +132,12 @@ static void test_defaults(void **state)
     assert_int_equal(c.call.max_body, 4u << 20);
     assert_int_equal(c.drain_timeout_ms, 10000);
     assert_int_equal(c.origin_count, 0);
+    assert_true(c.front.compression.enabled);
+    assert_int_equal(c.front.compression.min_bytes, 1024);
+    assert_int_equal(c.front.compression.level, 6);
+    assert_string_equal(c.front.compression.types,
+                        "application/json,application/x-ndjson,text/event-stream,text/*,"
+                        "application/javascript");
     gw_server_config_free(&c);
 }
 
