@@ -26,6 +26,7 @@ struct gw_loop {
     gw_hook *hooks;
     uint64_t now;
     bool stopping;
+    bool in_turn;          /* gw_loop_run_once is running callbacks */
 };
 
 uint64_t gw_now_ns(void)
@@ -36,6 +37,8 @@ uint64_t gw_now_ns(void)
 }
 
 uint64_t gw_loop_now(const gw_loop *l) { return l->now; }
+
+bool gw_loop_in_turn(const gw_loop *l) { return l->in_turn; }
 
 /* ---- I/O -------------------------------------------------------------- */
 
@@ -341,6 +344,8 @@ int gw_loop_run_once(gw_loop *l, int timeout_ms)
         n = 0;
     }
     l->now = gw_now_ns();
+    bool outer = l->in_turn;
+    l->in_turn = true;
     /* A callback may remove a later handle of the same batch: handles mark
      * themselves inactive on removal, and the owner must not free the
      * handle's memory before the batch ends (defer the free). */
@@ -355,6 +360,7 @@ int gw_loop_run_once(gw_loop *l, int timeout_ms)
         t->cb(t->owner);
     }
     run_deferred(l);
+    l->in_turn = outer;
     return 0;
 }
 

@@ -112,5 +112,11 @@ void gw_loop_wakeup(gw_loop *l);
 void gw_loop_set_wakeup_cb(gw_loop *l, gw_defer_cb cb, void *owner);
 /* The time at the start of the current turn (cheap; use for deadlines). */
 uint64_t gw_loop_now(const gw_loop *l);
+/* True while gw_loop_run_once runs callbacks. An owner deleting a handle's
+ * memory then must defer the free (the batch may still name the handle;
+ * a callback deferred now runs before this turn ends); between turns
+ * nothing of the loop refers to a removed handle, so it may free at once
+ * (e.g. teardown after gw_loop_run returned, before gw_loop_del). */
+bool gw_loop_in_turn(const gw_loop *l);
 
 #endif
