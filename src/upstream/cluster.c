@@ -82,6 +82,7 @@ struct gw_cluster {
     bool any_dns;
     gw_timer dns_timer;
     gw_dns_watch dns;      /* a refresh round in flight */
+    gw_defer free_defer;   /* frees the struct after a delete inside a turn */
 
     gw_cluster_stats stats;
 };
@@ -454,8 +455,6 @@ static void ep_check_tick(void *arg)
 
 /* ---- the call observer ---------------------------------------------------------- */
 
-static void reap(gw_cluster *cl);
-
 static void ep_on_done(void *ctx, gw_backend *b, const gw_call_status *st)
 {
     gw_cluster *cl = ctx;
@@ -642,7 +641,11 @@ static void round_apply(gw_cluster *cl, const gw_dns_answer *ans)
     cl->n_eps = nn;
     cl->cands = cands;
     cl->stats.dns_resolutions++;
-    reap(cl);
+    /* Not reaped here: this runs inside the eventfd's I/O callback, and a
+     * drained endpoint's backend owns sockets the same batch may still
+     * name. The timer runs after the batch, in this turn. */
+    if (cl->n_draining && !gw_timer_armed(&cl->reap_timer))
+        gw_loop_timer_start(cl->loop, &cl->reap_timer, gw_loop_now(cl->loop));
 }
 
 static void on_resolved(void *arg, const gw_dns_answer *ans, size_t n)
@@ -749,6 +752,7 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
     cl->opt = *o;
     cl->opt.seed = NULL; /* borrowed for this call only */
     gw_dns_watch_init(&cl->dns, loop, on_resolved, cl);
+    gw_defer_init(&cl->free_defer, free, cl);
     gw_timer_init(&cl->reap_timer, on_reap_timer, cl);
     gw_timer_init(&cl->dns_timer, on_dns_timer, cl);
     cl->name = strdup(name);
@@ -895,7 +899,12 @@ void gw_cluster_del(gw_cluster *cl)
     free(cl->s_sni);
     free(cl->s_authority);
     free(cl->name);
-    free(cl);
+    /* The struct holds the gw_io of the DNS watch, which this loop turn's
+     * batch may still name (loop.h): inside a turn it goes after it. */
+    if (gw_loop_in_turn(cl->loop))
+        gw_loop_defer(cl->loop, &cl->free_defer);
+    else
+        free(cl);
 }
 
 const char *gw_cluster_name(const gw_cluster *cl) { return cl->name; }

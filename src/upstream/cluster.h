@@ -98,7 +98,9 @@ void gw_dns_seed_del(gw_dns_seed *seed);
  * as for gw_backend_del), stops health checks, abandons a refresh in
  * flight without waiting for it (its thread frees its own state when the
  * resolver returns; the resolver's ctx must outlive it) and frees
- * everything. */
+ * everything. Safe from any loop callback, as gw_backend_del: inside a
+ * loop turn the struct (it holds the DNS watch's gw_io) goes in a deferred
+ * callback of the same turn. */
 void gw_cluster_del(gw_cluster *c);
 const char *gw_cluster_name(const gw_cluster *c);
 

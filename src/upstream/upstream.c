@@ -7,8 +7,11 @@
  * (on_complete ran, or it cancelled), (2) it is detached from its HTTP/2
  * stream (closed by nghttp2 or by the death of the connection) and (3) it
  * is out of the wait queue. A connection is freed from a deferred callback
- * because the loop may still hold an event for its gw_io in the current
- * batch. nghttp2 sessions are only ever deleted outside nghttp2 calls:
+ * because the loop may still hold an event for its gw_io (socket, or
+ * resolver eventfd) in the current batch; gw_backend_del inside a loop turn
+ * leaves its closed connections to that deferred free (they outlive the
+ * backend until the turn ends), between turns it frees them at once.
+ * nghttp2 sessions are only ever deleted outside nghttp2 calls:
  * callbacks record what went wrong and the caller of mem_recv/send acts.
  *
  * Re-entrancy. Owner callbacks (on_headers, on_message, on_writable,
@@ -1510,10 +1513,15 @@ static int call_open_stream(gw_ucall *c, conn *k)
 
 /* ---- connections: lifecycle ------------------------------------------------------ */
 
+/* Frees a closed connection. Its struct holds the gw_io of its socket and
+ * the one of its resolver's eventfd (k->dns): the loop's current batch may
+ * still name either, so inside a loop turn this runs deferred (loop.h);
+ * only gw_backend_del between turns calls it directly. A connection whose
+ * backend was deleted first has b == NULL and is on no list. */
 static void on_conn_free_deferred(void *arg)
 {
     conn *k = arg;
-    for (conn **pp = &k->b->dead; *pp; pp = &(*pp)->next) {
+    for (conn **pp = k->b ? &k->b->dead : NULL; pp && *pp; pp = &(*pp)->next) {
         if (*pp == k) {
             *pp = k->next;
             break;
@@ -2297,11 +2305,22 @@ void gw_backend_del(gw_backend *b)
         k->streams = 0;
         conn_close(k, "backend deleted");
     }
-    /* Closed connections whose deferred free has not run yet. */
+    /* Closed connections whose deferred free has not run yet. Inside a
+     * loop turn (an I/O callback of this batch may be the caller) they
+     * outlive the backend until their free_defer runs, later in this turn;
+     * between turns nothing of the loop names them any more. */
+    bool in_turn = gw_loop_in_turn(b->loop);
     while (b->dead) {
         conn *k = b->dead;
-        gw_loop_defer_cancel(b->loop, &k->free_defer);
-        on_conn_free_deferred(k);
+        b->dead = k->next;
+        k->next = NULL;
+        k->b = NULL;
+        if (in_turn) {
+            gw_loop_defer(b->loop, &k->free_defer);
+        } else {
+            gw_loop_defer_cancel(b->loop, &k->free_defer);
+            on_conn_free_deferred(k);
+        }
     }
     while (b->all_calls) {
         gw_ucall *c = b->all_calls;

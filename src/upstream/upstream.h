@@ -92,7 +92,12 @@ void gw_backend_options_init(gw_backend_options *o);
 int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
                    gw_backend **out, gw_error *e);
 /* Fails every open call with UNAVAILABLE (callbacks run before it returns,
- * as the only exception to the rule above) and frees everything. */
+ * as the only exception to the rule above) and frees everything. Safe from
+ * any callback of the loop, an I/O callback included: inside a loop turn
+ * the closed connections (they hold gw_io handles the turn's batch may
+ * still name) are freed by a deferred callback later in the same turn;
+ * between turns (teardown after gw_loop_run) at once. Either way nothing
+ * is left for a later turn, so gw_loop_del may follow. */
 void gw_backend_del(gw_backend *b);
 const char *gw_backend_url(const gw_backend *b);
 /* The URL of the endpoint the call is on (or was last on, when a cluster

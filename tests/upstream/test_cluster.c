@@ -2,8 +2,9 @@
  * Unit tests for clusters and the reflection client's pure pieces: the
  * balancer as a table, health and reflection message bytes, option errors,
  * fail-fast without endpoints, moving a call off an unreachable endpoint,
- * least-outstanding on real (silent) endpoints, and DNS re-resolution with
- * an injected resolver.
+ * least-outstanding on real (silent) endpoints, DNS re-resolution with
+ * an injected resolver, and deletions inside a loop turn whose batch still
+ * names the deleted sockets and eventfds (under ASan).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -704,6 +706,132 @@ static void test_dns_periodic(void **state)
     assert_int_equal(gw_dns_jobs_alive(), 0);
 }
 
+
+/* Waits until the fake resolver has been asked `calls` times, then a
+ * little more for its thread to signal the eventfd. */
+static void resolver_answered(fake_dns *f, int calls)
+{
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&f->mu);
+        int n = f->calls;
+        pthread_mutex_unlock(&f->mu);
+        if (n >= calls)
+            break;
+        usleep(5000);
+    }
+    usleep(20 * 1000);
+}
+
+/* A cluster on a name whose endpoint has an open, idle connection to a
+ * listener that accepted it (returned in *afd). */
+static gw_cluster *cluster_with_idle_conn(gw_loop *l, fake_dns *f, int lfd, int port, int *afd)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://svc.test:%d", port);
+    fake_set(f, 0, 1, "127.0.0.1", NULL);
+    gw_cluster_options o;
+    gw_cluster_options_init(&o);
+    o.dns_refresh_ms = 0;
+    o.resolve = fake_resolve;
+    o.resolve_ctx = f;
+    const char *urls[] = {url};
+    gw_cluster *c;
+    gw_error e;
+    assert_int_equal(gw_cluster_new(l, "batch", urls, 1, &o, &c, &e), 0);
+    rec r = {0};
+    gw_ucall *call = start(c, &r);
+    gw_loop_run_once(l, 0); /* dispatch: the connect starts */
+    *afd = accept(lfd, NULL, NULL);
+    assert_true(*afd >= 0);
+    spin(l, 50);            /* connected, preface written: the socket is idle */
+    gw_ucall_cancel(call);
+    spin(l, 20);
+    assert_int_equal(ep(c, 0).active_calls, 0);
+    return c;
+}
+
+/* A DNS refresh drops the endpoint of an idle connection while the same
+ * epoll batch holds an event for that connection's socket (the peer
+ * closed it), after the eventfd's. The endpoint used to be deleted inside
+ * the eventfd callback, and the loop then read the freed connection (ASan:
+ * heap-use-after-free, freed by gw_backend_del <- ep_del <- reap <-
+ * round_apply). It is reaped after the batch, in the same turn. */
+static void test_dns_drop_inside_batch(void **state)
+{
+    (void)state;
+    gw_loop *l = gw_loop_new();
+    int port, afd;
+    int lfd = silent_listener(&port);
+    fake_dns f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    gw_cluster *c = cluster_with_idle_conn(l, &f, lfd, port, &afd);
+    fake_set(&f, 0, 1, "127.0.0.3", NULL);
+    assert_int_equal(gw_cluster_refresh_dns(c), 0);
+    resolver_answered(&f, 2);
+    close(afd); /* the socket becomes readable after the eventfd */
+    usleep(20 * 1000);
+    assert_int_equal(gw_loop_run_once(l, 1000), 0);
+    /* Drained and deleted in that turn. */
+    char u3[64];
+    snprintf(u3, sizeof u3, "http://127.0.0.3:%d", port);
+    assert_int_equal(gw_cluster_endpoint_count(c), 1);
+    assert_string_equal(ep(c, 0).url, u3);
+    gw_cluster_del(c);
+    gw_loop_del(l);
+    close(lfd);
+}
+
+/* gw_cluster_del from an I/O callback of a batch that still holds the
+ * cluster's DNS eventfd event and an event for an endpoint connection's
+ * socket: both gw_io structs (in the cluster, in the connection) must
+ * outlive the batch (ASan) and be freed in the same turn (LeakSanitizer:
+ * no turn follows). */
+typedef struct cl_deleter {
+    gw_loop *l;
+    gw_io io;
+    int efd;
+    gw_cluster *c;
+    int runs;
+} cl_deleter;
+
+static void cl_deleter_on_io(void *arg, uint32_t events)
+{
+    cl_deleter *d = arg;
+    (void)events;
+    uint64_t v;
+    assert_int_equal(read(d->efd, &v, sizeof v), (ssize_t)sizeof v);
+    gw_loop_io_remove(d->l, &d->io);
+    gw_cluster_del(d->c);
+    d->c = NULL;
+    d->runs++;
+}
+
+static void test_del_inside_batch(void **state)
+{
+    (void)state;
+    gw_loop *l = gw_loop_new();
+    int port, afd;
+    int lfd = silent_listener(&port);
+    fake_dns f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    gw_cluster *c = cluster_with_idle_conn(l, &f, lfd, port, &afd);
+    cl_deleter d = {.l = l, .c = c, .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+    assert_true(d.efd >= 0);
+    assert_int_equal(gw_loop_io_add(l, &d.io, d.efd, GW_IO_READ, cl_deleter_on_io, &d), 0);
+    uint64_t one = 1;
+    assert_int_equal(write(d.efd, &one, sizeof one), (ssize_t)sizeof one);
+    assert_int_equal(gw_cluster_refresh_dns(c), 0);
+    resolver_answered(&f, 2);
+    close(afd);
+    usleep(20 * 1000);
+    assert_int_equal(gw_loop_run_once(l, 1000), 0); /* [deleter, DNS eventfd, socket] */
+    assert_int_equal(d.runs, 1);
+    close(d.efd);
+    gw_loop_del(l);
+    close(lfd);
+    for (int i = 0; i < 2000 && gw_dns_jobs_alive() != 0; i++)
+        usleep(5000);
+    assert_int_equal(gw_dns_jobs_alive(), 0);
+}
+
 int main(void)
 {
     gw_log_set_level(GW_LOG_ERROR);
@@ -720,6 +848,8 @@ int main(void)
         cmocka_unit_test(test_dns_periodic),
         cmocka_unit_test(test_dns_seed),
         cmocka_unit_test(test_dns_del_during_refresh),
+        cmocka_unit_test(test_dns_drop_inside_batch),
+        cmocka_unit_test(test_del_inside_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -577,6 +578,68 @@ static void test_del_with_answer_pending(void **state)
     wait_no_jobs();
 }
 
+/* The backend is deleted from an I/O callback of the batch that also holds
+ * the resolver's eventfd event for its connection: that gw_io lives in the
+ * connection (conn->dns), which must stay allocated until the batch ends
+ * (ASan: heap-use-after-free otherwise) and be freed in the same turn
+ * (LeakSanitizer otherwise: no turn follows). */
+typedef struct deleter {
+    gw_loop *l;
+    gw_io io;
+    int efd;
+    gw_backend *b;
+    int runs;
+} deleter;
+
+static void deleter_on_io(void *arg, uint32_t events)
+{
+    deleter *d = arg;
+    (void)events;
+    uint64_t v;
+    assert_int_equal(read(d->efd, &v, sizeof v), (ssize_t)sizeof v);
+    gw_loop_io_remove(d->l, &d->io);
+    gw_backend_del(d->b);
+    d->b = NULL;
+    d->runs++;
+}
+
+static void test_del_inside_batch_with_answer(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    gw_loop *l = gw_loop_new();
+    gw_backend *b = backend(l, "http://batch.test:1", true);
+    deleter d = {.l = l, .b = b, .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+    assert_true(d.efd >= 0);
+    assert_int_equal(gw_loop_io_add(l, &d.io, d.efd, GW_IO_READ, deleter_on_io, &d), 0);
+    rec r = {0};
+    start(b, &r);
+    dns.hold = true;
+    gw_loop_run_once(l, 0); /* dispatch: the resolution starts and waits */
+    spin_until(l, resolver_entered, NULL, 5000);
+    /* The deleter is ready first, then the resolver answers. */
+    uint64_t one = 1;
+    assert_int_equal(write(d.efd, &one, sizeof one), (ssize_t)sizeof one);
+    fake_release();
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&dns.mu);
+        int returned = dns.returned;
+        pthread_mutex_unlock(&dns.mu);
+        if (returned)
+            break;
+        usleep(5000);
+    }
+    usleep(20 * 1000); /* the thread signals its eventfd just after */
+    assert_int_equal(gw_loop_run_once(l, 1000), 0);
+    assert_int_equal(d.runs, 1);
+    assert_int_equal(r.completions, 1);
+    assert_int_equal(r.code, GW_CODE_UNAVAILABLE);
+    assert_string_equal(r.message, "backend http://batch.test:1 is shutting down");
+    close(d.efd);
+    gw_loop_del(l);
+    wait_no_jobs();
+}
+
 /* ---- the default resolver ----------------------------------------------------------- */
 
 static void test_localhost_by_name(void **state)
@@ -617,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_literals_connect_at_once),
         cmocka_unit_test(test_del_during_resolution),
         cmocka_unit_test(test_del_with_answer_pending),
+        cmocka_unit_test(test_del_inside_batch_with_answer),
         cmocka_unit_test(test_localhost_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

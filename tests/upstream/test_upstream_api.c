@@ -1,7 +1,8 @@
 /* Unit tests for the call API of src/upstream that need no real gRPC server:
  * URL and argument validation, the callback contract (never inside the
  * caller, exactly once, none after cancel), fail-fast while a backend is
- * down, the wait-queue bound, the reset cap and gw_backend_del. The only
+ * down, the wait-queue bound, the reset cap and gw_backend_del (also from
+ * inside a loop callback). The only
  * sockets are loopback ones this process makes: a closed port and a
  * listener that never accepts. */
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -386,6 +388,75 @@ static void test_deadline_against_silent_backend(void **state)
     gw_loop_del(l);
 }
 
+/* ---- gw_backend_del from inside a loop callback -------------------------- */
+
+/* An eventfd whose callback deletes a backend. Made readable before the
+ * backend's socket, it comes first in the batch epoll hands back. */
+typedef struct deleter {
+    gw_loop *l;
+    gw_io io;
+    int efd;
+    gw_backend *b;
+    int runs;
+} deleter;
+
+static void deleter_on_io(void *arg, uint32_t events)
+{
+    deleter *d = arg;
+    (void)events;
+    uint64_t v;
+    assert_int_equal(read(d->efd, &v, sizeof v), (ssize_t)sizeof v);
+    gw_loop_io_remove(d->l, &d->io);
+    gw_backend_del(d->b);
+    d->b = NULL;
+    d->runs++;
+}
+
+/* The batch that deletes the backend still holds an event for its
+ * connection's socket (the peer closed it). The loop reads that gw_io
+ * after the callback: the connection must still be allocated (ASan says
+ * heap-use-after-free if it was freed at once), and its deferred free must
+ * run in the same turn (LeakSanitizer says so if not: no turn follows). */
+static void test_del_inside_batch(void **state)
+{
+    (void)state;
+    gw_loop *l = gw_loop_new();
+    int port;
+    int lfd = silent_listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    gw_backend *b = NULL;
+    assert_int_equal(gw_backend_new(l, url, NULL, &b, NULL), 0);
+    rec r = {0};
+    start(b, &r, "/s/m", 0);
+    gw_loop_run_once(l, 0); /* dispatch: the connect starts */
+    int pfd = accept_and_send_settings(lfd);
+    gw_backend_stats st = {0};
+    for (int i = 0; i < 1000 && st.peak_streams == 0; i++) {
+        gw_loop_run_once(l, 10);
+        gw_backend_get_stats(b, &st);
+    }
+    assert_int_equal(st.peak_streams, 1);
+    spin(l, 50); /* the HEADERS are written: the socket is idle */
+    deleter d = {.l = l, .b = b, .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+    assert_true(d.efd >= 0);
+    assert_int_equal(gw_loop_io_add(l, &d.io, d.efd, GW_IO_READ, deleter_on_io, &d), 0);
+    uint64_t one = 1;
+    assert_int_equal(write(d.efd, &one, sizeof one), (ssize_t)sizeof one);
+    close(pfd); /* the connection's socket becomes readable (EOF) */
+    usleep(20 * 1000);
+    assert_int_equal(gw_loop_run_once(l, 1000), 0);
+    assert_int_equal(d.runs, 1);
+    assert_int_equal(r.completions, 1);
+    assert_int_equal(r.code, GW_CODE_UNAVAILABLE);
+    char want[128];
+    snprintf(want, sizeof want, "backend %s is shutting down", url);
+    assert_string_equal(r.message, want);
+    close(d.efd);
+    close(lfd);
+    gw_loop_del(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_queue_bound_and_cancel_queued),
         cmocka_unit_test(test_reset_cap_delays_resets),
         cmocka_unit_test(test_deadline_against_silent_backend),
+        cmocka_unit_test(test_del_inside_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
