@@ -18,7 +18,6 @@
 #include "upstream/internal.h"
 #include "codec/codec.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,12 +164,6 @@ int gw_health_response_decode(const uint8_t *p, size_t n, int *status)
 
 /* ---- URLs ------------------------------------------------------------------ */
 
-static bool is_ip_literal(const char *host)
-{
-    unsigned char tmp[16];
-    return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
-}
-
 static char *dupn(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
@@ -215,7 +208,7 @@ static int source_parse(source *s, const char *url, gw_error *e)
     s->authority = dupn(rest, len);
     if (!s->host || !s->port || !s->authority)
         return gw_error_set(e, GW_ENOMEM, "out of memory");
-    s->needs_dns = hlen > 0 && !is_ip_literal(s->host) &&
+    s->needs_dns = hlen > 0 && !gw_dns_is_ip_literal(s->host, NULL) &&
                    !memchr(rest, '/', len) && !memchr(rest, '@', len);
     return 0;
 }

@@ -50,6 +50,16 @@ int gw_reflect_feed_test(gw_backend *b, const uint8_t *msg, size_t len, size_t d
  * clusters.
  */
 
+/* Whether host (a URL's host, brackets removed) is an IP literal: IPv4 in
+ * dotted-quad form or IPv6 text (RFC 4291), the latter optionally followed
+ * by %zone (RFC 4007: an interface name or index, 1 to 15 characters, no
+ * space, '%', '/' or brackets). Anything else, inet_aton shorthands such as
+ * "127.1" included, is a name for the resolver. The one test lone backends
+ * and clusters use to decide that a host needs no resolution; pure, asks
+ * no name service. *addr_len (may be NULL) gets the length of the address
+ * without its zone. */
+bool gw_dns_is_ip_literal(const char *host, size_t *addr_len);
+
 /* What a resolver said about one name. */
 typedef struct gw_dns_answer {
     char **addrs;          /* malloc'ed numeric addresses ("10.0.0.1", "fd00::1") */

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -46,6 +47,33 @@ struct gw_dns_job {
 static atomic_size_t jobs_alive;
 
 size_t gw_dns_jobs_alive(void) { return atomic_load(&jobs_alive); }
+
+/* ---- IP literals ------------------------------------------------------------------- */
+
+bool gw_dns_is_ip_literal(const char *host, size_t *addr_len)
+{
+    char text[INET6_ADDRSTRLEN];
+    unsigned char bin[sizeof(struct in6_addr)];
+    const char *zone = strchr(host, '%');
+    size_t len = zone ? (size_t)(zone - host) : strlen(host);
+    if (len == 0 || len >= sizeof text)
+        return false;
+    memcpy(text, host, len);
+    text[len] = 0;
+    if (inet_pton(AF_INET6, text, bin) != 1 && (zone || inet_pton(AF_INET, text, bin) != 1))
+        return false; /* a zone belongs to IPv6 addresses only */
+    if (zone) {
+        size_t zl = strlen(zone + 1);
+        if (zl == 0 || zl >= IF_NAMESIZE)
+            return false;
+        for (const char *p = zone + 1; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("%/[]", *p))
+                return false;
+    }
+    if (addr_len)
+        *addr_len = len;
+    return true;
+}
 
 /* ---- the default resolver ------------------------------------------------------ */
 

@@ -454,8 +454,10 @@ static int numeric_addrs(const char *const *hosts, size_t nh, const char *port, 
 }
 
 /* Fixes where a backend connects: a unix path or an IP literal now, a host
- * name at connect time (host_is_name). */
-static int backend_addrs_init(gw_backend *b)
+ * name at connect time (host_is_name). Returns 0, GW_EINVAL (a literal
+ * getaddrinfo cannot use, such as a zone naming no interface: message in
+ * e) or GW_ENOMEM. */
+static int backend_addrs_init(gw_backend *b, gw_error *e)
 {
     if (b->scheme == SCHEME_UNIX) {
         b->addrs = calloc(1, sizeof *b->addrs);
@@ -468,11 +470,20 @@ static int backend_addrs_init(gw_backend *b)
         b->n_addrs = 1;
         return 0;
     }
+    if (!gw_dns_is_ip_literal(b->host, NULL)) {
+        b->host_is_name = true;
+        return 0;
+    }
     const char *host = b->host;
     int rc = numeric_addrs(&host, 1, b->port, &b->addrs, &b->n_addrs);
     if (rc == GW_ENOMEM)
-        return rc;
-    b->host_is_name = rc != 0;
+        return gw_error_set(e, rc, "out of memory");
+    if (rc != 0)
+        return gw_error_set(e, GW_EINVAL, "backend URL %s: cannot use address %s%s", b->url,
+                            b->host,
+                            strchr(b->host, '%') ? " (its zone names no interface, or the "
+                                                   "address takes none)"
+                                                 : "");
     return 0;
 }
 
@@ -536,10 +547,9 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
             gw_error_set(e, rc, "out of memory");
         goto out;
     }
-    if (backend_addrs_init(b) != 0) {
-        rc = gw_error_set(e, GW_ENOMEM, "out of memory");
+    rc = backend_addrs_init(b, e);
+    if (rc)
         goto out;
-    }
     if (b->opt.authority) {
         free(b->authority);
         b->authority = strdup(b->opt.authority);
@@ -1781,12 +1791,14 @@ static int conn_start_tls(conn *k)
     SSL_set_bio(k->ssl, bio, bio);
     SSL_set_connect_state(k->ssl);
     const char *name = b->opt.server_name ? b->opt.server_name : b->host;
-    struct in6_addr a6;
-    struct in_addr a4;
-    bool is_ip = inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1;
+    size_t ip_len;
     X509_VERIFY_PARAM *vp = SSL_get0_param(k->ssl);
-    if (is_ip) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1)
+    if (gw_dns_is_ip_literal(name, &ip_len)) {
+        /* No SNI for an address (RFC 6066); a certificate names it without
+         * the zone. */
+        char ip[INET6_ADDRSTRLEN];
+        snprintf(ip, sizeof ip, "%.*s", (int)ip_len, name);
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, ip) != 1)
             return GW_EINVAL;
     } else {
         SSL_set_tlsext_host_name(k->ssl, name);

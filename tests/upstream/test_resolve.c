@@ -525,6 +525,131 @@ static void test_literals_connect_at_once(void **state)
     }
 }
 
+/* ---- which hosts are IP literals ------------------------------------------------ */
+
+/* gw_dns_is_ip_literal, the one test for "needs no resolver" that lone
+ * backends and clusters share. */
+static void test_ip_literal_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *host;
+        bool literal;
+        size_t addr_len;     /* without the zone */
+    } cases[] = {
+        {"127.0.0.1", true, 9},
+        {"0.0.0.0", true, 7},
+        {"255.255.255.255", true, 15},
+        {"::1", true, 3},
+        {"::", true, 2},
+        {"::ffff:192.0.2.1", true, 16},
+        {"2001:db8::8:800:200c:417a", true, 25},
+        {"fe80::1%lo", true, 7},
+        {"fe80::1%eth0", true, 7},
+        {"fe80::1%2", true, 7},
+        {"fe80::1%0123456789abcde", true, 7},      /* 15 characters: IF_NAMESIZE - 1 */
+        {"fe80::1%0123456789abcdef", false, 0},    /* 16 */
+        {"fe80::1%", false, 0},                    /* empty zone */
+        {"fe80::1%a%b", false, 0},
+        {"fe80::1%a b", false, 0},
+        {"fe80::1%a/64", false, 0},
+        {"127.0.0.1%lo", false, 0},                /* zones are for IPv6 */
+        {"%lo", false, 0},
+        {"", false, 0},
+        {"127.1", false, 0},                       /* inet_aton shorthands are names */
+        {"0x7f.0.0.1", false, 0},
+        {"256.0.0.1", false, 0},
+        {"1.2.3.4.5", false, 0},
+        {"1.2.3.4 ", false, 0},
+        {"1::2::3", false, 0},
+        {"[::1]", false, 0},                       /* the URL's brackets are gone by now */
+        {"localhost", false, 0},
+        {"svc.test", false, 0},
+        {"0123456789abcdef0123456789abcdef0123456789abcdef::1", false, 0},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        size_t len = 999;
+        bool got = gw_dns_is_ip_literal(cases[i].host, &len);
+        if (got != cases[i].literal)
+            fail_msg("case %zu '%s': %d, want %d", i, cases[i].host, got, cases[i].literal);
+        if (got && len != cases[i].addr_len)
+            fail_msg("case %zu '%s': length %zu, want %zu", i, cases[i].host, len,
+                     cases[i].addr_len);
+        assert_int_equal(gw_dns_is_ip_literal(cases[i].host, NULL), cases[i].literal);
+    }
+}
+
+/* Lone backends and clusters follow that test: a literal never meets the
+ * resolver, a name always does; a literal getaddrinfo cannot use is an
+ * error at creation. */
+static void test_ip_literal_backends(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url;
+        int rc;              /* gw_backend_new */
+        bool asks;           /* the resolver is asked */
+        const char *msg;
+    } cases[] = {
+        {"http://127.0.0.1:1", 0, false, NULL},
+        {"http://[::1]:1", 0, false, NULL},
+        {"http://[fe80::1%lo]:1", 0, false, NULL},
+        {"http://127.1:1", 0, true, NULL},
+        {"http://svc.test:1", 0, true, NULL},
+        /* glibc takes a zone for link-local and multicast addresses only */
+        {"http://[::1%lo]:1", GW_EINVAL, false,
+         "backend URL http://[::1%lo]:1: cannot use address ::1%lo (its zone names no "
+         "interface, or the address takes none)"},
+        {"http://[fe80::1%nosuch0]:1", GW_EINVAL, false,
+         "backend URL http://[fe80::1%nosuch0]:1: cannot use address fe80::1%nosuch0 (its zone "
+         "names no interface, or the address takes none)"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
+        fake_reset(GW_ENOTFOUND, "no such name", 0, NULL, NULL, NULL);
+        gw_loop *l = gw_loop_new();
+        gw_backend_options o;
+        gw_backend_options_init(&o);
+        o.resolve = fake_resolve;
+        o.resolve_ctx = &dns;
+        gw_backend *b = NULL;
+        gw_error e = {0};
+        int rc = gw_backend_new(l, cases[i].url, &o, &b, &e);
+        if (rc != cases[i].rc)
+            fail_msg("%s: rc %d, want %d (%s)", cases[i].url, rc, cases[i].rc, e.msg);
+        if (rc) {
+            assert_string_equal(e.msg, cases[i].msg);
+        } else {
+            rec r = {0};
+            start(b, &r);
+            gw_loop_run_once(l, 0); /* dispatch: connect or resolve */
+            if (cases[i].asks)
+                spin_until(l, resolver_entered, NULL, 5000);
+            if (fake_calls() != (cases[i].asks ? 1 : 0))
+                fail_msg("%s: the resolver was asked %d times", cases[i].url, fake_calls());
+            gw_backend_del(b);
+        }
+        gw_loop_del(l);
+        wait_no_jobs();
+        /* A cluster resolves its names when it is made (blocking). It
+         * leaves bracketed hosts to the backend, so only the others. */
+        if (strchr(cases[i].url, '[') || cases[i].rc)
+            continue;
+        fake_reset(GW_ENOTFOUND, "no such name", 0, NULL, NULL, NULL);
+        l = gw_loop_new();
+        gw_cluster_options co;
+        gw_cluster_options_init(&co);
+        co.dns_refresh_ms = 0;
+        co.resolve = fake_resolve;
+        co.resolve_ctx = &dns;
+        gw_cluster *c = NULL;
+        assert_int_equal(gw_cluster_new(l, "lit", &cases[i].url, 1, &co, &c, &e), 0);
+        if (fake_calls() != (cases[i].asks ? 1 : 0))
+            fail_msg("cluster %s: the resolver was asked %d times", cases[i].url, fake_calls());
+        gw_cluster_del(c);
+        gw_loop_del(l);
+    }
+}
+
 /* ---- deletion while a resolution is in flight ----------------------------------- */
 
 static void test_del_during_resolution(void **state)
@@ -678,6 +803,8 @@ int main(void)
         cmocka_unit_test(test_cache_and_reresolve),
         cmocka_unit_test(test_next_address_after_refusal),
         cmocka_unit_test(test_literals_connect_at_once),
+        cmocka_unit_test(test_ip_literal_table),
+        cmocka_unit_test(test_ip_literal_backends),
         cmocka_unit_test(test_del_during_resolution),
         cmocka_unit_test(test_del_with_answer_pending),
         cmocka_unit_test(test_del_inside_batch_with_answer),
