@@ -518,23 +518,37 @@ int gw_cluster_ucall_start(gw_cluster *cl, const gw_ucall_params *p, const gw_uc
 
 /* ---- DNS --------------------------------------------------------------------------- */
 
+/* What the resolver is asked for the n sources: *hosts[i] is the name of
+ * source i, or NULL when it needs no DNS (gw_dns_resolve and
+ * gw_dns_watch_start skip it); *ports[i] its port. The strings are
+ * borrowed from srcs; the two arrays are the caller's to free (both NULL
+ * on failure). Returns 0 or GW_ENOMEM. */
+static int source_names(const source *srcs, size_t n, const char ***hosts, const char ***ports)
+{
+    *hosts = calloc(n ? n : 1, sizeof **hosts);
+    *ports = calloc(n ? n : 1, sizeof **ports);
+    if (!*hosts || !*ports) {
+        free(*hosts);
+        free(*ports);
+        *hosts = *ports = NULL;
+        return GW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        (*hosts)[i] = srcs[i].needs_dns ? srcs[i].host : NULL;
+        (*ports)[i] = srcs[i].port;
+    }
+    return 0;
+}
+
 /* Resolves every source that needs it into ans (n = the number of
  * sources). Runs on any thread: reads only the immutable sources and
  * options. */
 static int resolve_sources(const source *srcs, size_t n, const gw_cluster_options *o,
                            gw_dns_answer *ans)
 {
-    const char **hosts = calloc(n, sizeof *hosts);
-    const char **ports = calloc(n, sizeof *ports);
-    if (!hosts || !ports) {
-        free(hosts);
-        free(ports);
+    const char **hosts, **ports;
+    if (source_names(srcs, n, &hosts, &ports) != 0)
         return GW_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        hosts[i] = srcs[i].needs_dns ? srcs[i].host : NULL;
-        ports[i] = srcs[i].port;
-    }
     gw_dns_resolve(o->resolve, o->resolve_ctx, hosts, ports, n, o->max_endpoints, ans);
     free(hosts);
     free(ports);
@@ -656,17 +670,11 @@ int gw_cluster_refresh_dns(gw_cluster *cl)
     if (!cl->any_dns || gw_dns_watch_busy(&cl->dns))
         return 0;
     gw_loop_timer_stop(cl->loop, &cl->dns_timer);
-    const char **hosts = calloc(cl->nsrc, sizeof *hosts);
-    const char **ports = calloc(cl->nsrc, sizeof *ports);
-    int rc = GW_ENOMEM;
-    if (hosts && ports) {
-        for (size_t i = 0; i < cl->nsrc; i++) {
-            hosts[i] = cl->srcs[i].needs_dns ? cl->srcs[i].host : NULL;
-            ports[i] = cl->srcs[i].port;
-        }
-        rc = gw_dns_watch_start(&cl->dns, cl->opt.resolve, cl->opt.resolve_ctx, hosts, ports,
+    const char **hosts, **ports;
+    if (source_names(cl->srcs, cl->nsrc, &hosts, &ports) != 0)
+        return GW_ENOMEM;
+    int rc = gw_dns_watch_start(&cl->dns, cl->opt.resolve, cl->opt.resolve_ctx, hosts, ports,
                                 cl->nsrc, cl->opt.max_endpoints);
-    }
     free(hosts);
     free(ports);
     return rc;
