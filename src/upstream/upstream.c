@@ -1830,8 +1830,6 @@ static void conn_on_io(void *arg, uint32_t events)
 {
     conn *k = arg;
     switch (k->state) {
-    case CONN_RESOLVING:
-        return; /* no socket yet */
     case CONN_CONNECTING: {
         int err = 0;
         socklen_t len = sizeof err;
@@ -1861,7 +1859,8 @@ static void conn_on_io(void *arg, uint32_t events)
         if (k->state == CONN_READY)
             conn_flush(k);
         return;
-    case CONN_DEAD:
+    case CONN_RESOLVING: /* the socket is watched from conn_try_next ... */
+    case CONN_DEAD:      /* ... to conn_close: never called in these */
         return;
     }
 }
