@@ -388,6 +388,22 @@ class ForwardedHeaders(unittest.TestCase):
         echo_ok(self)
 
 
+class RequestMetadata(unittest.TestCase):
+    """Request headers become metadata only when they are valid gRPC
+    metadata (the rule REST applies too): an entry with a value outside
+    printable ASCII is left out, the call still runs with the rest."""
+
+    def test_invalid_values_left_out(self):
+        md = {"x-demo-ok": "plain", "x-demo-accent": "caf\u00e9", "x-demo-tab": "a\tb"}
+        r = grpcweb(PORT, ECHO, frame(pb_string(1, "md")), headers=md)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.grpc_status()[0], 0)
+        self.assertEqual(r.header("x-demo-ok"), "plain")
+        self.assertIsNone(r.header("x-demo-accent"))
+        self.assertIsNone(r.header("x-demo-tab"))
+        self.assertEqual(r.frames()[0], (0, pb_string(1, "md")))
+
+
 def stalled_backend():
     """An HTTP/2 server that settles the connection (SETTINGS, PING acks)
     but never reads a stream: no WINDOW_UPDATE, no HEADERS. The gateway can
