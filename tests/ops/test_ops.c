@@ -275,6 +275,8 @@ static void test_metrics_backend_slots(void **state)
     for (size_t i = 0; i < GW_ARRAY_LEN(ready); i++) {
         gw_ops o;
         memset(&o, 0, sizeof o);
+        atomic_flag_clear(&o.backends_lock);
+        atomic_flag_clear(&o.openapi_lock);
         o.metrics = mp;
         o.workers = 2;
         atomic_store(&o.loaded, true);
