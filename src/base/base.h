@@ -204,6 +204,16 @@ bool gw_strn_case_eq(const char *s, size_t n, const char *lit);
 /* True if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool gw_utf8_valid(const uint8_t *s, size_t n);
 
+/* grpc-timeout value for a remaining time: at most 8 digits, the finest unit
+ * that fits, rounded up (never shorter than the time left), then written in
+ * the coarsest unit that is still exact ("250m", "5S", "100u", "123457u").
+ * Writes a NUL-terminated string into out (at least 10 bytes). */
+void gw_grpc_timeout_format(uint64_t remaining_ns, char out[static 10]);
+/* Parses a grpc-timeout value (1-8 digits and one of H M S m u n).
+ * Returns 0 and *ns (at most INT64_MAX: 8 digits of hours saturate), or
+ * GW_EPARSE. */
+int gw_grpc_timeout_parse(const char *s, size_t n, uint64_t *ns);
+
 /* gRPC metadata that may be forwarded (the rules of the gRPC over HTTP/2
  * spec, one place for every protocol): a key of 0-9 a-z _ . - (upper-case
  * letters are accepted: keys are lower-cased when sent) that does not

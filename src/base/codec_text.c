@@ -1,6 +1,7 @@
 /* base64, percent coding, UTF-8 validation, hashing. */
 #include "base/base.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char b64_std[] =
@@ -274,4 +275,72 @@ bool gw_metadata_value_ok(const char *value, size_t n)
         if ((unsigned char)value[i] < 0x20 || (unsigned char)value[i] > 0x7e)
             return false;
     return true;
+}
+
+/* ---- grpc-timeout ---------------------------------------------------------- */
+
+#define TIMEOUT_MAX_VALUE 99999999ull
+
+static const struct {
+    char unit;
+    uint64_t ns;
+} timeout_units[] = {
+    {'n', 1ull},
+    {'u', 1000ull},
+    {'m', 1000000ull},
+    {'S', 1000000000ull},
+    {'M', 60000000000ull},
+    {'H', 3600000000000ull},
+};
+
+/*
+ * The value is rounded up (a backend must not give up before we do) in the
+ * finest unit where it fits in 8 digits, then moved to a coarser unit while
+ * that is exact, so that common values read naturally ("250m", "5S").
+ */
+void gw_grpc_timeout_format(uint64_t remaining_ns, char out[static 10])
+{
+    size_t u = 0;
+    uint64_t v = 0;
+    for (u = 0; u < GW_ARRAY_LEN(timeout_units); u++) {
+        uint64_t unit = timeout_units[u].ns;
+        v = remaining_ns / unit + (remaining_ns % unit != 0);
+        if (v <= TIMEOUT_MAX_VALUE)
+            break;
+    }
+    if (u == GW_ARRAY_LEN(timeout_units)) {
+        u = GW_ARRAY_LEN(timeout_units) - 1;
+        v = TIMEOUT_MAX_VALUE;
+    }
+    while (u + 1 < GW_ARRAY_LEN(timeout_units) && v != 0) {
+        uint64_t ratio = timeout_units[u + 1].ns / timeout_units[u].ns;
+        if (v % ratio != 0)
+            break;
+        v /= ratio;
+        u++;
+    }
+    snprintf(out, 10, "%llu%c", (unsigned long long)v, timeout_units[u].unit);
+}
+
+int gw_grpc_timeout_parse(const char *s, size_t n, uint64_t *ns)
+{
+    if (!s || n < 2 || n > 9)
+        return GW_EPARSE;
+    uint64_t v = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return GW_EPARSE;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    for (size_t u = 0; u < GW_ARRAY_LEN(timeout_units); u++) {
+        if (timeout_units[u].unit == s[n - 1]) {
+            /* 8 digits of hours (3.6e20 ns) do not fit in 64 bits:
+             * saturate at INT64_MAX (292 years), "no deadline worth
+             * tracking" either way, and safe for signed callers. */
+            uint64_t unit = timeout_units[u].ns;
+            *ns = v > (uint64_t)INT64_MAX / unit ? (uint64_t)INT64_MAX : v * unit;
+            return 0;
+        }
+    }
+    return GW_EPARSE;
 }

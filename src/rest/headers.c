@@ -30,29 +30,11 @@ static int emit(gw_rest_metadata_fn fn, void *ctx, const char *name, size_t n, c
 
 int gw_rest_parse_timeout(const char *s, int64_t *ns)
 {
-    size_t n = strlen(s);
-    if (n < 2 || n > 9)
-        return GW_EPARSE;
-    int64_t v = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return GW_EPARSE;
-        v = v * 10 + (s[i] - '0');
-    }
-    int64_t unit;
-    switch (s[n - 1]) {
-    case 'H': unit = 3600LL * 1000000000LL; break;
-    case 'M': unit = 60LL * 1000000000LL; break;
-    case 'S': unit = 1000000000LL; break;
-    case 'm': unit = 1000000LL; break;
-    case 'u': unit = 1000LL; break;
-    case 'n': unit = 1; break;
-    default: return GW_EPARSE;
-    }
-    /* 99999999H does not fit in int64 nanoseconds: saturate, it is
-     * "no deadline worth tracking" either way. */
-    *ns = v > INT64_MAX / unit ? INT64_MAX : v * unit;
-    return 0;
+    uint64_t v;
+    int rc = gw_grpc_timeout_parse(s, strlen(s), &v);
+    if (rc == 0)
+        *ns = (int64_t)v; /* saturated at INT64_MAX */
+    return rc;
 }
 
 int gw_rest_request_metadata(const gw_rest_options *o, const gw_rest_header *h, size_t n,

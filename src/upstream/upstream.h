@@ -194,13 +194,7 @@ void gw_ucall_cancel(gw_ucall *c);
 /* ---------------------------------------------------------------------------
  * Pure helpers, exposed for the front end and for unit tests.
  */
-/* grpc-timeout value for a remaining time: at most 8 digits, the finest unit
- * that fits, rounded up (never shorter than the time left), then written in
- * the coarsest unit that is still exact ("250m", "5S", "100u", "123457u").
- * Writes a NUL-terminated string into out (at least 10 bytes). */
-void gw_grpc_timeout_format(uint64_t remaining_ns, char out[static 10]);
-/* Parses a grpc-timeout value. Returns 0 and *ns, or GW_EPARSE. */
-int gw_grpc_timeout_parse(const char *s, size_t n, uint64_t *ns);
+/* grpc-timeout coding (gw_grpc_timeout_format / _parse) is in base/base.h. */
 
 /* ---------------------------------------------------------------------------
  * More pure helpers (added by the upstream module; used inside it and by
