@@ -305,12 +305,9 @@ void gw_grpc_timeout_format(uint64_t remaining_ns, char out[static 10])
     for (u = 0; u < GW_ARRAY_LEN(timeout_units); u++) {
         uint64_t unit = timeout_units[u].ns;
         v = remaining_ns / unit + (remaining_ns % unit != 0);
+        /* Always true by the hours at the latest: 2^64 ns is 5,124,095 H. */
         if (v <= TIMEOUT_MAX_VALUE)
             break;
-    }
-    if (u == GW_ARRAY_LEN(timeout_units)) {
-        u = GW_ARRAY_LEN(timeout_units) - 1;
-        v = TIMEOUT_MAX_VALUE;
     }
     while (u + 1 < GW_ARRAY_LEN(timeout_units) && v != 0) {
         uint64_t ratio = timeout_units[u + 1].ns / timeout_units[u].ns;

@@ -101,30 +101,6 @@ static uint64_t mul_sat(uint64_t a, uint64_t b)
     return a * b;
 }
 
-int dm_timeout_parse(const char *s, size_t n, uint64_t *ns)
-{
-    if (n < 2 || n > 9)
-        return GW_EPARSE;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n - 1; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return GW_EPARSE;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    uint64_t unit;
-    switch (s[n - 1]) {
-    case 'H': unit = 3600 * GW_SEC; break;
-    case 'M': unit = 60 * GW_SEC; break;
-    case 'S': unit = GW_SEC; break;
-    case 'm': unit = GW_MS; break;
-    case 'u': unit = 1000; break;
-    case 'n': unit = 1; break;
-    default: return GW_EPARSE;
-    }
-    *ns = mul_sat(v, unit);
-    return 0;
-}
-
 uint64_t dm_duration_ns(int64_t seconds, int32_t nanos)
 {
     if (seconds < 0 || (seconds == 0 && nanos <= 0))

@@ -73,7 +73,6 @@ int dm_frame_prefix(gw_buf *b, size_t len);
  * Parses a grpc-timeout value (1 to 8 digits, then H M S m u n) into
  * nanoseconds, saturating at UINT64_MAX. Returns 0 or GW_EPARSE.
  */
-int dm_timeout_parse(const char *s, size_t n, uint64_t *ns);
 
 /* A protobuf Duration-like (seconds, nanos) in nanoseconds: negative values
  * are 0, huge ones saturate. */

@@ -513,7 +513,7 @@ static void start_call(dm_call *c)
     }
     uint64_t timeout = 0;
     if (c->timeout &&
-        dm_timeout_parse(c->timeout, strlen(c->timeout), &timeout) < 0) {
+        gw_grpc_timeout_parse(c->timeout, strlen(c->timeout), &timeout) < 0) {
         dm_call_finishf(c, GW_CODE_INTERNAL, "malformed grpc-timeout \"%s\"", c->timeout);
         return;
     }

@@ -507,11 +507,18 @@ static bool valid_type(const char *t)
     const char *slash = strchr(t, '/');
     if (!slash || slash == t || !slash[1])
         return false;
+    /* '*' is a tchar, but a star means something only as a whole subtype
+     * (a type, a slash and a star; or star, slash, star): anywhere else it
+     * would never match a response's type. */
+    if (strcmp(t, "*/*") == 0)
+        return true;
     for (const char *p = t; p < slash; p++)
-        if (!is_tchar(*p))
+        if (!is_tchar(*p) || *p == '*')
             return false;
+    if (strcmp(slash + 1, "*") == 0)
+        return true;
     for (const char *p = slash + 1; *p; p++)
-        if (!is_tchar(*p))
+        if (!is_tchar(*p) || *p == '*')
             return false;
     return true;
 }

@@ -236,9 +236,9 @@ void gw_front_req_attach(gw_front_req *r, const gw_front_req_ops *ops, void *own
  * Compressed under the rules of gw_front_req_respond whatever its length:
  * each piece `read` returns is deflated and flushed (Z_SYNC_FLUSH) before
  * the next is asked for, so every piece reaches the client when it is
- * produced; the gzip end follows GW_FRONT_EOF. The deflate state (about 256
- * KiB reserved, docs/front.md) is freed when the request closes, however it
- * ends. Returns 0, GW_ESTATE or GW_ENOMEM.
+ * produced; the gzip end follows GW_FRONT_EOF. The deflate state (about 32
+ * KiB with its 4 KiB window, plus a 16 KiB input buffer, docs/front.md) is
+ * freed when the request closes, however it ends. Returns 0, GW_ESTATE or GW_ENOMEM.
  */
 int gw_front_req_respond_stream(gw_front_req *r, int status,
                                 const gw_front_header *headers, size_t n);

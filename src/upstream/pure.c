@@ -1,6 +1,6 @@
 /*
- * The pure parts of the upstream client: grpc-timeout coding, HTTP/2 error
- * code mapping, the reconnect backoff schedule and the message deframer.
+ * The pure parts of the upstream client: HTTP/2 error code mapping, the
+ * reconnect backoff schedule and the message deframer.
  * No I/O and no clock here, so the unit tests drive them byte for byte.
  */
 #include "upstream/upstream.h"

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 1: {
         uint64_t ns;
-        dm_timeout_parse((const char *)data, size, &ns);
+        gw_grpc_timeout_parse((const char *)data, size, &ns);
         break;
     }
     case 2: {

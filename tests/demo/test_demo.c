@@ -44,7 +44,7 @@ static void test_timeout_parse(void **state)
         {"1H", 0, 3600000000000ull},
         {"0m", 0, 0},
         {"12345678S", 0, 12345678000000000ull},
-        {"99999999H", 0, UINT64_MAX},     /* saturates */
+        {"99999999H", 0, (uint64_t)INT64_MAX}, /* saturates */
         {"123456789S", GW_EPARSE, 0},     /* 9 digits */
         {"S", GW_EPARSE, 0},
         {"", GW_EPARSE, 0},
@@ -56,7 +56,7 @@ static void test_timeout_parse(void **state)
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
         uint64_t ns = 12345;
-        int rc = dm_timeout_parse(cases[i].in, strlen(cases[i].in), &ns);
+        int rc = gw_grpc_timeout_parse(cases[i].in, strlen(cases[i].in), &ns);
         if (rc != cases[i].rc)
             fail_msg("%s: rc %d, want %d", cases[i].in, rc, cases[i].rc);
         if (rc == 0 && ns != cases[i].ns)

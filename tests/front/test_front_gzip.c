@@ -149,6 +149,9 @@ static void test_set_types(void **state)
         {{"text/html; charset=utf-8"}, 1, GW_EINVAL, "types[0]: expected a media type"},
         {{"text/html,text/css"}, 1, GW_EINVAL, "types[0]: expected a media type"},
         {{""}, 1, GW_EINVAL, "types[0]: expected a media type"},
+        {{"*/json"}, 1, GW_EINVAL, "types[0]: expected a media type"},
+        {{"text/x*"}, 1, GW_EINVAL, "types[0]: expected a media type"},
+        {{"te*t/html"}, 1, GW_EINVAL, "types[0]: expected a media type"},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(table); i++) {
         gw_front_options o;
