@@ -56,6 +56,15 @@ typedef struct peer_addr {
     socklen_t len;
 } peer_addr;
 
+/* One socket of a connection's race through its addresses (RFC 8305,
+ * simplified): several may be connecting at once; the first to connect
+ * becomes the connection's socket and the others are closed. */
+typedef struct attempt {
+    conn *k;
+    int fd;                          /* -1: not started, failed or closed */
+    gw_io io;
+} attempt;
+
 struct gw_ucall {
     gw_backend *b;
     gw_ucall *all_next, *all_prev;   /* every live call of the backend */
@@ -139,6 +148,11 @@ struct conn {
     gw_dns_watch dns;                /* CONN_RESOLVING: the name in flight */
     peer_addr *addrs;                /* this attempt's copy of the backend's */
     size_t n_addrs, next_addr;
+    /* One slot per address (n_addrs). Freed with the struct, never in
+     * conn_close: the loop's batch may still name their gw_io. */
+    attempt *attempts;
+    size_t attempts_live;            /* sockets still connecting */
+    gw_timer attempt_timer;          /* starts the next address */
     gw_timer connect_timer;
     gw_timer reset_timer;
     gw_timer keepalive_timer;
@@ -226,6 +240,7 @@ void gw_backend_options_init(gw_backend_options *o)
     o->max_queued_calls = 1024;
     o->max_resets_per_sec = 100;
     o->connect_timeout_ms = 20000;
+    o->attempt_delay_ms = 250;
 }
 
 static char *dupn(const char *s, size_t n)
@@ -523,6 +538,10 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
         b->opt.max_resets_per_sec = 100;
     if (b->opt.connect_timeout_ms == 0)
         b->opt.connect_timeout_ms = 20000;
+    if (b->opt.attempt_delay_ms == 0)
+        b->opt.attempt_delay_ms = 250;
+    if (b->opt.attempt_delay_ms < 10)
+        b->opt.attempt_delay_ms = 10;
     if (b->opt.keepalive_ms && b->opt.keepalive_ms < 300000)
         b->opt.keepalive_ms = 300000;
     bool oom = false;
@@ -1540,6 +1559,7 @@ static void on_conn_free_deferred(void *arg)
     free(k->pending_resets);
     gw_buf_free(&k->out);
     free(k->pending_reset_codes);
+    free(k->attempts);
     free(k);
 }
 
@@ -1606,6 +1626,21 @@ static void fail_queue(gw_backend *b)
     }
 }
 
+/* Stops and closes every socket of the connection's address race except
+ * keep (may be NULL). */
+static void attempts_close(conn *k, const attempt *keep)
+{
+    for (size_t i = 0; k->attempts && i < k->n_addrs; i++) {
+        attempt *a = &k->attempts[i];
+        if (a == keep || a->fd < 0)
+            continue;
+        gw_loop_io_remove(k->b->loop, &a->io);
+        close(a->fd);
+        a->fd = -1;
+    }
+    k->attempts_live = keep ? 1 : 0;
+}
+
 static void conn_close(conn *k, const char *why)
 {
     gw_backend *b = k->b;
@@ -1623,6 +1658,8 @@ static void conn_close(conn *k, const char *why)
         call_maybe_free(c);
     }
     gw_loop_timer_stop(b->loop, &k->connect_timer);
+    gw_loop_timer_stop(b->loop, &k->attempt_timer);
+    attempts_close(k, NULL);
     gw_loop_timer_stop(b->loop, &k->reset_timer);
     gw_loop_timer_stop(b->loop, &k->keepalive_timer);
     gw_loop_timer_stop(b->loop, &k->ping_ack_timer);
@@ -1830,22 +1867,6 @@ static void conn_on_io(void *arg, uint32_t events)
 {
     conn *k = arg;
     switch (k->state) {
-    case CONN_CONNECTING: {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err) {
-            snprintf(k->reason, sizeof k->reason, "connect: %s", strerror(err));
-            gw_loop_io_remove(k->b->loop, &k->io);
-            close(k->fd);
-            k->fd = -1;
-            conn_try_next(k);
-            return;
-        }
-        conn_connected(k);
-        return;
-    }
     case CONN_TLS:
         conn_tls_step(k);
         return;
@@ -1859,44 +1880,113 @@ static void conn_on_io(void *arg, uint32_t events)
         if (k->state == CONN_READY)
             conn_flush(k);
         return;
-    case CONN_RESOLVING: /* the socket is watched from conn_try_next ... */
+    case CONN_RESOLVING: /* k->io watches the socket from conn_win ... */
+    case CONN_CONNECTING:
     case CONN_DEAD:      /* ... to conn_close: never called in these */
         return;
     }
 }
 
+/* The first socket of the race that connected becomes the connection's:
+ * the others are closed at once (their gw_io slots stay until the struct
+ * is freed, so an event still in this batch finds them inactive). */
+static void conn_win(conn *k, attempt *a)
+{
+    gw_backend *b = k->b;
+    gw_loop_timer_stop(b->loop, &k->attempt_timer);
+    attempts_close(k, a);
+    gw_loop_io_remove(b->loop, &a->io);
+    k->fd = a->fd;
+    a->fd = -1;
+    k->attempts_live = 0;
+    if (gw_loop_io_add(b->loop, &k->io, k->fd, GW_IO_WRITE, conn_on_io, k) != 0) {
+        char why[160];
+        snprintf(why, sizeof why, "epoll: %s", strerror(errno));
+        conn_close(k, why);
+        return;
+    }
+    conn_connected(k);
+}
+
+static void attempt_on_io(void *arg, uint32_t events)
+{
+    (void)events;
+    attempt *a = arg;
+    conn *k = a->k;
+    if (k->state != CONN_CONNECTING || a->fd < 0)
+        return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (!err) {
+        conn_win(k, a);
+        return;
+    }
+    snprintf(k->reason, sizeof k->reason, "connect: %s", strerror(err));
+    gw_loop_io_remove(k->b->loop, &a->io);
+    close(a->fd);
+    a->fd = -1;
+    k->attempts_live--;
+    /* A refusal is an answer: the next address need not wait its turn. */
+    gw_loop_timer_stop(k->b->loop, &k->attempt_timer);
+    conn_try_next(k);
+}
+
+/* Starts the next address that gets as far as a pending connect (skipping
+ * those that fail at once), then arms the timer that starts the one after
+ * it. With nothing left to start and nothing still connecting, the attempt
+ * has failed with the last reason seen. */
 static void conn_try_next(conn *k)
 {
     gw_backend *b = k->b;
     while (k->next_addr < k->n_addrs) {
-        const peer_addr *pa = &k->addrs[k->next_addr++];
+        size_t i = k->next_addr++;
+        const peer_addr *pa = &k->addrs[i];
+        attempt *a = &k->attempts[i];
         int fd = socket(pa->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(k->reason, sizeof k->reason, "socket: %s", strerror(errno));
             continue;
         }
+        b->stats.addresses_tried++;
         int rc = connect(fd, (const struct sockaddr *)&pa->sa, pa->len);
         if (rc < 0 && errno != EINPROGRESS) {
             snprintf(k->reason, sizeof k->reason, "connect: %s", strerror(errno));
             close(fd);
             continue;
         }
-        k->fd = fd;
-        if (gw_loop_io_add(b->loop, &k->io, fd, GW_IO_WRITE, conn_on_io, k) != 0) {
+        a->fd = fd;
+        k->attempts_live++;
+        if (rc == 0) {
+            conn_win(k, a);
+            return;
+        }
+        if (gw_loop_io_add(b->loop, &a->io, fd, GW_IO_WRITE, attempt_on_io, a) != 0) {
             snprintf(k->reason, sizeof k->reason, "epoll: %s", strerror(errno));
             close(fd);
-            k->fd = -1;
+            a->fd = -1;
+            k->attempts_live--;
             continue;
         }
-        if (rc == 0) {
-            conn_connected(k);
-        }
+        if (k->next_addr < k->n_addrs)
+            gw_loop_timer_start(b->loop, &k->attempt_timer,
+                                gw_loop_now(b->loop) + (uint64_t)b->opt.attempt_delay_ms * GW_MS);
         return;
     }
+    if (k->attempts_live > 0)
+        return;
     char why[256];
     snprintf(why, sizeof why, "%s", k->reason[0] ? k->reason : "no address to connect to");
     k->reason[0] = 0;
     conn_close(k, why);
+}
+
+static void on_attempt_timer(void *arg)
+{
+    conn *k = arg;
+    if (k->state == CONN_CONNECTING)
+        conn_try_next(k);
 }
 
 static void on_connect_timeout(void *arg)
@@ -1921,14 +2011,36 @@ static void conn_connect(conn *k)
     gw_backend *b = k->b;
     k->state = CONN_CONNECTING;
     k->addrs = malloc(b->n_addrs * sizeof *k->addrs);
-    if (!k->addrs) {
+    k->attempts = calloc(b->n_addrs, sizeof *k->attempts);
+    if (!k->addrs || !k->attempts) {
         conn_close(k, "out of memory");
         return;
     }
     memcpy(k->addrs, b->addrs, b->n_addrs * sizeof *k->addrs);
     k->n_addrs = b->n_addrs;
     k->next_addr = 0;
+    for (size_t i = 0; i < k->n_addrs; i++) {
+        k->attempts[i].k = k;
+        k->attempts[i].fd = -1;
+    }
     conn_try_next(k);
+}
+
+/* A lookup failed (why names the host and the resolver's words). When an
+ * earlier lookup gave addresses, a DNS hiccup must not take the backend
+ * away: connect to those, still marked stale so the next attempt asks
+ * again. Only a name that never resolved fails the attempt. */
+static void conn_fail_resolution(conn *k, const char *why)
+{
+    gw_backend *b = k->b;
+    if (b->n_addrs == 0) {
+        conn_close(k, why);
+        return;
+    }
+    b->stats.dns_fallbacks++;
+    GW_WARN("upstream: backend %s: %s; connecting to the %zu address%s it had before", b->url,
+            why, b->n_addrs, b->n_addrs == 1 ? "" : "es");
+    conn_connect(k);
 }
 
 static void conn_on_resolved(void *arg, const gw_dns_answer *ans, size_t n)
@@ -1941,7 +2053,7 @@ static void conn_on_resolved(void *arg, const gw_dns_answer *ans, size_t n)
         b->stats.dns_failures++;
         snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
                  n == 1 ? ans[0].why : "no answer");
-        conn_close(k, why);
+        conn_fail_resolution(k, why);
         return;
     }
     peer_addr *addrs;
@@ -1951,7 +2063,7 @@ static void conn_on_resolved(void *arg, const gw_dns_answer *ans, size_t n)
         b->stats.dns_failures++;
         snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
                  rc == GW_ENOMEM ? "out of memory" : "the resolver returned no numeric address");
-        conn_close(k, why);
+        conn_fail_resolution(k, why);
         return;
     }
     free(b->addrs);
@@ -1980,6 +2092,7 @@ static void conn_open(gw_backend *b)
     k->state = CONN_RESOLVING;
     gw_dns_watch_init(&k->dns, b->loop, conn_on_resolved, k);
     gw_timer_init(&k->connect_timer, on_connect_timeout, k);
+    gw_timer_init(&k->attempt_timer, on_attempt_timer, k);
     gw_timer_init(&k->reset_timer, on_reset_timer, k);
     gw_timer_init(&k->keepalive_timer, on_keepalive, k);
     gw_timer_init(&k->ping_ack_timer, on_ping_ack_timeout, k);
@@ -2004,7 +2117,7 @@ static void conn_open(gw_backend *b)
         char why[256];
         snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
                  rc == GW_EIO ? "cannot start a resolver thread" : gw_err_str(rc));
-        conn_close(k, why);
+        conn_fail_resolution(k, why);
     }
 }
 

@@ -58,6 +58,12 @@ typedef struct gw_backend_options {
     size_t max_queued_calls;       /* waiting for a stream slot; default 1024 */
     uint32_t max_resets_per_sec;   /* our own RST_STREAMs per connection; default 100 */
     uint32_t connect_timeout_ms;   /* default 20000 */
+    /* Added by upstream: a host with several addresses starts its next
+     * address this long after the previous one if that has not connected
+     * (or at once when it failed), keeping the earlier attempts running;
+     * the first to connect wins (RFC 8305, simplified). 0 means the
+     * default, 250; values below 10 become 10. */
+    uint32_t attempt_delay_ms;
     uint32_t keepalive_ms;         /* 0 (default): no PINGs; else >= 300000 */
     bool accept_gzip;              /* advertise grpc-accept-encoding: gzip */
     const char *ca_file;           /* NULL: system CAs */
@@ -85,7 +91,9 @@ void gw_backend_options_init(gw_backend_options *o);
  * A backend for url: "http://host:port", "https://host:port" or
  * "unix:/path". Connects lazily on the first call; a host name is
  * resolved then, off the loop, and again before each later connection
- * attempt that follows a closed or failed connection. Borrows loop (must
+ * attempt that follows a closed or failed connection; when such a later
+ * lookup fails, the addresses of the last good answer are used (with a
+ * warning) instead of failing the calls. Borrows loop (must
  * outlive the backend); copies url and options. Returns 0, GW_EINVAL (bad
  * URL, unreadable certificate: message in e) or GW_ENOMEM.
  */
@@ -123,6 +131,9 @@ typedef struct gw_backend_stats {
     uint64_t queued_calls;         /* waiting for a connection or a stream slot now */
     uint64_t dns_resolutions;      /* host name resolutions completed (ok or not) */
     uint64_t dns_failures;         /* of those, failed or without an address */
+    uint64_t dns_fallbacks;        /* failed re-resolutions that reused the
+                                      addresses known from before */
+    uint64_t addresses_tried;      /* sockets whose connect was started */
 } gw_backend_stats;
 void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out);
 

@@ -7,6 +7,7 @@
  * makes; the resolvers are injected (gw_backend_options.resolve), except
  * for "localhost", which goes through getaddrinfo and /etc/hosts. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -92,6 +93,11 @@ typedef struct fake_dns {
     const char *why;
     const char *addrs[4];
     size_t n;
+    /* After this many answers (-1: never) every lookup fails with
+     * later_rc / later_why. */
+    int answers_before_failing;
+    int later_rc;
+    const char *later_why;
     /* observed */
     int calls;
     int returned;
@@ -116,6 +122,9 @@ static void fake_reset(int rc, const char *why, size_t n, const char *a0, const 
     dns.addrs[0] = a0;
     dns.addrs[1] = a1;
     dns.addrs[2] = a2;
+    dns.answers_before_failing = -1;
+    dns.later_rc = 0;
+    dns.later_why = NULL;
     dns.calls = dns.returned = 0;
     dns.in_flight = dns.on_caller_thread = false;
     dns.host[0] = dns.port[0] = 0;
@@ -148,9 +157,14 @@ static int fake_resolve(void *ctx, const char *host, const char *port, char **ad
             ;
     }
     int rc = f->rc;
+    const char *why = f->why;
+    if (f->answers_before_failing >= 0 && f->returned >= f->answers_before_failing) {
+        rc = f->later_rc;
+        why = f->later_why;
+    }
     *n = 0;
-    if (rc != 0 && f->why)
-        gw_error_set(e, rc, "%s", f->why);
+    if (rc != 0 && why)
+        gw_error_set(e, rc, "%s", why);
     for (size_t i = 0; rc == 0 && i < f->n && i < max; i++) {
         addrs[i] = strdup(f->addrs[i]);
         (*n)++;
@@ -792,6 +806,285 @@ static void test_localhost_by_name(void **state)
     wait_no_jobs();
 }
 
+/* ---- addresses that swallow SYNs: the next one starts in time -------------------- */
+
+/* Open descriptors of this process (/proc/self/fd minus the one opendir
+ * uses). */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* A listener on 127.0.0.2:port whose accept queue this test fills and
+ * never drains, so the kernel drops further SYNs to it: an address that
+ * neither refuses nor connects, made locally, independent of routing.
+ * fillers[] gets the sockets used to fill it (the last one is itself
+ * stuck); returns the listener. */
+static int black_hole(int port, int *fillers, size_t max, size_t *n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    *n = 0;
+    bool stuck = false;
+    while (!stuck && *n < max) {
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(c >= 0);
+        int rc = connect(c, (struct sockaddr *)&a, sizeof a);
+        assert_true(rc == 0 || errno == EINPROGRESS);
+        fillers[(*n)++] = c;
+        struct pollfd p = {.fd = c, .events = POLLOUT};
+        stuck = rc != 0 && poll(&p, 1, 300) == 0;
+    }
+    assert_true(stuck); /* the queue is full: SYNs to it go unanswered */
+    return fd;
+}
+
+/* Reads what the gateway sent on sfd until its first HEADERS frame (the
+ * call), spinning the loop meanwhile, then answers that stream with a
+ * Trailers-Only OK: ":status 200", "content-type application/grpc",
+ * "grpc-status 0" (HPACK literals, no Huffman). */
+static void answer_ok(gw_loop *l, int sfd)
+{
+    uint8_t in[65536];
+    size_t len = 0, off = 24; /* the client preface comes first */
+    uint32_t sid = 0;
+    uint64_t end = gw_now_ns() + 20000 * GW_MS;
+    while (!sid && gw_now_ns() < end) {
+        gw_loop_run_once(l, 10);
+        if (readable(sfd) && len < sizeof in) {
+            ssize_t r = read(sfd, in + len, sizeof in - len);
+            assert_true(r > 0);
+            len += (size_t)r;
+        }
+        while (!sid && off + 9 <= len) {
+            size_t flen = (size_t)in[off] << 16 | (size_t)in[off + 1] << 8 | in[off + 2];
+            if (off + 9 + flen > len)
+                break;
+            if (in[off + 3] == 1)
+                sid = ((uint32_t)in[off + 5] << 24 | (uint32_t)in[off + 6] << 16 |
+                       (uint32_t)in[off + 7] << 8 | in[off + 8]) & 0x7fffffffu;
+            off += 9 + flen;
+        }
+    }
+    assert_true(sid != 0);
+    static const uint8_t block[] = {
+        0x88,                                                 /* :status 200 */
+        0x0f, 0x10, 16, 'a', 'p', 'p', 'l', 'i', 'c', 'a', 't', 'i', 'o', 'n', '/', 'g', 'r', 'p', 'c',
+        0x00, 11, 'g', 'r', 'p', 'c', '-', 's', 't', 'a', 't', 'u', 's', 1, '0',
+    };
+    uint8_t frame[9 + sizeof block] = {0, 0, (uint8_t)sizeof block, 1, 0x05,
+                                       (uint8_t)(sid >> 24), (uint8_t)(sid >> 16),
+                                       (uint8_t)(sid >> 8), (uint8_t)sid};
+    memcpy(frame + 9, block, sizeof block);
+    assert_int_equal(write(sfd, frame, sizeof frame), (ssize_t)sizeof frame);
+}
+
+/* The resolver gives a black hole first, then the live address. With a
+ * connect timeout of ten minutes the call can only succeed because the
+ * second address was started while the first was still hanging; the first
+ * socket is closed when the second wins. */
+static void test_next_address_in_time(void **state)
+{
+    (void)state;
+    int port, lfd = listener(&port);
+    int fillers[16];
+    size_t nf;
+    int hole = black_hole(port, fillers, GW_ARRAY_LEN(fillers), &nf);
+    fake_reset(0, NULL, 2, "127.0.0.2", "127.0.0.1", NULL);
+    gw_loop *l = gw_loop_new();
+    gw_backend_options o;
+    gw_backend_options_init(&o);
+    assert_int_equal(o.attempt_delay_ms, 250);
+    o.resolve = fake_resolve;
+    o.resolve_ctx = &dns;
+    o.connect_timeout_ms = 600000;
+    char url[64];
+    snprintf(url, sizeof url, "http://race.test:%d", port);
+    gw_backend *b = NULL;
+    assert_int_equal(gw_backend_new(l, url, &o, &b, NULL), 0);
+    int fds_before = open_fds();
+
+    rec r = {0};
+    start(b, &r);
+    spin_until(l, is_readable, &lfd, 20000);
+    assert_true(readable(lfd));
+    int sfd = accept_and_send_settings(lfd);
+    answer_ok(l, sfd);
+    spin_until(l, completed, &r, 20000);
+    assert_int_equal(r.completions, 1);
+    assert_int_equal(r.code, GW_CODE_OK);
+    gw_backend_stats s = stats(b);
+    assert_int_equal(s.connects_started, 1);
+    assert_int_equal(s.connects_ok, 1);
+    assert_int_equal(s.addresses_tried, 2);
+    assert_int_equal(s.connections_open, 1);
+    /* The black hole's socket is gone: the connection's socket and the
+     * test's accepted one are the only new descriptors. */
+    wait_no_jobs();
+    assert_int_equal(open_fds(), fds_before + 2);
+
+    gw_backend_del(b);
+    close(sfd);
+    gw_loop_run_once(l, 0);
+    assert_int_equal(open_fds(), fds_before);
+    gw_loop_del(l);
+    for (size_t i = 0; i < nf; i++)
+        close(fillers[i]);
+    close(hole);
+    close(lfd);
+}
+
+/* Every address hangs: the race as a whole still ends at
+ * connect_timeout_ms, with every socket closed. */
+static void test_race_bounded_by_connect_timeout(void **state)
+{
+    (void)state;
+    int port = closed_port();
+    int fillers[16];
+    size_t nf;
+    int hole = black_hole(port, fillers, GW_ARRAY_LEN(fillers), &nf);
+    fake_reset(0, NULL, 2, "127.0.0.2", "127.0.0.2", NULL);
+    gw_loop *l = gw_loop_new();
+    gw_backend_options o;
+    gw_backend_options_init(&o);
+    o.resolve = fake_resolve;
+    o.resolve_ctx = &dns;
+    o.connect_timeout_ms = 1000;
+    o.attempt_delay_ms = 100;
+    char url[64];
+    snprintf(url, sizeof url, "http://holes.test:%d", port);
+    gw_backend *b = NULL;
+    assert_int_equal(gw_backend_new(l, url, &o, &b, NULL), 0);
+    int fds_before = open_fds();
+    rec r = {0};
+    start(b, &r);
+    spin_until(l, completed, &r, 30000);
+    assert_int_equal(r.completions, 1);
+    assert_int_equal(r.code, GW_CODE_UNAVAILABLE);
+    char want[160];
+    snprintf(want, sizeof want, "backend %s unreachable: connect timed out after 1000 ms", url);
+    assert_string_equal(r.message, want);
+    gw_backend_stats s = stats(b);
+    assert_int_equal(s.addresses_tried, 2);
+    assert_int_equal(s.connects_ok, 0);
+    wait_no_jobs();
+    assert_int_equal(open_fds(), fds_before);
+    gw_backend_del(b);
+    gw_loop_del(l);
+    for (size_t i = 0; i < nf; i++)
+        close(fillers[i]);
+    close(hole);
+}
+
+/* ---- a failed re-resolution keeps the addresses known before ----------------- */
+
+static bool no_connection(void *b) { return stats(b).connections_open == 0; }
+
+/* Counts the lines of path that contain needle. */
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+/* stderr while a test sends it to a file; the teardown puts it back also
+ * when an assertion ended the test early, so its message is seen. */
+static int saved_stderr = -1;
+
+static int restore_stderr(void **state)
+{
+    (void)state;
+    gw_log_set_level(GW_LOG_OFF);
+    if (saved_stderr >= 0) {
+        fflush(stderr);
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        saved_stderr = -1;
+    }
+    return 0;
+}
+
+static void test_failed_reresolution_keeps_addresses(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    dns.answers_before_failing = 1;
+    dns.later_rc = GW_ENOTFOUND;
+    dns.later_why = "Temporary failure in name resolution";
+    int port, lfd = listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://keep.test:%d", port);
+    /* The warnings go to stderr: catch them in a file for the test. */
+    char log_path[] = "/tmp/grpcgate-test-resolve-XXXXXX";
+    int log_fd = mkstemp(log_path);
+    assert_true(log_fd >= 0);
+    fflush(stderr);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    assert_int_equal(dup2(log_fd, 2), 2);
+    gw_log_set_level(GW_LOG_WARN);
+
+    gw_loop *l = gw_loop_new();
+    gw_backend *b = backend(l, url, true);
+    rec r[3] = {{0}};
+    int sfd = -1;
+    for (int i = 0; i < 3; i++) {
+        /* Call 0 connects to what the resolver said; calls 1 and 2 each
+         * follow a connection the server closed, and each lookup fails. */
+        start(b, &r[i]);
+        spin_until(l, is_readable, &lfd, 20000);
+        assert_true(readable(lfd));
+        sfd = accept_and_send_settings(lfd);
+        answer_ok(l, sfd);
+        spin_until(l, completed, &r[i], 20000);
+        assert_int_equal(r[i].completions, 1);
+        assert_int_equal(r[i].code, GW_CODE_OK);
+        close(sfd);
+        spin_until(l, no_connection, b, 20000);
+        assert_int_equal(stats(b).connections_open, 0);
+    }
+    gw_backend_stats s = stats(b);
+    assert_int_equal(fake_calls(), 3);
+    assert_int_equal(s.dns_resolutions, 3);
+    assert_int_equal(s.dns_failures, 2);
+    assert_int_equal(s.dns_fallbacks, 2);
+    assert_int_equal(s.connects_ok, 3);
+    gw_backend_del(b);
+    gw_loop_del(l);
+    wait_no_jobs();
+
+    restore_stderr(NULL);
+    close(log_fd);
+    char want[256];
+    snprintf(want, sizeof want,
+             "upstream: backend %s: cannot resolve keep.test: Temporary failure in name "
+             "resolution; connecting to the 1 address it had before", url);
+    int warnings = count_lines(log_path, want);
+    int any_warning = count_lines(log_path, " warn ");
+    unlink(log_path);
+    assert_int_equal(warnings, 2);   /* one per failed lookup */
+    assert_int_equal(any_warning, 2);
+    close(lfd);
+}
+
 int main(void)
 {
     gw_log_set_level(GW_LOG_OFF);
@@ -809,6 +1102,9 @@ int main(void)
         cmocka_unit_test(test_del_with_answer_pending),
         cmocka_unit_test(test_del_inside_batch_with_answer),
         cmocka_unit_test(test_localhost_by_name),
+        cmocka_unit_test(test_next_address_in_time),
+        cmocka_unit_test(test_race_bounded_by_connect_timeout),
+        cmocka_unit_test_teardown(test_failed_reresolution_keeps_addresses, restore_stderr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
