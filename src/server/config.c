@@ -189,6 +189,7 @@ static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("max_response_message", c->upstream.max_response_message, 1ull << 31)
         UINT_KEY("max_queued_calls", c->upstream.max_queued_calls, 1000000)
         UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
+        UINT_KEY("attempt_delay_ms", c->upstream.attempt_delay_ms, 1ull << 31)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;

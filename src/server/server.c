@@ -1120,7 +1120,8 @@ static bool upstream_same(const gw_backend_options *a, const gw_backend_options 
            a->max_header_list == b->max_header_list &&
            a->max_queued_calls == b->max_queued_calls &&
            a->max_resets_per_sec == b->max_resets_per_sec &&
-           a->connect_timeout_ms == b->connect_timeout_ms && a->keepalive_ms == b->keepalive_ms &&
+           a->connect_timeout_ms == b->connect_timeout_ms &&
+           a->attempt_delay_ms == b->attempt_delay_ms && a->keepalive_ms == b->keepalive_ms &&
            a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
            str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
            str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&

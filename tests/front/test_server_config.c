@@ -81,7 +81,7 @@ static void test_values(void **state)
         "   \"max_header_bytes\": 4096, \"max_header_count\": 20, \"max_connections\": 7,"
         "   \"max_connections_per_ip\": 3, \"header_timeout_ms\": 111,"
         "   \"idle_timeout_ms\": 222, \"max_deadline_ms\": 333},"
-        " \"upstream\": {\"pool_size\": 2, \"stream_window\": 65536},"
+        " \"upstream\": {\"pool_size\": 2, \"stream_window\": 65536, \"attempt_delay_ms\": 120},"
         " \"cors\": {\"allowed_origins\": [\"https://a.example\", \"*\"],"
         "   \"allowed_headers\": [\"x-a\", \"x-b\"], \"exposed_headers\": [\"x-c\"],"
         "   \"allow_credentials\": true, \"max_age_s\": 60},"
@@ -109,6 +109,7 @@ static void test_values(void **state)
     assert_int_equal(c.front.idle_timeout_ms, 222);
     assert_int_equal(c.call.max_deadline_ms, 333);
     assert_int_equal(c.upstream.pool_size, 2);
+    assert_int_equal(c.upstream.attempt_delay_ms, 120);
     assert_int_equal(c.upstream.stream_window, 65536);
     assert_int_equal(c.origin_count, 2);
     assert_string_equal(c.origins[1], "*");
