@@ -1899,6 +1899,7 @@ static void conn_win(conn *k, attempt *a)
     k->fd = a->fd;
     a->fd = -1;
     k->attempts_live = 0;
+    k->reason[0] = 0; /* a loser's refusal is not this connection's story */
     if (gw_loop_io_add(b->loop, &k->io, k->fd, GW_IO_WRITE, conn_on_io, k) != 0) {
         char why[160];
         snprintf(why, sizeof why, "epoll: %s", strerror(errno));
@@ -1989,10 +1990,22 @@ static void on_attempt_timer(void *arg)
         conn_try_next(k);
 }
 
+static void conn_fail_resolution(conn *k, const char *why);
+
 static void on_connect_timeout(void *arg)
 {
     conn *k = arg;
     char why[96];
+    if (k->state == CONN_RESOLVING && k->b->n_addrs > 0) {
+        snprintf(why, sizeof why, "cannot resolve %.64s: no answer within %u ms", k->b->host,
+                 k->b->opt.connect_timeout_ms);
+        gw_dns_watch_stop(&k->dns);
+        k->b->stats.dns_failures++;
+        gw_loop_timer_start(k->b->loop, &k->connect_timer,
+                            gw_loop_now(k->b->loop) + (uint64_t)k->b->opt.connect_timeout_ms * GW_MS);
+        conn_fail_resolution(k, why);
+        return;
+    }
     if (k->state == CONN_READY)
         snprintf(why, sizeof why, "no HTTP/2 SETTINGS from the backend within %u ms",
                  k->b->opt.connect_timeout_ms);
@@ -2115,6 +2128,7 @@ static void conn_open(gw_backend *b)
                                 MAX_ADDRS);
     if (rc != 0) {
         char why[256];
+        b->stats.dns_failures++;
         snprintf(why, sizeof why, "cannot resolve %.64s: %s", b->host,
                  rc == GW_EIO ? "cannot start a resolver thread" : gw_err_str(rc));
         conn_fail_resolution(k, why);

@@ -92,8 +92,9 @@ void gw_backend_options_init(gw_backend_options *o);
  * "unix:/path". Connects lazily on the first call; a host name is
  * resolved then, off the loop, and again before each later connection
  * attempt that follows a closed or failed connection; when such a later
- * lookup fails, the addresses of the last good answer are used (with a
- * warning) instead of failing the calls. Borrows loop (must
+ * lookup fails or gives no answer within connect_timeout_ms, the
+ * addresses of the last good answer are used (with a warning) instead of
+ * failing the calls. Borrows loop (must
  * outlive the backend); copies url and options. Returns 0, GW_EINVAL (bad
  * URL, unreadable certificate: message in e) or GW_ENOMEM.
  */

@@ -1026,6 +1026,84 @@ static int restore_stderr(void **state)
     return 0;
 }
 
+static bool connections_zero(void *b) { return stats(b).connections_open == 0; }
+
+/* A refused address's reason must not stick to the winning connection:
+ * its later failures are reported with their own cause (review finding). */
+static void test_stale_reason_after_refusal(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 2, "127.0.0.2", "127.0.0.1", NULL);
+    gw_loop *l = gw_loop_new();
+    int port, lfd = listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://stale.test:%d", port);
+    gw_backend *b = backend(l, url, true);
+    rec r = {0};
+    start(b, &r);
+    spin_until(l, is_readable, &lfd, 10000);
+    int sfd = accept_and_send_settings(lfd);
+    spin_until(l, connected_once, b, 10000);
+    assert_int_equal(stats(b).connects_ok, 1);
+    /* let the HEADERS go out, then the server goes away */
+    for (int i = 0; i < 20; i++)
+        gw_loop_run_once(l, 5);
+    close(sfd);
+    spin_until(l, completed, &r, 10000);
+    /* the real cause is the server's close (EOF or RST), not 127.0.0.2's refusal */
+    assert_null(strstr(r.message, "connect: Connection refused"));
+    gw_backend_del(b);
+    gw_loop_del(l);
+    close(lfd);
+    wait_no_jobs();
+}
+
+/* A re-resolution with no answer within connect_timeout_ms falls back to
+ * the last good addresses like a failed one (review finding). */
+static void test_slow_reresolution_falls_back(void **state)
+{
+    (void)state;
+    fake_reset(0, NULL, 1, "127.0.0.1", NULL, NULL);
+    gw_loop *l = gw_loop_new();
+    int port, lfd = listener(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://slowdns.test:%d", port);
+    gw_backend_options o;
+    gw_backend_options_init(&o);
+    o.resolve = fake_resolve;
+    o.resolve_ctx = &dns;
+    o.connect_timeout_ms = 1000;
+    gw_backend *b = NULL;
+    assert_int_equal(gw_backend_new(l, url, &o, &b, NULL), 0);
+    rec r0 = {0};
+    start(b, &r0);
+    spin_until(l, is_readable, &lfd, 10000);
+    int sfd = accept_and_send_settings(lfd);
+    answer_ok(l, sfd);
+    spin_until(l, completed, &r0, 10000);
+    assert_int_equal(r0.code, GW_CODE_OK);
+    close(sfd);
+    spin_until(l, connections_zero, b, 10000);
+    /* DNS now hangs longer than the connect timeout */
+    pthread_mutex_lock(&dns.mu);
+    dns.sleep_ms = 1500;
+    pthread_mutex_unlock(&dns.mu);
+    rec r1 = {0};
+    start(b, &r1);
+    spin_until(l, is_readable, &lfd, 5000);
+    if (readable(lfd)) {
+        sfd = accept_and_send_settings(lfd);
+        answer_ok(l, sfd);
+    }
+    spin_until(l, completed, &r1, 10000);
+    assert_int_equal(r1.code, GW_CODE_OK);
+    assert_int_equal(stats(b).dns_fallbacks, 1);
+    gw_backend_del(b);
+    gw_loop_del(l);
+    close(lfd);
+    wait_no_jobs();
+}
+
 static void test_failed_reresolution_keeps_addresses(void **state)
 {
     (void)state;
@@ -1109,6 +1187,8 @@ int main(void)
         cmocka_unit_test(test_next_address_in_time),
         cmocka_unit_test(test_race_bounded_by_connect_timeout),
         cmocka_unit_test_teardown(test_failed_reresolution_keeps_addresses, restore_stderr),
+        cmocka_unit_test(test_stale_reason_after_refusal),
+        cmocka_unit_test_teardown(test_slow_reresolution_falls_back, restore_stderr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
