@@ -411,7 +411,7 @@ static int skip_value(jp *s)
  * that whatever one direction prints the other accepts: the objects of
  * maps and the arrays of repeated fields are not levels of their own.
  */
-static int obj_begin(jp *s, bool *empty, bool counted)
+static int seq_begin(jp *s, bool *empty, bool counted, char close)
 {
     if (counted) {
         int rc = enter(s);
@@ -420,13 +420,15 @@ static int obj_begin(jp *s, bool *empty, bool counted)
     }
     s->p++;
     ws(s);
-    *empty = s->p < s->end && *s->p == '}';
+    *empty = s->p < s->end && *s->p == close;
     if (*empty) {
         s->p++;
         s->depth -= counted;
     }
     return 0;
 }
+
+static int obj_begin(jp *s, bool *empty, bool counted) { return seq_begin(s, empty, counted, '}'); }
 
 /* Reads `"key":` (key may be in scratch). */
 static int obj_key(jp *s, const char **k, size_t *kn)
@@ -465,22 +467,7 @@ static int seq_next(jp *s, bool *more, bool counted, char close)
 
 static int obj_next(jp *s, bool *more, bool counted) { return seq_next(s, more, counted, '}'); }
 
-static int arr_begin(jp *s, bool *empty, bool counted)
-{
-    if (counted) {
-        int rc = enter(s);
-        if (rc)
-            return rc;
-    }
-    s->p++;
-    ws(s);
-    *empty = s->p < s->end && *s->p == ']';
-    if (*empty) {
-        s->p++;
-        s->depth -= counted;
-    }
-    return 0;
-}
+static int arr_begin(jp *s, bool *empty, bool counted) { return seq_begin(s, empty, counted, ']'); }
 
 static int arr_next(jp *s, bool *more, bool counted) { return seq_next(s, more, counted, ']'); }
 
