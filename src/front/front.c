@@ -211,6 +211,15 @@ void gw_front_options_init(gw_front_options *o)
              "application/javascript");
 }
 
+const char *gw_front_mhd_version(void) { return MHD_get_version(); }
+
+/* MHD_VERSION is 0xMMmmpp00 (hex digits read as decimal, "0x00097500"). */
+void gw_front_mhd_version_built(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%x.%x.%x", (unsigned)(MHD_VERSION >> 24) & 0xff,
+             (unsigned)(MHD_VERSION >> 16) & 0xff, (unsigned)(MHD_VERSION >> 8) & 0xff);
+}
+
 /* ---- running MHD ----------------------------------------------------------- */
 
 static void run_now(void *owner)
@@ -1227,6 +1236,11 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
     f->server = server;
     gw_timer_init(&f->mhd_timer, on_mhd_timer, f);
     gw_defer_init(&f->run_defer, run_now, f);
+    char built[16];
+    gw_front_mhd_version_built(built, sizeof built);
+    if (strcmp(built, gw_front_mhd_version()) != 0)
+        GW_WARN("front: built against libmicrohttpd %s but running %s (another "
+                "libmicrohttpd.so.12 found first?)", built, gw_front_mhd_version());
 
     struct sockaddr_storage ss;
     int rc = bind_address(o->host, o->port, &ss, e);

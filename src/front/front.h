@@ -96,6 +96,15 @@ typedef struct gw_front_options {
 void gw_front_options_init(gw_front_options *o);
 
 /*
+ * The libmicrohttpd version loaded at run time ("1.0.1"), and the one whose
+ * header the front was compiled against. They differ when the dynamic
+ * loader picked another libmicrohttpd.so.12 (Debian 12's 0.9.75 has the
+ * same soname) than the one meson found: tests assert they match.
+ */
+const char *gw_front_mhd_version(void);
+void gw_front_mhd_version_built(char *buf, size_t cap);
+
+/*
  * Replaces c->types with the n media types given ("application/json",
  * "text/\*"; matched case-insensitively, parameters ignored). Borrows types.
  * Returns 0, GW_EINVAL (one is not "type/subtype" or "type/\*": message in e,
