@@ -27,6 +27,8 @@ struct gw_call {
     gw_timer deadline;
     uint64_t deadline_ns;       /* meaningful only with has_deadline */
     bool has_deadline;
+    bool adapter_timeout;       /* gw_call_set_timeout was called */
+    uint64_t adapter_timeout_ns;
     size_t body_bytes;
     gw_buf pending;             /* request bytes the upstream did not take yet */
     gw_buf out;                 /* response body bytes for the client */
@@ -67,6 +69,11 @@ const gw_call_options *gw_call_opts(const gw_call *c) { return c->o; }
 const gw_method_def *gw_call_method(const gw_call *c) { return c->method; }
 gw_call_head *gw_call_held_head(gw_call *c) { return c->head_held ? &c->held_head : NULL; }
 void gw_call_flush_off(gw_call *c) { c->flush_off = true; }
+void gw_call_set_timeout(gw_call *c, uint64_t timeout_ns)
+{
+    c->adapter_timeout = true;
+    c->adapter_timeout_ns = timeout_ns;
+}
 void gw_call_end_abnormally(gw_call *c) { c->end_abnormally = true; }
 
 static bool flushes(const gw_call *c) { return c->a->response_flush && !c->flush_off; }
@@ -241,6 +248,8 @@ static void respond_whole(gw_call *c, const gw_call_status *st)
         n = body.len;
     }
     ack(c, c->out.len - c->out_off);
+    /* Out of memory leaves the CORS headers out: better than no answer. */
+    (void)add_cors(c, &c->held_head);
     answer(c, &c->held_head, data, n);
     gw_buf_free(&body);
 }
@@ -402,15 +411,18 @@ static void on_headers(void *owner, const gw_header *md, size_t n)
         fail_err(c, rc, &e);
         return;
     }
+    if (c->unary || (c->a->flags & GW_CALL_HOLD_STREAM_HEAD)) {
+        /* CORS is added when the head goes out, so that headers the
+         * adapter adds later (trailing metadata of a unary answer) are
+         * exposed too. */
+        c->held_head = head;
+        c->head_held = true;
+        return;
+    }
     rc = add_cors(c, &head);
     if (rc) {
         gw_error_set(&e, rc, "out of memory");
         fail_err(c, rc, &e);
-        return;
-    }
-    if (c->unary || (c->a->flags & GW_CALL_HOLD_STREAM_HEAD)) {
-        c->held_head = head;
-        c->head_held = true;
         return;
     }
     if (gw_front_req_respond_stream(c->r, head.status, head.headers, head.count) != 0) {
@@ -484,7 +496,8 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
     if (c->head_held) {
         /* GW_CALL_HOLD_STREAM_HEAD: the first message lets the head go. */
         c->head_held = false;
-        if (gw_front_req_respond_stream(c->r, c->held_head.status, c->held_head.headers,
+        if (add_cors(c, &c->held_head) != 0 ||
+            gw_front_req_respond_stream(c->r, c->held_head.status, c->held_head.headers,
                                         c->held_head.count) != 0) {
             fail(c, GW_CODE_INTERNAL, "cannot start the response");
             return;
@@ -621,11 +634,15 @@ static bool http_only_header(const char *n)
         "proxy-authorization", "x-grpc-web", "x-user-agent", "user-agent", "accept",
         "origin", "referer", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
         "expect", "accept-language", "cache-control", "pragma", "priority",
+        "content-encoding",
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(skip); i++)
         if (strcasecmp(n, skip[i]) == 0)
             return true;
-    return strncasecmp(n, "sec-", 4) == 0 || strncasecmp(n, "access-control-", 15) == 0;
+    /* connect-* is reserved for the Connect protocol (its version, timeout
+     * and encodings), never application metadata. */
+    return strncasecmp(n, "sec-", 4) == 0 || strncasecmp(n, "access-control-", 15) == 0 ||
+           strncasecmp(n, "connect-", 8) == 0;
 }
 
 typedef struct md_ctx {
@@ -727,7 +744,11 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
      * whether there is one. */
     c->has_deadline = max_ns != 0;
     uint64_t timeout_ns = max_ns;
-    if (to) {
+    if (c->adapter_timeout) {
+        if (!max_ns || c->adapter_timeout_ns < max_ns)
+            timeout_ns = c->adapter_timeout_ns;
+        c->has_deadline = true;
+    } else if (to) {
         uint64_t t;
         if (gw_grpc_timeout_parse(to, strlen(to), &t) != 0) {
             rc = gw_error_set(&e, GW_EPARSE, "malformed grpc-timeout '%.32s'", to);

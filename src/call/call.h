@@ -185,6 +185,10 @@ const gw_method_def *gw_call_method(const gw_call *c);
  * 0 or GW_ENOMEM. */
 int gw_call_head_add(gw_call *c, gw_call_head *h, const char *name, size_t name_len,
                      const char *value, size_t value_len);
+/* From init: the protocol's own timeout header gave this timeout (ns; 0 is
+ * already expired). It replaces grpc-timeout and is capped by
+ * max_deadline_ms like it (Connect-Timeout-Ms). */
+void gw_call_set_timeout(gw_call *c, uint64_t timeout_ns);
 /* Adds request metadata (copied). Returns 0, GW_ELIMIT or GW_ENOMEM. */
 int gw_call_add_metadata(gw_call *c, const char *name, const char *value);
 
@@ -203,6 +207,21 @@ void gw_call_flush_off(gw_call *c);
  * For a protocol that has no way left to say "failed" (a raw REST HttpBody
  * stream whose backend fails after the first message). */
 void gw_call_end_abnormally(gw_call *c);
+
+/* The Connect protocol (call/connect_adapter.c). `arg` for init is a
+ * const gw_call_connect_arg *. */
+extern const gw_call_adapter gw_call_connect;
+
+typedef struct gw_call_connect_arg {
+    int kind;                   /* gw_connect_kind: UNARY, STREAM or GET */
+    bool json;
+    const char *query;          /* GET: after '?', still percent-encoded */
+    size_t query_len;
+    int http_status;            /* non-zero: answer this HTTP status (a
+                                   gw_call_reject before any method: 404
+                                   unknown method, 405 GET on a method with
+                                   side effects, 415 codec) */
+} gw_call_connect_arg;
 
 /* REST/JSON (call/rest_adapter.c). Start it through gw_call_rest_dispatch,
  * which routes the request first. */

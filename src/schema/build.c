@@ -1157,6 +1157,8 @@ static int build_methods(build_ctx *c, const pending_svc *ps)
             return rc;
         m->client_streaming = mp->has_client_streaming && mp->client_streaming;
         m->server_streaming = mp->has_server_streaming && mp->server_streaming;
+        if (mp->options && mp->options->has_idempotency_level)
+            m->idempotency_level = (int)mp->options->idempotency_level;
         if ((rc = build_http_rules(c, mp->options, m)))
             return rc;
         const void *prev;

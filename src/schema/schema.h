@@ -205,6 +205,11 @@ struct gw_method_def {
     const gw_message_def *output;
     bool client_streaming;
     bool server_streaming;
+    /* MethodOptions.idempotency_level: 0 unknown, 1 NO_SIDE_EFFECTS, 2
+     * IDEMPOTENT (Connect serves GET for NO_SIDE_EFFECTS methods only). */
+    int idempotency_level;
+#define GW_IDEMPOTENCY_NO_SIDE_EFFECTS 1
+#define GW_IDEMPOTENCY_IDEMPOTENT 2
     size_t http_rule_count;
     const gw_http_rule *http_rules;
 };

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "connect/connect.h"
 #include "grpcweb/grpcweb.h"
 #include "schema/schema.h"
 #include "openapi/openapi.h"
@@ -26,9 +27,12 @@
 #include "server/static.h"
 #include "upstream/reflect.h"
 
-/* The request headers every gRPC-Web client sends, always allowed. */
+/* The request headers every gRPC-Web and Connect client sends, always
+ * allowed. */
 #define CORS_BASE_HEADERS \
-    "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, connect-protocol-version"
+    "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, " \
+    "connect-protocol-version, connect-timeout-ms, connect-content-encoding, " \
+    "connect-accept-encoding, content-encoding"
 
 typedef struct worker worker;
 typedef struct server server;
@@ -199,8 +203,12 @@ static const char *cors_origin(const gw_server_config *c, const char *origin)
 static const char *preflight_methods(const snapshot *s, gw_front_req *r, char *buf, size_t cap)
 {
     static const char grpc[] = "POST, OPTIONS";
+    static const char get_too[] = "GET, POST, OPTIONS";
     const char *path = gw_front_req_path(r);
-    if (!s->router || gw_registry_method_by_path(s->registry, path, strlen(path)))
+    const gw_method_def *gm = gw_registry_method_by_path(s->registry, path, strlen(path));
+    if (gm) /* Connect GET for methods without side effects */
+        return gm->idempotency_level == GW_IDEMPOTENCY_NO_SIDE_EFFECTS ? get_too : grpc;
+    if (!s->router)
         return grpc;
     const char *target = gw_front_req_target(r);
     const char *q = strchr(target, '?');
@@ -621,6 +629,67 @@ static bool try_static(server *s, const gw_router *router, gw_front_req *r, cons
     return true;
 }
 
+/* Whether a REST route has this path for this method (any answer but 404). */
+static bool rest_has(const gw_router *router, gw_front_req *r, const char *method)
+{
+    if (!router)
+        return false;
+    const char *target = gw_front_req_target(r);
+    gw_arena a;
+    gw_arena_init(&a, 512, 64 * 1024);
+    gw_route_match m;
+    int rc = gw_router_match(router, method, target, strcspn(target, "?"), &a, &m, NULL);
+    gw_arena_free(&a);
+    return rc == 0 && m.result != GW_ROUTE_NOT_FOUND;
+}
+
+/*
+ * A Connect request (gw_connect_classify; docs/connect.md). Returns false
+ * when it is not Connect's after all and classification goes on: a GET or a
+ * JSON POST for a path that is no RPC method (static files, REST routes).
+ */
+static bool serve_connect(const snapshot *sn, gw_front_req *r,
+                          const gw_call_cors *cors, gw_connect_format f)
+{
+    const char *method = gw_front_req_method(r);
+    const char *path = gw_front_req_path(r);
+    const char *target = gw_front_req_target(r);
+    const char *q = strchr(target, '?');
+    gw_call_connect_arg arg = {.kind = f.kind, .json = f.json, .query = q ? q + 1 : NULL,
+                               .query_len = q ? strlen(q + 1) : 0};
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
+    if (m && route_of(sn, m) < 0)
+        m = NULL; /* routed nowhere: not exposed */
+    if (!m && (f.kind == GW_CONNECT_GET || rest_has(sn->router, r, method)))
+        return false;
+    if (f.kind == GW_CONNECT_BAD_CODEC) {
+        arg.http_status = 415;
+        gw_call_reject(r, &sn->call, cors, &gw_call_connect, &arg, GW_CODE_UNIMPLEMENTED,
+                       "unsupported Connect message codec: use application/connect+proto or "
+                       "application/connect+json");
+        return true;
+    }
+    if (!m) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "unknown method %.256s", path);
+        arg.http_status = 404;
+        gw_call_reject(r, &sn->call, cors, &gw_call_connect, &arg, GW_CODE_UNIMPLEMENTED, msg);
+        return true;
+    }
+    long long cl = gw_front_req_content_length(r);
+    if (cl >= 0 && (unsigned long long)cl > sn->call.max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
+                 sn->call.max_body);
+        gw_call_reject(r, &sn->call, cors, &gw_call_connect, &arg,
+                       GW_CODE_RESOURCE_EXHAUSTED, msg);
+        gw_front_req_close_now(r);
+        return true;
+    }
+    gw_call_start(r, &sn->call, cors, m, NULL, &gw_call_connect, &arg);
+    return true;
+}
+
 static void on_request(void *owner, gw_front_req *r)
 {
     worker *w = owner;
@@ -646,6 +715,15 @@ static void on_request(void *owner, gw_front_req *r)
                          .credentials = sn->cfg->cors_credentials,
                          .expose_extra = sn->cfg->cors_expose_headers};
     const char *ct = gw_front_req_header(r, "Content-Type");
+    {
+        const char *target = gw_front_req_target(r);
+        const char *q = strchr(target, '?');
+        gw_connect_format cf = gw_connect_classify(
+            method, ct, gw_front_req_header(r, "Connect-Protocol-Version") != NULL,
+            q ? q + 1 : NULL, q ? strlen(q + 1) : 0);
+        if (cf.kind != GW_CONNECT_NONE && serve_connect(sn, r, &cors, cf))
+            return;
+    }
     gw_grpcweb_format fmt = {false, false};
     int kind = ct ? gw_grpcweb_classify(ct, strlen(ct), &fmt) : GW_ENOTFOUND;
     const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
