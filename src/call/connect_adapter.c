@@ -369,9 +369,10 @@ static int connect_response_message(gw_call *c, const uint8_t *msg, size_t len, 
     size_t plen = out->len - start - GW_CONNECT_ENVELOPE_LEN;
     if (s->gzip_out && plen >= CONNECT_COMPRESS_MIN) {
         gw_buf z;
-        gw_buf_init(&z, plen);
-        /* Kept only if it shrinks (the buffer's max is the plain size). */
-        if (gw_connect_gzip(out->data + start + GW_CONNECT_ENVELOPE_LEN, plen, &z) == 0) {
+        gw_buf_init(&z, 0); /* bounded by deflateBound of one bounded message */
+        /* Kept only if it shrinks. */
+        if (gw_connect_gzip(out->data + start + GW_CONNECT_ENVELOPE_LEN, plen, &z) == 0 &&
+            z.len < plen) {
             out->len = start + GW_CONNECT_ENVELOPE_LEN;
             (void)gw_buf_append(out, z.data, z.len); /* fits: it is shorter */
             flags = GW_CONNECT_FLAG_COMPRESSED;
@@ -407,8 +408,8 @@ static void compress_unary(gw_call *c, gw_call_head *h, gw_buf *out)
     if (out->len < CONNECT_COMPRESS_MIN)
         return;
     gw_buf z;
-    gw_buf_init(&z, out->len);
-    if (gw_connect_gzip(out->data, out->len, &z) == 0) {
+    gw_buf_init(&z, 0); /* bounded by deflateBound of one bounded message */
+    if (gw_connect_gzip(out->data, out->len, &z) == 0 && z.len < out->len) {
         out->len = 0;
         if (gw_buf_append(out, z.data, z.len) == 0)
             set_header(c, h, "Content-Encoding", "gzip");
