@@ -155,6 +155,11 @@ async function startCrossOrigin() {
 
 const sameOrigin = await startSameOrigin();
 const crossOrigin = await startCrossOrigin();
+// The same page switched to the Connect protocol (?transport=connect, what
+// the header's switch does), cross-origin: the hardest case for CORS.
+const crossOriginConnect = await startCrossOrigin();
+crossOriginConnect.pageUrl += '&transport=connect';
+crossOriginConnect.transport = 'connect';
 mkdirSync(outDir, { recursive: true });
 
 // The same checks for either way of loading the page.
@@ -165,11 +170,17 @@ function pageSuite(name, stack, screenshot) {
     const pageErrors = [];
     const responses = new Map(); // URL -> { status, headers } of what the page loaded
 
+    const rpcs = []; // { method, url, contentType } of every call to the gateway
+
     before(async () => {
       browser = await launchChromium({ width: 1360, height: 900 });
       page = browser.page;
       page.setDefaultTimeout(30000);
       page.on('pageerror', (e) => pageErrors.push(e.message));
+      page.on('request', (r) => {
+        if (r.url().includes('/demo.v1.'))
+          rpcs.push({ method: r.method(), url: r.url(), contentType: r.headers()['content-type'] ?? '' });
+      });
       page.on('response', (r) => responses.set(r.url(), { status: r.status(), headers: r.headers() }));
       const res = await page.goto(stack.pageUrl);
       assert.equal(res.status(), 200, `GET ${stack.pageUrl}`);
@@ -210,6 +221,13 @@ function pageSuite(name, stack, screenshot) {
       }
       if (!stack.pageOrigin)
         assert.equal(responses.get(new URL('/', base).href)?.headers['cache-control'], 'no-cache');
+    });
+
+    test('the transport switch names the protocol in use', async () => {
+      const want = stack.transport ?? 'grpc-web';
+      assert.equal(await page.inputValue('#transport'), want);
+      assert.match(await page.textContent('#client-desc'),
+        want === 'connect' ? /Connect transport/ : /gRPC-Web transport/);
     });
 
     test('unary lookup of a missing user shows NOT_FOUND', async () => {
@@ -314,6 +332,23 @@ function pageSuite(name, stack, screenshot) {
         /demo: call \/demo\.v1\.UserService\/ListUsers cancelled by client/, 30000, logFrom);
     });
 
+    test('the calls went out in the chosen protocol', () => {
+      assert.ok(rpcs.length >= 4, `calls seen: ${JSON.stringify(rpcs)}`);
+      for (const r of rpcs) {
+        if (stack.transport === 'connect') {
+          if (r.url.includes('/GetUser')) {
+            // GetUser is NO_SIDE_EFFECTS: connect-web's useHttpGet sends GET.
+            assert.equal(r.method, 'GET', r.url);
+            assert.match(r.url, /[?&]connect=v1(&|$)/);
+          } else {
+            assert.match(r.contentType, /^application\/(proto|connect\+proto)$/, JSON.stringify(r));
+          }
+        } else {
+          assert.match(r.contentType, /^application\/grpc-web/, JSON.stringify(r));
+        }
+      }
+    });
+
     test('no script errors on the page', () => {
       assert.deepEqual(pageErrors, []);
     });
@@ -333,6 +368,8 @@ function pageSuite(name, stack, screenshot) {
 if (sameOrigin) pageSuite('same origin: the page served by grpcgate', sameOrigin, 'web-demo.png');
 else describe('same origin: the page served by grpcgate', { skip: sameOriginSkip }, () => {});
 pageSuite('cross-origin: the page elsewhere, the gateway allowing it by CORS', crossOrigin, 'web-demo-cors.png');
+pageSuite('cross-origin over Connect: the transport switch set to Connect', crossOriginConnect,
+  'web-demo-connect.png');
 
 after(() => {
   if (tempWebDir) rmSync(tempWebDir, { recursive: true, force: true });
