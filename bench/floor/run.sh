@@ -1,6 +1,7 @@
 #!/bin/sh
 # What one request costs each process on the pinned core, and what that
-# allows: grpcgate's REST and gRPC-Web Echo, grpc-gateway's REST Echo, and
+# allows: grpcgate's REST, gRPC-Web and Connect (JSON and binary) Echo,
+# grpc-gateway's REST Echo, and
 # grpcgate answering /healthz (libmicrohttpd plus our loop and classifier,
 # no suspend, no backend: the floor of any answer through this front end).
 #
@@ -13,21 +14,37 @@
 # and the throughput ratio over grpc-gateway that the one-core sums allow:
 # "measured" with grpcgate's own cost, "at floor" if a call cost grpcgate
 # no more than /healthz does.
+#
+# Without ../shared/peers built (it needs Debian's golang-go), the backend is
+# grpcgate's own demo service (EchoService.Echo: the same request fields) and
+# the grpc-gateway rows and ratios are left out: BACKEND=demo forces that.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 peers=${PEERS:-$here/../../../shared/peers}
 gw=$1; shift
 conns=${*:-16 64}
-[ -x "$peers/bin/grpc-gateway-peer" ] || { echo "floor: run $peers/setup.sh first" >&2; exit 1; }
+backend=${BACKEND:-peers}
+if [ "$backend" = peers ] && [ ! -x "$peers/bin/grpc-gateway-peer" ]; then
+  echo "floor: $peers is not built ($peers/setup.sh): demo service as the backend, no grpc-gateway" >&2
+  backend=demo
+fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/grpcgate-floor.XXXXXX")
-desc=$out/bench.pb
-protoc -I "$peers" -I /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis \
-  -I /usr/include --include_imports --descriptor_set_out="$desc" "$peers/bench.proto"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bport=$(free_port); aport=$(free_port); gport=$(free_port)
-taskset -c 0 "$peers/bin/bench-backend" -addr "127.0.0.1:$bport" >/dev/null 2>&1 & bpid=$!
-taskset -c 0 "$peers/bin/grpc-gateway-peer" -listen "127.0.0.1:$aport" -backend "127.0.0.1:$bport" \
-  >/dev/null 2>&1 & apid=$!
+if [ "$backend" = peers ]; then
+  desc=$out/bench.pb
+  protoc -I "$peers" -I /usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis \
+    -I /usr/include --include_imports --descriptor_set_out="$desc" "$peers/bench.proto"
+  echo_path=/benchpb.v1.Bench/Echo
+  taskset -c 0 "$peers/bin/bench-backend" -addr "127.0.0.1:$bport" >/dev/null 2>&1 & bpid=$!
+  taskset -c 0 "$peers/bin/grpc-gateway-peer" -listen "127.0.0.1:$aport" -backend "127.0.0.1:$bport" \
+    >/dev/null 2>&1 & apid=$!
+else
+  desc=${DEMO_DESC:-$(dirname "$gw")/../schemas/demo.pb}
+  echo_path=/demo.v1.EchoService/Echo
+  taskset -c 0 "$gw" demo-service --listen "127.0.0.1:$bport" --log-level warn >/dev/null 2>&1 & bpid=$!
+  apid=$bpid
+fi
 taskset -c 0 "$gw" serve --listen "127.0.0.1:$gport" --backend "http://127.0.0.1:$bport" \
   --descriptor "$desc" --workers 1 --log-level warn >"$out/gw.out" 2>&1 & gpid=$!
 trap 'kill $gpid $apid $bpid 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM
@@ -48,17 +65,27 @@ run() {
     printf "%.0f %.2f %.2f\n", $2, g*1e6/hz/n, b*1e6/hz/n }' "$out/wrk.txt"
 }
 echo_lua=$peers/load/echo.lua
-gwe_lua=$here/../grpcweb/echo.lua
+[ -f "$echo_lua" ] || echo_lua=$here/rest.lua
+gwe_lua=$here/grpcweb.lua
+cj_lua=$here/connect_json.lua
+cp_lua=$here/connect_proto.lua
 printf '%-5s %-30s %9s %13s %13s\n' conns case req/s "gateway µs" "backend µs"
 for c in $conns; do
   set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/healthz");            fl_rps=$1 fl=$2
-  set -- $(run grpc-gateway "$c" "http://127.0.0.1:$aport/v1/echo" -s "$echo_lua"); a_rps=$1 a=$2 ab=$3
+  if [ "$backend" = peers ]; then
+    set -- $(run grpc-gateway "$c" "http://127.0.0.1:$aport/v1/echo" -s "$echo_lua"); a_rps=$1 a=$2 ab=$3
+  fi
   set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/v1/echo" -s "$echo_lua");    r_rps=$1 r=$2 rb=$3
-  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/benchpb.v1.Bench/Echo" -s "$gwe_lua"); w_rps=$1 w=$2 wb=$3
+  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport$echo_path" -s "$gwe_lua"); w_rps=$1 w=$2 wb=$3
+  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport$echo_path" -s "$cj_lua");  j_rps=$1 j=$2 jb=$3
+  set -- $(run grpcgate "$c" "http://127.0.0.1:$gport$echo_path" -s "$cp_lua");  p_rps=$1 p=$2 pb=$3
   printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate GET /healthz" "$fl_rps" "$fl" "-"
-  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpc-gateway REST Echo" "$a_rps" "$a" "$ab"
+  [ "$backend" = peers ] && printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpc-gateway REST Echo" "$a_rps" "$a" "$ab"
   printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate REST Echo" "$r_rps" "$r" "$rb"
   printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate gRPC-Web Echo" "$w_rps" "$w" "$wb"
+  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate Connect JSON Echo" "$j_rps" "$j" "$jb"
+  printf '%-5s %-30s %9s %13s %13s\n' "$c" "grpcgate Connect proto Echo" "$p_rps" "$p" "$pb"
+  [ "$backend" = peers ] || continue
   awk -v a=$a -v ab=$ab -v r=$r -v rb=$rb -v w=$w -v wb=$wb -v fl=$fl -v c=$c 'BEGIN {
     ref = a + ab
     printf "c%-4s one-core ratio over grpc-gateway: REST measured %.2f, at floor %.2f; gRPC-Web measured %.2f, at floor %.2f\n",
