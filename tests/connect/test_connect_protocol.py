@@ -320,6 +320,42 @@ class Serving(unittest.TestCase):
         self.assertEqual(json.loads(msgs[0][1])["created"], 20)
         self.assertEqual(msgs[-1][0], 2)
 
+    def test_client_stream_reaches_the_backend_before_the_body_ends(self):
+        # The first user is sent, the body kept open: the backend (which
+        # stores each user as its message arrives) must list it while the
+        # client has not finished — the body is streamed, not buffered whole.
+        name = "streamed-%d" % os.getpid()
+        c = Conn(PORT)
+        c.send(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\n"
+                "Connect-Protocol-Version: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                % CREATE_USERS).encode())
+        first = env(json.dumps({"name": name, "email": "s@x"}).encode())
+        c.send(b"%x\r\n%s\r\n" % (len(first), first))
+        deadline = time.monotonic() + 20
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            r = post(LIST, env(b'{"pageSize":1000}'), STREAM_JSON)
+            seen = any(f == 0 and json.loads(p).get("name") == name for f, p in envelopes(r.body))
+            if not seen:
+                time.sleep(0.1)
+        self.assertTrue(seen, "the first message reached the backend while the body was open")
+        second = env(json.dumps({"name": name + "-2", "email": "t@x"}).encode())
+        c.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(second), second))
+        r = c.read_response()
+        c.close()
+        msgs = envelopes(r.body)
+        self.assertEqual(json.loads(msgs[0][1])["created"], 2)
+        self.assertEqual(json.loads(msgs[-1][1]), {})
+
+    def test_bidi_half_duplex(self):
+        body = b"".join(env(json.dumps({"text": "m%d" % i, "sequence": i}).encode())
+                        for i in range(3))
+        r = post("/demo.v1.UserService/Chat", body, STREAM_JSON)
+        self.assertEqual(r.status, 200)
+        msgs = envelopes(r.body)
+        self.assertEqual([json.loads(p)["text"] for f, p in msgs[:-1]], ["m0", "m1", "m2"])
+        self.assertEqual(msgs[-1][0], 2)
+
     def test_get_urls(self):
         q = "?connect=v1&encoding=json&message=%7B%22id%22%3A2%7D"
         r = request(PORT, "GET", GET_USER + q)
