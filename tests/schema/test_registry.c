@@ -292,6 +292,21 @@ static void test_methods(void **state)
         assert_null(gw_registry_method_by_path(both, absent[i], strlen(absent[i])));
     /* A prefix of a real path is not a match. */
     assert_null(gw_registry_method_by_path(both, "/demo.v1.UserService/GetUser", 20));
+    /* MethodOptions.idempotency_level (Connect's GET needs NO_SIDE_EFFECTS). */
+    static const struct {
+        const char *path;
+        int level;
+    } idem[] = {
+        {"/registry.test.svc.Streams/Unary", GW_IDEMPOTENCY_NO_SIDE_EFFECTS},
+        {"/registry.test.svc.Streams/ServerStream", GW_IDEMPOTENCY_IDEMPOTENT},
+        {"/registry.test.svc.Streams/Bidi", 0},
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(idem); i++) {
+        const gw_method_def *m = gw_registry_method_by_path(both, idem[i].path, strlen(idem[i].path));
+        assert_non_null(m);
+        if (m->idempotency_level != idem[i].level)
+            fail_msg("%s: idempotency_level %d", idem[i].path, m->idempotency_level);
+    }
 }
 
 /* ---------------------------------------------------------------------------
