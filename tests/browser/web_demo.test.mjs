@@ -228,6 +228,8 @@ function pageSuite(name, stack, screenshot) {
       assert.equal(await page.inputValue('#transport'), want);
       assert.match(await page.textContent('#client-desc'),
         want === 'connect' ? /Connect transport/ : /gRPC-Web transport/);
+      const routes = await page.$$eval('.route .verb-rpc', (els) => els.map((e) => e.textContent));
+      assert.deepEqual([...new Set(routes)], [want === 'connect' ? 'Connect' : 'gRPC-Web']);
     });
 
     test('unary lookup of a missing user shows NOT_FOUND', async () => {

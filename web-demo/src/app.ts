@@ -44,7 +44,15 @@ function wireSwitch(choice: Choice): void {
       ? ' Connect transport, binary protobuf (GET for GetUser)'
       : ' gRPC-Web transport, binary protobuf');
   }
-  if (proto) proto.textContent = `${choice === 'connect' ? 'Connect' : 'gRPC-Web'} · HTTP/1.1`;
+  const label = choice === 'connect' ? 'Connect' : 'gRPC-Web';
+  if (proto) proto.textContent = `${label} · HTTP/1.1`;
+  // The route lines under each curl pane name the call the page makes.
+  for (const el of Array.from(document.querySelectorAll('.route .verb-rpc'))) {
+    el.textContent = label;
+    const code = el.nextElementSibling;
+    if (choice === 'connect' && code?.textContent?.endsWith('/GetUser'))
+      code.textContent = 'GET /demo.v1.UserService/GetUser?connect=v1&encoding=proto&base64=1&message=…';
+  }
   if (!select) return;
   select.value = choice;
   select.addEventListener('change', () => {
