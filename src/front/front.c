@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,23 @@ struct gw_front {
      * compressed in one go, so one per worker is enough. */
     z_stream whole_z;
     bool whole_z_ready;
+    /* Spin guard: turns where MHD asked to run again at once and nothing
+     * from outside (socket event, resume, timer of ours) happened since. */
+    bool woke;
+    unsigned idle_turns;
+    uint64_t spins;           /* back-off episodes, for the log */
+    /* libmicrohttpd's messages: a per-second budget. */
+    uint64_t log_window_ns;
+    unsigned log_count;
+    unsigned log_dropped;
 };
+
+/* After this many idle immediate turns in a row the front backs off. Legit
+ * runs of immediate turns (finishing a response, pipelined requests) are a
+ * handful long and each follows an event. */
+#define SPIN_TURNS 32
+#define SPIN_BACKOFF_MAX_MS 100
+#define MHD_LOG_PER_SEC 20
 
 struct front_conn {
     gw_front *f;
@@ -65,6 +82,12 @@ struct front_conn {
     gw_io watch;
     gw_front_req *suspended;  /* the request suspended on it, if any */
     bool peer_closed;         /* FIN (or an error) seen */
+    /* Body phase: `timer` is the body deadline for body_req. While the
+     * handler holds the body back (suspended), the time left is kept in
+     * body_left_ns and the timer stopped. */
+    gw_front_req *body_req;
+    uint64_t body_deadline_ns;
+    uint64_t body_left_ns;
 };
 
 static void on_conn_watch(void *owner, uint32_t events);
@@ -188,6 +211,7 @@ struct gw_front_req {
     bool client_gone;
     bool close_now;
     bool resp_stream;            /* resp reads its body from ops->read */
+    bool grpc_web;               /* Content-Type application/grpc-web* */
     front_gzip *gz;              /* a compressed stream's deflate state */
     char uri[];                  /* raw request target */
 };
@@ -203,6 +227,9 @@ void gw_front_options_init(gw_front_options *o)
     o->idle_timeout_ms = 60000;
     o->inactivity_timeout_s = 300;
     o->discard_limit = 1024 * 1024;
+    o->http_strictness = 1;
+    o->body_timeout_ms = 60000;
+    o->body_min_rate = 500;
     o->compression.enabled = true;
     o->compression.min_bytes = 1024;
     o->compression.level = 6;
@@ -225,21 +252,46 @@ void gw_front_mhd_version_built(char *buf, size_t cap)
 static void run_now(void *owner)
 {
     gw_front *f = owner;
+    bool woke = f->woke;
+    f->woke = false;
     /* After a response MHD needs a few more immediate runs (finish, reset
      * the connection for keep-alive); doing them here saves a loop turn
      * (an epoll_wait) each. Bounded so that one daemon cannot starve the
      * rest of the loop. */
+    bool again = false;
     for (int i = 0; i < 4 && f->daemon && !f->stopping; i++) {
         MHD_run(f->daemon);
         MHD_UNSIGNED_LONG_LONG ms;
-        if (MHD_get_timeout(f->daemon, &ms) != MHD_YES || ms > 0)
+        again = MHD_get_timeout(f->daemon, &ms) == MHD_YES && ms == 0;
+        if (!again)
             break;
+    }
+    /* Spin guard: MHD still wants an immediate run although this turn had
+     * no cause from outside. A connection MHD cannot make progress on (a
+     * chunk-size line longer than its buffer, in 0.9.75) asks for that
+     * forever; the timer back-off in mhd_timeout_hook caps the cost while
+     * our header/body deadlines close it. */
+    if (!again || woke) {
+        f->idle_turns = 0;
+    } else if (++f->idle_turns == SPIN_TURNS) {
+        f->spins++;
+        if ((f->spins & (f->spins - 1)) == 0) /* 1st, 2nd, 4th, 8th, ... */
+            GW_WARN("front: libmicrohttpd keeps asking for immediate runs without "
+                    "progress (%llu times so far): backing off",
+                    (unsigned long long)f->spins);
     }
 }
 
 static void schedule_run(gw_front *f) { gw_loop_defer(f->loop, &f->run_defer); }
 
-static void on_epoll_ready(void *owner, uint32_t events) { schedule_run(owner); }
+/* A run caused by something outside MHD: resets the spin guard. */
+static void wake_run(gw_front *f)
+{
+    f->woke = true;
+    schedule_run(f);
+}
+
+static void on_epoll_ready(void *owner, uint32_t events) { wake_run(owner); }
 
 static void on_mhd_timer(void *owner) { schedule_run(owner); }
 
@@ -249,22 +301,67 @@ static int mhd_timeout_hook(void *owner)
     MHD_UNSIGNED_LONG_LONG ms;
     if (!f->daemon || f->stopping || MHD_get_timeout(f->daemon, &ms) != MHD_YES)
         return -1;
+    if (ms == 0 && f->idle_turns >= SPIN_TURNS) {
+        /* 1, 2, 4, ... ms, capped: an event ends it at once. */
+        unsigned k = f->idle_turns - SPIN_TURNS;
+        ms = k >= 7 ? SPIN_BACKOFF_MAX_MS : GW_MIN(1u << k, SPIN_BACKOFF_MAX_MS);
+    }
     if (ms > INT32_MAX)
         ms = INT32_MAX;
     gw_loop_timer_start(f->loop, &f->mhd_timer, gw_now_ns() + ms * GW_MS);
     return (int)ms;
 }
 
+/* libmicrohttpd's messages (client errors, TLS handshake failures, resource
+ * trouble) at info through our logger, at most MHD_LOG_PER_SEC a second per
+ * worker; the count dropped is told with the first message after. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+                                                           va_list ap)
+{
+    gw_front *f = cls;
+    if (gw_log_get_level() > GW_LOG_INFO)
+        return;
+    uint64_t now = gw_now_ns();
+    if (now - f->log_window_ns >= GW_SEC) {
+        if (f->log_dropped)
+            GW_INFO("libmicrohttpd: %u more messages left out (over %d a second)",
+                    f->log_dropped, MHD_LOG_PER_SEC);
+        f->log_window_ns = now;
+        f->log_count = 0;
+        f->log_dropped = 0;
+    }
+    if (f->log_count >= MHD_LOG_PER_SEC) {
+        f->log_dropped++;
+        return;
+    }
+    f->log_count++;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (msg[i] == '\n' || msg[i] == '\r')
+            msg[i] = ' ';
+    GW_INFO("libmicrohttpd: %s", msg);
+}
+
 /* ---- connections: header and idle timeouts ------------------------------------ */
+
+static void body_timeout(front_conn *c);
 
 static void on_conn_timeout(void *owner)
 {
     front_conn *c = owner;
+    if (c->body_req) {
+        body_timeout(c);
+        return;
+    }
     /* MHD has no call to close a connection it is not suspending; shutting
      * the socket down makes its next read see EOF and close it. */
     GW_DEBUG("front: closing fd %d: no complete request in time", c->fd);
     shutdown(c->fd, SHUT_RDWR);
-    schedule_run(c->f);
+    wake_run(c->f);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
@@ -292,7 +389,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                 /* Over the limit: closed before it can send anything. */
                 GW_DEBUG("front: closing fd %d: per-IP connection limit", c->fd);
                 shutdown(c->fd, SHUT_RDWR);
-                schedule_run(f);
+                wake_run(f);
                 return;
             }
             memcpy(c->ip, ip, len);
@@ -304,11 +401,13 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         return;
     }
     if (f->connections-- == f->o.connection_limit)
-        schedule_run(f); /* the listen socket is re-enabled on the next run */
+        wake_run(f); /* the listen socket is re-enabled on the next run */
     front_conn *c = *socket_context;
     if (c) {
         if (c->suspended)
             c->suspended->conn = NULL; /* the request may outlive its connection */
+        if (c->body_req)
+            c->body_req->conn = NULL;
         gw_loop_io_remove(f->loop, &c->watch);
         gw_loop_timer_stop(f->loop, &c->timer);
         if (c->ip_len)
@@ -328,6 +427,13 @@ static void suspend(gw_front_req *r)
         return;
     MHD_suspend_connection(r->mc);
     r->suspended = true;
+    if (r->conn && r->conn->body_req == r) {
+        /* The handler holds the body back: not the client's time. */
+        uint64_t now = gw_loop_now(r->f->loop);
+        front_conn *c = r->conn;
+        c->body_left_ns = c->body_deadline_ns > now ? c->body_deadline_ns - now : 0;
+        gw_loop_timer_stop(r->f->loop, &c->timer);
+    }
     if (!r->conn || r->conn->fd < 0)
         return;
     if (r->conn->watch.active && !r->conn->peer_closed) {
@@ -348,7 +454,12 @@ static void resume(gw_front_req *r)
         r->conn->suspended = NULL;
     r->suspended = false;
     MHD_resume_connection(r->mc);
-    schedule_run(r->f);
+    if (r->conn && r->conn->body_req == r) {
+        front_conn *c = r->conn;
+        c->body_deadline_ns = gw_loop_now(r->f->loop) + c->body_left_ns;
+        gw_loop_timer_start(r->f->loop, &c->timer, c->body_deadline_ns);
+    }
+    wake_run(r->f);
 }
 
 static void on_conn_watch(void *owner, uint32_t events)
@@ -1008,6 +1119,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         f->reqs = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    if (r->conn && r->conn->body_req == r)
+        r->conn->body_req = NULL;
     /* The connection may carry another request: give it the idle time. */
     if (r->conn && f->o.idle_timeout_ms && !f->stopping)
         gw_loop_timer_start(f->loop, &r->conn->timer,
@@ -1019,7 +1132,10 @@ typedef struct header_scan {
     unsigned count;
     const char *content_length;
     const char *transfer_encoding;
+    const char *content_type;
     unsigned te_count;
+    unsigned cl_count;
+    unsigned host_count;
 } header_scan;
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1027,22 +1143,132 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 {
     header_scan *s = cls;
     s->count++;
-    if (strcasecmp(key, "content-length") == 0)
+    if (strcasecmp(key, "content-length") == 0) {
         s->content_length = value;
-    else if (strcasecmp(key, "transfer-encoding") == 0) {
+        s->cl_count++;
+    } else if (strcasecmp(key, "transfer-encoding") == 0) {
         s->transfer_encoding = value;
         s->te_count++;
+    } else if (strcasecmp(key, "host") == 0) {
+        s->host_count++;
+    } else if (strcasecmp(key, "content-type") == 0) {
+        s->content_type = value;
     }
     return MHD_YES;
 }
 
+/* The path of an absolute-form target ("http://host:1/v1/x?q" → "/v1/x?q",
+ * "http://host" → ""), or target itself (RFC 9112 3.2.2: a server must
+ * accept the absolute form and then ignores Host). */
+static const char *origin_form(const char *target)
+{
+    size_t n = 0;
+    if (strncasecmp(target, "http://", 7) == 0)
+        n = 7;
+    else if (strncasecmp(target, "https://", 8) == 0)
+        n = 8;
+    else
+        return target;
+    return target + n + strcspn(target + n, "/?");
+}
+
+/* The request body's pace (front.h): the budget runs from the end of the
+ * headers; every body_min_rate bytes add a second, never beyond
+ * body_timeout_ms from now. */
+static void body_begin(gw_front_req *r)
+{
+    gw_front *f = r->f;
+    front_conn *c = r->conn;
+    if (!c || !f->o.body_timeout_ms)
+        return;
+    c->body_req = r;
+    c->body_deadline_ns = gw_loop_now(f->loop) + f->o.body_timeout_ms * GW_MS;
+    gw_loop_timer_start(f->loop, &c->timer, c->body_deadline_ns);
+}
+
+static void body_progress(gw_front_req *r, size_t n)
+{
+    gw_front *f = r->f;
+    front_conn *c = r->conn;
+    if (!c || c->body_req != r || n == 0)
+        return;
+    uint64_t cap = gw_loop_now(f->loop) + f->o.body_timeout_ms * GW_MS;
+    uint64_t d = cap;
+    uint64_t rate = f->o.body_min_rate;
+    if (rate)
+        d = c->body_deadline_ns + n / rate * GW_SEC + n % rate * GW_SEC / rate;
+    c->body_deadline_ns = d < cap ? d : cap;
+    gw_loop_timer_start(f->loop, &c->timer, c->body_deadline_ns);
+}
+
+static void body_end(gw_front_req *r)
+{
+    front_conn *c = r->conn;
+    if (!c || c->body_req != r)
+        return;
+    c->body_req = NULL;
+    gw_loop_timer_stop(r->f->loop, &c->timer);
+}
+
+/*
+ * The body came too slowly. MHD cannot queue an answer in the middle of a
+ * body, and has written nothing for this request yet, so on plain HTTP the
+ * 408 goes out on the socket here (with TLS the connection just closes);
+ * the shutdown then makes MHD see EOF and close the connection. The
+ * handler's work is cancelled as if the client had gone.
+ */
+static void body_timeout(front_conn *c)
+{
+    gw_front *f = c->f;
+    gw_front_req *r = c->body_req;
+    c->body_req = NULL;
+    bool grpc_web = r && r->grpc_web;
+    GW_DEBUG("front: fd %d: request body too slow: 408, closing", c->fd);
+    if (r && r->ops && !r->client_gone) {
+        r->client_gone = true;
+        if (r->ops->on_client_gone)
+            r->ops->on_client_gone(r->owner);
+    } else if (r) {
+        r->client_gone = true;
+    }
+    if (!f->o.tls_cert_pem && c->fd >= 0) {
+        static const char text[] = "request body not received in time\n";
+        char head[512];
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                         "Content-Type: text/plain; charset=utf-8\r\n%s"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         grpc_web ? "grpc-status: 4\r\ngrpc-message: request body not "
+                                    "received in time\r\n" : "",
+                         sizeof text - 1, text);
+        if (n > 0 && (size_t)n < sizeof head &&
+            send(c->fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            GW_DEBUG("front: fd %d: 408 not sent: %s", c->fd, strerror(errno));
+    }
+    shutdown(c->fd, SHUT_RDWR);
+    wake_run(f);
+}
+
 static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Connection *mc,
-                                  const char *url, const char *method)
+                                  const char *url, const char *method, const char *version)
 {
     r->started = true;
     r->mc = mc;
     r->method = method;
-    r->path = url;
+    r->path = origin_form(url);
+    if (!r->path[0])
+        r->path = "/"; /* "http://host" */
+    const char *t = origin_form(r->uri);
+    if (t != r->uri) {
+        /* The raw target too, in place (t is at least 7 bytes in). */
+        size_t n = strlen(t);
+        if (t[0] == '/') {
+            memmove(r->uri, t, n + 1);
+        } else {
+            memmove(r->uri + 1, t, n + 1);
+            r->uri[0] = '/';
+        }
+    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->conn = ci ? ci->socket_context : NULL;
@@ -1051,6 +1277,18 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
 
     header_scan s = {0};
     MHD_get_connection_values(mc, MHD_HEADER_KIND, scan_header, &s);
+    r->grpc_web = s.content_type &&
+                  strncasecmp(skip_ows(s.content_type), "application/grpc-web", 20) == 0;
+    /* What libmicrohttpd lets through at every discipline level: it reads
+     * the first of two Content-Length fields, and takes any Host. A proxy
+     * in front may have read the other one (smuggling); RFC 9112 6.3 and
+     * 3.2: 400. */
+    if (s.cl_count > 1)
+        return reject(r, 400, "more than one Content-Length field\n");
+    if (s.host_count > 1)
+        return reject(r, 400, "more than one Host field\n");
+    if (s.host_count == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+        return reject(r, 400, "HTTP/1.1 request without Host\n");
     /* libmicrohttpd 0.9.75 lets Transfer-Encoding override Content-Length:
      * a front proxy may have read the body the other way (smuggling). */
     if (s.transfer_encoding && s.content_length)
@@ -1065,9 +1303,9 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
     f->handler->on_request(f->server, r);
     if (!r->resp && !r->ops)
         return reject(r, 500, "no handler answered\n");
+    long long cl = gw_front_req_content_length(r);
+    bool chunked = s.transfer_encoding != NULL;
     if (r->resp && !r->ops) {
-        long long cl = gw_front_req_content_length(r);
-        bool chunked = s.transfer_encoding != NULL;
         /* A body too big to drop politely: answer now and close. */
         if (r->close_now || cl > (long long)f->o.discard_limit ||
             (chunked && f->o.discard_limit == 0)) {
@@ -1075,6 +1313,8 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
             return queue(r);
         }
     }
+    if (cl > 0 || chunked)
+        body_begin(r);
     return MHD_YES;
 }
 
@@ -1087,7 +1327,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (!r)
         return MHD_NO; /* out of memory in on_uri */
     if (!r->started)
-        return first_call(f, r, mc, url, method);
+        return first_call(f, r, mc, url, method, version);
     if (r->client_gone)
         return MHD_NO;
     /* The handler could not set any answer (gw_front_req_close_now). */
@@ -1100,6 +1340,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
              * streamed answer still gets the body: it is queued at the end
              * of the body anyway, and the handler may need every byte. */
             r->discarded += *upload_size;
+            body_progress(r, *upload_size);
             *upload_size = 0;
             return r->discarded > f->o.discard_limit ? MHD_NO : MHD_YES;
         }
@@ -1107,6 +1348,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         size_t took = r->ops->on_body(r->owner, (const uint8_t *)upload_data, offered);
         if (took > offered)
             took = offered;
+        body_progress(r, took);
         *upload_size = offered - took;
         if (*upload_size > 0 && !(r->resp && !r->resp_stream))
             suspend(r);
@@ -1115,6 +1357,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 
     if (!r->body_done) {
         r->body_done = true;
+        body_end(r);
         if (r->ops)
             r->ops->on_body_end(r->owner);
         if (r->client_gone)
@@ -1252,7 +1495,17 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
                           o->compression.level);
         goto out;
     }
+    if (o->http_strictness < 0 || o->http_strictness > 3) {
+        rc = gw_error_set(e, GW_EINVAL, "http_strictness %d: expected 0 to 3",
+                          o->http_strictness);
+        goto out;
+    }
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+#if MHD_VERSION >= 0x00097707
+    /* Each daemon is driven by its worker's thread only: no locks inside
+     * libmicrohttpd, no inter-thread channel (docs/front.md). */
+    flags |= MHD_USE_NO_THREAD_SAFETY;
+#endif
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem tls[4];
@@ -1279,8 +1532,15 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
                                                 (void *)(uintptr_t)o->tls_trust_pem};
     }
     tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    struct MHD_OptionItem strict[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+#if MHD_VERSION >= 0x00097701
+    strict[0] = (struct MHD_OptionItem){MHD_OPTION_CLIENT_DISCIPLINE_LVL, o->http_strictness, NULL};
+#endif
     f->daemon = MHD_start_daemon(
         flags, o->port, NULL, NULL, on_access, f,
+        /* First, so that start-up messages come through it too. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, f,
+        MHD_OPTION_ARRAY, strict,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->connection_limit,
@@ -1318,6 +1578,22 @@ out:
         MHD_stop_daemon(f->daemon);
     free(f);
     return rc;
+}
+
+int gw_front_add_connection(gw_front *f, int fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(1)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!f->daemon || f->stopping ||
+        MHD_add_connection(f->daemon, fd, (const struct sockaddr *)&a, sizeof a) != MHD_YES) {
+        /* MHD closes fd itself on failure (1.0.x); 0.9.75 may not. */
+#if MHD_VERSION < 0x01000000
+        close(fd);
+#endif
+        return GW_EIO;
+    }
+    wake_run(f);
+    return 0;
 }
 
 uint16_t gw_front_port(const gw_front *f) { return f->port; }

@@ -21,15 +21,28 @@
  *   - on_close runs exactly once for an attached request, from the loop,
  *     when the front is done with it: after it returns the request is gone.
  *
- * Our own timeouts, because libmicrohttpd 0.9.75 has none for these: the
- * time to receive request headers (slowloris), idle keep-alive time, and an
+ * Our own timeouts, because libmicrohttpd has none for these: the time to
+ * receive request headers (slowloris), the request body's pace (a budget
+ * of body_timeout_ms that every body_min_rate bytes extend by a second, never
+ * beyond body_timeout_ms from the last byte; paused while the handler holds
+ * the body back; 408 and close when spent), idle keep-alive time, and an
  * inactivity timeout for the rest. Per-call deadlines belong to the handler.
  *
- * HTTP hygiene done here for every request: Content-Length together with
+ * HTTP hygiene (docs/front.md, "Hostile clients"): libmicrohttpd parses at
+ * client discipline level http_strictness (1: rejects obs-fold, whitespace
+ * before the colon, NUL, missing Host); on top, for every request: two
+ * Content-Length fields, two Host fields, Content-Length together with
  * Transfer-Encoding, or a Transfer-Encoding other than chunked → 400 and
  * close; too many header fields → 431 and close; a header block over
- * memory_limit → 431 from libmicrohttpd itself. Body limits belong to the
+ * memory_limit → 431 from libmicrohttpd itself. An absolute-form target
+ * ("http://host/path") is routed by its path. Body limits belong to the
  * handler (it answers early and calls gw_front_req_close_now).
+ *
+ * No byte sequence may make a worker spin: turns where libmicrohttpd asks to
+ * run again at once although nothing happened (no socket event, no resume)
+ * are counted, and past a few dozen in a row the front backs off (up to
+ * 100 ms between runs) until an event arrives. libmicrohttpd's own messages
+ * go through gw_log at info, at most 20 a second per worker.
  *
  * Threading: a front belongs to one loop and is used from its thread only.
  */
@@ -83,6 +96,11 @@ typedef struct gw_front_options {
     size_t discard_limit;          /* body bytes read and dropped after an early
                                       answer, beyond which the connection is
                                       closed instead; 1 MiB */
+    int http_strictness;           /* libmicrohttpd's client discipline level,
+                                      0..3; default 1 (docs/front.md) */
+    uint32_t body_timeout_ms;      /* request body pace: see above; default
+                                      60000, 0 none */
+    uint32_t body_min_rate;        /* bytes/s; default 500, 0: only the gap */
     /* HTTPS (libmicrohttpd with GnuTLS): PEM texts, borrowed for the call
      * to gw_front_new only. NULL cert: plain HTTP. With tls_trust_pem, a
      * request without a client certificate that verifies against it is
@@ -171,6 +189,12 @@ void gw_front_iplimit_del(gw_front_iplimit *l);
  */
 int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handler *h,
                  void *server, gw_front **out, gw_error *e);
+/*
+ * Hands a connected stream socket to the daemon as if it had been accepted
+ * (the fuzz target feeds a socketpair this way). Takes fd over: the daemon
+ * closes it, or this function on error. Returns 0 or GW_EIO.
+ */
+int gw_front_add_connection(gw_front *f, int fd);
 /* The port actually bound (after port 0). */
 uint16_t gw_front_port(const gw_front *f);
 /* Stops accepting new connections (graceful stop); open ones continue. */

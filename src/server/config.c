@@ -167,7 +167,27 @@ static int parse_limits(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("idle_timeout_ms", c->front.idle_timeout_ms, 1ull << 31)
         UINT_KEY("inactivity_timeout_s", c->front.inactivity_timeout_s, 1ull << 31)
         UINT_KEY("discard_body_bytes", c->front.discard_limit, 1ull << 32)
+        UINT_KEY("body_timeout_ms", c->front.body_timeout_ms, 1ull << 31)
+        UINT_KEY("body_min_rate", c->front.body_min_rate, 1ull << 31)
         UINT_KEY("drain_timeout_ms", c->drain_timeout_ms, 1ull << 31)
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+/* front: the HTTP/1.1 parser's strictness (docs/front.md, "Hostile
+ * clients"). */
+static int parse_front(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "front.%s", k);
+        UINT_KEY("http_strictness", c->front.http_strictness, 3)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;
@@ -715,6 +735,9 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
             rc = parse_limits(c, v, e);
         } else if (strcmp(k, "cors") == 0 && json_is_object(v)) {
             rc = parse_cors(c, v, e);
+        } else if (strcmp(k, "front") == 0) {
+            rc = json_is_object(v) ? parse_front(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL, "front: expected an object");
         } else if (strcmp(k, "upstream") == 0 && json_is_object(v)) {
             rc = parse_upstream(c, v, e);
         } else if (strcmp(k, "compression") == 0) {

@@ -43,6 +43,12 @@ static void test_errors(void **state)
         {"{\"compression\": {\"enable\": true}}", GW_EINVAL,
          "unknown key 'compression.enable'"},
         {"{\"compression\": true}", GW_EINVAL, "compression: expected an object"},
+        {"{\"front\": {\"http_strictness\": 4}}", GW_EINVAL,
+         "front.http_strictness: expected an integer from 0 to 3"},
+        {"{\"front\": {\"http_strictness\": -1}}", GW_EINVAL,
+         "front.http_strictness: expected an integer"},
+        {"{\"front\": {\"strictness\": 1}}", GW_EINVAL, "unknown key 'front.strictness'"},
+        {"{\"front\": 1}", GW_EINVAL, "front: expected an object"},
         {"{\"compression\": {\"enabled\": 1}}", GW_EINVAL,
          "compression.enabled: expected true or false"},
         {"{\"compression\": {\"level\": 0}}", GW_EINVAL,
@@ -80,7 +86,9 @@ static void test_values(void **state)
         " \"limits\": {\"max_body_bytes\": 1000, \"max_message_bytes\": 500,"
         "   \"max_header_bytes\": 4096, \"max_header_count\": 20, \"max_connections\": 7,"
         "   \"max_connections_per_ip\": 3, \"header_timeout_ms\": 111,"
-        "   \"idle_timeout_ms\": 222, \"max_deadline_ms\": 333},"
+        "   \"idle_timeout_ms\": 222, \"max_deadline_ms\": 333, \"body_timeout_ms\": 444,"
+        "   \"body_min_rate\": 55},"
+        " \"front\": {\"http_strictness\": 2},"
         " \"upstream\": {\"pool_size\": 2, \"stream_window\": 65536, \"attempt_delay_ms\": 120},"
         " \"cors\": {\"allowed_origins\": [\"https://a.example\", \"*\"],"
         "   \"allowed_headers\": [\"x-a\", \"x-b\"], \"exposed_headers\": [\"x-c\"],"
@@ -107,6 +115,9 @@ static void test_values(void **state)
     assert_int_equal(c.front.per_ip_limit, 3);
     assert_int_equal(c.front.header_timeout_ms, 111);
     assert_int_equal(c.front.idle_timeout_ms, 222);
+    assert_int_equal(c.front.body_timeout_ms, 444);
+    assert_int_equal(c.front.body_min_rate, 55);
+    assert_int_equal(c.front.http_strictness, 2);
     assert_int_equal(c.call.max_deadline_ms, 333);
     assert_int_equal(c.upstream.pool_size, 2);
     assert_int_equal(c.upstream.attempt_delay_ms, 120);
@@ -130,6 +141,9 @@ static void test_defaults(void **state)
     gw_server_config_init(&c);
     assert_int_equal(c.front.connection_limit, 4096);
     assert_int_equal(c.front.header_timeout_ms, 10000);
+    assert_int_equal(c.front.http_strictness, 1);
+    assert_int_equal(c.front.body_timeout_ms, 60000);
+    assert_int_equal(c.front.body_min_rate, 500);
     assert_int_equal(c.call.max_body, 4u << 20);
     assert_int_equal(c.drain_timeout_ms, 10000);
     assert_int_equal(c.origin_count, 0);
