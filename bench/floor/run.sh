@@ -7,6 +7,13 @@
 #
 #   bench/floor/run.sh GRPCGATE [CONNS...]     e.g. bench/floor/run.sh build-rel/src/grpcgate 16 64
 #
+#   COMPARE=OTHER_GRPCGATE bench/floor/run.sh GRPCGATE [CONNS...]
+#     two grpcgate builds in one run (say libmicrohttpd 1.0.1 against
+#     0.9.75, docs/performance.md): both serve the same backend from CPU 0,
+#     and for each connection count ROUNDS (default 3) interleaved rounds
+#     measure /healthz, REST Echo and gRPC-Web Echo on one, then the other;
+#     it prints every round and the median CPU per request of each.
+#
 # Backend and both gateways on CPU 0, wrk on CPU 1 (as ../shared/peers'
 # compare.sh). CPU time comes from /proc/PID/stat (utime+stime) over each
 # 5 s run, so other load on the machine matters less than for req/s. For
@@ -69,6 +76,49 @@ echo_lua=$peers/load/echo.lua
 gwe_lua=$here/grpcweb.lua
 cj_lua=$here/connect_json.lua
 cp_lua=$here/connect_proto.lua
+if [ -n "${COMPARE:-}" ]; then
+  pport=$(free_port)
+  taskset -c 0 "$COMPARE" serve --listen "127.0.0.1:$pport" --backend "http://127.0.0.1:$bport" \
+    --descriptor "$desc" --workers 1 --log-level warn >"$out/gw2.out" 2>&1 & ppid=$!
+  trap 'kill $gpid $ppid $apid $bpid 2>/dev/null || true; wait 2>/dev/null || true' EXIT INT TERM
+  for _ in $(seq 100); do grep -q '^listening on' "$out/gw2.out" && break; sleep 0.1; done
+  sleep 1
+  # crun PID PORT CONNS PATH [wrk args] -> "rps gw_us"
+  crun() {
+    pid=$1 port=$2 c=$3 path=$4; shift 4
+    taskset -c 1 wrk -t1 -c"$c" -d1s "$@" "http://127.0.0.1:$port$path" >/dev/null
+    g0=$(ticks $pid)
+    taskset -c 1 wrk -t1 -c"$c" -d4s "$@" "http://127.0.0.1:$port$path" >"$out/wrk.txt"
+    g=$(( $(ticks $pid) - g0 ))
+    n=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
+    awk -v g=$g -v n=$n -v hz=$hz '/Requests\/sec/ { printf "%.0f %.2f\n", $2, g*1e6/hz/n }' "$out/wrk.txt"
+  }
+  printf '%-5s %-5s %-24s %-14s %9s %12s\n' conns round case build req/s "gateway µs"
+  for c in $conns; do
+    : >"$out/rounds.txt"
+    for r in $(seq "${ROUNDS:-3}"); do
+      for case in healthz rest grpcweb; do
+        case $case in
+          healthz) args="/healthz" ;;
+          rest) args="/v1/echo -s $echo_lua" ;;
+          grpcweb) args="$echo_path -s $gwe_lua" ;;
+        esac
+        for which in A B; do
+          if [ $which = A ]; then set -- $(crun $gpid $gport $c $args); else set -- $(crun $ppid $pport $c $args); fi
+          printf '%-5s %-5s %-24s %-14s %9s %12s\n' $c $r $case "$which" "$1" "$2"
+          echo "$case $which $2" >>"$out/rounds.txt"
+        done
+      done
+    done
+    for case in healthz rest grpcweb; do
+      a=$(awk -v k=$case '$1 == k && $2 == "A" {print $3}' "$out/rounds.txt" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+      b=$(awk -v k=$case '$1 == k && $2 == "B" {print $3}' "$out/rounds.txt" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+      awk -v c=$c -v k=$case -v a=$a -v b=$b 'BEGIN {
+        printf "c%-4s median %-8s A (%s) %.2f us, B (COMPARE) %.2f us: A/B %.3f\n", c, k, "GRPCGATE", a, b, a / b }'
+    done
+  done
+  exit 0
+fi
 printf '%-5s %-30s %9s %13s %13s\n' conns case req/s "gateway µs" "backend µs"
 for c in $conns; do
   set -- $(run grpcgate "$c" "http://127.0.0.1:$gport/healthz");            fl_rps=$1 fl=$2

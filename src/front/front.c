@@ -88,6 +88,8 @@ struct front_conn {
     gw_front_req *body_req;
     uint64_t body_deadline_ns;
     uint64_t body_left_ns;
+    bool in_request;          /* a request started and not completed */
+    bool peer_check;          /* timer: the peer closed, see on_conn_watch */
 };
 
 static void on_conn_watch(void *owner, uint32_t events);
@@ -353,6 +355,26 @@ static void body_timeout(front_conn *c);
 static void on_conn_timeout(void *owner)
 {
     front_conn *c = owner;
+    if (c->peer_check) {
+        c->peer_check = false;
+        /* No request (a half head, or nothing after the last answer), or
+         * a body still incomplete, from a client that sent its last byte:
+         * nothing more can come. */
+        if (!c->suspended && (!c->in_request || c->body_req)) {
+            GW_DEBUG("front: closing fd %d: the client closed mid-request", c->fd);
+            if (c->body_req && !c->body_req->client_gone) {
+                gw_front_req *r = c->body_req;
+                r->client_gone = true;
+                if (r->ops && r->ops->on_client_gone)
+                    r->ops->on_client_gone(r->owner);
+            }
+            shutdown(c->fd, SHUT_RDWR);
+            wake_run(c->f);
+            return;
+        }
+        /* Suspended: the request's own watch reports the client gone. */
+        return;
+    }
     if (c->body_req) {
         body_timeout(c);
         return;
@@ -465,9 +487,21 @@ static void resume(gw_front_req *r)
 static void on_conn_watch(void *owner, uint32_t events)
 {
     front_conn *c = owner;
+    bool first = !c->peer_closed;
     c->peer_closed = true;
-    if (c->suspended)
+    GW_DEBUG("front: fd %d: peer closed (events %#x)%s", c->fd, events,
+             c->suspended ? ", suspended" : "");
+    if (c->suspended) {
         on_client_watch(c->suspended, events);
+    } else if (first && c->fd >= 0 && (!c->in_request || c->body_req)) {
+        /* libmicrohttpd 1.0.1 in external epoll mode can miss the end of
+         * the stream when it comes with the last bytes (one edge): a half
+         * request head or body would then wait for our header or body
+         * deadline although the client is gone. Look again shortly, after
+         * MHD has parsed what arrived (peer_check in on_conn_timeout). */
+        c->peer_check = true;
+        gw_loop_timer_start(c->f->loop, &c->timer, gw_loop_now(c->f->loop) + 50 * GW_MS);
+    }
 }
 
 static void on_client_watch(void *owner, uint32_t events)
@@ -1121,10 +1155,19 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         r->next->prev = r->prev;
     if (r->conn && r->conn->body_req == r)
         r->conn->body_req = NULL;
-    /* The connection may carry another request: give it the idle time. */
-    if (r->conn && f->o.idle_timeout_ms && !f->stopping)
-        gw_loop_timer_start(f->loop, &r->conn->timer,
-                            gw_loop_now(f->loop) + f->o.idle_timeout_ms * GW_MS);
+    /* The connection may carry another request: give it the idle time.
+     * If the client has sent its last byte, only what MHD has buffered
+     * can follow; look again shortly (on_conn_watch). */
+    if (r->conn && !f->stopping) {
+        front_conn *c = r->conn;
+        c->in_request = false;
+        c->peer_check = c->peer_closed;
+        if (c->peer_check)
+            gw_loop_timer_start(f->loop, &c->timer, gw_loop_now(f->loop) + 50 * GW_MS);
+        else if (f->o.idle_timeout_ms)
+            gw_loop_timer_start(f->loop, &c->timer,
+                                gw_loop_now(f->loop) + f->o.idle_timeout_ms * GW_MS);
+    }
     free(r);
 }
 
@@ -1183,7 +1226,10 @@ static void body_begin(gw_front_req *r)
         return;
     c->body_req = r;
     c->body_deadline_ns = gw_loop_now(f->loop) + f->o.body_timeout_ms * GW_MS;
-    gw_loop_timer_start(f->loop, &c->timer, c->body_deadline_ns);
+    c->peer_check = c->peer_closed; /* see on_conn_watch */
+    gw_loop_timer_start(f->loop, &c->timer,
+                        c->peer_check ? gw_loop_now(f->loop) + 50 * GW_MS
+                                      : c->body_deadline_ns);
 }
 
 static void body_progress(gw_front_req *r, size_t n)
@@ -1198,7 +1244,8 @@ static void body_progress(gw_front_req *r, size_t n)
     if (rate)
         d = c->body_deadline_ns + n / rate * GW_SEC + n % rate * GW_SEC / rate;
     c->body_deadline_ns = d < cap ? d : cap;
-    gw_loop_timer_start(f->loop, &c->timer, c->body_deadline_ns);
+    if (!c->peer_check)
+        gw_loop_timer_start(f->loop, &c->timer, c->body_deadline_ns);
 }
 
 static void body_end(gw_front_req *r)
@@ -1272,8 +1319,11 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->conn = ci ? ci->socket_context : NULL;
-    if (r->conn)
+    if (r->conn) {
         gw_loop_timer_stop(f->loop, &r->conn->timer);
+        r->conn->in_request = true;
+        r->conn->peer_check = false;
+    }
 
     header_scan s = {0};
     MHD_get_connection_values(mc, MHD_HEADER_KIND, scan_header, &s);

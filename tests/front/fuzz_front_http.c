@@ -12,7 +12,8 @@
  * The clients write everything, half-close, and read until the server
  * closes. A connection still open after 10 s of loop time is a hang:
  * abort() (libFuzzer's -timeout catches a loop that never returns).
- * Spin check: the loop may not take more than 20000 turns for one input.
+ * Spin check: the loop (woken by the clients' sockets, the daemon and its
+ * timers) may not take more than 20000 turns for one input.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -164,7 +165,7 @@ static void teardown(void)
 
 static void setup(void)
 {
-    gw_log_set_level(GW_LOG_OFF);
+    gw_log_set_level(getenv("GW_FUZZ_LOG") ? GW_LOG_DEBUG : GW_LOG_OFF);
     loop = gw_loop_new();
     gw_front_options o;
     gw_front_options_init(&o);
@@ -185,12 +186,15 @@ static void setup(void)
 }
 
 typedef struct client {
+    gw_io io;           /* readable: the loop turn ends at once */
     int fd;
     const uint8_t *p;
     size_t left;
     bool shut;
     bool closed;
 } client;
+
+static void on_client_io(void *owner, uint32_t events) { (void)owner; (void)events; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -215,6 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             close(sv[1]);
             break;
         }
+        gw_loop_io_add(loop, &cl[n].io, sv[1], GW_IO_READ, on_client_io, &cl[n]);
         n++;
         if (!cut)
             break;
@@ -254,6 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     continue;
                 if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
                     c->closed = true;
+                    gw_loop_io_remove(loop, &c->io);
                     close(c->fd);
                     open--;
                 }
@@ -261,7 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         if (open)
-            gw_loop_run_once(loop, 5);
+            gw_loop_run_once(loop, 100);
     }
     /* Let the daemon finish closing (on_close of attached requests). */
     for (int i = 0; i < 4 && gw_front_active(front); i++)
