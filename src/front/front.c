@@ -70,6 +70,10 @@ struct gw_front {
 #define SPIN_TURNS 32
 #define SPIN_BACKOFF_MAX_MS 100
 #define MHD_LOG_PER_SEC 20
+/* How long after a client's FIN the front looks whether MHD noticed it: the
+ * timer fires in a later loop turn than the event, after MHD_run has parsed
+ * what arrived (see on_conn_watch). */
+#define PEER_CHECK_MS 10
 
 struct front_conn {
     gw_front *f;
@@ -500,7 +504,7 @@ static void on_conn_watch(void *owner, uint32_t events)
          * deadline although the client is gone. Look again shortly, after
          * MHD has parsed what arrived (peer_check in on_conn_timeout). */
         c->peer_check = true;
-        gw_loop_timer_start(c->f->loop, &c->timer, gw_loop_now(c->f->loop) + 50 * GW_MS);
+        gw_loop_timer_start(c->f->loop, &c->timer, gw_loop_now(c->f->loop) + PEER_CHECK_MS * GW_MS);
     }
 }
 
@@ -1163,7 +1167,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         c->in_request = false;
         c->peer_check = c->peer_closed;
         if (c->peer_check)
-            gw_loop_timer_start(f->loop, &c->timer, gw_loop_now(f->loop) + 50 * GW_MS);
+            gw_loop_timer_start(f->loop, &c->timer, gw_loop_now(f->loop) + PEER_CHECK_MS * GW_MS);
         else if (f->o.idle_timeout_ms)
             gw_loop_timer_start(f->loop, &c->timer,
                                 gw_loop_now(f->loop) + f->o.idle_timeout_ms * GW_MS);
@@ -1228,7 +1232,7 @@ static void body_begin(gw_front_req *r)
     c->body_deadline_ns = gw_loop_now(f->loop) + f->o.body_timeout_ms * GW_MS;
     c->peer_check = c->peer_closed; /* see on_conn_watch */
     gw_loop_timer_start(f->loop, &c->timer,
-                        c->peer_check ? gw_loop_now(f->loop) + 50 * GW_MS
+                        c->peer_check ? gw_loop_now(f->loop) + PEER_CHECK_MS * GW_MS
                                       : c->body_deadline_ns);
 }
 

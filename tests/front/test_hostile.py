@@ -382,7 +382,7 @@ class ClientGoneMidRequest(unittest.TestCase):
     (60 s) deadline. Over TCP libmicrohttpd sees the FIN itself (these pass
     before the change too); on a socketpair, where the bytes and the end of
     stream make one epoll edge, it did not (the fuzz target found it) and
-    the front now looks again 50 ms after the peer closed."""
+    the front now looks again 10 ms after the peer closed."""
 
     @classmethod
     def setUpClass(cls):
