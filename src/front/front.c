@@ -93,10 +93,12 @@ struct front_conn {
     uint64_t body_deadline_ns;
     uint64_t body_left_ns;
     bool in_request;          /* a request started and not completed */
+    gw_front_req *cur;        /* that request (first access call on) */
     bool peer_check;          /* timer: the peer closed, see on_conn_watch */
 };
 
 static void on_conn_watch(void *owner, uint32_t events);
+static void req_finish(gw_front *f, gw_front_req *r, bool completed);
 
 /* ---- shared per-IP counts ------------------------------------------------------ */
 
@@ -432,6 +434,11 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     if (c) {
         if (c->suspended)
             c->suspended->conn = NULL; /* the request may outlive its connection */
+        if (c->cur && c->cur != c->suspended && !c->cur->suspended) {
+            GW_DEBUG("front: fd %d closed with a request libmicrohttpd never completed",
+                     c->fd);
+            req_finish(f, c->cur, false);
+        }
         if (c->body_req)
             c->body_req->conn = NULL;
         gw_loop_io_remove(f->loop, &c->watch);
@@ -1141,12 +1148,23 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    req_finish(f, r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+}
+
+/* The end of a request: from on_completed, or from the connection's close
+ * when libmicrohttpd never completed it (it answers 413 itself mid-body
+ * after our access handler ran, and skips the completion callback when the
+ * connection is then closed: tests/fuzz/front_http/leak-421-bytes). */
+static void req_finish(gw_front *f, gw_front_req *r, bool completed)
+{
+    if (r->conn && r->conn->cur == r)
+        r->conn->cur = NULL;
     gw_loop_io_remove(f->loop, &r->watch);
     if (r->conn && r->conn->suspended == r)
         r->conn->suspended = NULL;
     if (r->ops) {
         f->active--;
-        r->ops->on_close(r->owner, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+        r->ops->on_close(r->owner, completed);
     }
     if (r->resp)
         MHD_destroy_response(r->resp);
@@ -1326,6 +1344,7 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
     if (r->conn) {
         gw_loop_timer_stop(f->loop, &r->conn->timer);
         r->conn->in_request = true;
+        r->conn->cur = r;
         r->conn->peer_check = false;
     }
 
