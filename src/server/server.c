@@ -87,6 +87,7 @@ typedef struct snapshot {
     starget targets[MAX_TARGETS];
     size_t target_count;
     gw_ops_backends ops_backends; /* the targets as scrapes see them */
+    gw_ops_site ops_site;         /* the endpoints' paths and the document */
     bool slots_held;              /* counted in server.slot_snaps */
     /* routing: empty means every method goes to target 0 */
     struct sroute {
@@ -529,17 +530,10 @@ static int ops_setup(server *s, gw_error *e)
     o->workers = s->worker_count;
     snapshot_ref(s->current);
     gw_ops_backends_set(o, &s->current->ops_backends);
-    o->prefix = cfg->ops_prefix ? cfg->ops_prefix : "";
-    o->on_main_port = cfg->ops_on_main_port;
-    o->metrics_enabled = cfg->metrics_enabled;
-    o->openapi_path = cfg->openapi_path;
-    o->reload_endpoint = cfg->reload_endpoint;
+    snapshot_ref(s->current);
+    gw_ops_site_set(o, &s->current->ops_site);
     o->request_reload = request_reload;
     o->reload_ctx = s;
-    if (s->current->openapi) {
-        gw_blob_ref(s->current->openapi);
-        gw_ops_openapi_set(o, s->current->openapi);
-    }
     if (cfg->access_log) {
         int rc = gw_accesslog_open(cfg->access_log, &s->alog, e);
         if (rc)
@@ -593,7 +587,7 @@ static void ops_teardown(server *s)
     s->admin = NULL;
     gw_accesslog_close(s->alog);
     s->alog = NULL;
-    gw_ops_openapi_set(&s->ops, NULL);
+    gw_ops_site_set(&s->ops, NULL);
     gw_ops_backends_set(&s->ops, NULL);
     free(s->metrics);
     s->metrics = NULL;
@@ -697,7 +691,7 @@ static void on_request(void *owner, gw_front_req *r)
     const char *method = gw_front_req_method(r);
     const char *path = gw_front_req_path(r);
     const char *origin = gw_front_req_header(r, "Origin");
-    if (gw_ops_handle(&s->ops, r, false))
+    if (gw_ops_handle(&s->ops, &w->snap->ops_site, r, false))
         return;
 
     if (strcmp(method, "OPTIONS") == 0) {
@@ -971,7 +965,7 @@ static void on_wakeup(void *owner)
         return;
     w->draining = true;
     gw_front_quiesce(w->front);
-    w->drain_deadline_ns = gw_loop_now(w->loop) + w->s->cfg->drain_timeout_ms * GW_MS;
+    w->drain_deadline_ns = gw_loop_now(w->loop) + w->snap->cfg->drain_timeout_ms * GW_MS;
     drain_check(w);
 }
 
@@ -1584,6 +1578,15 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
         if (rc)
             goto out;
     }
+    sn->ops_site = (gw_ops_site){.prefix = cfg->ops_prefix ? cfg->ops_prefix : "",
+                                 .on_main_port = cfg->ops_on_main_port,
+                                 .metrics_enabled = cfg->metrics_enabled,
+                                 .openapi_path = cfg->openapi_path,
+                                 .reload_endpoint = cfg->reload_endpoint,
+                                 .openapi = sn->openapi,
+                                 .ref = ops_backends_ref,
+                                 .unref = ops_backends_unref,
+                                 .owner = sn};
     slots_commit(s, sn);
     *out = sn;
     return 0;
@@ -1592,28 +1595,59 @@ out:
     return rc;
 }
 
-/* Settings a reload cannot change: threads and the other listeners stay
- * as they are. Logged, then ignored. */
+/* Settings a reload cannot change: the threads, the listeners (what
+ * libmicrohttpd was started with: TLS, limits, compression), the access
+ * log and the static directory stay as they are. Each changed one is
+ * logged by its key, then ignored. The table of every key and its reload
+ * behaviour is in docs/configuration.md (tests/ops/test_reload_keys.py
+ * checks it). */
+enum { RO_STRING, RO_SCALAR, RO_TEXT };
+#define RO(kind, key, field) {kind, key, offsetof(gw_server_config, field), \
+                              sizeof(((gw_server_config *)0)->field)}
+static const struct restart_only {
+    int kind;
+    const char *key;
+    size_t off, size;
+} restart_only[] = {
+    RO(RO_SCALAR, "workers", workers),
+    RO(RO_STRING, "admin.listen", admin_listen),
+    RO(RO_STRING, "access_log", access_log),
+    RO(RO_STRING, "static_dir", static_dir),
+    RO(RO_STRING, "tls.cert_file", tls_cert),
+    RO(RO_STRING, "tls.key_file", tls_key),
+    RO(RO_STRING, "tls.client_ca_file", tls_client_ca),
+    RO(RO_SCALAR, "limits.max_header_bytes", front.memory_limit),
+    RO(RO_SCALAR, "limits.max_header_count", front.max_header_count),
+    RO(RO_SCALAR, "limits.max_connections", front.connection_limit),
+    RO(RO_SCALAR, "limits.max_connections_per_ip", front.per_ip_limit),
+    RO(RO_SCALAR, "limits.header_timeout_ms", front.header_timeout_ms),
+    RO(RO_SCALAR, "limits.idle_timeout_ms", front.idle_timeout_ms),
+    RO(RO_SCALAR, "limits.inactivity_timeout_s", front.inactivity_timeout_s),
+    RO(RO_SCALAR, "limits.discard_body_bytes", front.discard_limit),
+    RO(RO_SCALAR, "compression.enabled", front.compression.enabled),
+    RO(RO_SCALAR, "compression.min_bytes", front.compression.min_bytes),
+    RO(RO_SCALAR, "compression.level", front.compression.level),
+    RO(RO_TEXT, "compression.types", front.compression.types),
+};
+
 static void warn_restart_only(const gw_server_config *old, const gw_server_config *nc)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } strs[] = {
-        {"admin.listen", offsetof(gw_server_config, admin_listen)},
-        {"access_log", offsetof(gw_server_config, access_log)},
-        {"tls", offsetof(gw_server_config, tls_cert)},
-        {"static_dir", offsetof(gw_server_config, static_dir)},
-    };
-    for (size_t i = 0; i < GW_ARRAY_LEN(strs); i++) {
-        const char *a = *(char *const *)(const void *)((const char *)old + strs[i].off);
-        const char *b = *(char *const *)(const void *)((const char *)nc + strs[i].off);
-        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
-            GW_WARN("reload: '%s' changed; it takes effect only after a restart",
-                    strs[i].name);
+    for (size_t i = 0; i < GW_ARRAY_LEN(restart_only); i++) {
+        const struct restart_only *k = &restart_only[i];
+        const char *a = (const char *)old + k->off, *b = (const char *)nc + k->off;
+        bool changed;
+        if (k->kind == RO_STRING) {
+            const char *x = *(char *const *)(const void *)a;
+            const char *y = *(char *const *)(const void *)b;
+            changed = (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+        } else if (k->kind == RO_TEXT) {
+            changed = strncmp(a, b, k->size) != 0;
+        } else {
+            changed = memcmp(a, b, k->size) != 0;
+        }
+        if (changed)
+            GW_WARN("reload: '%s' changed; it takes effect only after a restart", k->key);
     }
-    if (old->workers != nc->workers)
-        GW_WARN("reload: 'workers' changed; it takes effect only after a restart");
 }
 
 /* The main listener cannot move without dropping connections: a reload
@@ -1673,9 +1707,8 @@ static void reload(server *s)
     snapshot *old = s->current;
     s->current = sn;
     atomic_flag_clear_explicit(&s->snap_lock, memory_order_release);
-    if (sn->openapi)
-        gw_blob_ref(sn->openapi);
-    gw_ops_openapi_set(&s->ops, sn->openapi);
+    snapshot_ref(sn);
+    gw_ops_site_set(&s->ops, &sn->ops_site);
     if (nc)
         gw_log_set_level(nc->log_level);
     for (size_t i = 0; i < s->worker_count; i++)
@@ -1735,7 +1768,7 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     /* A zeroed atomic_flag is not necessarily clear (C11 7.17.8). */
     atomic_flag_clear(&s.snap_lock);
     atomic_flag_clear(&s.ops.backends_lock);
-    atomic_flag_clear(&s.ops.openapi_lock);
+    atomic_flag_clear(&s.ops.site_lock);
     for (size_t i = 0; i < GW_METRICS_MAX_BACKENDS; i++)
         atomic_init(&s.slot_snaps[i], 0);
 
@@ -1816,14 +1849,17 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         int sig = 0;
         while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
             reload(&s);
+        /* The drain settings of the generation in service (a reload
+         * applies them); only this thread replaces s.current. */
+        const gw_server_config *now = s.current->cfg;
         GW_INFO("grpcgate serve: signal %d, draining (up to %u ms)", sig,
-                cfg->drain_timeout_ms);
+                now->drain_timeout_ms);
         /* Readiness goes false before the listeners close, so that a load
          * balancer polling /readyz stops sending first. */
         atomic_store(&s.ops.draining, true);
-        if (cfg->drain_delay_ms) {
-            struct timespec ts = {.tv_sec = cfg->drain_delay_ms / 1000,
-                                  .tv_nsec = (long)(cfg->drain_delay_ms % 1000) * 1000000L};
+        if (now->drain_delay_ms) {
+            struct timespec ts = {.tv_sec = now->drain_delay_ms / 1000,
+                                  .tv_nsec = (long)(now->drain_delay_ms % 1000) * 1000000L};
             while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
                 ;
         }

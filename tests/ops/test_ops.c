@@ -276,7 +276,7 @@ static void test_metrics_backend_slots(void **state)
         gw_ops o;
         memset(&o, 0, sizeof o);
         atomic_flag_clear(&o.backends_lock);
-        atomic_flag_clear(&o.openapi_lock);
+        atomic_flag_clear(&o.site_lock);
         o.metrics = mp;
         o.workers = 2;
         atomic_store(&o.loaded, true);
