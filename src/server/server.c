@@ -58,6 +58,7 @@ typedef struct starget {
     const char *url;              /* default: its URL; NULL: a cluster */
     const gw_backend_options *upstream;  /* default: its options */
     const gw_server_backend *def; /* a cluster: its definition (in cfg) */
+    bool hide_details;            /* !cfg->debug_errors */
     unsigned id;                  /* equal ids: equal definitions */
     sseed *seed;                  /* a cluster's names (a reference); NULL: none */
     size_t slot;                  /* metrics slot of `label` */
@@ -88,6 +89,7 @@ typedef struct snapshot {
     size_t target_count;
     gw_ops_backends ops_backends; /* the targets as scrapes see them */
     gw_ops_site ops_site;         /* the endpoints' paths and the document */
+    gw_backend_options default_upstream;  /* the default target's (default_options) */
     bool slots_held;              /* counted in server.slot_snaps */
     /* routing: empty means every method goes to target 0 */
     struct sroute {
@@ -803,6 +805,7 @@ static int target_build(gw_loop *l, const starget *st, gw_backend **b, gw_cluste
     } else {
         gw_cluster_options co = st->def->cluster;
         co.seed = st->seed ? st->seed->seed : NULL;
+        co.backend.hide_details = st->hide_details;
         rc = gw_cluster_new(l, st->def->name, (const char *const *)st->def->endpoints,
                             st->def->endpoint_count, &co, c, e);
     }
@@ -1142,6 +1145,19 @@ static void snapshot_unref(snapshot *sn)
     free(sn);
 }
 
+/* The `default` backend's options: "upstream" with "backend_tls" (or the
+ * --backend-ca/-cert/-key flags); strings borrowed from cfg. */
+static void default_options(const gw_server_config *cfg, gw_backend_options *o)
+{
+    *o = cfg->upstream;
+    o->ca_file = cfg->backend_ca;
+    o->cert_file = cfg->backend_cert;
+    o->key_file = cfg->backend_key;
+    o->server_name = cfg->backend_server_name;
+    o->name = "default";
+    o->hide_details = !cfg->debug_errors;
+}
+
 /* The registry from the descriptor files, or from the backend's reflection
  * service (a clear error naming the backend when that fails). */
 static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_error *e)
@@ -1149,7 +1165,9 @@ static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_erro
     /* One source: the files, or the reflection service of one backend
      * (--reflect: the default one; else the one with "reflect": true). */
     const char *url = cfg->reflect ? cfg->backend : NULL;
-    const gw_backend_options *bo = &cfg->upstream;
+    gw_backend_options def;
+    default_options(cfg, &def);
+    const gw_backend_options *bo = &def;
     const char *name = "default";
     size_t sources = (cfg->descriptor_count ? 1 : 0) + (cfg->reflect ? 1 : 0);
     for (size_t i = 0; i < cfg->backend_count; i++)
@@ -1197,13 +1215,15 @@ static bool upstream_same(const gw_backend_options *a, const gw_backend_options 
            a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
            str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
            str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&
+           str_same(a->name, b->name) && a->hide_details == b->hide_details &&
            a->random == b->random && a->random_ctx == b->random_ctx &&
            a->resolve == b->resolve && a->resolve_ctx == b->resolve_ctx;
 }
 
 static bool target_same(const starget *a, const starget *b)
 {
-    if (strcmp(a->name, b->name) != 0 || !a->url != !b->url)
+    if (strcmp(a->name, b->name) != 0 || !a->url != !b->url ||
+        a->hide_details != b->hide_details)
         return false;
     if (a->url)
         return strcmp(a->url, b->url) == 0 && upstream_same(a->upstream, b->upstream);
@@ -1334,14 +1354,17 @@ static int snapshot_targets(snapshot *sn, const gw_server_config *cfg, gw_error 
 {
     server *s = sn->s;
     const snapshot *prev = s->current;
+    default_options(cfg, &sn->default_upstream);
     if (cfg->backend)
         sn->targets[sn->target_count++] = (starget){.name = "default", .label = cfg->backend,
                                                     .url = cfg->backend,
-                                                    .upstream = &cfg->upstream};
+                                                    .upstream = &sn->default_upstream,
+                                                    .hide_details = !cfg->debug_errors};
     for (size_t i = 0; i < cfg->backend_count; i++)
         sn->targets[sn->target_count++] = (starget){.name = cfg->backends[i].name,
                                                     .label = cfg->backends[i].name,
-                                                    .def = &cfg->backends[i]};
+                                                    .def = &cfg->backends[i],
+                                                    .hide_details = !cfg->debug_errors};
     gw_ops_backends *ob = &sn->ops_backends;
     ob->ref = ops_backends_ref;
     ob->unref = ops_backends_unref;

@@ -248,6 +248,8 @@ static endpoint *ep_new(gw_cluster *cl, size_t src, const char *addr, gw_error *
     ep->check_status = -1;
     gw_timer_init(&ep->check_timer, ep_check_tick, ep);
     gw_backend_options bo = cl->opt.backend;
+    if (!bo.name)
+        bo.name = cl->name;  /* clients may see it; the endpoint's URL they may not */
     if (addr) {
         ep->addr = strdup(addr);
         if (!ep->addr) {

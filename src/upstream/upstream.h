@@ -71,6 +71,16 @@ typedef struct gw_backend_options {
     const char *key_file;
     const char *server_name;       /* SNI / verification name override */
     const char *authority;         /* :authority override */
+    /* Added for error messages to clients: the backend's configured name
+     * ("default", a cluster's name) and whether clients see only it. With
+     * hide_details, a call that fails in the gateway's transport (backend
+     * unreachable, connection lost, stream refused or reset, shutting
+     * down) tells its client "backend 'NAME' unavailable" and the like,
+     * while the URL and the cause go to the log (warn, at most one line a
+     * second per backend, with the count of those left out). Default: no
+     * name, details shown (tools, tests). */
+    const char *name;
+    bool hide_details;
     /* Added by the upstream module: the random source for reconnect jitter
      * (NULL: a per-backend xorshift seeded from the clock). Tests inject a
      * fixed one. Returns a uniformly distributed 32-bit value. */
