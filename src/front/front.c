@@ -52,6 +52,10 @@ struct gw_front {
      * compressed in one go, so one per worker is enough. */
     z_stream whole_z;
     bool whole_z_ready;
+    /* libmicrohttpd's own messages (TLS handshake failures, plain HTTP on
+     * the TLS port): at most one line a second, with a count of the rest. */
+    uint64_t mhd_log_ns;
+    unsigned long mhd_log_dropped;
 };
 
 struct front_conn {
@@ -1223,6 +1227,56 @@ static int bind_address(const char *host, uint16_t port, struct sockaddr_storage
                         host);
 }
 
+/* ---- TLS policy and libmicrohttpd's messages ------------------------------ */
+
+/* A priority string GnuTLS refuses would only make MHD_start_daemon fail
+ * without saying why: check it here and name the part it stopped at. */
+static int tls_priorities_check(const char *prio, gw_error *e)
+{
+#ifdef GW_HAVE_GNUTLS
+    gnutls_priority_t pc;
+    const char *bad = NULL;
+    int r = gnutls_priority_init(&pc, prio, &bad);
+    if (r != GNUTLS_E_SUCCESS)
+        return gw_error_set(e, GW_EINVAL, "TLS priority string: %s at '%.40s'",
+                            gnutls_strerror(r), bad ? bad : prio);
+    gnutls_priority_deinit(pc);
+#else
+    (void)prio;
+    (void)e;
+#endif
+    return 0;
+}
+
+/* libmicrohttpd's messages (a client's failed TLS handshake, plain HTTP on
+ * the TLS port, a refused connection) are about one client, not the
+ * gateway: logged at info, one line a second per listener at most, the
+ * next line saying how many were left out. Runs on the front's thread. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    gw_front *f = cls;
+    uint64_t now = gw_now_ns();
+    if (f->mhd_log_ns && now - f->mhd_log_ns < 1000 * GW_MS) {
+        f->mhd_log_dropped++;
+        return;
+    }
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    if (f->mhd_log_dropped)
+        GW_INFO("front: port %u: %s (%lu more such lines left out)", f->port ? f->port : f->o.port,
+                msg, f->mhd_log_dropped);
+    else
+        GW_INFO("front: port %u: %s", f->port ? f->port : f->o.port, msg);
+    f->mhd_log_ns = now;
+    f->mhd_log_dropped = 0;
+}
+
 int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handler *h,
                  void *server, gw_front **out, gw_error *e)
 {
@@ -1253,9 +1307,10 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
         goto out;
     }
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    const char *prio = o->tls_priorities ? o->tls_priorities : GW_FRONT_TLS_PRIORITIES;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem tls[4];
+    struct MHD_OptionItem tls[5];
     size_t nt = 0;
     if (o->tls_cert_pem) {
 #ifndef GW_HAVE_GNUTLS
@@ -1277,10 +1332,16 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
         if (o->tls_trust_pem)
             tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
                                                 (void *)(uintptr_t)o->tls_trust_pem};
+        rc = tls_priorities_check(prio, e);
+        if (rc)
+            goto out;
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *)(uintptr_t)prio};
     }
     tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     f->daemon = MHD_start_daemon(
         flags, o->port, NULL, NULL, on_access, f,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, f, /* first, else MHD warns */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->connection_limit,

@@ -66,6 +66,16 @@ typedef struct gw_front_compression {
     char types[GW_FRONT_GZIP_TYPES_MAX];
 } gw_front_compression;
 
+/* The default TLS policy of the listener, after Mozilla's "intermediate"
+ * profile (server-side TLS guidelines, version 5.7): TLS 1.3 and TLS 1.2,
+ * and in TLS 1.2 only forward-secret key exchange (ECDHE, DHE) with AEAD
+ * ciphers (AES-GCM, ChaCha20-Poly1305): no TLS 1.0/1.1, no static-RSA key
+ * exchange, no CBC or SHA-1 MAC suites. */
+#define GW_FRONT_TLS_PRIORITIES                                                   \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:"        \
+    "+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:"        \
+    "+ECDHE-RSA:+DHE-RSA"
+
 typedef struct gw_front_options {
     const char *host;              /* numeric address to bind; "0.0.0.0" or "::" */
     uint16_t port;                 /* 0: pick one (the first worker), see gw_front_port */
@@ -90,6 +100,10 @@ typedef struct gw_front_options {
     const char *tls_cert_pem;
     const char *tls_key_pem;
     const char *tls_trust_pem;
+    /* GnuTLS priority string of the HTTPS listener; NULL:
+     * GW_FRONT_TLS_PRIORITIES. Checked by gw_front_new (GW_EINVAL naming
+     * the bad part). Borrowed for the call only. */
+    const char *tls_priorities;
     gw_front_compression compression;
 } gw_front_options;
 

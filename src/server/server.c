@@ -1015,6 +1015,7 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     fo.tls_cert_pem = s->tls_cert;
     fo.tls_key_pem = s->tls_key;
     fo.tls_trust_pem = s->tls_ca;
+    fo.tls_priorities = s->cfg->tls_priorities;
     rc = gw_front_new(w->loop, &fo, &front_handler, w, &w->front, e);
     if (rc)
         return rc;
@@ -1639,6 +1640,7 @@ static const struct restart_only {
     RO(RO_STRING, "tls.cert_file", tls_cert),
     RO(RO_STRING, "tls.key_file", tls_key),
     RO(RO_STRING, "tls.client_ca_file", tls_client_ca),
+    RO(RO_STRING, "tls.priorities", tls_priorities),
     RO(RO_SCALAR, "limits.max_header_bytes", front.memory_limit),
     RO(RO_SCALAR, "limits.max_header_count", front.max_header_count),
     RO(RO_SCALAR, "limits.max_connections", front.connection_limit),
