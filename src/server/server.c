@@ -1485,8 +1485,98 @@ static const gw_method_def *openapi_op_method(const gw_registry *reg, json_t *op
     return NULL;
 }
 
+/* Adds to names every schema v refers to ("#/components/schemas/NAME"). */
+static int openapi_refs(json_t *v, json_t *names)
+{
+    static const char prefix[] = "#/components/schemas/";
+    const char *k;
+    json_t *x;
+    size_t i;
+    int rc = 0;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, x) {
+            const char *ref = json_string_value(x);
+            if (strcmp(k, "$ref") == 0 && ref && strncmp(ref, prefix, sizeof prefix - 1) == 0)
+                rc = json_object_set_new(names, ref + sizeof prefix - 1, json_true());
+            else
+                rc = openapi_refs(x, names);
+            if (rc)
+                return GW_ENOMEM;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+            if (openapi_refs(x, names))
+                return GW_ENOMEM;
+    }
+    return 0;
+}
+
+/* After operations were removed: root tags of services that have none
+ * left, and schemas no remaining operation reaches (directly or through
+ * other schemas), go too. */
+static int openapi_prune(json_t *root)
+{
+    json_t *paths = json_object_get(root, "paths");
+    json_t *schemas = json_object_get(json_object_get(root, "components"), "schemas");
+    json_t *used_tags = json_object(), *reached = json_object();
+    int rc = used_tags && reached ? 0 : GW_ENOMEM;
+    const char *path, *verb;
+    json_t *item, *op;
+    json_object_foreach(paths, path, item) {
+        json_object_foreach(item, verb, op) {
+            const char *t = json_string_value(json_array_get(json_object_get(op, "tags"), 0));
+            if (!rc && t && json_object_set_new(used_tags, t, json_true()))
+                rc = GW_ENOMEM;
+        }
+        if (!rc)
+            rc = openapi_refs(item, reached);
+    }
+    /* Schemas reached through schemas: until nothing new is added. */
+    for (size_t before = 0; !rc && json_object_size(reached) != before;) {
+        before = json_object_size(reached);
+        json_t *seen = json_copy(reached); /* not iterated while it grows */
+        const char *name;
+        json_t *mark;
+        if (!seen)
+            rc = GW_ENOMEM;
+        json_object_foreach(seen, name, mark)
+            if (!rc)
+                rc = openapi_refs(json_object_get(schemas, name), reached);
+        json_decref(seen);
+    }
+    if (!rc) {
+        const char *name;
+        json_t *def, *tmp;
+        json_object_foreach_safe(schemas, tmp, name, def)
+            if (!json_object_get(reached, name))
+                json_object_del(schemas, name);
+        json_t *tags = json_object_get(root, "tags");
+        for (size_t i = json_array_size(tags); i-- > 0;) {
+            const char *t = json_string_value(json_object_get(json_array_get(tags, i), "name"));
+            if (!t || !json_object_get(used_tags, t))
+                json_array_remove(tags, i);
+        }
+    }
+    json_decref(used_tags);
+    json_decref(reached);
+    return rc;
+}
+
+/* x-grpcgate-unlisted entries name their method by full name. */
+static bool openapi_rpc_routed(const snapshot *sn, const char *full_name)
+{
+    const char *dot = full_name ? strrchr(full_name, '.') : NULL;
+    char path[512];
+    if (!dot || snprintf(path, sizeof path, "/%.*s/%s", (int)(dot - full_name), full_name,
+                         dot + 1) >= (int)sizeof path)
+        return true;
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
+    return !m || route_of(sn, m) >= 0;
+}
+
 /* With routes, the document lists only what the gateway serves: operations
- * of methods routed nowhere are removed (paths left empty too). */
+ * of methods routed nowhere are removed (paths left empty too), and so are
+ * the tags, schemas and x-grpcgate-unlisted entries only they had. */
 static int openapi_filter(const snapshot *sn, gw_buf *doc, gw_error *e)
 {
     json_error_t je;
@@ -1512,6 +1602,18 @@ static int openapi_filter(const snapshot *sn, gw_buf *doc, gw_error *e)
             any = any || (json_is_object(op) && json_object_get(op, "operationId"));
         if (!any)
             json_object_del(paths, path);
+    }
+    json_t *unlisted = json_object_get(root, "x-grpcgate-unlisted");
+    for (size_t i = json_array_size(unlisted); i-- > 0;)
+        if (!openapi_rpc_routed(sn, json_string_value(
+                                        json_object_get(json_array_get(unlisted, i), "rpc"))))
+            json_array_remove(unlisted, i);
+    if (unlisted && json_array_size(unlisted) == 0)
+        json_object_del(root, "x-grpcgate-unlisted");
+    rc = openapi_prune(root);
+    if (rc) {
+        json_decref(root);
+        return gw_error_set(e, rc, "out of memory");
     }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
