@@ -319,6 +319,73 @@ class ErrorBodies(unittest.TestCase):
         self.assertEqual(self.P.stop(gw), 0)
 
 
+def refs(v, out):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == "$ref" and isinstance(x, str):
+                out.add(x)
+            else:
+                refs(x, out)
+    elif isinstance(v, list):
+        for x in v:
+            refs(x, out)
+    return out
+
+
+class OpenApiServed(unittest.TestCase):
+    """The served document with routes: only the exposed services' tags and
+    the schemas their operations reach; it still passes redocly's spec
+    ruleset. "openapi_path": false: the path is an ordinary 404."""
+
+    def test_routes_prune(self):
+        P = Procs()
+        try:
+            _, backend = P.demo()
+            gw, port = P.gateway(backend, {
+                "backends": {"echo": {"endpoints": [backend]}},
+                "routes": [{"match": "demo.v1.EchoService", "backend": "echo"}]}, workers=1)
+            r = request(port, "GET", "/openapi.json")
+            self.assertEqual(r.status, 200)
+            doc = json.loads(r.body)
+            self.assertEqual([t["name"] for t in doc["tags"]], ["demo.v1.EchoService"])
+            for item in doc["paths"].values():
+                for op in item.values():
+                    self.assertEqual(op["tags"], ["demo.v1.EchoService"])
+            schemas = doc["components"]["schemas"]
+            self.assertNotIn("demo.v1.User", schemas)
+            self.assertNotIn("demo.v1.ListUsersRequest", schemas)
+            self.assertIn("demo.v1.EchoRequest", schemas)
+            self.assertIn("google.rpc.Status", schemas)
+            used = refs(doc["paths"], set())
+            # Every schema is reached, every reference resolves.
+            reached = set()
+            todo = [u.rsplit("/", 1)[1] for u in used]
+            while todo:
+                n = todo.pop()
+                if n in reached:
+                    continue
+                reached.add(n)
+                self.assertIn(n, schemas)
+                todo += [u.rsplit("/", 1)[1] for u in refs(schemas[n], set())]
+            self.assertEqual(reached, set(schemas))
+            self.assertNotIn("x-grpcgate-unlisted", doc)
+            redocly = os.path.join(SRC, "node_modules", ".bin", "redocly")
+            if shutil.which("node") and os.path.exists(redocly):
+                path = os.path.join(P.tmp, "served.json")
+                with open(path, "w") as f:
+                    json.dump(doc, f)
+                lint = subprocess.run([redocly, "lint", "--extends=spec", path],
+                                      capture_output=True, text=True, timeout=120, cwd=P.tmp)
+                self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
+            self.assertEqual(P.stop(gw), 0)
+            gw, port = P.gateway(backend, {"openapi_path": False}, workers=1)
+            r = request(port, "GET", "/openapi.json")
+            self.assertEqual(r.status, 404)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
+
 class AdminRoutes(unittest.TestCase):
     """The admin listener answers exactly what docs/configuration.md lists,
     whatever the main-port settings (prefix, custom openapi_path)."""
