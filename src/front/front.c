@@ -1238,8 +1238,8 @@ static int tls_priorities_check(const char *prio, gw_error *e)
     const char *bad = NULL;
     int r = gnutls_priority_init(&pc, prio, &bad);
     if (r != GNUTLS_E_SUCCESS)
-        return gw_error_set(e, GW_EINVAL, "TLS priority string: %s at '%.40s'",
-                            gnutls_strerror(r), bad ? bad : prio);
+        return gw_error_set(e, GW_EINVAL, "TLS priority string (tls.priorities) refused by "
+                            "GnuTLS at '%.40s': %s", bad ? bad : prio, gnutls_strerror(r));
     gnutls_priority_deinit(pc);
 #else
     (void)prio;
