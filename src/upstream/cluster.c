@@ -248,8 +248,6 @@ static endpoint *ep_new(gw_cluster *cl, size_t src, const char *addr, gw_error *
     ep->check_status = -1;
     gw_timer_init(&ep->check_timer, ep_check_tick, ep);
     gw_backend_options bo = cl->opt.backend;
-    if (!bo.name)
-        bo.name = cl->name;  /* clients may see it; the endpoint's URL they may not */
     if (addr) {
         ep->addr = strdup(addr);
         if (!ep->addr) {
@@ -761,6 +759,10 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
     cl->name = strdup(name);
     if (!cl->name)
         goto oom;
+    /* What clients may see of an endpoint's failure (its URL they may not:
+     * gw_backend_options.hide_details). */
+    if (!cl->opt.backend.name)
+        cl->opt.backend.name = cl->name;
     if (!cl->opt.probe_interval_ms)
         cl->opt.probe_interval_ms = 1000;
     cl->opt.health.service = o->health.service ? o->health.service : "";
