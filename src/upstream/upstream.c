@@ -1285,9 +1285,14 @@ static void call_finish_from_response(gw_ucall *c)
         char body[HTTP_BODY_KEEP + 1];
         body_snippet(c, body, sizeof body);
         int code = c->http_status == 200 ? GW_CODE_UNKNOWN : gw_code_from_http(c->http_status);
-        call_finish(c, code, "backend answered HTTP %d (%s) instead of gRPC%s%s", c->http_status,
-                    c->content_type[0] ? c->content_type : "no content-type",
-                    body[0] ? ": " : "", body);
+        /* The body may be an internal proxy's error page: with
+         * hide_details only the status reaches the client. */
+        char what[64];
+        snprintf(what, sizeof what, "answered HTTP %d instead of gRPC", c->http_status);
+        call_fail(c, code, what, "backend answered HTTP %d (%s) instead of gRPC%s%s",
+                  c->http_status,
+                  c->content_type[0] ? c->content_type : "no content-type",
+                  body[0] ? ": " : "", body);
         return;
     }
     if (!gw_deframer_idle(&c->df)) {

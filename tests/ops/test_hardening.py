@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -309,6 +310,26 @@ class ErrorBodies(unittest.TestCase):
         self.assertNotIn(self.dead[len("http://"):], rest.body.decode() + msg)
         self.assertEqual(self.P.stop(gw), 0)
 
+    @unittest.skipUnless(shutil.which("node"), "node not installed")
+    def test_non_grpc_answer(self):
+        """A backend (or a proxy in front of it) answering an HTML error
+        page: the client gets the status, not the page."""
+        script = ("const h=require('node:http2');const s=h.createServer();"
+                  "s.on('stream',(st)=>{st.respond({':status':503,'content-type':'text/html'});"
+                  "st.end('<html>internal proxy 10.1.2.3 says no</html>')});"
+                  "s.listen(0,'127.0.0.1',()=>console.log('listening '+s.address().port));")
+        p = subprocess.Popen(["node", "-e", script], stdout=subprocess.PIPE, text=True)
+        self.P.procs.append(p)
+        m = re.match(r"listening (\d+)", p.stdout.readline() or "")
+        self.assertTrue(m)
+        gw, port = self.P.gateway("http://127.0.0.1:%s" % m.group(1), None, workers=1)
+        rest, body, _, (code, msg) = self.answers(port)
+        self.assertEqual(body["message"], "backend 'default' answered HTTP 503 instead of gRPC")
+        self.assertEqual(msg, "backend 'default' answered HTTP 503 instead of gRPC")
+        self.assertNotIn("10.1.2.3", rest.body.decode())
+        wait_for(lambda: "internal proxy 10.1.2.3 says no" in self.P.stderr(gw), "the log")
+        self.assertEqual(self.P.stop(gw), 0)
+
     def test_debug_errors(self):
         gw, port = self.P.gateway(self.dead, {"debug_errors": True}, workers=1)
         rest, body, _, (code, msg) = self.answers(port)
@@ -381,6 +402,38 @@ class OpenApiServed(unittest.TestCase):
             gw, port = P.gateway(backend, {"openapi_path": False}, workers=1)
             r = request(port, "GET", "/openapi.json")
             self.assertEqual(r.status, 404)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
+
+    def test_reload_turns_it_off(self):
+        """Reloading with "openapi_path": false: the old path is an ordinary
+        path at once (the router's JSON 404; it was 503 "no OpenAPI
+        document"), and back again with the next reload."""
+        P = Procs()
+        try:
+            _, backend = P.demo()
+            path = os.path.join(P.tmp, "oa.json")
+
+            def write(cfg):
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+            write({})
+            gw, m = P.start([GRPCGATE, "serve", "--listen", "127.0.0.1:0", "--backend", backend,
+                             "--descriptor", DEMO_DESC, "--workers", "2", "--config", path],
+                            r"listening on ([\d.]+):(\d+)", "gateway-oa-reload")
+            port = int(m.group(2))
+            self.assertEqual(request(port, "GET", "/openapi.json").status, 200)
+            for gen, cfg, want in ((2, {"openapi_path": False}, 404), (3, {}, 200)):
+                write(cfg)
+                gw.send_signal(signal.SIGHUP)
+                wait_for(lambda: "generation %d in service" % gen in P.stderr(gw), "the reload")
+                for _ in range(4):  # both workers
+                    r = request(port, "GET", "/openapi.json")
+                    self.assertEqual(r.status, want, r.body)
+                    if want == 404:
+                        self.assertEqual(r.header("content-type"), "application/json")
             self.assertEqual(P.stop(gw), 0)
         finally:
             P.stop_all()
