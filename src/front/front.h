@@ -68,13 +68,14 @@ typedef struct gw_front_compression {
 
 /* The default TLS policy of the listener, after Mozilla's "intermediate"
  * profile (server-side TLS guidelines, version 5.7): TLS 1.3 and TLS 1.2,
- * and in TLS 1.2 only forward-secret key exchange (ECDHE, DHE) with AEAD
- * ciphers (AES-GCM, ChaCha20-Poly1305): no TLS 1.0/1.1, no static-RSA key
- * exchange, no CBC or SHA-1 MAC suites. */
+ * and in TLS 1.2 only ECDHE key exchange with AEAD ciphers (AES-GCM,
+ * ChaCha20-Poly1305): no TLS 1.0/1.1, no static-RSA key exchange, no CBC or
+ * SHA-1 MAC suites. The profile's DHE suites are left out: libmicrohttpd
+ * loads no DH parameters, so GnuTLS could not negotiate them anyway. */
 #define GW_FRONT_TLS_PRIORITIES                                                   \
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:"        \
     "+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:"        \
-    "+ECDHE-RSA:+DHE-RSA"
+    "+ECDHE-RSA"
 
 typedef struct gw_front_options {
     const char *host;              /* numeric address to bind; "0.0.0.0" or "::" */
