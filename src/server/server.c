@@ -1168,6 +1168,7 @@ static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_erro
     const char *url = cfg->reflect ? cfg->backend : NULL;
     gw_backend_options def;
     default_options(cfg, &def);
+    def.hide_details = false; /* the operator reads this error, not a client */
     const gw_backend_options *bo = &def;
     const char *name = "default";
     size_t sources = (cfg->descriptor_count ? 1 : 0) + (cfg->reflect ? 1 : 0);
