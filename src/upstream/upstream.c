@@ -126,6 +126,7 @@ struct gw_ucall {
     bool owner_gone;
     int final_code;
     char *final_msg;
+    char *final_detail;              /* hide_details: what final_msg hides */
     gw_defer complete_defer;
     gw_defer writable_defer;
     gw_timer deadline_timer;
@@ -838,6 +839,7 @@ static void call_fail(gw_ucall *c, int code, const char *what, const char *fmt, 
     } else {
         b->details_unlogged++;
     }
+    c->final_detail = gw_arena_strdup(&c->arena, detail); /* NULL: message only */
     if (b->opt.name)
         call_finish(c, code, "backend '%s' %s", b->opt.name, what);
     else
@@ -893,6 +895,7 @@ static void on_complete_deferred(void *arg)
         .trailers_only = !c->headers_delivered,
         .unreachable = c->unreachable,
         .connection_lost = c->conn_lost,
+        .detail = c->final_detail ? c->final_detail : (c->final_msg ? c->final_msg : ""),
     };
     call_owner_done(c);
     /* The owner's last look; discard pending request bytes so the stream can

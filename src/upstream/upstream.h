@@ -163,6 +163,9 @@ typedef struct gw_call_status {
                                       call was never sent (safe to retry) */
     bool connection_lost;          /* the connection died with the call on it
                                       (the backend may have processed it) */
+    /* The message with the URL and cause that hide_details kept from
+     * `message` (health checks and logs use it); else `message`. */
+    const char *detail;
 } gw_call_status;
 
 typedef struct gw_ucall_handlers {
