@@ -193,6 +193,14 @@ struct gw_front_req {
     bool close_now;
     bool resp_stream;            /* resp reads its body from ops->read */
     front_gzip *gz;              /* a compressed stream's deflate state */
+    /* An answer given while the body is still arriving, serialized for
+     * early_send (see "early answers"); NULL when there is none. */
+    char *early;
+    size_t early_len;
+    size_t body_seen;            /* request body bytes taken so far */
+    bool lingering;              /* early answer sent: drop the rest, close */
+    bool has_body;               /* Content-Length > 0 or chunked */
+    bool expect_continue;        /* Expect: 100-continue */
     char uri[];                  /* raw request target */
 };
 
@@ -852,6 +860,75 @@ static int set_response(gw_front_req *r, struct MHD_Response *resp, int status,
     return 0;
 }
 
+/* ---- early answers --------------------------------------------------------------
+ *
+ * libmicrohttpd (0.9.75 and 1.0.1 alike: MHD_queue_response accepts only the
+ * HEADERS_PROCESSED and FULL_REQ_RECEIVED states) cannot send an answer
+ * while a request body is still arriving. An answer given mid-body (an
+ * early backend error) is therefore queued at the end of the body, after
+ * the rest was read and dropped — when that rest fits in discard_limit.
+ * When it does not, the answer is written to the socket here, bypassing
+ * libmicrohttpd: it is serialized when it is set (identity, Content-Length,
+ * Connection: close), sent with one send() once the discard budget would be
+ * exceeded, the write side is shut down (FIN after the answer), and the
+ * rest of the body is read and dropped for at most EARLY_LINGER_MS (a
+ * lingering close, as nginx does) so that the client reads the answer
+ * before any reset. Not over TLS (the bytes would have to go through
+ * libmicrohttpd's session): there the connection is closed as before.
+ */
+
+#define EARLY_LINGER_MS 5000
+
+static void early_prepare(gw_front_req *r, int status, const gw_front_header *headers,
+                          size_t n, const void *body, size_t body_len)
+{
+    if (r->early || r->f->o.tls_cert_pem || !r->conn || r->conn->fd < 0)
+        return;
+    gw_buf b;
+    gw_buf_init(&b, 64 * 1024 + body_len);
+    const char *reason = MHD_get_reason_phrase_for((unsigned)status);
+    int rc = gw_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason && *reason ? reason : "");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *nm = headers[i].name, *v = headers[i].value;
+        if (!nm || !v || !mhd_accepts(nm, strlen(nm), v, strlen(v)) ||
+            strcasecmp(nm, "connection") == 0 || strcasecmp(nm, "transfer-encoding") == 0)
+            continue;
+        rc = gw_buf_printf(&b, "%s: %s\r\n", nm, v);
+    }
+    if (rc == 0)
+        rc = gw_buf_printf(&b, "Content-Length: %zu\r\nConnection: close\r\n\r\n", body_len);
+    if (rc == 0 && body_len)
+        rc = gw_buf_append(&b, body, body_len);
+    if (rc) {
+        gw_buf_free(&b);
+        return; /* no early answer: the connection is closed instead */
+    }
+    r->early = (char *)gw_buf_detach(&b, &r->early_len);
+}
+
+/* Sends the prepared answer now; false when there is none or it did not go
+ * out whole (the caller closes). */
+static bool early_send(gw_front_req *r)
+{
+    if (!r->early || !r->conn || r->conn->fd < 0)
+        return false;
+    ssize_t sent = send(r->conn->fd, r->early, r->early_len, MSG_NOSIGNAL);
+    bool whole = sent == (ssize_t)r->early_len;
+    free(r->early);
+    r->early = NULL;
+    if (!whole)
+        return false;
+    shutdown(r->conn->fd, SHUT_WR);
+    r->lingering = true;
+    /* The connection timer (idle / header) is not running during a body;
+     * on expiry it shuts the socket down and MHD closes. */
+    gw_loop_timer_start(r->f->loop, &r->conn->timer,
+                        gw_loop_now(r->f->loop) + EARLY_LINGER_MS * GW_MS);
+    GW_DEBUG("front: fd %d: answered %d before the end of the body, lingering",
+             r->conn->fd, r->status);
+    return true;
+}
+
 int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
                          size_t n, const void *body, size_t body_len)
 {
@@ -878,6 +955,8 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
     }
     if (!resp)
         resp = MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r->body_done && r->has_body)
+        early_prepare(r, status, headers, n, body, body_len);
     return set_response(r, resp, status, headers, n, false, gz, &scan);
 }
 
@@ -1006,6 +1085,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (r->resp)
         MHD_destroy_response(r->resp);
     gz_free(r);
+    free(r->early);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -1024,6 +1104,7 @@ typedef struct header_scan {
     const char *content_length;
     const char *transfer_encoding;
     unsigned te_count;
+    bool expect_continue;
 } header_scan;
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1036,6 +1117,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     else if (strcasecmp(key, "transfer-encoding") == 0) {
         s->transfer_encoding = value;
         s->te_count++;
+    } else if (strcasecmp(key, "expect") == 0 && strcasecmp(value, "100-continue") == 0) {
+        s->expect_continue = true;
     }
     return MHD_YES;
 }
@@ -1065,6 +1148,9 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         return reject(r, 431, "too many header fields\n");
     if (f->o.tls_trust_pem && !client_cert_ok(mc))
         return reject(r, 403, "a valid client certificate is required\n");
+    const char *cls = s.content_length;
+    r->has_body = s.transfer_encoding || (cls && strspn(cls, "0") != strlen(cls));
+    r->expect_continue = s.expect_continue;
 
     f->handler->on_request(f->server, r);
     if (!r->resp && !r->ops)
@@ -1075,6 +1161,11 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         /* A body too big to drop politely: answer now and close. */
         if (r->close_now || cl > (long long)f->o.discard_limit ||
             (chunked && f->o.discard_limit == 0)) {
+            /* A client that waits for 100 Continue sends no body: MHD's
+             * own answer is enough. One that is already uploading gets
+             * the answer and a lingering close. */
+            if (r->has_body && !r->expect_continue && early_send(r))
+                return MHD_YES;
             MHD_add_response_header(r->resp, "Connection", "close");
             return queue(r);
         }
@@ -1098,19 +1189,37 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (r->close_now && r->ops && !r->resp && !r->resp_queued)
         return MHD_NO;
 
+    if (r->lingering) {
+        /* The answer went out early: drop whatever still comes until the
+         * linger timer, then (or at the end of the body) close. */
+        if (*upload_size == 0)
+            return MHD_NO; /* the end of the body */
+        *upload_size = 0;
+        return MHD_YES;
+    }
     if (*upload_size > 0) {
         if ((r->resp && !r->resp_stream) || r->resp_queued || !r->ops) {
             /* Already answered: read and drop the rest, within reason. A
              * streamed answer still gets the body: it is queued at the end
-             * of the body anyway, and the handler may need every byte. */
+             * of the body anyway, and the handler may need every byte.
+             * Beyond the budget (or a declared rest beyond it), the answer
+             * goes out early and the connection lingers, then closes. */
+            long long cl = gw_front_req_content_length(r);
             r->discarded += *upload_size;
+            r->body_seen += *upload_size;
             *upload_size = 0;
-            return r->discarded > f->o.discard_limit ? MHD_NO : MHD_YES;
+            bool over = r->discarded > f->o.discard_limit;
+            if (!over && cl >= 0 && (unsigned long long)cl > r->body_seen)
+                over = (unsigned long long)cl - r->body_seen > f->o.discard_limit - r->discarded;
+            if (!over)
+                return MHD_YES;
+            return early_send(r) ? MHD_YES : MHD_NO;
         }
         size_t offered = *upload_size;
         size_t took = r->ops->on_body(r->owner, (const uint8_t *)upload_data, offered);
         if (took > offered)
             took = offered;
+        r->body_seen += took;
         *upload_size = offered - took;
         if (*upload_size > 0 && !(r->resp && !r->resp_stream))
             suspend(r);

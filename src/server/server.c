@@ -749,10 +749,11 @@ static void on_request(void *owner, gw_front_req *r)
         return;
     }
     long long cl = gw_front_req_content_length(r);
-    if (cl >= 0 && (unsigned long long)cl > sn->call.max_body) {
+    size_t max_body = gw_call_body_limit(&sn->call, gw_call_grpcweb_envelope(&sn->call, &fmt));
+    if (cl >= 0 && (unsigned long long)cl > max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
-                 sn->call.max_body);
+                 max_body);
         gw_call_reject(r, &sn->call, &cors, &gw_call_grpcweb, &fmt,
                        GW_CODE_RESOURCE_EXHAUSTED, msg);
         gw_front_req_close_now(r);
