@@ -16,11 +16,16 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <microhttpd.h>
 #include <zlib.h>
@@ -31,6 +36,7 @@
 
 typedef struct front_conn front_conn;
 typedef struct front_gzip front_gzip;
+typedef struct front_parked front_parked;
 
 struct gw_front {
     gw_loop *loop;
@@ -56,6 +62,15 @@ struct gw_front {
      * the TLS port): at most one line a second, with a count of the rest. */
     uint64_t mhd_log_ns;
     unsigned long mhd_log_dropped;
+    /* Idle keep-alive connections outside libmicrohttpd ("parking"). */
+    front_parked *parked;
+    size_t parked_count;
+    front_parked *readding;  /* the one MHD_add_connection is taking back */
+    /* Giving free heap memory back once the worker is quiet. */
+    gw_timer trim_timer;
+    uint64_t trim_events;    /* requests completed + connections closed */
+    uint64_t trim_seen;      /* trim_events when the timer was armed */
+    bool trim_dirty;         /* something was freed since the last trim */
 };
 
 struct front_conn {
@@ -69,9 +84,30 @@ struct front_conn {
     gw_io watch;
     gw_front_req *suspended;  /* the request suspended on it, if any */
     bool peer_closed;         /* FIN (or an error) seen */
+    struct MHD_Connection *mc;
+    uint64_t idle_since;      /* loop time the last request completed */
+    bool idle;                /* between a completed request and the next */
+    bool parking;             /* MHD was asked to time it out: keep the socket */
+};
+
+/* An idle keep-alive connection libmicrohttpd has let go of: only the
+ * socket (a dup of MHD's, taken just before MHD closed its own), a watch
+ * for the next request and the rest of the idle timeout. */
+struct front_parked {
+    gw_front *f;
+    int fd;
+    uint8_t ip[16];           /* the shared per-IP count moves along */
+    uint8_t ip_len;
+    gw_io watch;
+    gw_timer timer;
+    front_parked *prev, *next;
 };
 
 static void on_conn_watch(void *owner, uint32_t events);
+static void socket_limits(gw_front *f, int fd);
+static void park_keep(front_conn *c);
+static void park_cancel(front_conn *c);
+static void trim_note(gw_front *f);
 
 /* ---- shared per-IP counts ------------------------------------------------------ */
 
@@ -215,6 +251,9 @@ void gw_front_options_init(gw_front_options *o)
     o->idle_timeout_ms = 60000;
     o->inactivity_timeout_s = 300;
     o->discard_limit = 1024 * 1024;
+    o->park_idle_ms = 1000;
+    o->trim_idle_ms = 1000;
+    o->notsent_lowat = 128 * 1024;
     o->compression.enabled = true;
     o->compression.min_bytes = 1024;
     o->compression.level = 6;
@@ -269,9 +308,21 @@ static int mhd_timeout_hook(void *owner)
 
 /* ---- connections: header and idle timeouts ------------------------------------ */
 
+static bool park_begin(front_conn *c);
+
 static void on_conn_timeout(void *owner)
 {
     front_conn *c = owner;
+    if (c->idle && c->f->o.idle_timeout_ms &&
+        gw_loop_now(c->f->loop) < c->idle_since + c->f->o.idle_timeout_ms * GW_MS) {
+        /* The park timer, not the idle timeout: try to park, and keep the
+         * idle timeout running either way. */
+        if (!c->parking)
+            park_begin(c);
+        gw_loop_timer_start(c->f->loop, &c->timer,
+                            c->idle_since + c->f->o.idle_timeout_ms * GW_MS);
+        return;
+    }
     /* MHD has no call to close a connection it is not suspending; shutting
      * the socket down makes its next read see EOF and close it. */
     GW_DEBUG("front: closing fd %d: no complete request in time", c->fd);
@@ -292,12 +343,23 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->f = f;
         c->fd = ci ? ci->connect_fd : -1;
+        c->mc = mc;
         gw_timer_init(&c->timer, on_conn_timeout, c);
         *socket_context = c;
+        front_parked *back = f->readding;
+        f->readding = NULL;
+        if (back && c->fd >= 0) {
+            /* A parked connection coming back: same socket, same count. */
+            memcpy(c->ip, back->ip, back->ip_len);
+            c->ip_len = back->ip_len;
+            back->ip_len = 0;
+        }
+        if (c->fd >= 0)
+            socket_limits(f, c->fd);
         if (c->fd >= 0 && gw_loop_io_add(f->loop, &c->watch, c->fd, GW_IO_RDHUP | GW_IO_EDGE,
                                          on_conn_watch, c) != 0)
             GW_DEBUG("front: fd %d: no peer-closed watch, per-suspend watches instead", c->fd);
-        if (f->o.ip_limit && f->o.per_ip_limit) {
+        if (f->o.ip_limit && f->o.per_ip_limit && !c->ip_len && !back) {
             uint8_t ip[16];
             uint8_t len = client_ip(mc, ip);
             if (len && !iplimit_acquire(f->o.ip_limit, ip, len, f->o.per_ip_limit)) {
@@ -317,17 +379,216 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     }
     if (f->connections-- == f->o.connection_limit)
         schedule_run(f); /* the listen socket is re-enabled on the next run */
+    trim_note(f);
     front_conn *c = *socket_context;
     if (c) {
         if (c->suspended)
             c->suspended->conn = NULL; /* the request may outlive its connection */
         gw_loop_io_remove(f->loop, &c->watch);
         gw_loop_timer_stop(f->loop, &c->timer);
+        /* MHD closes its fd right after this callback: a connection it
+         * timed out because we asked (parking) keeps its socket. */
+        if (c->parking && !c->peer_closed && !f->stopping && !f->quiesced)
+            park_keep(c);
         if (c->ip_len)
             iplimit_release(f->o.ip_limit, c->ip, c->ip_len);
         free(c);
         *socket_context = NULL;
     }
+}
+
+/* ---- socket limits, parking idle connections, giving memory back --------------
+ *
+ * See docs/performance.md, "Memory at scale". */
+
+/* Bounds what one client connection can park in the kernel: unsent bytes
+ * wait in the send queue only up to TCP_NOTSENT_LOWAT (a reader that stops
+ * reading stops the gateway's writes, hence the call's queue, hence the
+ * backend stream), while bytes in flight still get the autotuned window
+ * (a healthy long-distance client keeps its throughput). sndbuf, when set,
+ * caps the whole send queue as well. */
+static void socket_limits(gw_front *f, int fd)
+{
+    if (f->o.sndbuf) {
+        int v = f->o.sndbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)f->o.sndbuf;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) != 0)
+            GW_DEBUG("front: fd %d: SO_SNDBUF: %s", fd, strerror(errno));
+    }
+    if (f->o.notsent_lowat) {
+        int v = f->o.notsent_lowat > INT_MAX ? INT_MAX : (int)f->o.notsent_lowat;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v) != 0)
+            GW_DEBUG("front: fd %d: TCP_NOTSENT_LOWAT: %s", fd, strerror(errno));
+    }
+}
+
+/*
+ * Parking. libmicrohttpd keeps a whole memory pool (the header limit,
+ * 16 KiB by default, zeroed after each request, so resident) for every
+ * keep-alive connection between requests. After park_idle_ms without a
+ * request, the front asks MHD to time the connection out (a per-connection
+ * timeout of 1 s, long passed) and, in the close notification that comes
+ * just before MHD closes its fd, keeps a dup of the socket in a small
+ * front_parked record. MHD runs with MHD_USE_TURBO, so it closes without a
+ * shutdown(): the TCP connection stays up and the client sees nothing.
+ * When the next request arrives the socket goes back to MHD with
+ * MHD_add_connection (a fresh pool). A byte arriving while MHD is being
+ * asked (the connection watch reads EPOLLIN meanwhile) cancels the request:
+ * a request in progress is never cut. Not over TLS (MHD owns the session).
+ */
+static bool park_begin(front_conn *c)
+{
+    gw_front *f = c->f;
+    if (!f->o.park_idle_ms || f->o.tls_cert_pem || f->stopping || f->quiesced || !c->mc ||
+        c->fd < 0 || c->peer_closed || c->suspended || !c->watch.active)
+        return false;
+    uint8_t b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        return false; /* bytes waiting, the end, or an error: MHD handles it */
+    if (gw_loop_io_modify(f->loop, &c->watch, GW_IO_READ | GW_IO_RDHUP | GW_IO_EDGE) != 0)
+        return false;
+    c->parking = true;
+    MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+    schedule_run(f);
+    return true;
+}
+
+static void park_cancel(front_conn *c)
+{
+    if (!c->parking)
+        return;
+    c->parking = false;
+    gw_loop_io_modify(c->f->loop, &c->watch, GW_IO_RDHUP | GW_IO_EDGE);
+    if (c->mc)
+        MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)c->f->o.inactivity_timeout_s);
+}
+
+static void parked_free(front_parked *p, bool close_fd)
+{
+    gw_front *f = p->f;
+    gw_loop_io_remove(f->loop, &p->watch);
+    gw_loop_timer_stop(f->loop, &p->timer);
+    if (close_fd)
+        close(p->fd);
+    if (p->ip_len)
+        iplimit_release(f->o.ip_limit, p->ip, p->ip_len);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        f->parked = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    f->parked_count--;
+    free(p);
+    trim_note(f);
+}
+
+/* The rest of the idle timeout ran out: closed as an idle MHD connection
+ * would be (FIN). */
+static void on_parked_timeout(void *owner) { parked_free(owner, true); }
+
+static void on_parked_event(void *owner, uint32_t events)
+{
+    front_parked *p = owner;
+    gw_front *f = p->f;
+    uint8_t b;
+    if ((events & (GW_IO_RDHUP | GW_IO_ERROR)) || f->stopping || f->quiesced ||
+        recv(p->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+        parked_free(p, true); /* the client left (or spurious wake-up: harmless) */
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = p->fd;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        parked_free(p, true);
+        return;
+    }
+    /* MHD takes the socket (and closes it even on failure); on_connection
+     * takes the per-IP count over from f->readding. */
+    gw_loop_io_remove(f->loop, &p->watch);
+    f->readding = p;
+    if (MHD_add_connection(f->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+        GW_DEBUG("front: fd %d: libmicrohttpd refused a parked connection back", fd);
+    f->readding = NULL;
+    parked_free(p, false);
+    schedule_run(f);
+}
+
+static void park_keep(front_conn *c)
+{
+    gw_front *f = c->f;
+    front_parked *p = calloc(1, sizeof *p);
+    int fd = p ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+        /* MHD closes the socket without a shutdown: make it a real close. */
+        shutdown(c->fd, SHUT_RDWR);
+        free(p);
+        return;
+    }
+    p->f = f;
+    p->fd = fd;
+    memcpy(p->ip, c->ip, c->ip_len);
+    p->ip_len = c->ip_len;
+    c->ip_len = 0;
+    gw_timer_init(&p->timer, on_parked_timeout, p);
+    if (gw_loop_io_add(f->loop, &p->watch, fd, GW_IO_READ | GW_IO_RDHUP, on_parked_event, p)) {
+        shutdown(fd, SHUT_RDWR);
+        close(fd);
+        if (p->ip_len)
+            iplimit_release(f->o.ip_limit, p->ip, p->ip_len);
+        free(p);
+        return;
+    }
+    if (f->o.idle_timeout_ms)
+        gw_loop_timer_start(f->loop, &p->timer, c->idle_since + f->o.idle_timeout_ms * GW_MS);
+    p->next = f->parked;
+    if (f->parked)
+        f->parked->prev = p;
+    f->parked = p;
+    f->parked_count++;
+}
+
+/*
+ * Giving memory back. glibc keeps freed memory in its arenas (one per
+ * worker thread) and returns only the top of a heap beyond
+ * M_TRIM_THRESHOLD; after a burst (10,000 connections, 4 MiB messages)
+ * most of it stays resident, fragmented. Once trim_idle_ms passes without
+ * a request completing or a connection closing, malloc_trim(0) gives every
+ * free page of every arena back (madvise). It runs once per quiet period,
+ * never under load.
+ */
+static void on_trim_timer(void *owner)
+{
+    gw_front *f = owner;
+    if (f->trim_events != f->trim_seen) {
+        /* Still busy: look again later. */
+        f->trim_seen = f->trim_events;
+        gw_loop_timer_start(f->loop, &f->trim_timer,
+                            gw_loop_now(f->loop) + f->o.trim_idle_ms * GW_MS);
+        return;
+    }
+    f->trim_dirty = false;
+#ifdef __GLIBC__
+    uint64_t t0 = gw_now_ns();
+    malloc_trim(0);
+    GW_DEBUG("front: malloc_trim after a quiet %u ms: %llu us", f->o.trim_idle_ms,
+             (unsigned long long)((gw_now_ns() - t0) / 1000));
+#endif
+}
+
+static void trim_note(gw_front *f)
+{
+    if (!f->o.trim_idle_ms || f->stopping)
+        return;
+    f->trim_events++;
+    if (f->trim_dirty)
+        return;
+    f->trim_dirty = true;
+    f->trim_seen = f->trim_events;
+    gw_loop_timer_start(f->loop, &f->trim_timer,
+                        gw_loop_now(f->loop) + f->o.trim_idle_ms * GW_MS);
 }
 
 /* ---- suspend / resume -------------------------------------------------------- */
@@ -366,6 +627,10 @@ static void resume(gw_front_req *r)
 static void on_conn_watch(void *owner, uint32_t events)
 {
     front_conn *c = owner;
+    if (c->parking)
+        park_cancel(c); /* bytes (or the end) arrived: MHD keeps it */
+    if (!(events & (GW_IO_RDHUP | GW_IO_ERROR)))
+        return;
     c->peer_closed = true;
     if (c->suspended)
         on_client_watch(c->suspended, events);
@@ -1092,10 +1357,19 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         f->reqs = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    /* The connection may carry another request: give it the idle time. */
-    if (r->conn && f->o.idle_timeout_ms && !f->stopping)
-        gw_loop_timer_start(f->loop, &r->conn->timer,
-                            gw_loop_now(f->loop) + f->o.idle_timeout_ms * GW_MS);
+    /* The connection may carry another request: give it the idle time
+     * (first the park timer, when parking is on and comes sooner). */
+    trim_note(f);
+    if (r->conn && !f->stopping) {
+        front_conn *c = r->conn;
+        c->idle = true;
+        c->idle_since = gw_loop_now(f->loop);
+        uint32_t ms = f->o.idle_timeout_ms;
+        if (f->o.park_idle_ms && !f->o.tls_cert_pem && (!ms || f->o.park_idle_ms < ms))
+            ms = f->o.park_idle_ms;
+        if (ms)
+            gw_loop_timer_start(f->loop, &c->timer, c->idle_since + ms * GW_MS);
+    }
     free(r);
 }
 
@@ -1133,8 +1407,11 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->conn = ci ? ci->socket_context : NULL;
-    if (r->conn)
+    if (r->conn) {
         gw_loop_timer_stop(f->loop, &r->conn->timer);
+        r->conn->idle = false;
+        park_cancel(r->conn);
+    }
 
     header_scan s = {0};
     MHD_get_connection_values(mc, MHD_HEADER_KIND, scan_header, &s);
@@ -1398,6 +1675,7 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
     f->handler = h;
     f->server = server;
     gw_timer_init(&f->mhd_timer, on_mhd_timer, f);
+    gw_timer_init(&f->trim_timer, on_trim_timer, f);
     gw_defer_init(&f->run_defer, run_now, f);
     char built[16];
     gw_front_mhd_version_built(built, sizeof built);
@@ -1415,7 +1693,9 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
                           o->compression.level);
         goto out;
     }
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* MHD_USE_TURBO: among other things, MHD closes sockets without a
+     * shutdown(), which parking relies on (see park_begin). */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     const char *prio = o->tls_priorities ? o->tls_priorities : GW_FRONT_TLS_PRIORITIES;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -1498,6 +1778,8 @@ void gw_front_quiesce(gw_front *f)
     if (f->quiesced || !f->daemon)
         return;
     f->quiesced = true;
+    while (f->parked)
+        parked_free(f->parked, true);
     MHD_socket fd = MHD_quiesce_daemon(f->daemon);
     /* External event loop: the socket is ours to close now. */
     if (fd != MHD_INVALID_SOCKET)
@@ -1527,6 +1809,9 @@ void gw_front_del(gw_front *f)
     }
     gw_loop_io_remove(f->loop, &f->epoll_io);
     gw_loop_hook_remove(f->loop, &f->hook);
+    gw_loop_timer_stop(f->loop, &f->trim_timer);
+    while (f->parked)
+        parked_free(f->parked, true);
     MHD_stop_daemon(f->daemon);
     /* Closing connections at the limit schedules a run: cancel it after. */
     gw_loop_timer_stop(f->loop, &f->mhd_timer);

@@ -94,6 +94,22 @@ typedef struct gw_front_options {
     size_t discard_limit;          /* body bytes read and dropped after an early
                                       answer, beyond which the connection is
                                       closed instead; 1 MiB */
+    uint32_t park_idle_ms;         /* a keep-alive connection idle this long
+                                      leaves libmicrohttpd (its buffers are
+                                      freed) and waits in a small record of
+                                      ours; 0: never. Default 1000 (plain
+                                      HTTP only) */
+    uint32_t trim_idle_ms;         /* after this long without requests or
+                                      closes, free heap memory is given back
+                                      to the system (malloc_trim); 0: never.
+                                      Default 1000 */
+    size_t notsent_lowat;          /* TCP_NOTSENT_LOWAT of client sockets:
+                                      unsent response bytes one connection
+                                      can leave in the kernel; 0: no limit.
+                                      Default 128 KiB */
+    size_t sndbuf;                 /* SO_SNDBUF of client sockets (the whole
+                                      send queue, in flight included);
+                                      0: the kernel's autotuning (default) */
     /* HTTPS (libmicrohttpd with GnuTLS): PEM texts, borrowed for the call
      * to gw_front_new only. NULL cert: plain HTTP. With tls_trust_pem, a
      * request without a client certificate that verifies against it is

@@ -172,6 +172,10 @@ static int parse_limits(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("idle_timeout_ms", c->front.idle_timeout_ms, 1ull << 31)
         UINT_KEY("inactivity_timeout_s", c->front.inactivity_timeout_s, 1ull << 31)
         UINT_KEY("discard_body_bytes", c->front.discard_limit, 1ull << 32)
+        UINT_KEY("idle_park_ms", c->front.park_idle_ms, 1ull << 31)
+        UINT_KEY("idle_trim_ms", c->front.trim_idle_ms, 1ull << 31)
+        UINT_KEY("send_lowat_bytes", c->front.notsent_lowat, 1ull << 30)
+        UINT_KEY("send_buffer_bytes", c->front.sndbuf, 1ull << 30)
         UINT_KEY("drain_timeout_ms", c->drain_timeout_ms, 1ull << 31)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
@@ -195,6 +199,7 @@ static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("max_queued_calls", c->upstream.max_queued_calls, 1000000)
         UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
         UINT_KEY("attempt_delay_ms", c->upstream.attempt_delay_ms, 1ull << 31)
+        UINT_KEY("send_lowat_bytes", c->upstream.send_lowat, 1ull << 30)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;

@@ -247,6 +247,7 @@ void gw_backend_options_init(gw_backend_options *o)
     o->max_resets_per_sec = 100;
     o->connect_timeout_ms = 20000;
     o->attempt_delay_ms = 250;
+    o->send_lowat = 128 * 1024;
 }
 
 static char *dupn(const char *s, size_t n)
@@ -2033,6 +2034,9 @@ static void conn_connected(conn *k)
     if (k->fd >= 0 && k->b->scheme != SCHEME_UNIX) {
         int one = 1;
         setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        int lowat = k->b->opt.send_lowat > INT_MAX ? INT_MAX : (int)k->b->opt.send_lowat;
+        if (lowat)
+            setsockopt(k->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     }
     if (k->b->scheme == SCHEME_HTTPS) {
         if (conn_start_tls(k) != 0)

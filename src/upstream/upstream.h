@@ -65,6 +65,10 @@ typedef struct gw_backend_options {
      * default, 250; values below 10 become 10. */
     uint32_t attempt_delay_ms;
     uint32_t keepalive_ms;         /* 0 (default): no PINGs; else >= 300000 */
+    uint32_t send_lowat;           /* TCP_NOTSENT_LOWAT of backend sockets:
+                                      unsent request bytes a connection may
+                                      leave in the kernel; 0: no limit.
+                                      Default 128 KiB */
     bool accept_gzip;              /* advertise grpc-accept-encoding: gzip */
     const char *ca_file;           /* NULL: system CAs */
     const char *cert_file;         /* client certificate (mTLS) */
