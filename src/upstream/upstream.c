@@ -238,7 +238,7 @@ void gw_backend_options_init(gw_backend_options *o)
 {
     memset(o, 0, sizeof *o);
     o->pool_size = 1;
-    o->stream_window = 64 * 1024;
+    o->stream_window = 256 * 1024;
     o->connection_window = 1024 * 1024;
     o->max_response_message = 4 * 1024 * 1024;
     o->max_request_buffer = 64 * 1024;
@@ -636,7 +636,7 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
     if (b->opt.pool_size == 0)
         b->opt.pool_size = 1;
     if (b->opt.stream_window == 0)
-        b->opt.stream_window = 64 * 1024;
+        b->opt.stream_window = 256 * 1024;
     if (b->opt.stream_window > 0x7fffffff)
         b->opt.stream_window = 0x7fffffff;
     if (b->opt.connection_window < 65535)

@@ -50,7 +50,7 @@ typedef int (*gw_resolve_fn)(void *ctx, const char *host, const char *port, char
 
 typedef struct gw_backend_options {
     size_t pool_size;              /* connections per worker; default 1 */
-    uint32_t stream_window;        /* per-stream receive window; default 64 KiB */
+    uint32_t stream_window;        /* per-stream receive window; default 256 KiB */
     uint32_t connection_window;    /* default 1 MiB */
     size_t max_response_message;   /* decompressed bytes; default 4 MiB */
     size_t max_request_buffer;     /* request bytes buffered per call; default 64 KiB */

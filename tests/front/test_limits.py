@@ -1,4 +1,5 @@
-"""Body limits and early answers (issue 18, items 4 and 5).
+"""Body limits and early answers (issue 18, items 4 and 5), and idle
+keep-alive connections parked outside libmicrohttpd (item 1).
 
 Item 4: a message of exactly limits.max_message_bytes fits whatever its
 envelope (gRPC-Web frame, gRPC-Web text base64, REST JSON), at the default
@@ -264,11 +265,62 @@ def item5(p, url):
     check(p.stop(gw) == 0, "gateway exits cleanly")
 
 
+def get_user(c):
+    c.send(b"GET /v1/users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    return c.read_response()
+
+
+def park(p, url):
+    """Connections idle past limits.idle_park_ms (300 here) leave
+    libmicrohttpd; they must keep serving, keep their per-IP count, and
+    still end at the idle timeout."""
+    cfg = {"limits": {"idle_park_ms": 300, "idle_timeout_ms": 4000,
+                      "max_connections_per_ip": 3}}
+    gw, port = p.gateway(url, config=cfg, workers=2)
+    cs = [Conn(port) for _ in range(3)]
+    check(all(get_user(c).status == 200 for c in cs), "3 connections answered")
+    time.sleep(1.5)                                   # parked by now
+    check(get_user(cs[0]).status == 200, "a parked connection serves its next request")
+    # Headers trickling in after parking.
+    cs[1].send(b"GET /v1/users/1 HTT")
+    time.sleep(0.7)
+    cs[1].send(b"P/1.1\r\nHost: x\r\n")
+    time.sleep(0.7)
+    cs[1].send(b"\r\n")
+    check(cs[1].read_response().status == 200, "a request sent in pieces to a parked connection")
+    # Two pipelined requests to a parked connection.
+    time.sleep(1.0)
+    cs[2].send(b"GET /v1/users/1 HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+    check(cs[2].read_response().status == 200 and cs[2].read_response().status == 200,
+          "two pipelined requests to a parked connection")
+    # The per-IP count follows parked connections: a 4th is refused.
+    time.sleep(1.0)
+    extra = Conn(port)
+    check(extra.closed_by_peer(3), "per-IP limit still counts parked connections")
+    extra.close()
+    # A parked connection the client closes frees its count.
+    time.sleep(1.0)
+    cs[0].close()
+    time.sleep(0.5)
+    c4 = Conn(port)
+    check(get_user(c4).status == 200, "its per-IP slot is free once a parked one closes")
+    # The idle timeout still ends parked connections.
+    t0 = time.monotonic()
+    closed = cs[1].closed_by_peer(10)
+    waited = time.monotonic() - t0
+    check(closed and waited < 8, "a parked connection closes at the idle timeout (%.1f s)" % waited)
+    for c in cs[1:] + [c4]:
+        c.close()
+    check(p.stop(gw) == 0, "gateway exits cleanly")
+
+
 def main():
     p = Procs()
     try:
         demo, url = p.demo()
-        which = sys.argv[1:] or ["4", "5"]
+        which = sys.argv[1:] or ["4", "5", "park"]
+        if "park" in which:
+            park(p, url)
         if "4" in which:
             item4(p, url)
         if "5" in which:
