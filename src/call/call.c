@@ -708,7 +708,8 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
     gw_timer_init(&c->deadline, on_deadline, c);
     gw_buf_init(&c->pending, 0);
     gw_call_set_envelope(c, gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_FRAMED));
-    gw_buf_init(&c->out, o->max_output + o->max_message + 64 * 1024);
+    gw_buf_init(&c->out, o->max_output + gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON) +
+                             64 * 1024);
     if (c->cors.allow_origin)
         c->cors.allow_origin = gw_arena_strdup(&c->arena, c->cors.allow_origin);
     c->astate = a->state_size ? gw_arena_calloc(&c->arena, a->state_size) : NULL;

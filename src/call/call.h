@@ -258,6 +258,12 @@ typedef struct gw_call_connect_arg {
                                    side effects, 415 codec) */
 } gw_call_connect_arg;
 
+/* Body bytes of one Connect request message at o->max_message for arg (a
+ * const gw_call_connect_arg *): the bare message (unary) or one envelope
+ * (streams), as JSON when arg->json. What gw_call_connect's body limit
+ * leaves room for. */
+size_t gw_call_connect_envelope(const gw_call_options *o, const void *arg);
+
 /* REST/JSON (call/rest_adapter.c). Start it through gw_call_rest_dispatch,
  * which routes the request first. */
 extern const gw_call_adapter gw_call_rest;

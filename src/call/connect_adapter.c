@@ -63,6 +63,20 @@ static int refuse(connect_state *s, int http, int code, gw_error *e, const char 
     return GW_EINVAL;
 }
 
+/* The largest message as it travels: protobuf bytes, or its JSON text. */
+static size_t message_max(const gw_call_options *o, bool json)
+{
+    return json ? gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON) : o->max_message;
+}
+
+size_t gw_call_connect_envelope(const gw_call_options *o, const void *arg)
+{
+    const gw_call_connect_arg *a = arg;
+    size_t one = message_max(o, a->json);
+    return a->kind == GW_CONNECT_STREAM ? gw_call_envelope_len(one, GW_CALL_ENVELOPE_FRAMED)
+                                        : one;
+}
+
 static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
 {
     connect_state *s = gw_call_adapter_state(c);
@@ -73,7 +87,9 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
     s->fmt.json = a->json;
     s->http_status = a->http_status;
     gw_call_flush_off(c);
-    gw_buf_init(&s->body, o->max_body + GW_CONNECT_ENVELOPE_LEN);
+    gw_call_set_envelope(c, gw_call_connect_envelope(o, a));
+    gw_buf_init(&s->body, gw_call_body_limit(o, gw_call_connect_envelope(o, a)) +
+                              GW_CONNECT_ENVELOPE_LEN);
     if (!m || s->http_status)
         return 0; /* gw_call_reject: only the answer's form is needed */
 
@@ -137,9 +153,10 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
     if (s->fmt.json && !o->registry)
         return gw_error_set(e, GW_ENOTFOUND, "JSON messages need the descriptor registry");
     if (is_stream(s)) {
-        gw_connect_scanner_init(&s->scan, o->max_message, s->req_enc != GW_CONNECT_IDENTITY);
+        gw_connect_scanner_init(&s->scan, message_max(o, s->fmt.json),
+                                s->req_enc != GW_CONNECT_IDENTITY);
         s->direct = !s->fmt.json && s->req_enc == GW_CONNECT_IDENTITY;
-        s->body.max = o->max_message + GW_CONNECT_ENVELOPE_LEN;
+        s->body.max = message_max(o, s->fmt.json) + GW_CONNECT_ENVELOPE_LEN;
     }
     return 0;
 }
@@ -154,16 +171,16 @@ static int frame_message(gw_call *c, connect_state *s, const uint8_t *msg, size_
     gw_buf_init(&plain, 0);
     int rc = 0;
     if (compressed && len) {
-        rc = gw_connect_gunzip(msg, len, o->max_message, &plain, e);
+        rc = gw_connect_gunzip(msg, len, message_max(o, s->fmt.json), &plain, e);
         if (rc) {
             gw_error_prefix(e, "request message");
             goto out;
         }
         msg = plain.data;
         len = plain.len;
-    } else if (len > o->max_message) {
+    } else if (len > message_max(o, s->fmt.json)) {
         rc = gw_error_set(e, GW_ELIMIT, "request message of %zu bytes exceeds the limit of %zu",
-                          len, o->max_message);
+                          len, message_max(o, s->fmt.json));
         goto out;
     }
     size_t start = out->len;
@@ -175,7 +192,7 @@ static int frame_message(gw_call *c, connect_state *s, const uint8_t *msg, size_
     if (s->fmt.json) {
         gw_codec_options co;
         gw_codec_options_init(&co);
-        co.max_input = o->max_message;
+        co.max_input = message_max(o, true);
         co.max_output = o->max_message;
         /* An empty body is the empty message, as in binary. */
         rc = len ? gw_codec_json_to_proto(o->registry, gw_call_method(c)->input,
@@ -334,7 +351,8 @@ static int encode_message(gw_call *c, connect_state *s, const uint8_t *msg, size
     size_t start = out->len;
     gw_codec_options co;
     gw_codec_options_init(&co);
-    co.max_output = o->max_message;
+    /* A response message at the limit, as JSON (bytes fields as base64). */
+    co.max_output = gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON);
     int rc = gw_codec_proto_to_json(o->registry, gw_call_method(c)->output, msg, len, &co, out,
                                     e);
     if (rc) {

@@ -215,7 +215,8 @@ static int web_response_message(gw_call *c, const uint8_t *msg, size_t len, gw_b
     }
     gw_codec_options co;
     gw_codec_options_init(&co);
-    co.max_output = o->max_message;
+    /* A response message at the limit, as JSON (bytes fields as base64). */
+    co.max_output = gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON);
     rc = gw_codec_proto_to_json(o->registry, gw_call_method(c)->output, msg, len, &co, out, e);
     if (rc) {
         gw_error_prefix(e, "response message");

@@ -673,10 +673,11 @@ static bool serve_connect(const snapshot *sn, gw_front_req *r,
         return true;
     }
     long long cl = gw_front_req_content_length(r);
-    if (cl >= 0 && (unsigned long long)cl > sn->call.max_body) {
+    size_t max_body = gw_call_body_limit(&sn->call, gw_call_connect_envelope(&sn->call, &arg));
+    if (cl >= 0 && (unsigned long long)cl > max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
-                 sn->call.max_body);
+                 max_body);
         gw_call_reject(r, &sn->call, cors, &gw_call_connect, &arg,
                        GW_CODE_RESOURCE_EXHAUSTED, msg);
         gw_front_req_close_now(r);

@@ -103,6 +103,25 @@ def item4(p, url):
         ok = r.status == 200 and len(json.loads(r.body)["message"]) == size - 5
         check(ok, "REST JSON body of a %d-byte message (%d bytes of JSON): %d"
               % (size, len(js), r.status))
+        # Connect unary: the bare message, in protobuf and in JSON.
+        r = post(port, ECHO, msg, {"Content-Type": "application/proto"})
+        check(r.status == 200 and r.body == msg,
+              "Connect unary proto message of %d bytes echoed: %d" % (size, r.status))
+        r = post(port, ECHO, js, {"Content-Type": "application/json",
+                                  "Connect-Protocol-Version": "1"})
+        ok = r.status == 200 and len(json.loads(r.body)["message"]) == size - 5
+        check(ok, "Connect unary JSON of a %d-byte message: %d" % (size, r.status))
+        # Connect client stream: one User of exactly `size` bytes (field 3
+        # email, field 2 name filling the rest).
+        email = pb_string(3, "a@b")
+        n = size - len(email) - 1 - 4
+        user = pb_string(2, b"n" * n) + email
+        assert len(user) == size
+        r = post(port, "/demo.v1.UserService/CreateUsers", frame(user),
+                 {"Content-Type": "application/connect+proto"})
+        check(r.status == 200 and b"grpc-status" not in r.body and b"error" not in r.body,
+              "Connect stream envelope of a %d-byte message: %d %r"
+              % (size, r.status, r.body[-120:]))
     # One byte over the message limit: refused by the message limit, not
     # the body limit.
     # Its body is over the envelope limit too, so it is refused from the
@@ -258,6 +277,19 @@ def item5(p, url):
     check(ok and body.get("code") == 3,
           "REST NDJSON upload of 8 MiB failed early by the backend: %s %s (sent %d)"
           % (r if isinstance(r, Exception) else r.status, body, up.sent))
+    check(closed, "  ... then the connection closes")
+    # Connect client stream: the first envelope is an invalid user.
+    first = frame(b"")
+    fill = frame(b"\x12\x00") * (256 * 1024 // 7)
+    head = (b"POST /demo.v1.UserService/CreateUsers HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/connect+proto\r\nContent-Length: %d\r\n\r\n" % total)
+    up = Upload(port, head, first, fill, total)
+    r, closed = up.answer()
+    ok = not isinstance(r, Exception) and r.status == 200
+    check(ok and b"invalid user" in r.body,
+          "Connect stream upload of 8 MiB failed early by the backend: %s %r (sent %d)"
+          % (r if isinstance(r, Exception) else r.status,
+             None if isinstance(r, Exception) else r.body[:200], up.sent))
     check(closed, "  ... then the connection closes")
     # The gateway still serves.
     r = grpcweb_call(port, frame(echo_request(1000)))
