@@ -118,10 +118,18 @@ static inline void ws(jp *s)
         s->p++;
 }
 
+/* One message level more. The rule (docs/codec.md, Depth) is the printer's:
+ * every message is a level, map entries aside, so Struct -> Value -> Struct
+ * is two levels per JSON object. */
+static int too_deep(jp *s)
+{
+    return fail(s, GW_ELIMIT, "nesting deeper than %u message levels", s->max_depth);
+}
+
 static int enter(jp *s)
 {
     if (++s->depth > s->max_depth)
-        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+        return too_deep(s);
     return 0;
 }
 
@@ -350,7 +358,7 @@ static int skip_value(jp *s);
 static int skip_container(jp *s, char close)
 {
     if (++s->depth > 2 * s->max_depth)
-        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+        return too_deep(s);
     int rc;
     s->p++;
     ws(s);
@@ -900,6 +908,11 @@ static int parse_map(jp *s, const gw_field_def *f)
         ws(s);
         if (s->p < s->end && *s->p == 'n' && literal(s, "null", 4)) {
             if (vf->message && vf->message->wkt == GW_WKT_VALUE) {
+                /* The null Value is a message level like any other. */
+                if (s->depth + 1 > s->max_depth) {
+                    rc = too_deep(s);
+                    goto out;
+                }
                 if ((rc = put_tag(s, 2, GW_WIRE_LEN)) || (rc = put_varint(s, 2)) ||
                     (rc = put_tag(s, 1, GW_WIRE_VARINT)) || (rc = put_varint(s, 0)))
                     goto out;
@@ -1236,8 +1249,22 @@ static int parse_list(jp *s)
     return 0;
 }
 
-/* google.protobuf.Value: any JSON value. */
+static int value_body(jp *s);
+
+/* google.protobuf.Value: any JSON value. The Value is a message level of its
+ * own (as in the printer and in protobuf parsers): a JSON object inside a
+ * Struct is a Value holding a Struct, two levels. */
 static int parse_value(jp *s)
+{
+    int rc = enter(s);
+    if (rc)
+        return rc;
+    rc = value_body(s);
+    s->depth--;
+    return rc;
+}
+
+static int value_body(jp *s)
 {
     ws(s);
     if (s->p >= s->end)
@@ -1429,7 +1456,7 @@ static int parse_message(jp *s, const gw_message_def *m)
     /* Well-known types with a scalar JSON form count as one level too, so
      * that depth is the same whichever form a message takes. */
     if (s->depth + 1 > s->max_depth)
-        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+        return too_deep(s);
     switch (m->wkt) {
     case GW_WKT_ANY:
         return parse_any(s);
@@ -1540,6 +1567,9 @@ int gw_codec_json_to_field(const gw_registry *r, const gw_field_def *f, const ch
         return rc;
     size_t saved = limit_output(out, s.o);
     push_path(&s, f->json_name);
+    /* The message the field belongs to is the first level, as it is when
+     * the whole message is parsed. */
+    s.depth = 1;
     rc = parse_field_value(&s, f);
     return finish(&s, rc, saved);
 }
