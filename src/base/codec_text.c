@@ -292,6 +292,19 @@ bool gw_metadata_key_ok(const char *key, size_t n)
     return true;
 }
 
+bool gw_metadata_key_reserved(const char *key, size_t n)
+{
+    static const char *const reserved[] = {"te", "content-type", "user-agent", "connection",
+                                           "host", "transfer-encoding", "keep-alive",
+                                           "upgrade", "proxy-connection", "content-length"};
+    if (n >= 5 && gw_strn_case_eq(key, 5, "grpc-"))
+        return true;
+    for (size_t i = 0; i < GW_ARRAY_LEN(reserved); i++)
+        if (strlen(reserved[i]) == n && gw_strn_case_eq(key, n, reserved[i]))
+            return true;
+    return false;
+}
+
 bool gw_metadata_value_ok(const char *value, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -227,8 +227,11 @@ static const char *preflight_methods(const snapshot *s, gw_front_req *r, char *b
         m.result == GW_ROUTE_METHOD_NOT_ALLOWED && m.allow_count) {
         size_t n = 0;
         buf[0] = 0;
+        /* HEAD, implied by GET, is a CORS-safelisted method: a preflight
+         * never asks for it, so the list stays the routes' own. */
         for (size_t i = 0; i < m.allow_count && n < cap; i++)
-            n += (size_t)snprintf(buf + n, cap - n, "%s, ", m.allow[i]);
+            if (strcmp(m.allow[i], "HEAD") != 0)
+                n += (size_t)snprintf(buf + n, cap - n, "%s, ", m.allow[i]);
         if (n < cap)
             n += (size_t)snprintf(buf + n, cap - n, "OPTIONS");
         if (n < cap)
@@ -263,6 +266,61 @@ static void preflight(worker *w, gw_front_req *r, const char *origin)
     if (s->cfg->cors_credentials)
         h[n++] = (gw_front_header){"Access-Control-Allow-Credentials", "true"};
     gw_front_req_respond(r, 204, h, n, "", 0);
+}
+
+/*
+ * A plain (non-CORS) OPTIONS (RFC 9110 9.3.7): 204 with the path's methods
+ * in Allow — a gRPC-Web method path: POST, OPTIONS; a REST path: its routes'
+ * methods (HEAD wherever GET) and OPTIONS; a static file: GET, HEAD,
+ * OPTIONS; "OPTIONS *": every method the gateway answers. Returns false,
+ * without answering, for a path nothing serves (the REST dispatch then
+ * answers its JSON 404) and for a path with a route declared for OPTIONS
+ * itself (the call goes to the backend).
+ */
+static int route_of(const snapshot *sn, const gw_method_def *m);
+
+static bool plain_options(server *s, const snapshot *sn, gw_front_req *r, const char *origin)
+{
+    const char *path = gw_front_req_path(r);
+    const char *target = gw_front_req_target(r);
+    char allow[GW_ROUTE_ALLOW_MAX * 16 + 16];
+    const char *value = NULL;
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
+    if (strcmp(target, "*") == 0) {
+        value = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
+    } else if (m && route_of(sn, m) >= 0) {
+        value = "POST, OPTIONS";
+    } else if (sn->router) {
+        gw_arena a;
+        gw_arena_init(&a, 1024, 64 * 1024);
+        gw_route_match rm;
+        int rc = gw_router_match(sn->router, "OPTIONS", target, strcspn(target, "?"), &a, &rm,
+                                 NULL);
+        if (rc == 0 && rm.result == GW_ROUTE_METHOD_NOT_ALLOWED && rm.allow_count) {
+            size_t n = 0;
+            for (size_t i = 0; i < rm.allow_count && n < sizeof allow; i++)
+                n += (size_t)snprintf(allow + n, sizeof allow - n, "%s, ", rm.allow[i]);
+            if (n < sizeof allow)
+                n += (size_t)snprintf(allow + n, sizeof allow - n, "OPTIONS");
+            if (n < sizeof allow)
+                value = allow;
+        }
+        gw_arena_free(&a);
+        if (rc == 0 && rm.result == GW_ROUTE_MATCHED)
+            return false;
+    }
+    if (!value && s->statics && gw_static_exists(s->statics, target))
+        value = "GET, HEAD, OPTIONS";
+    if (!value)
+        return false;
+    gw_front_header h[2];
+    size_t n = 0;
+    h[n++] = (gw_front_header){"Allow", value};
+    const char *allow_origin = cors_origin(sn->cfg, origin);
+    if (allow_origin)
+        h[n++] = (gw_front_header){"Access-Control-Allow-Origin", allow_origin};
+    gw_front_req_respond(r, 204, h, n, "", 0);
+    return true;
 }
 
 /* ---- classification --------------------------------------------------------------- */
@@ -697,17 +755,17 @@ static void on_request(void *owner, gw_front_req *r)
     if (gw_ops_handle(&s->ops, &w->snap->ops_site, r, false))
         return;
 
+    const snapshot *sn = w->snap;
     if (strcmp(method, "OPTIONS") == 0) {
         if (origin && gw_front_req_header(r, "Access-Control-Request-Method")) {
             preflight(w, r, origin);
             return;
         }
-        static const gw_front_header h[] = {{"Allow", "POST, OPTIONS"}};
-        gw_front_req_respond(r, 204, h, GW_ARRAY_LEN(h), "", 0);
-        return;
+        if (plain_options(s, sn, r, origin))
+            return;
+        /* Unknown path (404) or a route for OPTIONS: the REST dispatch. */
     }
 
-    const snapshot *sn = w->snap;
     gw_call_cors cors = {.allow_origin = cors_origin(sn->cfg, origin),
                          .credentials = sn->cfg->cors_credentials,
                          .expose_extra = sn->cfg->cors_expose_headers};

@@ -649,11 +649,11 @@ static int md_collect(void *ctx, const char *key, const char *value)
 static void test_metadata(void **state)
 {
     (void)state;
-    static const char *const allow[] = {"x-request-id"};
+    static const char *const allow[] = {"x-request-id", "user-agent"};
     gw_rest_options o;
     gw_rest_options_init(&o);
     o.header_allowlist = allow;
-    o.header_allowlist_count = 1;
+    o.header_allowlist_count = 2;
     const gw_rest_header h[] = {
         {"Authorization", "Bearer t"},
         {"Grpc-Metadata-User-Tier", "gold"},
@@ -661,6 +661,18 @@ static void test_metadata(void **state)
         {"Grpc-Metadata-grpc-status", "0"},      /* reserved: dropped */
         {"Grpc-Metadata-bad key", "x"},          /* invalid key: dropped */
         {"Grpc-Metadata-evil", "a\r\nb"},        /* not printable: dropped */
+        /* protocol headers, never metadata (issue 13): dropped, not 400 */
+        {"Grpc-Metadata-Te", "trailers"},
+        {"Grpc-Metadata-Content-Type", "text/plain"},
+        {"Grpc-Metadata-User-Agent", "x/1"},
+        {"Grpc-Metadata-Host", "h"},
+        {"Grpc-Metadata-Connection", "close"},
+        {"Grpc-Metadata-Keep-Alive", "1"},
+        {"Grpc-Metadata-Transfer-Encoding", "chunked"},
+        {"Grpc-Metadata-Upgrade", "h2c"},
+        {"Grpc-Metadata-Proxy-Connection", "x"},
+        {"Grpc-Metadata-CONTENT-LENGTH", "5"},
+        {"User-Agent", "curl/8"},                /* allowlisted, still reserved */
         {"X-Request-Id", "r1"},
         {"X-Other", "no"},                       /* not allowlisted */
         {"Content-Type", "application/json"},

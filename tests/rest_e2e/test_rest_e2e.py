@@ -198,8 +198,9 @@ CASES = [
     # --- bad input -----------------------------------------------------------
     ("no route", "GET", "/v1/nothing", (), None, 404, {"content-type": "application/json"},
      status_body(5, "no route for GET /v1/nothing")),
-    ("method not allowed", "PUT", "/v1/users/1", (), None, 405, {"allow": "DELETE, GET, PATCH"},
-     status_body(12, "method PUT not allowed for /v1/users/1 (allowed: DELETE, GET, PATCH)")),
+    ("method not allowed", "PUT", "/v1/users/1", (), None, 405,
+     {"allow": "DELETE, GET, HEAD, PATCH"},
+     status_body(12, "method PUT not allowed for /v1/users/1 (allowed: DELETE, GET, HEAD, PATCH)")),
     ("malformed JSON", "POST", "/v1/echo", JSON, '{"message":', 400, {},
      status_body(3, "body: message: unexpected end of input (at byte 11)")),
     ("wrong JSON type", "POST", "/v1/echo", JSON, '{"number":"abc"}', 400, {},
