@@ -1264,12 +1264,15 @@ int gw_front_req_respond_stream(gw_front_req *r, int status,
     }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_body, r, NULL);
-    /* HEAD: libmicrohttpd 0.9.75 sends the chunked terminator "0\r\n\r\n"
-     * after the head, bytes a HEAD answer must not have (the next answer
-     * on the connection would not parse). Without chunking, the head is
-     * followed by nothing and the connection closes (docs/rest.md). */
+#if MHD_VERSION < 0x01000000
+    /* HEAD (-Dlegacy_mhd only): libmicrohttpd 0.9.75 sends the chunked
+     * terminator "0\r\n\r\n" after the head, bytes a HEAD answer must not
+     * have (the next answer on the connection would not parse). Without
+     * chunking, the head is followed by nothing and the connection closes.
+     * 1.0.1 sends the head alone (docs/rest.md). */
     if (resp && r->method && strcmp(r->method, "HEAD") == 0)
         MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+#endif
     int rc = set_response(r, resp, status, headers, n, true, gz, &scan);
     if (rc == 0)
         r->resp_stream = true;

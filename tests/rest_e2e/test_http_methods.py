@@ -91,22 +91,30 @@ def check_head(port, demo_log):
         r = conn.read_response()
         check(r.status == 200 and json.loads(r.body)["name"] == "Alan Turing",
               "GET after HEAD: %d %r" % (r.status, r.body[:100]))
-        # A stream of 60 users one second apart: HEAD gets the head at the
-        # first message, no byte after it (not even a chunked terminator),
-        # the connection closes, and the backend call is cancelled, not run
-        # out.
+        # A stream of 60 users one second apart: HEAD gets the GET's head at
+        # the first message, no byte after it (not even a chunked
+        # terminator), and the backend call is cancelled, not run out.
         before = demo_log().count("cancelled by client")
         t0 = time.monotonic()
         send(conn, "HEAD", "/v1/users?page_size=60&delay=1s")
         status, headers = read_head(conn)
-        check(status == 200 and headers.get("content-type") == ["application/json"] and
-              headers.get("connection") == ["close"], "HEAD stream: %d %r" % (status, headers))
-        closed, extra = until_close(conn, 30)
-        check(closed and extra == b"", "HEAD stream: closed %s, bytes after the head: %r" %
-              (closed, extra[:100]))
+        check(status == 200 and headers.get("content-type") == ["application/json"],
+              "HEAD stream: %d %r" % (status, headers))
+        if headers.get("connection") == ["close"]:
+            # -Dlegacy_mhd (0.9.75): unchunked, and the connection closes.
+            closed, extra = until_close(conn, 30)
+            check(closed and extra == b"", "HEAD stream: closed %s, bytes after the head: %r"
+                  % (closed, extra[:100]))
+            conn.close()
+            conn = gwtest.Conn(port, timeout=60)
+        else:
+            check(headers.get("transfer-encoding") == ["chunked"],
+                  "HEAD stream: not the GET's head: %r" % headers)
+            closed, extra = until_close(conn, 2)
+            check(not closed and extra == b"", "HEAD stream: closed %s, bytes after the head: "
+                  "%r" % (closed, extra[:100]))
+            conn.s.settimeout(60)
         check(time.monotonic() - t0 < 40, "HEAD stream took the whole stream")
-        conn.close()
-        conn = gwtest.Conn(port, timeout=60)
         send(conn, "GET", "/v1/users/3")
         r = conn.read_response()
         check(r.status == 200, "GET after the HEAD stream: %d" % r.status)
