@@ -270,7 +270,8 @@ static void preflight(worker *w, gw_front_req *r, const char *origin)
 
 /*
  * A plain (non-CORS) OPTIONS (RFC 9110 9.3.7): 204 with the path's methods
- * in Allow — a gRPC-Web method path: POST, OPTIONS; a REST path: its routes'
+ * in Allow — an RPC method path: POST, OPTIONS (GET too for a method without
+ * side effects, which Connect may GET); a REST path: its routes'
  * methods (HEAD wherever GET) and OPTIONS; a static file: GET, HEAD,
  * OPTIONS; "OPTIONS *": every method the gateway answers. Returns false,
  * without answering, for a path nothing serves (the REST dispatch then
@@ -289,7 +290,9 @@ static bool plain_options(server *s, const snapshot *sn, gw_front_req *r, const 
     if (strcmp(target, "*") == 0) {
         value = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
     } else if (m && route_of(sn, m) >= 0) {
-        value = "POST, OPTIONS";
+        /* Connect may GET a method without side effects (as preflights say). */
+        value = m->idempotency_level == GW_IDEMPOTENCY_NO_SIDE_EFFECTS ? "GET, POST, OPTIONS"
+                                                                      : "POST, OPTIONS";
     } else if (sn->router) {
         gw_arena a;
         gw_arena_init(&a, 1024, 64 * 1024);

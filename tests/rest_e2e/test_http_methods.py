@@ -173,6 +173,8 @@ OPTIONS_CASES = [
     ("/v1/echo?x=1", 204, "POST, OPTIONS"),
     ("/demo.v1.EchoService/Echo", 204, "POST, OPTIONS"),
     ("/demo.v1.UserService/Chat", 204, "POST, OPTIONS"),
+    # Connect may GET a method without side effects (docs/connect.md).
+    ("/demo.v1.UserService/GetUser", 204, "GET, POST, OPTIONS"),
     ("*", 204, "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
     ("/nowhere", 404, None),
     ("/v1/users/1/nothing", 404, None),
