@@ -568,15 +568,17 @@ static int get_int(jp *s, const tok *t, bool allow_neg, uint64_t max_pos, uint64
         return fail_value(s, GW_EPARSE, "expected an integer, got '%.*s'", (int)GW_MIN(t->n, 40),
                     t->p);
     if (rc == GW_ERANGE) {
-        /* Not integral, or beyond 64 bits: say which. */
-        char buf[48];
-        double v = INFINITY;
-        if (t->n < sizeof buf) {
-            memcpy(buf, t->p, t->n);
-            buf[t->n] = 0;
-            v = strtod(buf, NULL);
-        }
-        if (isfinite(v) && v != trunc(v))
+        /* Not integral, or beyond 64 bits: say which (a magnitude below
+         * 2^64 that is no integer has a fraction, 1e-400 included). */
+        char buf[64], *tmp = buf;
+        if (t->n >= sizeof buf && !(tmp = malloc(t->n + 1)))
+            return oom(s, GW_ENOMEM);
+        memcpy(tmp, t->p, t->n);
+        tmp[t->n] = 0;
+        double v = strtod(tmp, NULL);
+        if (tmp != buf)
+            free(tmp);
+        if (isfinite(v) && fabs(v) < 18446744073709551616.0)
             return fail_value(s, GW_ERANGE, "'%.*s' is not an integer", (int)GW_MIN(t->n, 40),
                               t->p);
         return fail_value(s, GW_ERANGE, "'%.*s' is out of range", (int)GW_MIN(t->n, 40), t->p);
