@@ -93,10 +93,6 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
     if (!m || s->http_status)
         return 0; /* gw_call_reject: only the answer's form is needed */
 
-    const char *v = gw_front_req_header(r, "Connect-Protocol-Version");
-    if (v && strcmp(v, "1") != 0)
-        return refuse(s, 400, GW_CODE_INVALID_ARGUMENT, e,
-                      "Connect-Protocol-Version must be 1, not '%.32s'", v);
     bool streaming = m->client_streaming || m->server_streaming;
     if (streaming && !is_stream(s))
         return refuse(s, 415, GW_CODE_UNIMPLEMENTED, e,
@@ -107,6 +103,14 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
         return refuse(s, 415, GW_CODE_UNIMPLEMENTED, e,
                       "%s is a unary method: use application/proto or application/json",
                       m->path);
+    const char *v = gw_front_req_header(r, "Connect-Protocol-Version");
+    if (v && strcmp(v, "1") != 0) {
+        if (is_stream(s)) /* a stream says it in its end-of-stream message, at 200 */
+            return gw_error_set(e, GW_EINVAL, "Connect-Protocol-Version must be 1, not '%.32s'",
+                                v);
+        return refuse(s, 400, GW_CODE_INVALID_ARGUMENT, e,
+                      "Connect-Protocol-Version must be 1, not '%.32s'", v);
+    }
 
     const char *enc = NULL, *accept = NULL;
     if (s->fmt.kind == GW_CONNECT_GET) {

@@ -258,6 +258,22 @@ class BadInput(unittest.TestCase):
         self.assertEqual(json.loads(r.body), {"message": "alive"})
 
 
+class Conformance(unittest.TestCase):
+    """What an independent Connect client checks, found in review against
+    connectrpc.com/docs/protocol and connect-go (docs/connect.md)."""
+
+    def test_stream_bad_protocol_version_ends_the_stream(self):
+        # A stream's errors are in its end-of-stream message at 200 (a
+        # Connect stream client infers "internal" from a bare 400).
+        h = dict(STREAM_JSON, **{"Connect-Protocol-Version": "2"})
+        r = post(LIST, env(b"{}"), h)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.header("content-type"), "application/connect+json")
+        err = end_stream(r)["error"]
+        self.assertEqual(err["code"], "invalid_argument")
+        self.assertRegex(err["message"], "must be 1")
+
+
 class Serving(unittest.TestCase):
 
     def test_unary_proto_and_trailers(self):
