@@ -273,6 +273,15 @@ class Conformance(unittest.TestCase):
         self.assertEqual(err["code"], "invalid_argument")
         self.assertRegex(err["message"], "must be 1")
 
+    def test_get_with_connect_other_than_v1(self):
+        for v in ("v2", "1", ""):
+            r = request(PORT, "GET", GET_USER + "?connect=%s&encoding=json&message=%%7B%%7D" % v)
+            self.assertEqual(r.status, 400, (v, r.body))
+            self.assertEqual(r.header("content-type"), "application/json")
+            body = json.loads(r.body)
+            self.assertEqual(body["code"], "invalid_argument")
+            self.assertRegex(body["message"], "v1")
+
 
 class Serving(unittest.TestCase):
 
