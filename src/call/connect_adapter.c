@@ -94,6 +94,10 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
         return 0; /* gw_call_reject: only the answer's form is needed */
 
     bool streaming = m->client_streaming || m->server_streaming;
+    if (streaming && s->fmt.kind == GW_CONNECT_GET)
+        return refuse(s, 405, GW_CODE_UNIMPLEMENTED, e,
+                      "%s is a streaming method: GET is only for unary methods; use POST",
+                      m->path);
     if (streaming && !is_stream(s))
         return refuse(s, 415, GW_CODE_UNIMPLEMENTED, e,
                       "%s is a streaming method: use application/connect+proto or "

@@ -282,6 +282,14 @@ class Conformance(unittest.TestCase):
             self.assertEqual(body["code"], "invalid_argument")
             self.assertRegex(body["message"], "v1")
 
+    def test_get_on_a_streaming_method(self):
+        # GET is for unary methods only: 405 as for side effects (connect-go
+        # offers GET only there), not 415.
+        r = request(PORT, "GET", LIST + "?connect=v1&encoding=json&message=%7B%7D")
+        self.assertEqual(r.status, 405, r.body)
+        self.assertEqual(r.header("allow"), "POST")
+        self.assertEqual(json.loads(r.body)["code"], "unimplemented")
+
 
 class Serving(unittest.TestCase):
 
