@@ -332,6 +332,17 @@ static void set_header(gw_call *c, gw_call_head *head, const char *name, const c
     (void)gw_call_head_add(c, head, name, strlen(name), value, strlen(value));
 }
 
+/* The encodings the gateway accepts, advertised on every answer as the
+ * spec's response headers have it (connect-go does the same): unary answers
+ * in Accept-Encoding, streams in Connect-Accept-Encoding. identity is
+ * implied. */
+#define CONNECT_ACCEPT "gzip"
+
+static const char *accept_header(const connect_state *s)
+{
+    return is_stream(s) ? "Connect-Accept-Encoding" : "Accept-Encoding";
+}
+
 static int connect_response_head(gw_call *c, const gw_header *md, size_t n, gw_call_head *head,
                                  gw_error *e)
 {
@@ -341,6 +352,9 @@ static int connect_response_head(gw_call *c, const gw_header *md, size_t n, gw_c
     int rc = gw_call_head_add(c, head, "Content-Type", 12, ct, strlen(ct));
     if (rc == 0 && is_stream(s) && s->gzip_out)
         rc = gw_call_head_add(c, head, "Connect-Content-Encoding", 24, "gzip", 4);
+    if (rc == 0)
+        rc = gw_call_head_add(c, head, accept_header(s), strlen(accept_header(s)),
+                              CONNECT_ACCEPT, strlen(CONNECT_ACCEPT));
     if (rc)
         return gw_error_set(e, rc, "out of memory");
     add_metadata_headers(c, head, md, n, false);
@@ -455,6 +469,7 @@ static void connect_response_status(gw_call *c, const gw_call_status *st, gw_cal
              * backend's headers): a whole 200 answer ending the stream. */
             h->status = 200;
             set_header(c, h, "Content-Type", gw_connect_content_type(s->fmt));
+            set_header(c, h, accept_header(s), CONNECT_ACCEPT);
             if (head && s->gzip_out)
                 set_header(c, h, "Connect-Content-Encoding", "gzip");
         }
@@ -463,6 +478,7 @@ static void connect_response_status(gw_call *c, const gw_call_status *st, gw_cal
     }
     if (!h)
         return; /* a unary answer's head is always held or given */
+    set_header(c, h, accept_header(s), CONNECT_ACCEPT);
     bool ok = st->code == GW_CODE_OK && !s->http_status;
     if (ok) {
         h->status = 200;

@@ -290,6 +290,23 @@ class Conformance(unittest.TestCase):
         self.assertEqual(r.header("allow"), "POST")
         self.assertEqual(json.loads(r.body)["code"], "unimplemented")
 
+    def test_supported_encodings_advertised(self):
+        # Unary answers name what the server accepts in Accept-Encoding,
+        # streams in Connect-Accept-Encoding, failures and successes alike.
+        h = dict(UNARY_JSON, **{"Content-Encoding": "br"})
+        r = post(ECHO, b"{}", h)
+        self.assertEqual(r.status, 501)
+        self.assertIn("gzip", r.header("accept-encoding") or "")
+        r = post(ECHO, b"{}", UNARY_JSON)
+        self.assertEqual(r.status, 200)
+        self.assertIn("gzip", r.header("accept-encoding") or "")
+        h = dict(STREAM_JSON, **{"Connect-Content-Encoding": "zstd"})
+        r = post(LIST, env(b"{}"), h)
+        self.assertEqual(end_stream(r)["error"]["code"], "unimplemented")
+        self.assertIn("gzip", r.header("connect-accept-encoding") or "")
+        r = post(LIST, env(b'{"pageSize":1}'), STREAM_JSON)
+        self.assertIn("gzip", r.header("connect-accept-encoding") or "")
+
 
 class Serving(unittest.TestCase):
 
