@@ -485,6 +485,9 @@ static void connect_response_status(gw_call *c, const gw_call_status *st, gw_cal
         if (!s->have_message && s->fmt.json)
             (void)gw_buf_append_str(out, "{}"); /* the empty message */
         set_header(c, h, "Content-Type", gw_connect_content_type(s->fmt));
+        /* The body's encoding follows Accept-Encoding: caches must key on it
+         * (a GET answer is cacheable), compressed this time or not. */
+        (void)gw_call_head_add(c, h, "Vary", 4, "Accept-Encoding", 15);
         if (s->gzip_out)
             compress_unary(c, h, out);
     } else {

@@ -307,6 +307,17 @@ class Conformance(unittest.TestCase):
         r = post(LIST, env(b'{"pageSize":1}'), STREAM_JSON)
         self.assertIn("gzip", r.header("connect-accept-encoding") or "")
 
+    def test_get_answers_vary_on_accept_encoding(self):
+        # The gateway picks gzip from Accept-Encoding: a shared cache must
+        # key on it, or it hands gzip to a client that never asked.
+        q = "?connect=v1&encoding=proto&base64=1&message=CAE"
+        for ae in (None, "gzip"):
+            h = {"Accept-Encoding": ae} if ae else {}
+            r = request(PORT, "GET", GET_USER + q, b"", h)
+            self.assertEqual(r.status, 200, r.body)
+            vary = ",".join(r.headers.get("vary", [])).lower()
+            self.assertIn("accept-encoding", vary, r.headers)
+
 
 class Serving(unittest.TestCase):
 
