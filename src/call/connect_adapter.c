@@ -202,10 +202,12 @@ static int frame_message(gw_call *c, connect_state *s, const uint8_t *msg, size_
         gw_codec_options_init(&co);
         co.max_input = message_max(o, true);
         co.max_output = o->max_message;
-        /* An empty body is the empty message, as in binary. */
+        /* Zero bytes are no JSON value (connect-go and connect-es refuse them
+         * too); the empty message is {}. In binary they are the empty message. */
         rc = len ? gw_codec_json_to_proto(o->registry, gw_call_method(c)->input,
                                           (const char *)msg, len, &co, out, e)
-                 : 0;
+                 : gw_error_set(e, GW_EPARSE,
+                                "zero-length JSON is not a message (send {} for the empty one)");
         if (rc) {
             gw_error_prefix(e, "request message");
             out->len = start;

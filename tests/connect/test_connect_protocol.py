@@ -318,6 +318,20 @@ class Conformance(unittest.TestCase):
             vary = ",".join(r.headers.get("vary", [])).lower()
             self.assertIn("accept-encoding", vary, r.headers)
 
+    def test_zero_length_json_is_not_a_message(self):
+        # "" is no JSON value (connect-go: "zero-length payload is not a
+        # valid JSON object"); an empty binary body is the empty message.
+        r = post(ECHO, b"", UNARY_JSON)
+        self.assertEqual(r.status, 400, r.body)
+        self.assertEqual(json.loads(r.body)["code"], "invalid_argument")
+        r = request(PORT, "GET", GET_USER + "?connect=v1&encoding=json&message=")
+        self.assertEqual(r.status, 400, r.body)
+        self.assertEqual(json.loads(r.body)["code"], "invalid_argument")
+        r = post(LIST, env(b""), STREAM_JSON)
+        self.assertEqual(end_stream(r)["error"]["code"], "invalid_argument")
+        r = post(ECHO, b"", UNARY_PROTO)
+        self.assertEqual(r.status, 200, r.body)
+
 
 class Serving(unittest.TestCase):
 
