@@ -266,6 +266,9 @@ static int connect_request_body(gw_call *c, const uint8_t *in, size_t n, gw_buf 
         return rc ? gw_error_set(e, rc, "request body too large") : 0;
     }
     int rc = gw_connect_scanner_feed(&s->scan, in, n, e);
+    if (rc == GW_EPARSE)
+        return GW_EIO; /* a flag the request may not carry: a protocol error, "internal"
+                          as connect-go and gRPC's compression rules have it */
     if (rc)
         return rc;
     if (s->direct) {
