@@ -222,6 +222,12 @@ int gw_grpc_timeout_parse(const char *s, size_t n, uint64_t *ns);
  * holds). An entry failing either is left out, not an error. */
 bool gw_metadata_key_ok(const char *key, size_t n);
 bool gw_metadata_value_ok(const char *value, size_t n);
+/* Keys that are HTTP/2 or gRPC protocol headers rather than metadata
+ * (case-insensitive): "grpc-*", te, content-type, user-agent, host,
+ * content-length and the connection-specific ones. A client-supplied one is
+ * left out (the upstream refuses them: they would clash with the request's
+ * own headers). */
+bool gw_metadata_key_reserved(const char *key, size_t n);
 /* FNV-1a 64-bit, for hash tables. */
 uint64_t gw_hash(const void *p, size_t n);
 

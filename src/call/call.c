@@ -30,6 +30,7 @@ struct gw_call {
     bool adapter_timeout;       /* gw_call_set_timeout was called */
     uint64_t adapter_timeout_ns;
     size_t body_bytes;
+    size_t max_body;            /* gw_call_body_limit for the envelope */
     gw_buf pending;             /* request bytes the upstream did not take yet */
     gw_buf out;                 /* response body bytes for the client */
     size_t out_off;             /* first byte of `out` not yet taken */
@@ -61,6 +62,32 @@ void gw_call_options_init(gw_call_options *o)
     o->max_output = 1u << 20;
     o->max_deadline_ms = 3600000;
     o->max_metadata = 64;
+}
+
+size_t gw_call_envelope_len(size_t n, gw_call_envelope env)
+{
+    switch (env) {
+    case GW_CALL_ENVELOPE_FRAMED:
+        return n > SIZE_MAX - 5 ? SIZE_MAX : n + 5;
+    case GW_CALL_ENVELOPE_BASE64:
+        return n / 3 >= SIZE_MAX / 4 - 1 ? SIZE_MAX : (n + 2) / 3 * 4;
+    case GW_CALL_ENVELOPE_JSON:
+        if (n / 3 >= (SIZE_MAX - GW_CALL_JSON_ENVELOPE_SLACK) / 4 - 1)
+            return SIZE_MAX;
+        return (n + 2) / 3 * 4 + GW_CALL_JSON_ENVELOPE_SLACK;
+    }
+    return n;
+}
+
+size_t gw_call_body_limit(const gw_call_options *o, size_t one)
+{
+    return o->max_body > one ? o->max_body : one;
+}
+
+void gw_call_set_envelope(gw_call *c, size_t one)
+{
+    c->max_body = gw_call_body_limit(c->o, one);
+    c->pending.max = c->max_body > SIZE_MAX - 64 ? 0 : c->max_body + 64;
 }
 
 void *gw_call_adapter_state(gw_call *c) { return c->astate; }
@@ -346,10 +373,10 @@ static size_t on_body(void *owner, const uint8_t *data, size_t n)
             return n;
     }
     c->body_bytes += n;
-    if (c->body_bytes > c->o->max_body) {
+    if (c->body_bytes > c->max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
-                 c->o->max_body);
+                 c->max_body);
         fail(c, GW_CODE_RESOURCE_EXHAUSTED, msg);
         return n;
     }
@@ -679,8 +706,10 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
     c->loop = gw_front_req_loop(r);
     c->start_ns = gw_loop_now(c->loop);
     gw_timer_init(&c->deadline, on_deadline, c);
-    gw_buf_init(&c->pending, o->max_body + 64);
-    gw_buf_init(&c->out, o->max_output + o->max_message + 64 * 1024);
+    gw_buf_init(&c->pending, 0);
+    gw_call_set_envelope(c, gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_FRAMED));
+    gw_buf_init(&c->out, o->max_output + gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON) +
+                             64 * 1024);
     if (c->cors.allow_origin)
         c->cors.allow_origin = gw_arena_strdup(&c->arena, c->cors.allow_origin);
     c->astate = a->state_size ? gw_arena_calloc(&c->arena, a->state_size) : NULL;

@@ -84,6 +84,31 @@ typedef struct gw_call_report {
 
 void gw_call_options_init(gw_call_options *o);
 
+/* The envelopes a request message travels in; they nest (gRPC-Web text
+ * +json is BASE64 of FRAMED of JSON). */
+typedef enum gw_call_envelope {
+    GW_CALL_ENVELOPE_FRAMED,  /* a 5-byte gRPC frame header in front */
+    GW_CALL_ENVELOPE_BASE64,  /* padded base64 (gRPC-Web text) */
+    GW_CALL_ENVELOPE_JSON,    /* a message as a JSON object (REST, +json):
+                                 bytes fields grow to base64, plus room for
+                                 names, braces and whitespace */
+} gw_call_envelope;
+
+/* Room a JSON body gets beyond 4/3 of its message. */
+#define GW_CALL_JSON_ENVELOPE_SLACK 4096u
+
+/* Bytes of n bytes wrapped in env (for JSON: the largest body the limit
+ * plans for). Saturates at SIZE_MAX. */
+size_t gw_call_envelope_len(size_t n, gw_call_envelope env);
+
+/*
+ * The request body limit: o->max_body, but never less than `one` (one
+ * message of o->max_message in the protocol's envelope), so a message at
+ * the message limit always fits (docs/configuration.md, "Which limit
+ * applies where").
+ */
+size_t gw_call_body_limit(const gw_call_options *o, size_t one);
+
 /* CORS decision for one request, made by the server before the call. */
 typedef struct gw_call_cors {
     const char *allow_origin;   /* NULL: no CORS headers */
@@ -156,6 +181,11 @@ typedef struct gw_call_adapter {
  * const gw_grpcweb_format *. */
 extern const gw_call_adapter gw_call_grpcweb;
 
+/* Body bytes of one gRPC-Web request message at o->max_message in format
+ * f (a const gw_grpcweb_format *): what gw_call_grpcweb's body limit leaves
+ * room for. */
+size_t gw_call_grpcweb_envelope(const gw_call_options *o, const void *f);
+
 /*
  * Starts a call for request r to method m on backend b. On success the call
  * is attached to r and owns itself until the front closes r. On failure
@@ -197,6 +227,11 @@ int gw_call_add_metadata(gw_call *c, const char *name, const char *value);
  * status and add headers. NULL when no head is held. */
 gw_call_head *gw_call_held_head(gw_call *c);
 
+/* From init: the body bytes of one message at o->max_message in this
+ * protocol's envelope (default: a gRPC frame). The call's body limit becomes
+ * gw_call_body_limit(o, one). */
+void gw_call_set_envelope(gw_call *c, size_t one);
+
 /* Turns the adapter's response_flush off for this call: body bytes go to
  * the client as they are (binary gRPC-Web), without a copy through it. */
 void gw_call_flush_off(gw_call *c);
@@ -222,6 +257,12 @@ typedef struct gw_call_connect_arg {
                                    unknown method, 405 GET on a method with
                                    side effects, 415 codec) */
 } gw_call_connect_arg;
+
+/* Body bytes of one Connect request message at o->max_message for arg (a
+ * const gw_call_connect_arg *): the bare message (unary) or one envelope
+ * (streams), as JSON when arg->json. What gw_call_connect's body limit
+ * leaves room for. */
+size_t gw_call_connect_envelope(const gw_call_options *o, const void *arg);
 
 /* REST/JSON (call/rest_adapter.c). Start it through gw_call_rest_dispatch,
  * which routes the request first. */

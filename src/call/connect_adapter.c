@@ -63,6 +63,20 @@ static int refuse(connect_state *s, int http, int code, gw_error *e, const char 
     return GW_EINVAL;
 }
 
+/* The largest message as it travels: protobuf bytes, or its JSON text. */
+static size_t message_max(const gw_call_options *o, bool json)
+{
+    return json ? gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON) : o->max_message;
+}
+
+size_t gw_call_connect_envelope(const gw_call_options *o, const void *arg)
+{
+    const gw_call_connect_arg *a = arg;
+    size_t one = message_max(o, a->json);
+    return a->kind == GW_CONNECT_STREAM ? gw_call_envelope_len(one, GW_CALL_ENVELOPE_FRAMED)
+                                        : one;
+}
+
 static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
 {
     connect_state *s = gw_call_adapter_state(c);
@@ -73,15 +87,17 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
     s->fmt.json = a->json;
     s->http_status = a->http_status;
     gw_call_flush_off(c);
-    gw_buf_init(&s->body, o->max_body + GW_CONNECT_ENVELOPE_LEN);
+    gw_call_set_envelope(c, gw_call_connect_envelope(o, a));
+    gw_buf_init(&s->body, gw_call_body_limit(o, gw_call_connect_envelope(o, a)) +
+                              GW_CONNECT_ENVELOPE_LEN);
     if (!m || s->http_status)
         return 0; /* gw_call_reject: only the answer's form is needed */
 
-    const char *v = gw_front_req_header(r, "Connect-Protocol-Version");
-    if (v && strcmp(v, "1") != 0)
-        return refuse(s, 400, GW_CODE_INVALID_ARGUMENT, e,
-                      "Connect-Protocol-Version must be 1, not '%.32s'", v);
     bool streaming = m->client_streaming || m->server_streaming;
+    if (streaming && s->fmt.kind == GW_CONNECT_GET)
+        return refuse(s, 405, GW_CODE_UNIMPLEMENTED, e,
+                      "%s is a streaming method: GET is only for unary methods; use POST",
+                      m->path);
     if (streaming && !is_stream(s))
         return refuse(s, 415, GW_CODE_UNIMPLEMENTED, e,
                       "%s is a streaming method: use application/connect+proto or "
@@ -91,6 +107,14 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
         return refuse(s, 415, GW_CODE_UNIMPLEMENTED, e,
                       "%s is a unary method: use application/proto or application/json",
                       m->path);
+    const char *v = gw_front_req_header(r, "Connect-Protocol-Version");
+    if (v && strcmp(v, "1") != 0) {
+        if (is_stream(s)) /* a stream says it in its end-of-stream message, at 200 */
+            return gw_error_set(e, GW_EINVAL, "Connect-Protocol-Version must be 1, not '%.32s'",
+                                v);
+        return refuse(s, 400, GW_CODE_INVALID_ARGUMENT, e,
+                      "Connect-Protocol-Version must be 1, not '%.32s'", v);
+    }
 
     const char *enc = NULL, *accept = NULL;
     if (s->fmt.kind == GW_CONNECT_GET) {
@@ -137,9 +161,10 @@ static int connect_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *
     if (s->fmt.json && !o->registry)
         return gw_error_set(e, GW_ENOTFOUND, "JSON messages need the descriptor registry");
     if (is_stream(s)) {
-        gw_connect_scanner_init(&s->scan, o->max_message, s->req_enc != GW_CONNECT_IDENTITY);
+        gw_connect_scanner_init(&s->scan, message_max(o, s->fmt.json),
+                                s->req_enc != GW_CONNECT_IDENTITY);
         s->direct = !s->fmt.json && s->req_enc == GW_CONNECT_IDENTITY;
-        s->body.max = o->max_message + GW_CONNECT_ENVELOPE_LEN;
+        s->body.max = message_max(o, s->fmt.json) + GW_CONNECT_ENVELOPE_LEN;
     }
     return 0;
 }
@@ -154,16 +179,16 @@ static int frame_message(gw_call *c, connect_state *s, const uint8_t *msg, size_
     gw_buf_init(&plain, 0);
     int rc = 0;
     if (compressed && len) {
-        rc = gw_connect_gunzip(msg, len, o->max_message, &plain, e);
+        rc = gw_connect_gunzip(msg, len, message_max(o, s->fmt.json), &plain, e);
         if (rc) {
             gw_error_prefix(e, "request message");
             goto out;
         }
         msg = plain.data;
         len = plain.len;
-    } else if (len > o->max_message) {
+    } else if (len > message_max(o, s->fmt.json)) {
         rc = gw_error_set(e, GW_ELIMIT, "request message of %zu bytes exceeds the limit of %zu",
-                          len, o->max_message);
+                          len, message_max(o, s->fmt.json));
         goto out;
     }
     size_t start = out->len;
@@ -175,12 +200,14 @@ static int frame_message(gw_call *c, connect_state *s, const uint8_t *msg, size_
     if (s->fmt.json) {
         gw_codec_options co;
         gw_codec_options_init(&co);
-        co.max_input = o->max_message;
+        co.max_input = message_max(o, true);
         co.max_output = o->max_message;
-        /* An empty body is the empty message, as in binary. */
+        /* Zero bytes are no JSON value (connect-go and connect-es refuse them
+         * too); the empty message is {}. In binary they are the empty message. */
         rc = len ? gw_codec_json_to_proto(o->registry, gw_call_method(c)->input,
                                           (const char *)msg, len, &co, out, e)
-                 : 0;
+                 : gw_error_set(e, GW_EPARSE,
+                                "zero-length JSON is not a message (send {} for the empty one)");
         if (rc) {
             gw_error_prefix(e, "request message");
             out->len = start;
@@ -239,6 +266,9 @@ static int connect_request_body(gw_call *c, const uint8_t *in, size_t n, gw_buf 
         return rc ? gw_error_set(e, rc, "request body too large") : 0;
     }
     int rc = gw_connect_scanner_feed(&s->scan, in, n, e);
+    if (rc == GW_EPARSE)
+        return GW_EIO; /* a flag the request may not carry: a protocol error, "internal"
+                          as connect-go and gRPC's compression rules have it */
     if (rc)
         return rc;
     if (s->direct) {
@@ -307,6 +337,17 @@ static void set_header(gw_call *c, gw_call_head *head, const char *name, const c
     (void)gw_call_head_add(c, head, name, strlen(name), value, strlen(value));
 }
 
+/* The encodings the gateway accepts, advertised on every answer as the
+ * spec's response headers have it (connect-go does the same): unary answers
+ * in Accept-Encoding, streams in Connect-Accept-Encoding. identity is
+ * implied. */
+#define CONNECT_ACCEPT "gzip"
+
+static const char *accept_header(const connect_state *s)
+{
+    return is_stream(s) ? "Connect-Accept-Encoding" : "Accept-Encoding";
+}
+
 static int connect_response_head(gw_call *c, const gw_header *md, size_t n, gw_call_head *head,
                                  gw_error *e)
 {
@@ -316,6 +357,9 @@ static int connect_response_head(gw_call *c, const gw_header *md, size_t n, gw_c
     int rc = gw_call_head_add(c, head, "Content-Type", 12, ct, strlen(ct));
     if (rc == 0 && is_stream(s) && s->gzip_out)
         rc = gw_call_head_add(c, head, "Connect-Content-Encoding", 24, "gzip", 4);
+    if (rc == 0)
+        rc = gw_call_head_add(c, head, accept_header(s), strlen(accept_header(s)),
+                              CONNECT_ACCEPT, strlen(CONNECT_ACCEPT));
     if (rc)
         return gw_error_set(e, rc, "out of memory");
     add_metadata_headers(c, head, md, n, false);
@@ -334,7 +378,8 @@ static int encode_message(gw_call *c, connect_state *s, const uint8_t *msg, size
     size_t start = out->len;
     gw_codec_options co;
     gw_codec_options_init(&co);
-    co.max_output = o->max_message;
+    /* A response message at the limit, as JSON (bytes fields as base64). */
+    co.max_output = gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON);
     int rc = gw_codec_proto_to_json(o->registry, gw_call_method(c)->output, msg, len, &co, out,
                                     e);
     if (rc) {
@@ -429,6 +474,7 @@ static void connect_response_status(gw_call *c, const gw_call_status *st, gw_cal
              * backend's headers): a whole 200 answer ending the stream. */
             h->status = 200;
             set_header(c, h, "Content-Type", gw_connect_content_type(s->fmt));
+            set_header(c, h, accept_header(s), CONNECT_ACCEPT);
             if (head && s->gzip_out)
                 set_header(c, h, "Connect-Content-Encoding", "gzip");
         }
@@ -437,12 +483,16 @@ static void connect_response_status(gw_call *c, const gw_call_status *st, gw_cal
     }
     if (!h)
         return; /* a unary answer's head is always held or given */
+    set_header(c, h, accept_header(s), CONNECT_ACCEPT);
     bool ok = st->code == GW_CODE_OK && !s->http_status;
     if (ok) {
         h->status = 200;
         if (!s->have_message && s->fmt.json)
             (void)gw_buf_append_str(out, "{}"); /* the empty message */
         set_header(c, h, "Content-Type", gw_connect_content_type(s->fmt));
+        /* The body's encoding follows Accept-Encoding: caches must key on it
+         * (a GET answer is cacheable), compressed this time or not. */
+        (void)gw_call_head_add(c, h, "Vary", 4, "Accept-Encoding", 15);
         if (s->gzip_out)
             compress_unary(c, h, out);
     } else {

@@ -19,6 +19,20 @@ typedef struct gw_web_state {
     bool frame_init;
 } gw_web_state;
 
+/* The largest frame payload: a message, or (+json) its JSON text. */
+static size_t frame_max(const gw_call_options *o, const gw_grpcweb_format *f)
+{
+    return f->json ? gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON)
+                   : o->max_message;
+}
+
+size_t gw_call_grpcweb_envelope(const gw_call_options *o, const void *arg)
+{
+    const gw_grpcweb_format *f = arg;
+    size_t one = gw_call_envelope_len(frame_max(o, f), GW_CALL_ENVELOPE_FRAMED);
+    return f->text ? gw_call_envelope_len(one, GW_CALL_ENVELOPE_BASE64) : one;
+}
+
 static int web_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
 {
     gw_web_state *s = gw_call_adapter_state(c);
@@ -26,7 +40,8 @@ static int web_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     s->fmt = *(const gw_grpcweb_format *)arg;
     if (!s->fmt.text)
         gw_call_flush_off(c); /* binary: the queued bytes are the body */
-    gw_grpcweb_scanner_init(&s->scan, o->max_message, false);
+    gw_call_set_envelope(c, gw_call_grpcweb_envelope(o, &s->fmt));
+    gw_grpcweb_scanner_init(&s->scan, frame_max(o, &s->fmt), false);
     gw_grpcweb_b64_init(&s->b64);
     const char *enc = gw_front_req_header(r, "grpc-encoding");
     if (enc && strcmp(enc, "identity") != 0)
@@ -45,7 +60,7 @@ static int json_frames(gw_call *c, gw_web_state *s, const uint8_t *in, size_t n,
     const gw_call_options *o = gw_call_opts(c);
     const gw_method_def *m = gw_call_method(c);
     if (!s->frame_init) {
-        gw_buf_init(&s->frame, o->max_message + GW_GRPCWEB_HEADER_LEN);
+        gw_buf_init(&s->frame, frame_max(o, &s->fmt) + GW_GRPCWEB_HEADER_LEN);
         s->frame_init = true;
     }
     int rc;
@@ -77,7 +92,7 @@ static int json_frames(gw_call *c, gw_web_state *s, const uint8_t *in, size_t n,
             return gw_error_set(e, rc, "request too large");
         gw_codec_options co;
         gw_codec_options_init(&co);
-        co.max_input = o->max_message;
+        co.max_input = frame_max(o, &s->fmt);
         co.max_output = o->max_message;
         rc = gw_codec_json_to_proto(o->registry, m->input,
                                     (const char *)s->frame.data + GW_GRPCWEB_HEADER_LEN, len,
@@ -200,7 +215,8 @@ static int web_response_message(gw_call *c, const uint8_t *msg, size_t len, gw_b
     }
     gw_codec_options co;
     gw_codec_options_init(&co);
-    co.max_output = o->max_message;
+    /* A response message at the limit, as JSON (bytes fields as base64). */
+    co.max_output = gw_call_envelope_len(o->max_message, GW_CALL_ENVELOPE_JSON);
     rc = gw_codec_proto_to_json(o->registry, gw_call_method(c)->output, msg, len, &co, out, e);
     if (rc) {
         gw_error_prefix(e, "response message");

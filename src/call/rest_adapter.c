@@ -85,6 +85,14 @@ static int rest_fail(rest_state *s, int rc, const gw_rest_status *st, gw_error *
     return gw_error_set(e, rc, "%s", st->message);
 }
 
+/* The JSON text of one request message at the message limit (the smaller
+ * of limits.max_message_bytes and rest.max_message_bytes). */
+static size_t json_one(const gw_call_options *o, const gw_rest_options *ro)
+{
+    return gw_call_envelope_len(GW_MIN(o->max_message, ro->max_message),
+                                GW_CALL_ENVELOPE_JSON);
+}
+
 static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
 {
     rest_state *s = gw_call_adapter_state(c);
@@ -92,7 +100,8 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     const gw_call_options *o = gw_call_opts(c);
     gw_arena *ar = gw_call_arena(c);
     s->ro = a->cfg->rest;
-    gw_buf_init(&s->body, o->max_body);
+    gw_call_set_envelope(c, json_one(o, s->ro));
+    gw_buf_init(&s->body, gw_call_body_limit(o, json_one(o, s->ro)));
     if (!a->match) /* gw_call_reject: only the error form is needed */
         return 0;
     s->match = *a->match;
@@ -147,7 +156,7 @@ static int rest_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     if (rc)
         return rest_fail(s, rc, &st, e);
     if (s->client_stream) {
-        gw_json_splitter_init(&s->split, GW_MIN(o->max_message, s->ro->max_message));
+        gw_json_splitter_init(&s->split, json_one(o, s->ro));
         s->split_init = true;
         /* The query binds no field of a stream of messages, but ?pretty
          * still shapes the one answer (gw_rest_build_request reads it for
@@ -548,11 +557,12 @@ int gw_call_rest_dispatch(gw_front_req *r, const gw_call_options *o, const gw_ca
         goto out;
     }
     long long cl = gw_front_req_content_length(r);
-    if (cl >= 0 && (unsigned long long)cl > o->max_body) {
+    size_t max_body = gw_call_body_limit(o, json_one(o, rc->rest));
+    if (cl >= 0 && (unsigned long long)cl > max_body) {
         st.code = GW_CODE_RESOURCE_EXHAUSTED;
         st.http_status = 413;
         snprintf(st.message, sizeof st.message,
-                 "request body of %lld bytes exceeds the limit of %zu", cl, o->max_body);
+                 "request body of %lld bytes exceeds the limit of %zu", cl, max_body);
         answer_status(r, cors, rc->rest, &st, NULL);
         gw_front_req_close_now(r);
         ret = GW_ELIMIT;

@@ -15,8 +15,8 @@
 
 static void openapi_usage(FILE *f)
 {
-    fputs("usage: grpcgate openapi --descriptor FILE... [--proto-names] [--title T]\n"
-          "                        [--version V] [--server URL] [--compact]\n"
+    fputs("usage: grpcgate openapi --descriptor FILE... [--proto-names] [--no-auto-map]\n"
+          "                        [--title T] [--version V] [--server URL] [--compact]\n"
           "\n"
           "Prints an OpenAPI 3.0.3 document (JSON) for every REST route the gateway\n"
           "serves from these descriptor sets: google.api.http rules, additional\n"
@@ -26,9 +26,11 @@ static void openapi_usage(FILE *f)
           "                        --descriptor_set_out); repeat the flag or list\n"
           "                        several files after it. With --include_source_info\n"
           "                        the proto comments become summaries and descriptions.\n"
-          "  --proto-names         proto field names (as serve --proto-names prints)\n"
-          "                        instead of JSON names\n"
-          "  --no-auto-map         leave out methods without a google.api.http rule\n"
+          "  --proto-names         proto field names instead of JSON names, as a\n"
+          "                        gateway configured with \"rest\": {\"proto_names\": true}\n"
+          "                        prints them\n"
+          "  --no-auto-map         leave out methods without a google.api.http rule, as\n"
+          "                        \"rest\": {\"auto_map_unbound\": false}\n"
           "  --title T             info.title (default grpcgate)\n"
           "  --version V           info.version (default 0.0.0)\n"
           "  --server URL          servers[0].url\n"

@@ -12,11 +12,16 @@ static void serve_usage(FILE *f)
           "                      [--workers N] [--config FILE] [--log-level LEVEL]\n"
           "                      [--access-log FILE|-] [--admin-listen HOST:PORT]\n"
           "                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
+          "                      [--backend-ca PEM] [--backend-cert PEM --backend-key PEM]\n"
           "                      [--static DIR] [--reflect]\n"
           "\n"
           "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0\n"
           "                        picks a free one); prints 'listening on HOST:PORT'\n"
           "  --backend URL         gRPC backend: http://host:port, https://host:port, unix:/path\n"
+          "  --backend-ca FILE     PEM CAs that verify an https:// backend (default: the\n"
+          "                        system's); backend_tls.ca_file in the file\n"
+          "  --backend-cert FILE   client certificate (chain) for a backend that asks for one\n"
+          "  --backend-key FILE    ... and its PEM private key\n"
           "  --reflect             fetch the descriptors from the backend's server\n"
           "                        reflection service instead of --descriptor files\n"
           "  --descriptor FILE     FileDescriptorSet (protoc --include_imports\n"
@@ -43,6 +48,7 @@ typedef struct serve_flags {
     const char *listen, *backend, *config, *log_level;
     const char *access_log, *admin_listen, *tls_cert, *tls_key, *tls_client_ca;
     const char *static_dir;
+    const char *backend_ca, *backend_cert, *backend_key;
     bool reflect;
     const char *descriptors[GW_SERVER_MAX_DESCRIPTORS];
     size_t descriptor_count;
@@ -69,7 +75,8 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
         if (!(FLAG("--listen") || FLAG("--backend") || FLAG("--descriptor") ||
               FLAG("--workers") || FLAG("--config") || FLAG("--log-level") ||
               FLAG("--access-log") || FLAG("--admin-listen") || FLAG("--tls-cert") ||
-              FLAG("--tls-key") || FLAG("--tls-client-ca") || FLAG("--static"))) {
+              FLAG("--tls-key") || FLAG("--tls-client-ca") || FLAG("--static") ||
+              FLAG("--backend-ca") || FLAG("--backend-cert") || FLAG("--backend-key"))) {
             fprintf(stderr, "grpcgate serve: unknown option '%s'\n", a);
             return 2;
         }
@@ -99,6 +106,12 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
             f->tls_client_ca = val;
         else if (FLAG("--static"))
             f->static_dir = val;
+        else if (FLAG("--backend-ca"))
+            f->backend_ca = val;
+        else if (FLAG("--backend-cert"))
+            f->backend_cert = val;
+        else if (FLAG("--backend-key"))
+            f->backend_key = val;
         else if (FLAG("--descriptor")) {
             if (f->descriptor_count == GW_SERVER_MAX_DESCRIPTORS) {
                 fprintf(stderr, "grpcgate serve: too many --descriptor files\n");
@@ -133,7 +146,10 @@ static int build_config(const serve_flags *f, gw_server_config *cfg, gw_error *e
         (f->tls_key && gw_server_config_set_string(&cfg->tls_key, f->tls_key)) ||
         (f->tls_client_ca &&
          gw_server_config_set_string(&cfg->tls_client_ca, f->tls_client_ca)) ||
-        (f->static_dir && gw_server_config_set_string(&cfg->static_dir, f->static_dir)))
+        (f->static_dir && gw_server_config_set_string(&cfg->static_dir, f->static_dir)) ||
+        (f->backend_ca && gw_server_config_set_string(&cfg->backend_ca, f->backend_ca)) ||
+        (f->backend_cert && gw_server_config_set_string(&cfg->backend_cert, f->backend_cert)) ||
+        (f->backend_key && gw_server_config_set_string(&cfg->backend_key, f->backend_key)))
         return gw_error_set(e, GW_ENOMEM, "out of memory");
     if (f->descriptor_count) {
         for (size_t i = 0; i < cfg->descriptor_count; i++)

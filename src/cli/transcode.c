@@ -1,9 +1,13 @@
 /*
  * grpcgate transcode: one message from stdin to stdout, JSON <-> protobuf,
- * through the same codec the gateway uses. Exit status: 0 done, 1 the input
- * could not be parsed, 2 usage or setup error, 3 the input parsed but cannot
- * be represented in the output format.
+ * through the same codec the gateway uses. Exit status: 0 done; 1 the input
+ * is not a valid message of the type — whatever the codec refuses in it:
+ * bad syntax, wrong shape, a value out of range or of the wrong kind, too
+ * deep, or a wire message with a value JSON cannot carry; 2 usage or setup
+ * error; 3 the output could not be produced or written (stdout write
+ * error, out of memory).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +26,8 @@ static void usage(FILE *f)
           "                          [--emit-defaults] [--proto-names] [--enums-as-ints]\n"
           "                          [--ignore-unknown] [--pretty]\n"
           "Reads one message from stdin and writes it to stdout.\n"
-          "Exit status: 0 done, 1 input not parseable, 2 usage or setup error,\n"
-          "3 input not representable in the output format.\n",
+          "Exit status: 0 done, 1 invalid input (syntax, shape, range, depth),\n"
+          "2 usage or setup error, 3 the output could not be produced or written.\n",
           f);
 }
 
@@ -40,9 +44,23 @@ static int read_stdin(gw_buf *in)
     }
 }
 
-static int exit_status(int rc)
+/* A codec error while reading the input: the input's fault unless memory
+ * ran out. The codec's GW_EPARSE / GW_ERANGE / GW_ELIMIT all describe the
+ * input (GW_ERANGE: well-formed, but a value outside its type's range). */
+static int input_status(int rc)
 {
-    return rc == GW_ERANGE ? 3 : 1;
+    return rc == GW_ENOMEM ? 3 : 1;
+}
+
+/* Writes everything or says why not. */
+static int write_all(const uint8_t *p, size_t n)
+{
+    if ((n && fwrite(p, 1, n, stdout) != n) || fflush(stdout) != 0) {
+        fprintf(stderr, "grpcgate transcode: cannot write the output: %s\n",
+                strerror(errno ? errno : EIO));
+        return 3;
+    }
+    return 0;
 }
 
 int gw_cmd_transcode(int argc, char **argv)
@@ -128,13 +146,15 @@ int gw_cmd_transcode(int argc, char **argv)
         rc = gw_codec_json_to_proto(reg, m, text, in.len, &o, &mid, &e);
         if (rc) {
             fprintf(stderr, "grpcgate transcode: %s\n", e.msg);
-            status = exit_status(rc);
+            status = input_status(rc);
             goto out;
         }
         if (to_json) {
+            /* Whatever the parser accepts prints back (docs/codec.md), so a
+             * failure here is about producing the output, not the input. */
             rc = gw_codec_proto_to_json(reg, m, mid.data, mid.len, &o, &out, &e);
             if (rc) {
-                fprintf(stderr, "grpcgate transcode: %s\n", e.msg);
+                fprintf(stderr, "grpcgate transcode: cannot print the output: %s\n", e.msg);
                 status = 3;
                 goto out;
             }
@@ -143,17 +163,21 @@ int gw_cmd_transcode(int argc, char **argv)
         rc = gw_codec_proto_to_json(reg, m, in.data, in.len, &o, &out, &e);
         if (rc) {
             fprintf(stderr, "grpcgate transcode: %s\n", e.msg);
-            status = exit_status(rc);
+            status = input_status(rc);
             goto out;
         }
     }
+    errno = 0;
     if (to_json) {
-        if (gw_buf_append_byte(&out, '\n') == 0)
-            fwrite(out.data, 1, out.len, stdout);
-    } else if (mid.len) {
-        fwrite(mid.data, 1, mid.len, stdout);
+        if (gw_buf_append_byte(&out, '\n') != 0) {
+            fprintf(stderr, "grpcgate transcode: out of memory\n");
+            status = 3;
+            goto out;
+        }
+        status = write_all(out.data, out.len);
+    } else {
+        status = write_all(mid.data, mid.len);
     }
-    status = fflush(stdout) == 0 ? 0 : 1;
 out:
     gw_buf_free(&in);
     gw_buf_free(&mid);

@@ -18,12 +18,18 @@
  *              integral, a Timestamp/Duration outside the ProtoJSON range, a
  *              FieldMask path with no JSON form, an Any whose type is not in
  *              the registry.
- *   GW_ELIMIT  nesting deeper than max_depth, input larger than max_input,
- *              output larger than max_output or the gw_buf's own max.
+ *   GW_ELIMIT  nesting deeper than max_depth (message levels, counted the
+ *              same way in both directions: docs/codec.md), input larger
+ *              than max_input, output larger than max_output or the
+ *              gw_buf's own max.
+ *   GW_EPARSE, GW_ERANGE and the depth/input GW_ELIMIT are all faults of
+ *   the input: callers report them as invalid input (REST 400, transcode
+ *   exit 1), never as a failure to write the output.
  *   GW_ENOMEM  out of memory.
  *   GW_EINVAL  a NULL or mismatched argument (programming error).
  * When a gw_error is given it gets the code and a message naming the place:
- * the JSON path for JSON input ("user.tags[3]: expected string"), the field
+ * the JSON path and byte offset for JSON input ("user.tags[3]: expected a
+ * string (at byte 31)"; for a bad value, the offset where it starts), the field
  * path and byte offset for wire input. On error `out` may hold a partial
  * result past its original length; callers truncate it back (out->len).
  */

@@ -33,6 +33,7 @@ typedef struct jp {
     gw_buf *out;
     gw_buf scratch;
     gw_error *e;
+    const char *val_at; /* start of the last scalar token or key */
     unsigned depth, max_depth;
     unsigned pdepth;
     pseg path[PATH_SHOWN];
@@ -46,9 +47,11 @@ typedef struct tok {
     size_t n;
 } tok;
 
-static int fail(jp *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int vfail(jp *s, const char *at, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
-static int fail(jp *s, int code, const char *fmt, ...)
+/* The message names the JSON path and the byte offset `at`. */
+static int vfail(jp *s, const char *at, int code, const char *fmt, va_list ap)
 {
     if (!s->e)
         return code;
@@ -73,14 +76,36 @@ static int fail(jp *s, int code, const char *fmt, ...)
     if (k >= sizeof where)
         k = sizeof where - 1;
     char what[300];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    size_t off = (size_t)(s->p - s->start);
+    size_t off = (size_t)(at - s->start);
     if (k)
         return gw_error_set(s->e, code, "%s: %s (at byte %zu)", where, what, off);
     return gw_error_set(s->e, code, "%s (at byte %zu)", what, off);
+}
+
+static int fail(jp *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_value(jp *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* At the current position (syntax: where the parser stopped). */
+static int fail(jp *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(s, s->p, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* At the start of the value just read (a number out of range, a bad
+ * Timestamp): where the offending value begins, not where it ends. */
+static int fail_value(jp *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(s, s->val_at ? s->val_at : s->p, code, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int oom(jp *s, int rc)
@@ -118,10 +143,18 @@ static inline void ws(jp *s)
         s->p++;
 }
 
+/* One message level more. The rule (docs/codec.md, Depth) is the printer's:
+ * every message is a level, map entries aside, so Struct -> Value -> Struct
+ * is two levels per JSON object. */
+static int too_deep(jp *s)
+{
+    return fail(s, GW_ELIMIT, "nesting deeper than %u message levels", s->max_depth);
+}
+
 static int enter(jp *s)
 {
     if (++s->depth > s->max_depth)
-        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+        return too_deep(s);
     return 0;
 }
 
@@ -306,6 +339,7 @@ static bool literal(jp *s, const char *lit, size_t n)
 static int next_token(jp *s, tok *t)
 {
     ws(s);
+    s->val_at = s->p;
     if (s->p >= s->end)
         return fail(s, GW_EPARSE, "unexpected end of input");
     switch (*s->p) {
@@ -350,7 +384,7 @@ static int skip_value(jp *s);
 static int skip_container(jp *s, char close)
 {
     if (++s->depth > 2 * s->max_depth)
-        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+        return too_deep(s);
     int rc;
     s->p++;
     ws(s);
@@ -436,6 +470,7 @@ static int obj_key(jp *s, const char **k, size_t *kn)
     ws(s);
     if (s->p >= s->end || *s->p != '"')
         return fail(s, GW_EPARSE, "expected a string key");
+    s->val_at = s->p;
     int rc = read_string(s, k, kn);
     if (rc)
         return rc;
@@ -527,16 +562,29 @@ static int get_int(jp *s, const tok *t, bool allow_neg, uint64_t max_pos, uint64
                    bool *neg, uint64_t *mag)
 {
     if (t->kind != T_NUMBER && t->kind != T_STRING)
-        return fail(s, GW_EPARSE, "expected an integer");
+        return fail_value(s, GW_EPARSE, "expected an integer");
     int rc = gw_codec_parse_integer(t->p, t->n, neg, mag);
     if (rc == GW_EPARSE)
-        return fail(s, GW_EPARSE, "expected an integer, got '%.*s'", (int)GW_MIN(t->n, 40),
+        return fail_value(s, GW_EPARSE, "expected an integer, got '%.*s'", (int)GW_MIN(t->n, 40),
                     t->p);
-    if (rc == GW_ERANGE)
-        return fail(s, GW_ERANGE, "'%.*s' is not an integer in range", (int)GW_MIN(t->n, 40),
-                    t->p);
+    if (rc == GW_ERANGE) {
+        /* Not integral, or beyond 64 bits: say which (a magnitude below
+         * 2^64 that is no integer has a fraction, 1e-400 included). */
+        char buf[64], *tmp = buf;
+        if (t->n >= sizeof buf && !(tmp = malloc(t->n + 1)))
+            return oom(s, GW_ENOMEM);
+        memcpy(tmp, t->p, t->n);
+        tmp[t->n] = 0;
+        double v = strtod(tmp, NULL);
+        if (tmp != buf)
+            free(tmp);
+        if (isfinite(v) && fabs(v) < 18446744073709551616.0)
+            return fail_value(s, GW_ERANGE, "'%.*s' is not an integer", (int)GW_MIN(t->n, 40),
+                              t->p);
+        return fail_value(s, GW_ERANGE, "'%.*s' is out of range", (int)GW_MIN(t->n, 40), t->p);
+    }
     if ((*neg && (!allow_neg || *mag > max_neg)) || (!*neg && *mag > max_pos))
-        return fail(s, GW_ERANGE, "'%.*s' is out of range", (int)GW_MIN(t->n, 40), t->p);
+        return fail_value(s, GW_ERANGE, "'%.*s' is out of range", (int)GW_MIN(t->n, 40), t->p);
     return 0;
 }
 
@@ -556,9 +604,9 @@ static int get_double(jp *s, const tok *t, bool is_float, double *d)
             return 0;
         }
         if (!gw_codec_is_json_number(t->p, t->n))
-            return fail(s, GW_EPARSE, "expected a number");
+            return fail_value(s, GW_EPARSE, "expected a number");
     } else if (t->kind != T_NUMBER) {
-        return fail(s, GW_EPARSE, "expected a number");
+        return fail_value(s, GW_EPARSE, "expected a number");
     }
     char buf[64], *tmp = buf;
     if (t->n >= sizeof buf) {
@@ -572,12 +620,12 @@ static int get_double(jp *s, const tok *t, bool is_float, double *d)
     if (tmp != buf)
         free(tmp);
     if (isinf(v))
-        return fail(s, GW_ERANGE, "number out of range for double");
+        return fail_value(s, GW_ERANGE, "number out of range for double");
     if (is_float && fabs(v) > FLT_MAX) {
         /* Values that round to FLT_MAX are in range: the boundary is the
          * midpoint between FLT_MAX and 2^128. */
         if (fabs(v) >= 3.4028235677973366e38)
-            return fail(s, GW_ERANGE, "number out of range for float");
+            return fail_value(s, GW_ERANGE, "number out of range for float");
         v = v > 0 ? FLT_MAX : -FLT_MAX;
     }
     *d = v;
@@ -595,7 +643,7 @@ static int enum_number(jp *s, const gw_field_def *f, const tok *t, int32_t *v)
         }
         if (s->o->ignore_unknown)
             return SKIPPED;
-        return fail(s, GW_EPARSE, "unknown value \"%.*s\" for enum %s", (int)GW_MIN(t->n, 60),
+        return fail_value(s, GW_EPARSE, "unknown value \"%.*s\" for enum %s", (int)GW_MIN(t->n, 60),
                     t->p, en ? en->full_name : "?");
     }
     if (t->kind == T_NUMBER) {
@@ -608,7 +656,7 @@ static int enum_number(jp *s, const gw_field_def *f, const tok *t, int32_t *v)
         if (en && en->closed && !gw_enum_value_by_number(en, *v)) {
             if (s->o->ignore_unknown)
                 return SKIPPED;
-            return fail(s, GW_ERANGE, "%d is not a value of enum %s", *v, en->full_name);
+            return fail_value(s, GW_ERANGE, "%d is not a value of enum %s", *v, en->full_name);
         }
         return 0;
     }
@@ -616,7 +664,7 @@ static int enum_number(jp *s, const gw_field_def *f, const tok *t, int32_t *v)
         *v = 0;
         return 0;
     }
-    return fail(s, GW_EPARSE, "expected an enum name or number");
+    return fail_value(s, GW_EPARSE, "expected an enum name or number");
 }
 
 /*
@@ -692,7 +740,7 @@ static int put_scalar(jp *s, const gw_field_def *f, const tok *t)
         return rc ? oom(s, rc) : 0;
     case GW_TYPE_BOOL:
         if (t->kind != T_TRUE && t->kind != T_FALSE)
-            return fail(s, GW_EPARSE, "expected true or false");
+            return fail_value(s, GW_EPARSE, "expected true or false");
         return put_varint(s, t->kind == T_TRUE);
     case GW_TYPE_ENUM: {
         int32_t v = 0;
@@ -702,26 +750,26 @@ static int put_scalar(jp *s, const gw_field_def *f, const tok *t)
     }
     case GW_TYPE_STRING:
         if (t->kind != T_STRING)
-            return fail(s, GW_EPARSE, "expected a string");
+            return fail_value(s, GW_EPARSE, "expected a string");
         if ((rc = put_varint(s, t->n)))
             return rc;
         rc = gw_buf_append(s->out, t->p, t->n);
         return rc ? oom(s, rc) : 0;
     case GW_TYPE_BYTES: {
         if (t->kind != T_STRING)
-            return fail(s, GW_EPARSE, "expected a base64 string");
+            return fail_value(s, GW_EPARSE, "expected a base64 string");
         size_t n = t->n;
         while (n > 0 && t->p[n - 1] == '=' && t->n - n < 2)
             n--;
         size_t dec = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
         if (n % 4 == 1)
-            return fail(s, GW_EPARSE, "invalid base64");
+            return fail_value(s, GW_EPARSE, "invalid base64");
         if ((rc = put_varint(s, dec)) || (rc = gw_buf_reserve(s->out, dec + 3)))
             return rc < 0 && rc != GW_EPARSE ? oom(s, rc) : rc;
         size_t at;
         long got = gw_base64_decode(t->p, t->n, s->out->data + s->out->len, &at);
         if (got < 0 || (size_t)got != dec)
-            return fail(s, GW_EPARSE, "invalid base64 at offset %zu of the string", at);
+            return fail_value(s, GW_EPARSE, "invalid base64 at offset %zu of the string", at);
         s->out->len += dec;
         s->out->data[s->out->len] = 0;
         return 0;
@@ -900,6 +948,11 @@ static int parse_map(jp *s, const gw_field_def *f)
         ws(s);
         if (s->p < s->end && *s->p == 'n' && literal(s, "null", 4)) {
             if (vf->message && vf->message->wkt == GW_WKT_VALUE) {
+                /* The null Value is a message level like any other. */
+                if (s->depth + 1 > s->max_depth) {
+                    rc = too_deep(s);
+                    goto out;
+                }
                 if ((rc = put_tag(s, 2, GW_WIRE_LEN)) || (rc = put_varint(s, 2)) ||
                     (rc = put_tag(s, 1, GW_WIRE_VARINT)) || (rc = put_varint(s, 0)))
                     goto out;
@@ -1100,7 +1153,7 @@ static int expect_string(jp *s, tok *t, const char *what)
     if (rc)
         return rc;
     if (t->kind != T_STRING)
-        return fail(s, GW_EPARSE, "expected a string (%s)", what);
+        return fail_value(s, GW_EPARSE, "expected a string (%s)", what);
     return 0;
 }
 
@@ -1127,10 +1180,10 @@ static int parse_timestamp(jp *s, bool duration)
     rc = duration ? gw_codec_parse_duration(t.p, t.n, &secs, &nanos)
                   : gw_codec_parse_timestamp(t.p, t.n, &secs, &nanos);
     if (rc == GW_EPARSE)
-        rc = fail(s, rc, duration ? "invalid Duration \"%.*s\"" : "invalid Timestamp \"%.*s\"",
+        rc = fail_value(s, rc, duration ? "invalid Duration \"%.*s\"" : "invalid Timestamp \"%.*s\"",
                   (int)GW_MIN(t.n, 60), t.p);
     else if (rc)
-        rc = fail(s, rc, duration ? "Duration \"%.*s\" out of range"
+        rc = fail_value(s, rc, duration ? "Duration \"%.*s\" out of range"
                                   : "Timestamp \"%.*s\" out of range",
                   (int)GW_MIN(t.n, 60), t.p);
     else
@@ -1148,7 +1201,7 @@ static int put_field_mask(jp *s, const char *p, size_t n)
         while (j < n && p[j] != ',')
             j++;
         if (j == i)
-            return fail(s, GW_EPARSE, "FieldMask has an empty path");
+            return fail_value(s, GW_EPARSE, "FieldMask has an empty path");
         size_t lm = 0;
         int rc = put_tag(s, 1, GW_WIRE_LEN);
         if (!rc)
@@ -1157,7 +1210,7 @@ static int put_field_mask(jp *s, const char *p, size_t n)
             return rc;
         rc = gw_codec_camel_to_snake(s->out, p + i, j - i);
         if (rc == GW_EPARSE)
-            return fail(s, GW_EPARSE, "FieldMask path \"%.*s\" is not lowerCamelCase",
+            return fail_value(s, GW_EPARSE, "FieldMask path \"%.*s\" is not lowerCamelCase",
                         (int)GW_MIN(j - i, 60), p + i);
         if (rc)
             return oom(s, rc);
@@ -1165,7 +1218,7 @@ static int put_field_mask(jp *s, const char *p, size_t n)
             return rc;
         i = j + 1;
         if (j + 1 == n)
-            return fail(s, GW_EPARSE, "FieldMask ends with ','");
+            return fail_value(s, GW_EPARSE, "FieldMask ends with ','");
     }
     return 0;
 }
@@ -1236,8 +1289,22 @@ static int parse_list(jp *s)
     return 0;
 }
 
-/* google.protobuf.Value: any JSON value. */
+static int value_body(jp *s);
+
+/* google.protobuf.Value: any JSON value. The Value is a message level of its
+ * own (as in the printer and in protobuf parsers): a JSON object inside a
+ * Struct is a Value holding a Struct, two levels. */
 static int parse_value(jp *s)
+{
+    int rc = enter(s);
+    if (rc)
+        return rc;
+    rc = value_body(s);
+    s->depth--;
+    return rc;
+}
+
+static int value_body(jp *s)
 {
     ws(s);
     if (s->p >= s->end)
@@ -1342,7 +1409,7 @@ static int parse_any(jp *s)
         return rc;
     const gw_message_def *type = gw_registry_message_by_type_url(s->reg, t.p, t.n);
     if (!type) {
-        rc = fail(s, GW_ERANGE, "Any type \"%.*s\" is not in the registry",
+        rc = fail_value(s, GW_ERANGE, "Any type \"%.*s\" is not in the registry",
                   (int)GW_MIN(t.n, 100), t.p);
         s->scratch.len = mark;
         return rc;
@@ -1429,7 +1496,7 @@ static int parse_message(jp *s, const gw_message_def *m)
     /* Well-known types with a scalar JSON form count as one level too, so
      * that depth is the same whichever form a message takes. */
     if (s->depth + 1 > s->max_depth)
-        return fail(s, GW_ELIMIT, "nesting deeper than %u", s->max_depth);
+        return too_deep(s);
     switch (m->wkt) {
     case GW_WKT_ANY:
         return parse_any(s);
@@ -1540,6 +1607,9 @@ int gw_codec_json_to_field(const gw_registry *r, const gw_field_def *f, const ch
         return rc;
     size_t saved = limit_output(out, s.o);
     push_path(&s, f->json_name);
+    /* The message the field belongs to is the first level, as it is when
+     * the whole message is parsed. */
+    s.depth = 1;
     rc = parse_field_value(&s, f);
     return finish(&s, rc, saved);
 }

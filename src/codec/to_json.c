@@ -90,6 +90,15 @@ static int fail(pj *s, int code, const char *what)
     return gw_error_set(s->e, code, "%s", what);
 }
 
+/* Every message is a level, map entries aside (docs/codec.md, Depth); the
+ * JSON parser counts the same way, so what it accepts prints back. */
+static int too_deep(pj *s)
+{
+    char what[64];
+    snprintf(what, sizeof what, "nesting deeper than %u message levels", s->max_depth);
+    return fail(s, GW_ELIMIT, what);
+}
+
 /* --- output -------------------------------------------------------------- */
 
 static inline int put(pj *s, const char *p, size_t n)
@@ -1298,7 +1307,7 @@ static int print_any(pj *s, const gw_message_def *m, const uint8_t *data, size_t
             return rc;
     } else {
         if (++s->depth > s->max_depth)
-            return fail(s, GW_ELIMIT, "nesting deeper than the limit");
+            return too_deep(s);
         rc = print_fields(s, t, val ? val : (const uint8_t *)"", (size_t)vn, &first);
         s->depth--;
         if (rc)
@@ -1332,7 +1341,7 @@ static int print_message(pj *s, const gw_message_def *m, const uint8_t *data, si
         return fail(s, GW_EINVAL, "message type not resolved");
     if (++s->depth > s->max_depth) {
         s->depth--;
-        return fail(s, GW_ELIMIT, "nesting deeper than the limit");
+        return too_deep(s);
     }
     switch (m->wkt) {
     case GW_WKT_ANY:
@@ -1457,6 +1466,7 @@ static int body_field(pj *s, const void *arg)
         j++;
     s->path[0] = fname(s, f);
     s->pdepth = 1;
+    s->depth = 1; /* the containing message, as in gw_codec_json_to_field */
     if (j == i) {
         if (f->is_map)
             rc = put(s, "{}", 2);

@@ -18,17 +18,16 @@ static size_t media_type_len(const char *s)
     return n;
 }
 
-/* Whether query[0..len) has the parameter name=value exactly. */
-static bool query_has(const char *q, size_t len, const char *name, const char *value)
+/* Whether query[0..len) has a parameter name=<any value>. */
+static bool query_has(const char *q, size_t len, const char *name)
 {
-    size_t nl = strlen(name), vl = strlen(value);
+    size_t nl = strlen(name);
     size_t i = 0;
     while (i < len) {
         size_t end = i;
         while (end < len && q[end] != '&')
             end++;
-        if (end - i == nl + 1 + vl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=' &&
-            memcmp(q + i + nl + 1, value, vl) == 0)
+        if (end - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=')
             return true;
         i = end + 1;
     }
@@ -41,7 +40,7 @@ gw_connect_format gw_connect_classify(const char *method, const char *content_ty
 {
     gw_connect_format f = {GW_CONNECT_NONE, false};
     if (strcmp(method, "GET") == 0) {
-        if (query && query_has(query, query_len, "connect", "v1"))
+        if (query && query_has(query, query_len, "connect"))
             f.kind = GW_CONNECT_GET;
         return f;
     }

@@ -40,7 +40,8 @@ typedef struct gw_connect_format {
  *   - POST with Content-Type application/json and a Connect-Protocol-Version
  *     header (any value; init checks it): unary. Without the header a JSON
  *     POST stays REST (docs/rest.md), as before;
- *   - GET whose query has connect=v1: unary GET.
+ *   - GET whose query has a connect= parameter: unary GET (a value other
+ *     than v1 is refused by gw_connect_get_parse, as connect-go does).
  * Content-Type parameters after ';' and case are ignored. method,
  * content_type (may be NULL) and query (after '?', may be NULL) borrowed.
  */

@@ -16,12 +16,17 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <microhttpd.h>
 #include <zlib.h>
@@ -32,6 +37,7 @@
 
 typedef struct front_conn front_conn;
 typedef struct front_gzip front_gzip;
+typedef struct front_parked front_parked;
 
 struct gw_front {
     gw_loop *loop;
@@ -62,6 +68,15 @@ struct gw_front {
     uint64_t log_window_ns;
     unsigned log_count;
     unsigned log_dropped;
+    /* Idle keep-alive connections outside libmicrohttpd ("parking"). */
+    front_parked *parked;
+    size_t parked_count;
+    front_parked *readding;  /* the one MHD_add_connection is taking back */
+    /* Giving free heap memory back once the worker is quiet. */
+    gw_timer trim_timer;
+    uint64_t trim_events;    /* requests completed + connections closed */
+    uint64_t trim_seen;      /* trim_events when the timer was armed */
+    bool trim_dirty;         /* something was freed since the last trim */
 };
 
 /* After this many idle immediate turns in a row the front backs off. Legit
@@ -95,10 +110,31 @@ struct front_conn {
     bool in_request;          /* a request started and not completed */
     gw_front_req *cur;        /* that request (first access call on) */
     bool peer_check;          /* timer: the peer closed, see on_conn_watch */
+    struct MHD_Connection *mc;
+    uint64_t idle_since;      /* loop time the last request completed */
+    bool idle;                /* between a completed request and the next */
+    bool parking;             /* MHD was asked to time it out: keep the socket */
+};
+
+/* An idle keep-alive connection libmicrohttpd has let go of: only the
+ * socket (a dup of MHD's, taken just before MHD closed its own), a watch
+ * for the next request and the rest of the idle timeout. */
+struct front_parked {
+    gw_front *f;
+    int fd;
+    uint8_t ip[16];           /* the shared per-IP count moves along */
+    uint8_t ip_len;
+    gw_io watch;
+    gw_timer timer;
+    front_parked *prev, *next;
 };
 
 static void on_conn_watch(void *owner, uint32_t events);
 static void req_finish(gw_front *f, gw_front_req *r, bool completed);
+static void socket_limits(gw_front *f, int fd);
+static void park_keep(front_conn *c);
+static void park_cancel(front_conn *c);
+static void trim_note(gw_front *f);
 
 /* ---- shared per-IP counts ------------------------------------------------------ */
 
@@ -221,6 +257,14 @@ struct gw_front_req {
     bool resp_stream;            /* resp reads its body from ops->read */
     bool grpc_web;               /* Content-Type application/grpc-web* */
     front_gzip *gz;              /* a compressed stream's deflate state */
+    /* An answer given while the body is still arriving, serialized for
+     * early_send (see "early answers"); NULL when there is none. */
+    char *early;
+    size_t early_len;
+    size_t body_seen;            /* request body bytes taken so far */
+    bool lingering;              /* early answer sent: drop the rest, close */
+    bool has_body;               /* Content-Length > 0 or chunked */
+    bool expect_continue;        /* Expect: 100-continue */
     char uri[];                  /* raw request target */
 };
 
@@ -238,6 +282,9 @@ void gw_front_options_init(gw_front_options *o)
     o->http_strictness = 1;
     o->body_timeout_ms = 60000;
     o->body_min_rate = 500;
+    o->park_idle_ms = 1000;
+    o->trim_idle_ms = 1000;
+    o->notsent_lowat = 128 * 1024;
     o->compression.enabled = true;
     o->compression.min_bytes = 1024;
     o->compression.level = 6;
@@ -320,9 +367,12 @@ static int mhd_timeout_hook(void *owner)
     return (int)ms;
 }
 
-/* libmicrohttpd's messages (client errors, TLS handshake failures, resource
- * trouble) at info through our logger, at most MHD_LOG_PER_SEC a second per
- * worker; the count dropped is told with the first message after. */
+/* libmicrohttpd's messages (client errors, TLS handshake failures, plain
+ * HTTP on the TLS port, resource trouble) are about one client, not the
+ * gateway: at info through our logger, naming the listener's port, control
+ * characters flattened, at most MHD_LOG_PER_SEC a second per worker and
+ * listener; the count dropped is told with the first message after. Runs on
+ * the front's thread (the only logger: set first in MHD_start_daemon). */
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
                                                            va_list ap)
 {
@@ -346,17 +396,18 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
         msg[--n] = 0;
     for (size_t i = 0; i < n; i++)
-        if (msg[i] == '\n' || msg[i] == '\r')
+        if ((unsigned char)msg[i] < 0x20)
             msg[i] = ' ';
-    GW_INFO("libmicrohttpd: %s", msg);
+    GW_INFO("libmicrohttpd: port %u: %s", f->port ? f->port : f->o.port, msg);
 }
 
 /* ---- connections: header and idle timeouts ------------------------------------ */
 
 static void body_timeout(front_conn *c);
+static bool park_begin(front_conn *c);
 
 static void on_conn_timeout(void *owner)
 {
@@ -366,7 +417,7 @@ static void on_conn_timeout(void *owner)
         /* No request (a half head, or nothing after the last answer), or
          * a body still incomplete, from a client that sent its last byte:
          * nothing more can come. */
-        if (!c->suspended && (!c->in_request || c->body_req)) {
+        if (!c->suspended && (!c->in_request || c->body_req || (c->cur && c->cur->lingering))) {
             GW_DEBUG("front: closing fd %d: the client closed mid-request", c->fd);
             if (c->body_req && !c->body_req->client_gone) {
                 gw_front_req *r = c->body_req;
@@ -383,6 +434,16 @@ static void on_conn_timeout(void *owner)
     }
     if (c->body_req) {
         body_timeout(c);
+        return;
+    }
+    if (c->idle && c->f->o.idle_timeout_ms &&
+        gw_loop_now(c->f->loop) < c->idle_since + c->f->o.idle_timeout_ms * GW_MS) {
+        /* The park timer, not the idle timeout: try to park, and keep the
+         * idle timeout running either way. */
+        if (!c->parking)
+            park_begin(c);
+        gw_loop_timer_start(c->f->loop, &c->timer,
+                            c->idle_since + c->f->o.idle_timeout_ms * GW_MS);
         return;
     }
     /* MHD has no call to close a connection it is not suspending; shutting
@@ -405,12 +466,23 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->f = f;
         c->fd = ci ? ci->connect_fd : -1;
+        c->mc = mc;
         gw_timer_init(&c->timer, on_conn_timeout, c);
         *socket_context = c;
+        front_parked *back = f->readding;
+        f->readding = NULL;
+        if (back && c->fd >= 0) {
+            /* A parked connection coming back: same socket, same count. */
+            memcpy(c->ip, back->ip, back->ip_len);
+            c->ip_len = back->ip_len;
+            back->ip_len = 0;
+        }
+        if (c->fd >= 0)
+            socket_limits(f, c->fd);
         if (c->fd >= 0 && gw_loop_io_add(f->loop, &c->watch, c->fd, GW_IO_RDHUP | GW_IO_EDGE,
                                          on_conn_watch, c) != 0)
             GW_DEBUG("front: fd %d: no peer-closed watch, per-suspend watches instead", c->fd);
-        if (f->o.ip_limit && f->o.per_ip_limit) {
+        if (f->o.ip_limit && f->o.per_ip_limit && !c->ip_len && !back) {
             uint8_t ip[16];
             uint8_t len = client_ip(mc, ip);
             if (len && !iplimit_acquire(f->o.ip_limit, ip, len, f->o.per_ip_limit)) {
@@ -430,6 +502,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     }
     if (f->connections-- == f->o.connection_limit)
         wake_run(f); /* the listen socket is re-enabled on the next run */
+    trim_note(f);
     front_conn *c = *socket_context;
     if (c) {
         if (c->suspended)
@@ -443,11 +516,209 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             c->body_req->conn = NULL;
         gw_loop_io_remove(f->loop, &c->watch);
         gw_loop_timer_stop(f->loop, &c->timer);
+        /* MHD closes its fd right after this callback: a connection it
+         * timed out because we asked (parking) keeps its socket. */
+        if (c->parking && !c->peer_closed && !f->stopping && !f->quiesced)
+            park_keep(c);
         if (c->ip_len)
             iplimit_release(f->o.ip_limit, c->ip, c->ip_len);
         free(c);
         *socket_context = NULL;
     }
+}
+
+/* ---- socket limits, parking idle connections, giving memory back --------------
+ *
+ * See docs/performance.md, "Memory at scale". */
+
+/* Bounds what one client connection can park in the kernel: unsent bytes
+ * wait in the send queue only up to TCP_NOTSENT_LOWAT (a reader that stops
+ * reading stops the gateway's writes, hence the call's queue, hence the
+ * backend stream), while bytes in flight still get the autotuned window
+ * (a healthy long-distance client keeps its throughput). sndbuf, when set,
+ * caps the whole send queue as well. */
+static void socket_limits(gw_front *f, int fd)
+{
+    if (f->o.sndbuf) {
+        int v = f->o.sndbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)f->o.sndbuf;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) != 0)
+            GW_DEBUG("front: fd %d: SO_SNDBUF: %s", fd, strerror(errno));
+    }
+    if (f->o.notsent_lowat) {
+        int v = f->o.notsent_lowat > INT_MAX ? INT_MAX : (int)f->o.notsent_lowat;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v) != 0)
+            GW_DEBUG("front: fd %d: TCP_NOTSENT_LOWAT: %s", fd, strerror(errno));
+    }
+}
+
+/*
+ * Parking. libmicrohttpd keeps a whole memory pool (the header limit,
+ * 16 KiB by default, zeroed after each request, so resident) for every
+ * keep-alive connection between requests. After park_idle_ms without a
+ * request, the front asks MHD to time the connection out (a per-connection
+ * timeout of 1 s, long passed) and, in the close notification that comes
+ * just before MHD closes its fd, keeps a dup of the socket in a small
+ * front_parked record. MHD runs with MHD_USE_TURBO, so it closes without a
+ * shutdown(): the TCP connection stays up and the client sees nothing.
+ * When the next request arrives the socket goes back to MHD with
+ * MHD_add_connection (a fresh pool). A byte arriving while MHD is being
+ * asked (the connection watch reads EPOLLIN meanwhile) cancels the request:
+ * a request in progress is never cut. Not over TLS (MHD owns the session).
+ */
+static bool park_begin(front_conn *c)
+{
+    gw_front *f = c->f;
+    if (!f->o.park_idle_ms || f->o.tls_cert_pem || f->stopping || f->quiesced || !c->mc ||
+        c->fd < 0 || c->peer_closed || c->suspended || !c->watch.active)
+        return false;
+    uint8_t b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        return false; /* bytes waiting, the end, or an error: MHD handles it */
+    if (gw_loop_io_modify(f->loop, &c->watch, GW_IO_READ | GW_IO_RDHUP | GW_IO_EDGE) != 0)
+        return false;
+    c->parking = true;
+    MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+    schedule_run(f);
+    return true;
+}
+
+static void park_cancel(front_conn *c)
+{
+    if (!c->parking)
+        return;
+    c->parking = false;
+    gw_loop_io_modify(c->f->loop, &c->watch, GW_IO_RDHUP | GW_IO_EDGE);
+    if (c->mc)
+        MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)c->f->o.inactivity_timeout_s);
+}
+
+static void parked_free(front_parked *p, bool close_fd)
+{
+    gw_front *f = p->f;
+    gw_loop_io_remove(f->loop, &p->watch);
+    gw_loop_timer_stop(f->loop, &p->timer);
+    if (close_fd)
+        close(p->fd);
+    if (p->ip_len)
+        iplimit_release(f->o.ip_limit, p->ip, p->ip_len);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        f->parked = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    f->parked_count--;
+    free(p);
+    trim_note(f);
+}
+
+/* The rest of the idle timeout ran out: closed as an idle MHD connection
+ * would be (FIN). */
+static void on_parked_timeout(void *owner) { parked_free(owner, true); }
+
+static void on_parked_event(void *owner, uint32_t events)
+{
+    front_parked *p = owner;
+    gw_front *f = p->f;
+    uint8_t b;
+    if ((events & (GW_IO_RDHUP | GW_IO_ERROR)) || f->stopping || f->quiesced ||
+        recv(p->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+        parked_free(p, true); /* the client left (or spurious wake-up: harmless) */
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = p->fd;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        parked_free(p, true);
+        return;
+    }
+    /* MHD takes the socket (and closes it even on failure); on_connection
+     * takes the per-IP count over from f->readding. */
+    gw_loop_io_remove(f->loop, &p->watch);
+    f->readding = p;
+    if (MHD_add_connection(f->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+        GW_DEBUG("front: fd %d: libmicrohttpd refused a parked connection back", fd);
+    f->readding = NULL;
+    parked_free(p, false);
+    schedule_run(f);
+}
+
+static void park_keep(front_conn *c)
+{
+    gw_front *f = c->f;
+    front_parked *p = calloc(1, sizeof *p);
+    int fd = p ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+        /* MHD closes the socket without a shutdown: make it a real close. */
+        shutdown(c->fd, SHUT_RDWR);
+        free(p);
+        return;
+    }
+    p->f = f;
+    p->fd = fd;
+    memcpy(p->ip, c->ip, c->ip_len);
+    p->ip_len = c->ip_len;
+    c->ip_len = 0;
+    gw_timer_init(&p->timer, on_parked_timeout, p);
+    if (gw_loop_io_add(f->loop, &p->watch, fd, GW_IO_READ | GW_IO_RDHUP, on_parked_event, p)) {
+        shutdown(fd, SHUT_RDWR);
+        close(fd);
+        if (p->ip_len)
+            iplimit_release(f->o.ip_limit, p->ip, p->ip_len);
+        free(p);
+        return;
+    }
+    if (f->o.idle_timeout_ms)
+        gw_loop_timer_start(f->loop, &p->timer, c->idle_since + f->o.idle_timeout_ms * GW_MS);
+    p->next = f->parked;
+    if (f->parked)
+        f->parked->prev = p;
+    f->parked = p;
+    f->parked_count++;
+}
+
+/*
+ * Giving memory back. glibc keeps freed memory in its arenas (one per
+ * worker thread) and returns only the top of a heap beyond
+ * M_TRIM_THRESHOLD; after a burst (10,000 connections, 4 MiB messages)
+ * most of it stays resident, fragmented. Once trim_idle_ms passes without
+ * a request completing or a connection closing, malloc_trim(0) gives every
+ * free page of every arena back (madvise). It runs once per quiet period,
+ * never under load.
+ */
+static void on_trim_timer(void *owner)
+{
+    gw_front *f = owner;
+    if (f->trim_events != f->trim_seen) {
+        /* Still busy: look again later. */
+        f->trim_seen = f->trim_events;
+        gw_loop_timer_start(f->loop, &f->trim_timer,
+                            gw_loop_now(f->loop) + f->o.trim_idle_ms * GW_MS);
+        return;
+    }
+    f->trim_dirty = false;
+#ifdef __GLIBC__
+    uint64_t t0 = gw_now_ns();
+    malloc_trim(0);
+    GW_DEBUG("front: malloc_trim after a quiet %u ms: %llu us", f->o.trim_idle_ms,
+             (unsigned long long)((gw_now_ns() - t0) / 1000));
+#endif
+}
+
+static void trim_note(gw_front *f)
+{
+    if (!f->o.trim_idle_ms || f->stopping)
+        return;
+    f->trim_events++;
+    if (f->trim_dirty)
+        return;
+    f->trim_dirty = true;
+    f->trim_seen = f->trim_events;
+    gw_loop_timer_start(f->loop, &f->trim_timer,
+                        gw_loop_now(f->loop) + f->o.trim_idle_ms * GW_MS);
 }
 
 /* ---- suspend / resume -------------------------------------------------------- */
@@ -498,6 +769,10 @@ static void resume(gw_front_req *r)
 static void on_conn_watch(void *owner, uint32_t events)
 {
     front_conn *c = owner;
+    if (c->parking)
+        park_cancel(c); /* bytes (or the end) arrived: MHD keeps it */
+    if (!(events & (GW_IO_RDHUP | GW_IO_ERROR)))
+        return;
     bool first = !c->peer_closed;
     c->peer_closed = true;
     GW_DEBUG("front: fd %d: peer closed (events %#x)%s", c->fd, events,
@@ -1004,6 +1279,80 @@ static int set_response(gw_front_req *r, struct MHD_Response *resp, int status,
     return 0;
 }
 
+/* ---- early answers --------------------------------------------------------------
+ *
+ * libmicrohttpd (0.9.75 and 1.0.1 alike: MHD_queue_response accepts only the
+ * HEADERS_PROCESSED and FULL_REQ_RECEIVED states) cannot send an answer
+ * while a request body is still arriving. An answer given mid-body (an
+ * early backend error) is therefore queued at the end of the body, after
+ * the rest was read and dropped — when that rest fits in discard_limit.
+ * When it does not, the answer is written to the socket here, bypassing
+ * libmicrohttpd: it is serialized when it is set (identity, Content-Length,
+ * Connection: close), sent with one send() once the discard budget would be
+ * exceeded, the write side is shut down (FIN after the answer), and the
+ * rest of the body is read and dropped for at most EARLY_LINGER_MS (a
+ * lingering close, as nginx does) so that the client reads the answer
+ * before any reset. Not over TLS (the bytes would have to go through
+ * libmicrohttpd's session): there the connection is closed as before.
+ */
+
+#define EARLY_LINGER_MS 5000
+
+static void early_prepare(gw_front_req *r, int status, const gw_front_header *headers,
+                          size_t n, const void *body, size_t body_len)
+{
+    if (r->early || r->f->o.tls_cert_pem || !r->conn || r->conn->fd < 0)
+        return;
+    gw_buf b;
+    gw_buf_init(&b, 64 * 1024 + body_len);
+    const char *reason = MHD_get_reason_phrase_for((unsigned)status);
+    int rc = gw_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason && *reason ? reason : "");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *nm = headers[i].name, *v = headers[i].value;
+        if (!nm || !v || !mhd_accepts(nm, strlen(nm), v, strlen(v)) ||
+            strcasecmp(nm, "connection") == 0 || strcasecmp(nm, "transfer-encoding") == 0)
+            continue;
+        rc = gw_buf_printf(&b, "%s: %s\r\n", nm, v);
+    }
+    if (rc == 0)
+        rc = gw_buf_printf(&b, "Content-Length: %zu\r\nConnection: close\r\n\r\n", body_len);
+    if (rc == 0 && body_len)
+        rc = gw_buf_append(&b, body, body_len);
+    if (rc) {
+        gw_buf_free(&b);
+        return; /* no early answer: the connection is closed instead */
+    }
+    r->early = (char *)gw_buf_detach(&b, &r->early_len);
+}
+
+/* Sends the prepared answer now; false when there is none or it did not go
+ * out whole (the caller closes). */
+static void body_end(gw_front_req *r);
+
+static bool early_send(gw_front_req *r)
+{
+    if (!r->early || !r->conn || r->conn->fd < 0)
+        return false;
+    ssize_t sent = send(r->conn->fd, r->early, r->early_len, MSG_NOSIGNAL);
+    bool whole = sent == (ssize_t)r->early_len;
+    free(r->early);
+    r->early = NULL;
+    if (!whole)
+        return false;
+    shutdown(r->conn->fd, SHUT_WR);
+    r->lingering = true;
+    /* The body deadline ends here: the linger (EARLY_LINGER_MS) bounds
+     * what is left, and its 408 could not be sent any more. */
+    body_end(r);
+    /* The connection timer (idle / header) is not running during a body;
+     * on expiry it shuts the socket down and MHD closes. */
+    gw_loop_timer_start(r->f->loop, &r->conn->timer,
+                        gw_loop_now(r->f->loop) + EARLY_LINGER_MS * GW_MS);
+    GW_DEBUG("front: fd %d: answered %d before the end of the body, lingering",
+             r->conn->fd, r->status);
+    return true;
+}
+
 int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *headers,
                          size_t n, const void *body, size_t body_len)
 {
@@ -1030,6 +1379,8 @@ int gw_front_req_respond(gw_front_req *r, int status, const gw_front_header *hea
     }
     if (!resp)
         resp = MHD_create_response_from_buffer(body_len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r->body_done && r->has_body)
+        early_prepare(r, status, headers, n, body, body_len);
     return set_response(r, resp, status, headers, n, false, gz, &scan);
 }
 
@@ -1072,6 +1423,15 @@ int gw_front_req_respond_stream(gw_front_req *r, int status,
     }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_body, r, NULL);
+#if MHD_VERSION < 0x01000000
+    /* HEAD (-Dlegacy_mhd only): libmicrohttpd 0.9.75 sends the chunked
+     * terminator "0\r\n\r\n" after the head, bytes a HEAD answer must not
+     * have (the next answer on the connection would not parse). Without
+     * chunking, the head is followed by nothing and the connection closes.
+     * 1.0.1 sends the head alone (docs/rest.md). */
+    if (resp && r->method && strcmp(r->method, "HEAD") == 0)
+        MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+#endif
     int rc = set_response(r, resp, status, headers, n, true, gz, &scan);
     if (rc == 0)
         r->resp_stream = true;
@@ -1169,6 +1529,7 @@ static void req_finish(gw_front *f, gw_front_req *r, bool completed)
     if (r->resp)
         MHD_destroy_response(r->resp);
     gz_free(r);
+    free(r->early);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -1177,18 +1538,24 @@ static void req_finish(gw_front *f, gw_front_req *r, bool completed)
         r->next->prev = r->prev;
     if (r->conn && r->conn->body_req == r)
         r->conn->body_req = NULL;
-    /* The connection may carry another request: give it the idle time.
-     * If the client has sent its last byte, only what MHD has buffered
-     * can follow; look again shortly (on_conn_watch). */
+    /* The connection may carry another request: give it the idle time
+     * (first the park timer, when parking is on and comes sooner). If the
+     * client has sent its last byte, only what MHD has buffered can
+     * follow; look again shortly (on_conn_watch). */
+    trim_note(f);
     if (r->conn && !f->stopping) {
         front_conn *c = r->conn;
         c->in_request = false;
+        c->idle = true;
+        c->idle_since = gw_loop_now(f->loop);
         c->peer_check = c->peer_closed;
+        uint32_t ms = f->o.idle_timeout_ms;
+        if (f->o.park_idle_ms && !f->o.tls_cert_pem && (!ms || f->o.park_idle_ms < ms))
+            ms = f->o.park_idle_ms;
         if (c->peer_check)
-            gw_loop_timer_start(f->loop, &c->timer, gw_loop_now(f->loop) + PEER_CHECK_MS * GW_MS);
-        else if (f->o.idle_timeout_ms)
-            gw_loop_timer_start(f->loop, &c->timer,
-                                gw_loop_now(f->loop) + f->o.idle_timeout_ms * GW_MS);
+            gw_loop_timer_start(f->loop, &c->timer, c->idle_since + PEER_CHECK_MS * GW_MS);
+        else if (ms)
+            gw_loop_timer_start(f->loop, &c->timer, c->idle_since + ms * GW_MS);
     }
     free(r);
 }
@@ -1201,6 +1568,7 @@ typedef struct header_scan {
     unsigned te_count;
     unsigned cl_count;
     unsigned host_count;
+    bool expect_continue;
 } header_scan;
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1218,6 +1586,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         s->host_count++;
     } else if (strcasecmp(key, "content-type") == 0) {
         s->content_type = value;
+    } else if (strcasecmp(key, "expect") == 0 && strcasecmp(value, "100-continue") == 0) {
+        s->expect_continue = true;
     }
     return MHD_YES;
 }
@@ -1291,6 +1661,13 @@ static void body_timeout(front_conn *c)
     gw_front *f = c->f;
     gw_front_req *r = c->body_req;
     c->body_req = NULL;
+    if (r && r->early && early_send(r)) {
+        /* Already answered (an early answer waiting for the end of the
+         * body): that answer, not a 408, goes out now, then the usual
+         * lingering close. */
+        GW_DEBUG("front: fd %d: request body too slow after an early answer", c->fd);
+        return;
+    }
     bool grpc_web = r && r->grpc_web;
     GW_DEBUG("front: fd %d: request body too slow: 408, closing", c->fd);
     if (r && r->ops && !r->client_gone) {
@@ -1346,6 +1723,8 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         r->conn->in_request = true;
         r->conn->cur = r;
         r->conn->peer_check = false;
+        r->conn->idle = false;
+        park_cancel(r->conn);
     }
 
     header_scan s = {0};
@@ -1372,6 +1751,9 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         return reject(r, 431, "too many header fields\n");
     if (f->o.tls_trust_pem && !client_cert_ok(mc))
         return reject(r, 403, "a valid client certificate is required\n");
+    const char *cls = s.content_length;
+    r->has_body = s.transfer_encoding || (cls && strspn(cls, "0") != strlen(cls));
+    r->expect_continue = s.expect_continue;
 
     f->handler->on_request(f->server, r);
     if (!r->resp && !r->ops)
@@ -1382,6 +1764,11 @@ static enum MHD_Result first_call(gw_front *f, gw_front_req *r, struct MHD_Conne
         /* A body too big to drop politely: answer now and close. */
         if (r->close_now || cl > (long long)f->o.discard_limit ||
             (chunked && f->o.discard_limit == 0)) {
+            /* A client that waits for 100 Continue sends no body: MHD's
+             * own answer is enough. One that is already uploading gets
+             * the answer and a lingering close. */
+            if (r->has_body && !r->expect_continue && early_send(r))
+                return MHD_YES;
             MHD_add_response_header(r->resp, "Connection", "close");
             return queue(r);
         }
@@ -1407,21 +1794,39 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (r->close_now && r->ops && !r->resp && !r->resp_queued)
         return MHD_NO;
 
+    if (r->lingering) {
+        /* The answer went out early: drop whatever still comes until the
+         * linger timer, then (or at the end of the body) close. */
+        if (*upload_size == 0)
+            return MHD_NO; /* the end of the body */
+        *upload_size = 0;
+        return MHD_YES;
+    }
     if (*upload_size > 0) {
         if ((r->resp && !r->resp_stream) || r->resp_queued || !r->ops) {
             /* Already answered: read and drop the rest, within reason. A
              * streamed answer still gets the body: it is queued at the end
-             * of the body anyway, and the handler may need every byte. */
+             * of the body anyway, and the handler may need every byte.
+             * Beyond the budget (or a declared rest beyond it), the answer
+             * goes out early and the connection lingers, then closes. */
+            long long cl = gw_front_req_content_length(r);
             r->discarded += *upload_size;
             body_progress(r, *upload_size);
+            r->body_seen += *upload_size;
             *upload_size = 0;
-            return r->discarded > f->o.discard_limit ? MHD_NO : MHD_YES;
+            bool over = r->discarded > f->o.discard_limit;
+            if (!over && cl >= 0 && (unsigned long long)cl > r->body_seen)
+                over = (unsigned long long)cl - r->body_seen > f->o.discard_limit - r->discarded;
+            if (!over)
+                return MHD_YES;
+            return early_send(r) ? MHD_YES : MHD_NO;
         }
         size_t offered = *upload_size;
         size_t took = r->ops->on_body(r->owner, (const uint8_t *)upload_data, offered);
         if (took > offered)
             took = offered;
         body_progress(r, took);
+        r->body_seen += took;
         *upload_size = offered - took;
         if (*upload_size > 0 && !(r->resp && !r->resp_stream))
             suspend(r);
@@ -1539,6 +1944,27 @@ static int bind_address(const char *host, uint16_t port, struct sockaddr_storage
                         host);
 }
 
+/* ---- TLS policy and libmicrohttpd's messages ------------------------------ */
+
+/* A priority string GnuTLS refuses would only make MHD_start_daemon fail
+ * without saying why: check it here and name the part it stopped at. */
+static int tls_priorities_check(const char *prio, gw_error *e)
+{
+#ifdef GW_HAVE_GNUTLS
+    gnutls_priority_t pc;
+    const char *bad = NULL;
+    int r = gnutls_priority_init(&pc, prio, &bad);
+    if (r != GNUTLS_E_SUCCESS)
+        return gw_error_set(e, GW_EINVAL, "TLS priority string (tls.priorities) refused by "
+                            "GnuTLS at '%.40s': %s", bad ? bad : prio, gnutls_strerror(r));
+    gnutls_priority_deinit(pc);
+#else
+    (void)prio;
+    (void)e;
+#endif
+    return 0;
+}
+
 int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handler *h,
                  void *server, gw_front **out, gw_error *e)
 {
@@ -1551,6 +1977,7 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
     f->handler = h;
     f->server = server;
     gw_timer_init(&f->mhd_timer, on_mhd_timer, f);
+    gw_timer_init(&f->trim_timer, on_trim_timer, f);
     gw_defer_init(&f->run_defer, run_now, f);
     char built[16];
     gw_front_mhd_version_built(built, sizeof built);
@@ -1573,15 +2000,18 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
                           o->http_strictness);
         goto out;
     }
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* MHD_USE_TURBO: among other things, MHD closes sockets without a
+     * shutdown(), which parking relies on (see park_begin). */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 #if MHD_VERSION >= 0x00097707
     /* Each daemon is driven by its worker's thread only: no locks inside
      * libmicrohttpd, no inter-thread channel (docs/front.md). */
     flags |= MHD_USE_NO_THREAD_SAFETY;
 #endif
+    const char *prio = o->tls_priorities ? o->tls_priorities : GW_FRONT_TLS_PRIORITIES;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem tls[4];
+    struct MHD_OptionItem tls[5];
     size_t nt = 0;
     if (o->tls_cert_pem) {
 #ifndef GW_HAVE_GNUTLS
@@ -1603,6 +2033,11 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
         if (o->tls_trust_pem)
             tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
                                                 (void *)(uintptr_t)o->tls_trust_pem};
+        rc = tls_priorities_check(prio, e);
+        if (rc)
+            goto out;
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *)(uintptr_t)prio};
     }
     tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     struct MHD_OptionItem strict[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
@@ -1677,6 +2112,8 @@ void gw_front_quiesce(gw_front *f)
     if (f->quiesced || !f->daemon)
         return;
     f->quiesced = true;
+    while (f->parked)
+        parked_free(f->parked, true);
     MHD_socket fd = MHD_quiesce_daemon(f->daemon);
     /* External event loop: the socket is ours to close now. */
     if (fd != MHD_INVALID_SOCKET)
@@ -1706,6 +2143,9 @@ void gw_front_del(gw_front *f)
     }
     gw_loop_io_remove(f->loop, &f->epoll_io);
     gw_loop_hook_remove(f->loop, &f->hook);
+    gw_loop_timer_stop(f->loop, &f->trim_timer);
+    while (f->parked)
+        parked_free(f->parked, true);
     MHD_stop_daemon(f->daemon);
     /* Closing connections at the limit schedules a run: cancel it after. */
     gw_loop_timer_stop(f->loop, &f->mhd_timer);

@@ -79,6 +79,17 @@ typedef struct gw_front_compression {
     char types[GW_FRONT_GZIP_TYPES_MAX];
 } gw_front_compression;
 
+/* The default TLS policy of the listener, after Mozilla's "intermediate"
+ * profile (server-side TLS guidelines, version 5.7): TLS 1.3 and TLS 1.2,
+ * and in TLS 1.2 only ECDHE key exchange with AEAD ciphers (AES-GCM,
+ * ChaCha20-Poly1305): no TLS 1.0/1.1, no static-RSA key exchange, no CBC or
+ * SHA-1 MAC suites. The profile's DHE suites are left out: libmicrohttpd
+ * loads no DH parameters, so GnuTLS could not negotiate them anyway. */
+#define GW_FRONT_TLS_PRIORITIES                                                   \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:"        \
+    "+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:"        \
+    "+ECDHE-RSA"
+
 typedef struct gw_front_options {
     const char *host;              /* numeric address to bind; "0.0.0.0" or "::" */
     uint16_t port;                 /* 0: pick one (the first worker), see gw_front_port */
@@ -101,6 +112,22 @@ typedef struct gw_front_options {
     uint32_t body_timeout_ms;      /* request body pace: see above; default
                                       60000, 0 none */
     uint32_t body_min_rate;        /* bytes/s; default 500, 0: only the gap */
+    uint32_t park_idle_ms;         /* a keep-alive connection idle this long
+                                      leaves libmicrohttpd (its buffers are
+                                      freed) and waits in a small record of
+                                      ours; 0: never. Default 1000 (plain
+                                      HTTP only) */
+    uint32_t trim_idle_ms;         /* after this long without requests or
+                                      closes, free heap memory is given back
+                                      to the system (malloc_trim); 0: never.
+                                      Default 1000 */
+    size_t notsent_lowat;          /* TCP_NOTSENT_LOWAT of client sockets:
+                                      unsent response bytes one connection
+                                      can leave in the kernel; 0: no limit.
+                                      Default 128 KiB */
+    size_t sndbuf;                 /* SO_SNDBUF of client sockets (the whole
+                                      send queue, in flight included);
+                                      0: the kernel's autotuning (default) */
     /* HTTPS (libmicrohttpd with GnuTLS): PEM texts, borrowed for the call
      * to gw_front_new only. NULL cert: plain HTTP. With tls_trust_pem, a
      * request without a client certificate that verifies against it is
@@ -108,6 +135,10 @@ typedef struct gw_front_options {
     const char *tls_cert_pem;
     const char *tls_key_pem;
     const char *tls_trust_pem;
+    /* GnuTLS priority string of the HTTPS listener; NULL:
+     * GW_FRONT_TLS_PRIORITIES. Checked by gw_front_new (GW_EINVAL naming
+     * the bad part). Borrowed for the call only. */
+    const char *tls_priorities;
     gw_front_compression compression;
 } gw_front_options;
 

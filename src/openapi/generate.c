@@ -572,6 +572,90 @@ static const char *streaming_kind(const gw_method_def *m)
     return m->server_streaming ? "server" : NULL;
 }
 
+/* key with the names between braces left out ("/v1/users/{}"). */
+static int path_shape(const char *key, gw_buf *shape)
+{
+    int rc = 0;
+    for (const char *p = key; *p && !rc; p++) {
+        rc = gw_buf_append_byte(shape, (uint8_t)*p);
+        if (*p == '{')
+            while (p[1] && p[1] != '}')
+                p++;
+    }
+    return rc ? rc : gw_buf_append_byte(shape, 0);
+}
+
+/*
+ * OpenAPI 3.0 (4.8.8: "templated paths with the same hierarchy but
+ * different templated names MUST NOT exist") and the validators that check
+ * it (redocly's no-identical-paths) want one path for /v1/users/{id} and
+ * /v1/users/{user.id}: a path of the same shape as one already written
+ * takes that one's names, and each renamed parameter says which field it
+ * sets (description, x-grpcgate-field). The gateway matches the request
+ * path, never the names, so the URL a client builds is the same. key is
+ * rewritten to the first path; params holds only path parameters, in path
+ * order.
+ */
+static void share_path(oa_gen *g, gw_buf *key, json_t *params)
+{
+    gw_buf shape;
+    gw_buf_init(&shape, 0);
+    if (path_shape((const char *)key->data, &shape) != 0) {
+        g->oom = true;
+        goto out;
+    }
+    json_t *first = json_object_get(g->shapes, (const char *)shape.data);
+    if (!first) {
+        oa_set(g, g->shapes, (const char *)shape.data, oa_str(g, (const char *)key->data));
+        goto out;
+    }
+    const char *to = json_string_value(first);
+    if (strcmp(to, (const char *)key->data) == 0)
+        goto out;
+    const char *p = to;
+    for (size_t i = 0; i < json_array_size(params); i++) {
+        json_t *prm = json_array_get(params, i);
+        p = strchr(p, '{');
+        const char *end = p ? strchr(p, '}') : NULL;
+        if (!end)
+            break;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
+        p = end;
+        const char *old = json_string_value(json_object_get(prm, "name"));
+        if (!old || strcmp(old, name) == 0)
+            continue;
+        char *field = strdup(old);
+        if (!field) {
+            g->oom = true;
+            goto out;
+        }
+        if (strncmp(field, "_segment", 8) != 0) {
+            gw_buf d;
+            gw_buf_init(&d, 0);
+            const char *was = json_string_value(json_object_get(prm, "description"));
+            int rc = gw_buf_printf(&d, "Sets the request field `%s` (the path is shared with "
+                                   "other operations, which name this segment `%s`).%s%s",
+                                   field, name, was ? "\n\n" : "", was ? was : "");
+            if (rc)
+                g->oom = true;
+            else
+                oa_set_str(g, prm, "description", (const char *)d.data);
+            gw_buf_free(&d);
+            oa_set_str(g, prm, "x-grpcgate-field", field);
+        }
+        free(field);
+        oa_set_str(g, prm, "name", name);
+    }
+    key->len = 0;
+    if (gw_buf_append_str(key, to) != 0 || gw_buf_append_byte(key, 0) != 0)
+        g->oom = true;
+    else
+        key->len--;
+out:
+    gw_buf_free(&shape);
+}
+
 static void add_operation(oa_gen *g, const gw_route *rt, size_t rule_index)
 {
     const gw_method_def *m = rt->method;
@@ -584,6 +668,8 @@ static void add_operation(oa_gen *g, const gw_route *rt, size_t rule_index)
     gw_buf key;
     gw_buf_init(&key, 0);
     path_key(g, rt->tmpl, &key, params);
+    if (!g->oom && key.len)
+        share_path(g, &key, params);
     if (g->oom || !key.len) {
         json_decref(params);
         gw_buf_free(&key);
@@ -700,6 +786,7 @@ static void doc_skeleton(oa_gen *g)
     g->tag_names = oa_obj(g);
     g->op_ids = oa_obj(g);
     g->comments = oa_obj(g);
+    g->shapes = oa_obj(g);
 }
 
 int gw_openapi_generate(const gw_registry *r, const gw_openapi_options *o, gw_buf *out,
@@ -767,6 +854,7 @@ out:
     json_decref(g.tag_names);
     json_decref(g.op_ids);
     json_decref(g.comments);
+    json_decref(g.shapes);
     free(g.pending);
     gw_router_del(g.router);
     return rc;

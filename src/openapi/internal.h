@@ -35,6 +35,8 @@ typedef struct oa_gen {
     json_t *op_ids;      /* operationIds used -> true */
     json_t *unlisted;    /* x-grpcgate-unlisted */
     json_t *comments;    /* full name -> comment text */
+    json_t *shapes;      /* path with every {name} as {} -> the first path
+                            written of that shape */
     oa_pending *pending; /* schemas referenced but not yet written */
     size_t pending_count, pending_cap;
     bool oom;

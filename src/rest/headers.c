@@ -20,11 +20,23 @@ static bool make_key(const char *name, size_t n, char out[KEY_MAX])
     return true;
 }
 
+/* Forwards one entry, or leaves it out with a debug line: a reserved key
+ * (grpc-*, te, content-type, user-agent, ...: docs/rest.md), an invalid key
+ * or value never fails the call. */
 static int emit(gw_rest_metadata_fn fn, void *ctx, const char *name, size_t n, const char *v)
 {
     char key[KEY_MAX];
-    if (!make_key(name, n, key) || !gw_metadata_value_ok(v, strlen(v)))
+    const char *why = NULL;
+    if (gw_metadata_key_reserved(name, n))
+        why = "reserved key";
+    else if (!make_key(name, n, key))
+        why = "not a valid metadata key";
+    else if (!gw_metadata_value_ok(v, strlen(v)))
+        why = "value not printable ASCII";
+    if (why) {
+        GW_DEBUG("rest: metadata '%.*s' dropped: %s", (int)GW_MIN(n, (size_t)64), name, why);
         return 0;
+    }
     return fn(ctx, key, v);
 }
 

@@ -201,6 +201,9 @@ size_t gw_router_route_count(const gw_router *r);
 /*
  * Matches an HTTP method and a raw path (percent-encoded, no query string,
  * path_len bytes). Fills *m; values of bindings are allocated from arena a.
+ * HEAD matches the GET route of a path that has no route of its own for
+ * HEAD (RFC 9110: HEAD wherever GET), and the Allow list of a path with a
+ * GET route names HEAD too.
  * A path that is not absolute, has too many segments or an empty segment
  * simply does not match. Returns 0 (see m->result), GW_EPARSE (a variable's
  * value has a malformed %-escape: answer 400; e says which variable) or

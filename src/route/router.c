@@ -334,9 +334,8 @@ typedef struct walk {
     bool path_matched;
 } walk;
 
-static void allow_add(walk *w, const char *method)
+static void allow_one(walk *w, const char *method)
 {
-    w->path_matched = true;
     for (size_t i = 0; i < w->allow_count; i++)
         if (strcmp(w->allow[i], method) == 0)
             return;
@@ -344,17 +343,32 @@ static void allow_add(walk *w, const char *method)
         w->allow[w->allow_count++] = method;
 }
 
+/* A path with a GET route also serves HEAD (RFC 9110 9.3.2). */
+static void allow_add(walk *w, const char *method)
+{
+    w->path_matched = true;
+    allow_one(w, method);
+    if (strcmp(method, "GET") == 0)
+        allow_one(w, "HEAD");
+}
+
+/* The route for w->method among n's ends; HEAD takes a GET route when no
+ * route was declared for HEAD itself. */
 static gw_route *ends_match(const node *n, walk *w)
 {
+    gw_route *get = NULL;
+    bool head = strcmp(w->method, "HEAD") == 0;
     for (size_t i = 0; i < n->end_count; i++) {
         const end_entry *x = &n->ends[i];
         if (!verb_eqn(x->verb, w->verb, w->verb_len))
             continue;
         if (strcmp(x->http_method, w->method) == 0)
             return x->route;
+        if (head && !get && strcmp(x->http_method, "GET") == 0)
+            get = x->route;
         allow_add(w, x->http_method);
     }
-    return NULL;
+    return get;
 }
 
 static gw_route *descend(const node *n, walk *w, size_t i)

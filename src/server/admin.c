@@ -45,22 +45,28 @@ static void spin_lock(atomic_flag *f)
         ;
 }
 
-gw_blob *gw_ops_openapi_get(gw_ops *o)
+gw_ops_site *gw_ops_site_get(gw_ops *o)
 {
-    spin_lock(&o->openapi_lock);
-    gw_blob *b = atomic_load_explicit(&o->openapi, memory_order_relaxed);
-    if (b)
-        gw_blob_ref(b);
-    atomic_flag_clear_explicit(&o->openapi_lock, memory_order_release);
-    return b;
+    spin_lock(&o->site_lock);
+    gw_ops_site *s = atomic_load_explicit(&o->site, memory_order_relaxed);
+    if (s)
+        s->ref(s->owner);
+    atomic_flag_clear_explicit(&o->site_lock, memory_order_release);
+    return s;
 }
 
-void gw_ops_openapi_set(gw_ops *o, gw_blob *doc)
+void gw_ops_site_put(gw_ops_site *s)
 {
-    spin_lock(&o->openapi_lock);
-    gw_blob *old = atomic_exchange_explicit(&o->openapi, doc, memory_order_relaxed);
-    atomic_flag_clear_explicit(&o->openapi_lock, memory_order_release);
-    gw_blob_unref(old);
+    if (s)
+        s->unref(s->owner);
+}
+
+void gw_ops_site_set(gw_ops *o, gw_ops_site *s)
+{
+    spin_lock(&o->site_lock);
+    gw_ops_site *old = atomic_exchange_explicit(&o->site, s, memory_order_relaxed);
+    atomic_flag_clear_explicit(&o->site_lock, memory_order_release);
+    gw_ops_site_put(old);
 }
 
 gw_ops_backends *gw_ops_backends_get(gw_ops *o)
@@ -152,33 +158,50 @@ static const char *strip_prefix(const char *prefix, const char *path)
     return path + n;
 }
 
-bool gw_ops_handle(gw_ops *o, gw_front_req *r, bool admin_listener)
+/* A known endpoint asked with another method: 405 naming the right ones. */
+static void wrong_method(gw_front_req *r, const char *allow)
 {
-    if (!admin_listener && !o->on_main_port && !o->openapi_path)
+    gw_front_header h[] = {{"Content-Type", "text/plain; charset=utf-8"},
+                           {"Cache-Control", "no-store"},
+                           {"Allow", allow}};
+    static const char msg[] = "method not allowed\n";
+    bool head = strcmp(gw_front_req_method(r), "HEAD") == 0;
+    gw_front_req_respond(r, 405, h, GW_ARRAY_LEN(h), head ? "" : msg, head ? 0 : sizeof msg - 1);
+}
+
+bool gw_ops_handle(gw_ops *o, const gw_ops_site *site, gw_front_req *r, bool admin_listener)
+{
+    if (!site) {
+        if (admin_listener)
+            text(r, 503, "not ready\n");
+        return admin_listener;
+    }
+    if (!admin_listener && !site->on_main_port && !site->openapi_path)
         return false;
     const char *method = gw_front_req_method(r);
     const char *path = gw_front_req_path(r);
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 
-    if (o->openapi_path && strcmp(path, o->openapi_path) == 0) {
+    /* The document is a main-port resource: the admin listener has only
+     * the operational endpoints. Another method falls through to REST
+     * (its JSON 404/405), as for any path no endpoint has. */
+    if (!admin_listener && site->openapi_path && strcmp(path, site->openapi_path) == 0) {
         if (!get)
             return false;
-        gw_blob *doc = gw_ops_openapi_get(o);
-        if (doc)
-            answer(r, 200, "application/json", doc->data, doc->len);
+        if (site->openapi)
+            answer(r, 200, "application/json", site->openapi->data, site->openapi->len);
         else
             text(r, 503, "no OpenAPI document: no schema loaded\n");
-        gw_blob_unref(doc);
         return true;
     }
-    if (!admin_listener && !o->on_main_port)
+    if (!admin_listener && !site->on_main_port)
         return false;
-    const char *p = strip_prefix(admin_listener ? "" : o->prefix, path);
+    const char *p = strip_prefix(admin_listener ? "" : site->prefix, path);
     if (!p)
         return false;
-    if (strcmp(p, "/admin/reload") == 0 && o->reload_endpoint) {
+    if (strcmp(p, "/admin/reload") == 0 && site->reload_endpoint) {
         if (strcmp(method, "POST") != 0) {
-            text(r, 405, "use POST\n");
+            wrong_method(r, "POST");
             return true;
         }
         if (!o->request_reload) {
@@ -190,32 +213,28 @@ bool gw_ops_handle(gw_ops *o, gw_front_req *r, bool admin_listener)
         text(r, 202, "reload requested\n");
         return true;
     }
-    if (!get) {
-        /* The admin listener answers everything itself. */
+    bool known = strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0 ||
+                 (strcmp(p, "/metrics") == 0 && site->metrics_enabled);
+    if (!known) {
         if (admin_listener)
             text(r, 404, "not found\n");
         return admin_listener;
     }
-    if (strcmp(p, "/healthz") == 0) {
+    if (!get) {
+        /* On the main port another method goes on to REST, as before. */
+        if (admin_listener)
+            wrong_method(r, "GET, HEAD");
+        return admin_listener;
+    }
+    if (strcmp(p, "/healthz") == 0)
         text(r, 200, "ok\n");
-        return true;
-    }
-    if (strcmp(p, "/readyz") == 0) {
-        if (gw_ops_ready(o))
-            text(r, 200, "ready\n");
-        else
-            text(r, 503, atomic_load(&o->draining) ? "draining\n" : "not ready\n");
-        return true;
-    }
-    if (strcmp(p, "/metrics") == 0 && o->metrics_enabled) {
+    else if (strcmp(p, "/readyz") == 0 && gw_ops_ready(o))
+        text(r, 200, "ready\n");
+    else if (strcmp(p, "/readyz") == 0)
+        text(r, 503, atomic_load(&o->draining) ? "draining\n" : "not ready\n");
+    else
         metrics(o, r);
-        return true;
-    }
-    if (admin_listener) {
-        text(r, 404, "not found\n");
-        return true;
-    }
-    return false;
+    return true;
 }
 
 /* ---- the admin listener ------------------------------------------------------------ */
@@ -232,7 +251,9 @@ struct gw_admin {
 static void admin_request(void *owner, gw_front_req *r)
 {
     gw_admin *a = owner;
-    gw_ops_handle(a->ops, r, true);
+    gw_ops_site *site = gw_ops_site_get(a->ops);
+    gw_ops_handle(a->ops, site, r, true);
+    gw_ops_site_put(site);
 }
 
 static const gw_front_handler admin_handler = {.on_request = admin_request};

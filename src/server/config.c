@@ -41,6 +41,11 @@ void gw_server_config_free(gw_server_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->tls_client_ca);
+    free(c->tls_priorities);
+    free(c->backend_ca);
+    free(c->backend_cert);
+    free(c->backend_key);
+    free(c->backend_server_name);
     for (size_t i = 0; i < c->backend_count; i++) {
         gw_server_backend *b = &c->backends[i];
         free(b->name);
@@ -169,6 +174,10 @@ static int parse_limits(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("discard_body_bytes", c->front.discard_limit, 1ull << 32)
         UINT_KEY("body_timeout_ms", c->front.body_timeout_ms, 1ull << 31)
         UINT_KEY("body_min_rate", c->front.body_min_rate, 1ull << 31)
+        UINT_KEY("idle_park_ms", c->front.park_idle_ms, 1ull << 31)
+        UINT_KEY("idle_trim_ms", c->front.trim_idle_ms, 1ull << 31)
+        UINT_KEY("send_lowat_bytes", c->front.notsent_lowat, 1ull << 30)
+        UINT_KEY("send_buffer_bytes", c->front.sndbuf, 1ull << 30)
         UINT_KEY("drain_timeout_ms", c->drain_timeout_ms, 1ull << 31)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
@@ -210,6 +219,7 @@ static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("max_queued_calls", c->upstream.max_queued_calls, 1000000)
         UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
         UINT_KEY("attempt_delay_ms", c->upstream.attempt_delay_ms, 1ull << 31)
+        UINT_KEY("send_lowat_bytes", c->upstream.send_lowat, 1ull << 30)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;
@@ -602,6 +612,33 @@ static int parse_tls(gw_server_config *c, json_t *obj, gw_error *e)
             rc = want_string(v, path, &c->tls_key, e);
         else if (strcmp(k, "client_ca_file") == 0)
             rc = want_string(v, path, &c->tls_client_ca, e);
+        else if (strcmp(k, "priorities") == 0)
+            rc = want_string(v, path, &c->tls_priorities, e);
+        else
+            return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+/* "backend_tls": the `default` backend's TLS files and name. */
+static int parse_backend_tls(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "backend_tls.%s", k);
+        if (strcmp(k, "ca_file") == 0)
+            rc = want_string(v, path, &c->backend_ca, e);
+        else if (strcmp(k, "cert_file") == 0)
+            rc = want_string(v, path, &c->backend_cert, e);
+        else if (strcmp(k, "key_file") == 0)
+            rc = want_string(v, path, &c->backend_key, e);
+        else if (strcmp(k, "server_name") == 0)
+            rc = want_string(v, path, &c->backend_server_name, e);
         else
             return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
@@ -707,6 +744,12 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "tls") == 0) {
             rc = json_is_object(v) ? parse_tls(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "tls: expected an object");
+        } else if (strcmp(k, "backend_tls") == 0) {
+            rc = json_is_object(v) ? parse_backend_tls(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL,
+                                                  "backend_tls: expected an object");
+        } else if (strcmp(k, "debug_errors") == 0) {
+            rc = want_bool(v, k, &c->debug_errors, e);
         } else if (strcmp(k, "backends") == 0) {
             if (c->backend_count)
                 rc = gw_error_set(e, GW_EINVAL, "backends: given twice");

@@ -151,6 +151,21 @@ typedef struct gw_ops_backends {
     void *owner;
 } gw_ops_backends;
 
+/* Where the endpoints live and what they serve, per configuration
+ * generation (a reload applies it): strings and document borrowed from what
+ * the server builds per generation, which ref/unref on owner keep alive. */
+typedef struct gw_ops_site {
+    const char *prefix;            /* "" (root) or "/ops" */
+    bool on_main_port;
+    bool metrics_enabled;
+    const char *openapi_path;      /* NULL: off */
+    bool reload_endpoint;          /* POST <prefix>/admin/reload */
+    const gw_blob *openapi;        /* the document, or NULL */
+    void (*ref)(void *owner);
+    void (*unref)(void *owner);
+    void *owner;
+} gw_ops_site;
+
 typedef struct gw_ops {
     gw_metrics *const *metrics;    /* [workers] */
     size_t workers;
@@ -159,24 +174,20 @@ typedef struct gw_ops {
     atomic_bool draining;          /* readiness false from the first signal */
     atomic_bool loaded;            /* a registry is loaded */
     gw_counter reloads_ok, reloads_failed;
-    /* where the endpoints live */
-    const char *prefix;            /* "" (root) or "/ops" */
-    bool on_main_port;
-    bool metrics_enabled;
-    const char *openapi_path;      /* NULL: off */
-    bool reload_endpoint;          /* POST <prefix>/admin/reload */
-    _Atomic(gw_blob *) openapi;    /* current document or NULL */
-    atomic_flag openapi_lock;      /* taken only to ref/swap `openapi` */
+    _Atomic(gw_ops_site *) site;   /* current generation's, or NULL */
+    atomic_flag site_lock;         /* taken only to ref/swap `site` */
     /* Asks for a reload (the admin endpoint); runs on a worker thread and
      * must not block. NULL: no reload. */
     void (*request_reload)(void *ctx);
     void *reload_ctx;
 } gw_ops;
 
-/* The current OpenAPI document with a reference (unref when done), or NULL. */
-gw_blob *gw_ops_openapi_get(gw_ops *o);
-/* Replaces the document (takes the caller's reference to doc). */
-void gw_ops_openapi_set(gw_ops *o, gw_blob *doc);
+/* The current site with a reference (gw_ops_site_put when done), or NULL.
+ * Any thread. */
+gw_ops_site *gw_ops_site_get(gw_ops *o);
+void gw_ops_site_put(gw_ops_site *s);
+/* Replaces the site (takes the caller's reference to s; NULL: none). */
+void gw_ops_site_set(gw_ops *o, gw_ops_site *s);
 /* The current backends with a reference (gw_ops_backends_put when done),
  * or NULL. Any thread. */
 gw_ops_backends *gw_ops_backends_get(gw_ops *o);
@@ -186,11 +197,16 @@ void gw_ops_backends_set(gw_ops *o, gw_ops_backends *b);
 /* True when /readyz would answer 200. Any thread. */
 bool gw_ops_ready(gw_ops *o);
 /*
- * Answers r if it is one of the operational endpoints (on the main port
- * only when on_main_port; on the admin listener always). Returns true if r
- * was answered.
+ * Answers r if it is one of the operational endpoints of site (borrowed;
+ * a worker passes its own generation's, the admin listener the current
+ * one). On the main port: the OpenAPI document at site->openapi_path, and
+ * the endpoints under site->prefix when on_main_port; r is left alone
+ * otherwise. On the admin listener (admin_listener true) exactly /healthz,
+ * /readyz, /metrics (when enabled) and /admin/reload (when enabled) at the
+ * root, everything else 404 (docs/configuration.md). Returns true if r was
+ * answered.
  */
-bool gw_ops_handle(gw_ops *o, gw_front_req *r, bool admin_listener);
+bool gw_ops_handle(gw_ops *o, const gw_ops_site *site, gw_front_req *r, bool admin_listener);
 
 /* The separate admin listener: one thread with its own loop and front. */
 typedef struct gw_admin gw_admin;

@@ -58,6 +58,7 @@ typedef struct starget {
     const char *url;              /* default: its URL; NULL: a cluster */
     const gw_backend_options *upstream;  /* default: its options */
     const gw_server_backend *def; /* a cluster: its definition (in cfg) */
+    bool hide_details;            /* !cfg->debug_errors */
     unsigned id;                  /* equal ids: equal definitions */
     sseed *seed;                  /* a cluster's names (a reference); NULL: none */
     size_t slot;                  /* metrics slot of `label` */
@@ -87,6 +88,8 @@ typedef struct snapshot {
     starget targets[MAX_TARGETS];
     size_t target_count;
     gw_ops_backends ops_backends; /* the targets as scrapes see them */
+    gw_ops_site ops_site;         /* the endpoints' paths and the document */
+    gw_backend_options default_upstream;  /* the default target's (default_options) */
     bool slots_held;              /* counted in server.slot_snaps */
     /* routing: empty means every method goes to target 0 */
     struct sroute {
@@ -224,8 +227,11 @@ static const char *preflight_methods(const snapshot *s, gw_front_req *r, char *b
         m.result == GW_ROUTE_METHOD_NOT_ALLOWED && m.allow_count) {
         size_t n = 0;
         buf[0] = 0;
+        /* HEAD, implied by GET, is a CORS-safelisted method: a preflight
+         * never asks for it, so the list stays the routes' own. */
         for (size_t i = 0; i < m.allow_count && n < cap; i++)
-            n += (size_t)snprintf(buf + n, cap - n, "%s, ", m.allow[i]);
+            if (strcmp(m.allow[i], "HEAD") != 0)
+                n += (size_t)snprintf(buf + n, cap - n, "%s, ", m.allow[i]);
         if (n < cap)
             n += (size_t)snprintf(buf + n, cap - n, "OPTIONS");
         if (n < cap)
@@ -260,6 +266,64 @@ static void preflight(worker *w, gw_front_req *r, const char *origin)
     if (s->cfg->cors_credentials)
         h[n++] = (gw_front_header){"Access-Control-Allow-Credentials", "true"};
     gw_front_req_respond(r, 204, h, n, "", 0);
+}
+
+/*
+ * A plain (non-CORS) OPTIONS (RFC 9110 9.3.7): 204 with the path's methods
+ * in Allow — an RPC method path: POST, OPTIONS (GET too for a method without
+ * side effects, which Connect may GET); a REST path: its routes'
+ * methods (HEAD wherever GET) and OPTIONS; a static file: GET, HEAD,
+ * OPTIONS; "OPTIONS *": every method the gateway answers. Returns false,
+ * without answering, for a path nothing serves (the REST dispatch then
+ * answers its JSON 404) and for a path with a route declared for OPTIONS
+ * itself (the call goes to the backend).
+ */
+static int route_of(const snapshot *sn, const gw_method_def *m);
+
+static bool plain_options(server *s, const snapshot *sn, gw_front_req *r, const char *origin)
+{
+    const char *path = gw_front_req_path(r);
+    const char *target = gw_front_req_target(r);
+    char allow[GW_ROUTE_ALLOW_MAX * 16 + 16];
+    const char *value = NULL;
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
+    if (strcmp(target, "*") == 0) {
+        value = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
+    } else if (m && route_of(sn, m) >= 0) {
+        /* Connect may GET a method without side effects (as preflights say). */
+        value = m->idempotency_level == GW_IDEMPOTENCY_NO_SIDE_EFFECTS ? "GET, POST, OPTIONS"
+                                                                      : "POST, OPTIONS";
+    } else if (sn->router) {
+        gw_arena a;
+        gw_arena_init(&a, 1024, 64 * 1024);
+        gw_route_match rm;
+        int rc = gw_router_match(sn->router, "OPTIONS", target, strcspn(target, "?"), &a, &rm,
+                                 NULL);
+        if (rc == 0 && rm.result == GW_ROUTE_METHOD_NOT_ALLOWED && rm.allow_count) {
+            size_t n = 0;
+            for (size_t i = 0; i < rm.allow_count && n < sizeof allow; i++)
+                n += (size_t)snprintf(allow + n, sizeof allow - n, "%s, ", rm.allow[i]);
+            if (n < sizeof allow)
+                n += (size_t)snprintf(allow + n, sizeof allow - n, "OPTIONS");
+            if (n < sizeof allow)
+                value = allow;
+        }
+        gw_arena_free(&a);
+        if (rc == 0 && rm.result == GW_ROUTE_MATCHED)
+            return false;
+    }
+    if (!value && s->statics && gw_static_exists(s->statics, target))
+        value = "GET, HEAD, OPTIONS";
+    if (!value)
+        return false;
+    gw_front_header h[2];
+    size_t n = 0;
+    h[n++] = (gw_front_header){"Allow", value};
+    const char *allow_origin = cors_origin(sn->cfg, origin);
+    if (allow_origin)
+        h[n++] = (gw_front_header){"Access-Control-Allow-Origin", allow_origin};
+    gw_front_req_respond(r, 204, h, n, "", 0);
+    return true;
 }
 
 /* ---- classification --------------------------------------------------------------- */
@@ -529,17 +593,10 @@ static int ops_setup(server *s, gw_error *e)
     o->workers = s->worker_count;
     snapshot_ref(s->current);
     gw_ops_backends_set(o, &s->current->ops_backends);
-    o->prefix = cfg->ops_prefix ? cfg->ops_prefix : "";
-    o->on_main_port = cfg->ops_on_main_port;
-    o->metrics_enabled = cfg->metrics_enabled;
-    o->openapi_path = cfg->openapi_path;
-    o->reload_endpoint = cfg->reload_endpoint;
+    snapshot_ref(s->current);
+    gw_ops_site_set(o, &s->current->ops_site);
     o->request_reload = request_reload;
     o->reload_ctx = s;
-    if (s->current->openapi) {
-        gw_blob_ref(s->current->openapi);
-        gw_ops_openapi_set(o, s->current->openapi);
-    }
     if (cfg->access_log) {
         int rc = gw_accesslog_open(cfg->access_log, &s->alog, e);
         if (rc)
@@ -593,7 +650,7 @@ static void ops_teardown(server *s)
     s->admin = NULL;
     gw_accesslog_close(s->alog);
     s->alog = NULL;
-    gw_ops_openapi_set(&s->ops, NULL);
+    gw_ops_site_set(&s->ops, NULL);
     gw_ops_backends_set(&s->ops, NULL);
     free(s->metrics);
     s->metrics = NULL;
@@ -677,10 +734,11 @@ static bool serve_connect(const snapshot *sn, gw_front_req *r,
         return true;
     }
     long long cl = gw_front_req_content_length(r);
-    if (cl >= 0 && (unsigned long long)cl > sn->call.max_body) {
+    size_t max_body = gw_call_body_limit(&sn->call, gw_call_connect_envelope(&sn->call, &arg));
+    if (cl >= 0 && (unsigned long long)cl > max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
-                 sn->call.max_body);
+                 max_body);
         gw_call_reject(r, &sn->call, cors, &gw_call_connect, &arg,
                        GW_CODE_RESOURCE_EXHAUSTED, msg);
         gw_front_req_close_now(r);
@@ -697,20 +755,20 @@ static void on_request(void *owner, gw_front_req *r)
     const char *method = gw_front_req_method(r);
     const char *path = gw_front_req_path(r);
     const char *origin = gw_front_req_header(r, "Origin");
-    if (gw_ops_handle(&s->ops, r, false))
+    if (gw_ops_handle(&s->ops, &w->snap->ops_site, r, false))
         return;
 
+    const snapshot *sn = w->snap;
     if (strcmp(method, "OPTIONS") == 0) {
         if (origin && gw_front_req_header(r, "Access-Control-Request-Method")) {
             preflight(w, r, origin);
             return;
         }
-        static const gw_front_header h[] = {{"Allow", "POST, OPTIONS"}};
-        gw_front_req_respond(r, 204, h, GW_ARRAY_LEN(h), "", 0);
-        return;
+        if (plain_options(s, sn, r, origin))
+            return;
+        /* Unknown path (404) or a route for OPTIONS: the REST dispatch. */
     }
 
-    const snapshot *sn = w->snap;
     gw_call_cors cors = {.allow_origin = cors_origin(sn->cfg, origin),
                          .credentials = sn->cfg->cors_credentials,
                          .expose_extra = sn->cfg->cors_expose_headers};
@@ -753,10 +811,11 @@ static void on_request(void *owner, gw_front_req *r)
         return;
     }
     long long cl = gw_front_req_content_length(r);
-    if (cl >= 0 && (unsigned long long)cl > sn->call.max_body) {
+    size_t max_body = gw_call_body_limit(&sn->call, gw_call_grpcweb_envelope(&sn->call, &fmt));
+    if (cl >= 0 && (unsigned long long)cl > max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the limit of %zu", cl,
-                 sn->call.max_body);
+                 max_body);
         gw_call_reject(r, &sn->call, &cors, &gw_call_grpcweb, &fmt,
                        GW_CODE_RESOURCE_EXHAUSTED, msg);
         gw_front_req_close_now(r);
@@ -809,6 +868,7 @@ static int target_build(gw_loop *l, const starget *st, gw_backend **b, gw_cluste
     } else {
         gw_cluster_options co = st->def->cluster;
         co.seed = st->seed ? st->seed->seed : NULL;
+        co.backend.hide_details = st->hide_details;
         rc = gw_cluster_new(l, st->def->name, (const char *const *)st->def->endpoints,
                             st->def->endpoint_count, &co, c, e);
     }
@@ -971,7 +1031,7 @@ static void on_wakeup(void *owner)
         return;
     w->draining = true;
     gw_front_quiesce(w->front);
-    w->drain_deadline_ns = gw_loop_now(w->loop) + w->s->cfg->drain_timeout_ms * GW_MS;
+    w->drain_deadline_ns = gw_loop_now(w->loop) + w->snap->cfg->drain_timeout_ms * GW_MS;
     drain_check(w);
 }
 
@@ -1018,6 +1078,7 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     fo.tls_cert_pem = s->tls_cert;
     fo.tls_key_pem = s->tls_key;
     fo.tls_trust_pem = s->tls_ca;
+    fo.tls_priorities = s->cfg->tls_priorities;
     rc = gw_front_new(w->loop, &fo, &front_handler, w, &w->front, e);
     if (rc)
         return rc;
@@ -1148,6 +1209,19 @@ static void snapshot_unref(snapshot *sn)
     free(sn);
 }
 
+/* The `default` backend's options: "upstream" with "backend_tls" (or the
+ * --backend-ca/-cert/-key flags); strings borrowed from cfg. */
+static void default_options(const gw_server_config *cfg, gw_backend_options *o)
+{
+    *o = cfg->upstream;
+    o->ca_file = cfg->backend_ca;
+    o->cert_file = cfg->backend_cert;
+    o->key_file = cfg->backend_key;
+    o->server_name = cfg->backend_server_name;
+    o->name = "default";
+    o->hide_details = !cfg->debug_errors;
+}
+
 /* The registry from the descriptor files, or from the backend's reflection
  * service (a clear error naming the backend when that fails). */
 static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_error *e)
@@ -1155,7 +1229,10 @@ static int load_registry(const gw_server_config *cfg, gw_registry **out, gw_erro
     /* One source: the files, or the reflection service of one backend
      * (--reflect: the default one; else the one with "reflect": true). */
     const char *url = cfg->reflect ? cfg->backend : NULL;
-    const gw_backend_options *bo = &cfg->upstream;
+    gw_backend_options def;
+    default_options(cfg, &def);
+    def.hide_details = false; /* the operator reads this error, not a client */
+    const gw_backend_options *bo = &def;
     const char *name = "default";
     size_t sources = (cfg->descriptor_count ? 1 : 0) + (cfg->reflect ? 1 : 0);
     for (size_t i = 0; i < cfg->backend_count; i++)
@@ -1203,13 +1280,15 @@ static bool upstream_same(const gw_backend_options *a, const gw_backend_options 
            a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
            str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
            str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&
+           str_same(a->name, b->name) && a->hide_details == b->hide_details &&
            a->random == b->random && a->random_ctx == b->random_ctx &&
            a->resolve == b->resolve && a->resolve_ctx == b->resolve_ctx;
 }
 
 static bool target_same(const starget *a, const starget *b)
 {
-    if (strcmp(a->name, b->name) != 0 || !a->url != !b->url)
+    if (strcmp(a->name, b->name) != 0 || !a->url != !b->url ||
+        a->hide_details != b->hide_details)
         return false;
     if (a->url)
         return strcmp(a->url, b->url) == 0 && upstream_same(a->upstream, b->upstream);
@@ -1340,14 +1419,17 @@ static int snapshot_targets(snapshot *sn, const gw_server_config *cfg, gw_error 
 {
     server *s = sn->s;
     const snapshot *prev = s->current;
+    default_options(cfg, &sn->default_upstream);
     if (cfg->backend)
         sn->targets[sn->target_count++] = (starget){.name = "default", .label = cfg->backend,
                                                     .url = cfg->backend,
-                                                    .upstream = &cfg->upstream};
+                                                    .upstream = &sn->default_upstream,
+                                                    .hide_details = !cfg->debug_errors};
     for (size_t i = 0; i < cfg->backend_count; i++)
         sn->targets[sn->target_count++] = (starget){.name = cfg->backends[i].name,
                                                     .label = cfg->backends[i].name,
-                                                    .def = &cfg->backends[i]};
+                                                    .def = &cfg->backends[i],
+                                                    .hide_details = !cfg->debug_errors};
     gw_ops_backends *ob = &sn->ops_backends;
     ob->ref = ops_backends_ref;
     ob->unref = ops_backends_unref;
@@ -1467,8 +1549,98 @@ static const gw_method_def *openapi_op_method(const gw_registry *reg, json_t *op
     return NULL;
 }
 
+/* Adds to names every schema v refers to ("#/components/schemas/NAME"). */
+static int openapi_refs(json_t *v, json_t *names)
+{
+    static const char prefix[] = "#/components/schemas/";
+    const char *k;
+    json_t *x;
+    size_t i;
+    int rc = 0;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, x) {
+            const char *ref = json_string_value(x);
+            if (strcmp(k, "$ref") == 0 && ref && strncmp(ref, prefix, sizeof prefix - 1) == 0)
+                rc = json_object_set_new(names, ref + sizeof prefix - 1, json_true());
+            else
+                rc = openapi_refs(x, names);
+            if (rc)
+                return GW_ENOMEM;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+            if (openapi_refs(x, names))
+                return GW_ENOMEM;
+    }
+    return 0;
+}
+
+/* After operations were removed: root tags of services that have none
+ * left, and schemas no remaining operation reaches (directly or through
+ * other schemas), go too. */
+static int openapi_prune(json_t *root)
+{
+    json_t *paths = json_object_get(root, "paths");
+    json_t *schemas = json_object_get(json_object_get(root, "components"), "schemas");
+    json_t *used_tags = json_object(), *reached = json_object();
+    int rc = used_tags && reached ? 0 : GW_ENOMEM;
+    const char *path, *verb;
+    json_t *item, *op;
+    json_object_foreach(paths, path, item) {
+        json_object_foreach(item, verb, op) {
+            const char *t = json_string_value(json_array_get(json_object_get(op, "tags"), 0));
+            if (!rc && t && json_object_set_new(used_tags, t, json_true()))
+                rc = GW_ENOMEM;
+        }
+        if (!rc)
+            rc = openapi_refs(item, reached);
+    }
+    /* Schemas reached through schemas: until nothing new is added. */
+    for (size_t before = 0; !rc && json_object_size(reached) != before;) {
+        before = json_object_size(reached);
+        json_t *seen = json_copy(reached); /* not iterated while it grows */
+        const char *name;
+        json_t *mark;
+        if (!seen)
+            rc = GW_ENOMEM;
+        json_object_foreach(seen, name, mark)
+            if (!rc)
+                rc = openapi_refs(json_object_get(schemas, name), reached);
+        json_decref(seen);
+    }
+    if (!rc) {
+        const char *name;
+        json_t *def, *tmp;
+        json_object_foreach_safe(schemas, tmp, name, def)
+            if (!json_object_get(reached, name))
+                json_object_del(schemas, name);
+        json_t *tags = json_object_get(root, "tags");
+        for (size_t i = json_array_size(tags); i-- > 0;) {
+            const char *t = json_string_value(json_object_get(json_array_get(tags, i), "name"));
+            if (!t || !json_object_get(used_tags, t))
+                json_array_remove(tags, i);
+        }
+    }
+    json_decref(used_tags);
+    json_decref(reached);
+    return rc;
+}
+
+/* x-grpcgate-unlisted entries name their method by full name. */
+static bool openapi_rpc_routed(const snapshot *sn, const char *full_name)
+{
+    const char *dot = full_name ? strrchr(full_name, '.') : NULL;
+    char path[512];
+    if (!dot || snprintf(path, sizeof path, "/%.*s/%s", (int)(dot - full_name), full_name,
+                         dot + 1) >= (int)sizeof path)
+        return true;
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
+    return !m || route_of(sn, m) >= 0;
+}
+
 /* With routes, the document lists only what the gateway serves: operations
- * of methods routed nowhere are removed (paths left empty too). */
+ * of methods routed nowhere are removed (paths left empty too), and so are
+ * the tags, schemas and x-grpcgate-unlisted entries only they had. */
 static int openapi_filter(const snapshot *sn, gw_buf *doc, gw_error *e)
 {
     json_error_t je;
@@ -1494,6 +1666,18 @@ static int openapi_filter(const snapshot *sn, gw_buf *doc, gw_error *e)
             any = any || (json_is_object(op) && json_object_get(op, "operationId"));
         if (!any)
             json_object_del(paths, path);
+    }
+    json_t *unlisted = json_object_get(root, "x-grpcgate-unlisted");
+    for (size_t i = json_array_size(unlisted); i-- > 0;)
+        if (!openapi_rpc_routed(sn, json_string_value(
+                                        json_object_get(json_array_get(unlisted, i), "rpc"))))
+            json_array_remove(unlisted, i);
+    if (unlisted && json_array_size(unlisted) == 0)
+        json_object_del(root, "x-grpcgate-unlisted");
+    rc = openapi_prune(root);
+    if (rc) {
+        json_decref(root);
+        return gw_error_set(e, rc, "out of memory");
     }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
@@ -1584,6 +1768,15 @@ static int snapshot_new(server *s, const gw_server_config *cfg, gw_server_config
         if (rc)
             goto out;
     }
+    sn->ops_site = (gw_ops_site){.prefix = cfg->ops_prefix ? cfg->ops_prefix : "",
+                                 .on_main_port = cfg->ops_on_main_port,
+                                 .metrics_enabled = cfg->metrics_enabled,
+                                 .openapi_path = cfg->openapi_path,
+                                 .reload_endpoint = cfg->reload_endpoint,
+                                 .openapi = sn->openapi,
+                                 .ref = ops_backends_ref,
+                                 .unref = ops_backends_unref,
+                                 .owner = sn};
     slots_commit(s, sn);
     *out = sn;
     return 0;
@@ -1592,28 +1785,67 @@ out:
     return rc;
 }
 
-/* Settings a reload cannot change: threads and the other listeners stay
- * as they are. Logged, then ignored. */
+/* Settings a reload cannot change: the threads, the listeners (what
+ * libmicrohttpd was started with: TLS, limits, compression), the access
+ * log and the static directory stay as they are. Each changed one is
+ * logged by its key, then ignored. The table of every key and its reload
+ * behaviour is in docs/configuration.md (tests/ops/test_reload_keys.py
+ * checks it). */
+enum { RO_STRING, RO_SCALAR, RO_TEXT };
+#define RO(kind, key, field) {kind, key, offsetof(gw_server_config, field), \
+                              sizeof(((gw_server_config *)0)->field)}
+static const struct restart_only {
+    int kind;
+    const char *key;
+    size_t off, size;
+} restart_only[] = {
+    RO(RO_SCALAR, "workers", workers),
+    RO(RO_STRING, "admin.listen", admin_listen),
+    RO(RO_STRING, "access_log", access_log),
+    RO(RO_STRING, "static_dir", static_dir),
+    RO(RO_STRING, "tls.cert_file", tls_cert),
+    RO(RO_STRING, "tls.key_file", tls_key),
+    RO(RO_STRING, "tls.client_ca_file", tls_client_ca),
+    RO(RO_STRING, "tls.priorities", tls_priorities),
+    RO(RO_SCALAR, "limits.max_header_bytes", front.memory_limit),
+    RO(RO_SCALAR, "limits.max_header_count", front.max_header_count),
+    RO(RO_SCALAR, "limits.max_connections", front.connection_limit),
+    RO(RO_SCALAR, "limits.max_connections_per_ip", front.per_ip_limit),
+    RO(RO_SCALAR, "limits.header_timeout_ms", front.header_timeout_ms),
+    RO(RO_SCALAR, "limits.idle_timeout_ms", front.idle_timeout_ms),
+    RO(RO_SCALAR, "limits.inactivity_timeout_s", front.inactivity_timeout_s),
+    RO(RO_SCALAR, "limits.discard_body_bytes", front.discard_limit),
+    RO(RO_SCALAR, "limits.idle_park_ms", front.park_idle_ms),
+    RO(RO_SCALAR, "limits.idle_trim_ms", front.trim_idle_ms),
+    RO(RO_SCALAR, "limits.send_lowat_bytes", front.notsent_lowat),
+    RO(RO_SCALAR, "limits.send_buffer_bytes", front.sndbuf),
+    RO(RO_SCALAR, "limits.body_timeout_ms", front.body_timeout_ms),
+    RO(RO_SCALAR, "limits.body_min_rate", front.body_min_rate),
+    RO(RO_SCALAR, "front.http_strictness", front.http_strictness),
+    RO(RO_SCALAR, "compression.enabled", front.compression.enabled),
+    RO(RO_SCALAR, "compression.min_bytes", front.compression.min_bytes),
+    RO(RO_SCALAR, "compression.level", front.compression.level),
+    RO(RO_TEXT, "compression.types", front.compression.types),
+};
+
 static void warn_restart_only(const gw_server_config *old, const gw_server_config *nc)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } strs[] = {
-        {"admin.listen", offsetof(gw_server_config, admin_listen)},
-        {"access_log", offsetof(gw_server_config, access_log)},
-        {"tls", offsetof(gw_server_config, tls_cert)},
-        {"static_dir", offsetof(gw_server_config, static_dir)},
-    };
-    for (size_t i = 0; i < GW_ARRAY_LEN(strs); i++) {
-        const char *a = *(char *const *)(const void *)((const char *)old + strs[i].off);
-        const char *b = *(char *const *)(const void *)((const char *)nc + strs[i].off);
-        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
-            GW_WARN("reload: '%s' changed; it takes effect only after a restart",
-                    strs[i].name);
+    for (size_t i = 0; i < GW_ARRAY_LEN(restart_only); i++) {
+        const struct restart_only *k = &restart_only[i];
+        const char *a = (const char *)old + k->off, *b = (const char *)nc + k->off;
+        bool changed;
+        if (k->kind == RO_STRING) {
+            const char *x = *(char *const *)(const void *)a;
+            const char *y = *(char *const *)(const void *)b;
+            changed = (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+        } else if (k->kind == RO_TEXT) {
+            changed = strncmp(a, b, k->size) != 0;
+        } else {
+            changed = memcmp(a, b, k->size) != 0;
+        }
+        if (changed)
+            GW_WARN("reload: '%s' changed; it takes effect only after a restart", k->key);
     }
-    if (old->workers != nc->workers)
-        GW_WARN("reload: 'workers' changed; it takes effect only after a restart");
 }
 
 /* The main listener cannot move without dropping connections: a reload
@@ -1673,9 +1905,8 @@ static void reload(server *s)
     snapshot *old = s->current;
     s->current = sn;
     atomic_flag_clear_explicit(&s->snap_lock, memory_order_release);
-    if (sn->openapi)
-        gw_blob_ref(sn->openapi);
-    gw_ops_openapi_set(&s->ops, sn->openapi);
+    snapshot_ref(sn);
+    gw_ops_site_set(&s->ops, &sn->ops_site);
     if (nc)
         gw_log_set_level(nc->log_level);
     for (size_t i = 0; i < s->worker_count; i++)
@@ -1735,7 +1966,7 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
     /* A zeroed atomic_flag is not necessarily clear (C11 7.17.8). */
     atomic_flag_clear(&s.snap_lock);
     atomic_flag_clear(&s.ops.backends_lock);
-    atomic_flag_clear(&s.ops.openapi_lock);
+    atomic_flag_clear(&s.ops.site_lock);
     for (size_t i = 0; i < GW_METRICS_MAX_BACKENDS; i++)
         atomic_init(&s.slot_snaps[i], 0);
 
@@ -1816,14 +2047,17 @@ int gw_server_run(const gw_server_config *cfg, gw_error *e)
         int sig = 0;
         while (sigwait(&stop_set, &sig) == 0 && sig == SIGHUP)
             reload(&s);
+        /* The drain settings of the generation in service (a reload
+         * applies them); only this thread replaces s.current. */
+        const gw_server_config *now = s.current->cfg;
         GW_INFO("grpcgate serve: signal %d, draining (up to %u ms)", sig,
-                cfg->drain_timeout_ms);
+                now->drain_timeout_ms);
         /* Readiness goes false before the listeners close, so that a load
          * balancer polling /readyz stops sending first. */
         atomic_store(&s.ops.draining, true);
-        if (cfg->drain_delay_ms) {
-            struct timespec ts = {.tv_sec = cfg->drain_delay_ms / 1000,
-                                  .tv_nsec = (long)(cfg->drain_delay_ms % 1000) * 1000000L};
+        if (now->drain_delay_ms) {
+            struct timespec ts = {.tv_sec = now->drain_delay_ms / 1000,
+                                  .tv_nsec = (long)(now->drain_delay_ms % 1000) * 1000000L};
             while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
                 ;
         }

@@ -82,6 +82,8 @@ typedef struct gw_server_config {
     char *tls_cert;                /* PEM files for HTTPS on the listener */
     char *tls_key;
     char *tls_client_ca;           /* verify client certificates against it */
+    char *tls_priorities;          /* GnuTLS priority string; NULL: the default
+                                      (gw_front_options.tls_priorities) */
     char *static_dir;              /* files served last (static.h); NULL: none */
     gw_server_backend backends[GW_SERVER_MAX_BACKENDS];
     size_t backend_count;
@@ -90,6 +92,11 @@ typedef struct gw_server_config {
     bool reflect;                  /* descriptors from the backend's reflection
                                       service instead of files */
     uint32_t reflect_timeout_ms;   /* default 10000 */
+    /* "backend_tls" / --backend-ca ...: CA bundle, client certificate and
+     * key, verification name of the `default` backend (https://). */
+    char *backend_ca, *backend_cert, *backend_key, *backend_server_name;
+    bool debug_errors;             /* clients see backend URLs and transport
+                                      causes in error messages; false */
     /* Reload (SIGHUP): builds the configuration again into out (freshly
      * initialised), e.g. flags + file. NULL: reload re-reads the same
      * descriptors with the same configuration. Not part of the file. */

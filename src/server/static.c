@@ -459,6 +459,19 @@ static void answer_text(gw_front_req *r, int status, const char *text)
     gw_front_req_respond(r, status, h, n, text, strlen(text));
 }
 
+bool gw_static_exists(const gw_static *s, const char *target)
+{
+    char path[GW_STATIC_PATH_MAX + 1];
+    if (gw_static_clean_path(target, strlen(target), path, sizeof path, NULL) != 0)
+        return false;
+    struct stat st;
+    int fd = open_below(s->dir_fd, path, &st);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
 int gw_static_serve(const gw_static *s, gw_front_req *r)
 {
     const char *method = gw_front_req_method(r);

@@ -60,6 +60,10 @@ void gw_static_del(gw_static *s);
  */
 int gw_static_serve(const gw_static *s, gw_front_req *r);
 
+/* True when gw_static_serve would serve a file for target (the raw request
+ * target; the query is ignored): for a plain OPTIONS. Borrows both. */
+bool gw_static_exists(const gw_static *s, const char *target);
+
 /*
  * The pure steps, exposed for the unit tests.
  *

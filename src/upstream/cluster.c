@@ -357,7 +357,7 @@ static void check_on_complete(void *owner, const gw_call_status *st)
     if (!active) {
         /* A probe: any answer from the server shows it is reachable. */
         ok = !transport && st->code != GW_CODE_DEADLINE_EXCEEDED;
-        snprintf(why, sizeof why, "probe failed: %s %s", gw_code_name(st->code), st->message);
+        snprintf(why, sizeof why, "probe failed: %s %s", gw_code_name(st->code), st->detail);
     } else if (st->code == GW_CODE_OK) {
         ok = ep->check_status == 1;
         snprintf(why, sizeof why, "health check answered %s",
@@ -375,7 +375,7 @@ static void check_on_complete(void *owner, const gw_call_status *st)
         ep->unimplemented_warned = true;
     } else {
         ok = false;
-        snprintf(why, sizeof why, "health check failed: %s %s", gw_code_name(st->code), st->message);
+        snprintf(why, sizeof why, "health check failed: %s %s", gw_code_name(st->code), st->detail);
     }
     if (ok) {
         ep->checks_ok++;
@@ -389,7 +389,7 @@ static void check_on_complete(void *owner, const gw_call_status *st)
         ep->fail_run++;
         if (transport) {
             ep->transport_failures++;
-            ep_set_down(ep, st->message);
+            ep_set_down(ep, st->detail);
         } else if (ep->up && ep->fail_run >= GW_MAX(cl->opt.health.unhealthy_threshold, 1u)) {
             ep_set_down(ep, why);
         } else if (!ep->up) {
@@ -458,7 +458,7 @@ static void ep_on_done(void *ctx, gw_backend *b, const gw_call_status *st)
         ep->calls_failed++;
     if (st->unreachable || st->connection_lost) {
         ep->transport_failures++;
-        ep_set_down(ep, st->message);
+        ep_set_down(ep, st->detail);
     }
     if (ep->draining && !gw_timer_armed(&cl->reap_timer))
         gw_loop_timer_start(cl->loop, &cl->reap_timer, gw_loop_now(cl->loop));
@@ -759,6 +759,10 @@ int gw_cluster_new(gw_loop *loop, const char *name, const char *const *urls, siz
     cl->name = strdup(name);
     if (!cl->name)
         goto oom;
+    /* What clients may see of an endpoint's failure (its URL they may not:
+     * gw_backend_options.hide_details). */
+    if (!cl->opt.backend.name)
+        cl->opt.backend.name = cl->name;
     if (!cl->opt.probe_interval_ms)
         cl->opt.probe_interval_ms = 1000;
     cl->opt.health.service = o->health.service ? o->health.service : "";

@@ -126,6 +126,7 @@ struct gw_ucall {
     bool owner_gone;
     int final_code;
     char *final_msg;
+    char *final_detail;              /* hide_details: what final_msg hides */
     gw_defer complete_defer;
     gw_defer writable_defer;
     gw_timer deadline_timer;
@@ -158,6 +159,8 @@ struct conn {
     gw_timer keepalive_timer;
     gw_timer ping_ack_timer;         /* a keepalive PING awaits its ACK */
     SSL *ssl;
+    int tls_alert;                   /* fatal alert from the backend + 1; 0: none */
+    bool tls_cert_asked;             /* it asked for a client certificate we lack */
     nghttp2_session *h2;
     bool draining;
     bool peer_settings;              /* the backend's first SETTINGS arrived */
@@ -211,6 +214,9 @@ struct gw_backend {
     bool down;
     uint64_t retry_at_ns;
     char down_reason[256];
+    char public_name[64];            /* opt.name points here */
+    uint64_t detail_logged_ns;       /* hide_details: the last detail line */
+    unsigned long details_unlogged;  /* ... and those left out since */
     gw_backend_stats stats;
     void *user;
 };
@@ -232,7 +238,7 @@ void gw_backend_options_init(gw_backend_options *o)
 {
     memset(o, 0, sizeof *o);
     o->pool_size = 1;
-    o->stream_window = 64 * 1024;
+    o->stream_window = 256 * 1024;
     o->connection_window = 1024 * 1024;
     o->max_response_message = 4 * 1024 * 1024;
     o->max_request_buffer = 64 * 1024;
@@ -241,6 +247,7 @@ void gw_backend_options_init(gw_backend_options *o)
     o->max_resets_per_sec = 100;
     o->connect_timeout_ms = 20000;
     o->attempt_delay_ms = 250;
+    o->send_lowat = 128 * 1024;
 }
 
 static char *dupn(const char *s, size_t n)
@@ -348,6 +355,113 @@ static int ssl_error_text(char *out, size_t n)
     return 0;
 }
 
+/* ---- TLS failures in words --------------------------------------------------
+ * OpenSSL reports a backend's refusal as an alert code (or, when the
+ * backend closed first, as a bare write error). The alert is recorded as
+ * it is read (info callback), a request for a client certificate when we
+ * have none too, and tls_failure_text turns them into a sentence. */
+
+static void tls_info(const SSL *ssl, int where, int ret)
+{
+    conn *k = SSL_get_app_data(ssl);
+    if (k && (where & SSL_CB_READ_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
+        k->tls_alert = (ret & 0xff) + 1;
+}
+
+/* Only installed when no client certificate is configured: notes that the
+ * backend asked for one, and sends none. */
+static int tls_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    conn *k = SSL_get_app_data(ssl);
+    if (k)
+        k->tls_cert_asked = true;
+    return 0;
+}
+
+/* A sentence for alert (TLS alert description) from the backend. */
+static void tls_alert_text(const conn *k, int alert, char *out, size_t n)
+{
+    const char *name = SSL_alert_desc_string_long(alert);
+    bool have_cert = k->b->opt.cert_file != NULL;
+    switch (alert) {
+    case 116: /* certificate_required (TLS 1.3) */
+        snprintf(out, n, "the backend requires a client certificate%s",
+                 have_cert ? "" : " and none is configured (--backend-cert and --backend-key, "
+                                  "or cert_file and key_file in backend_tls or "
+                                  "backends.NAME.tls)");
+        return;
+    case 40: /* handshake_failure: TLS 1.2's answer to a missing certificate too */
+        if (k->tls_cert_asked) {
+            snprintf(out, n, "the backend requires a client certificate and none is configured "
+                     "(--backend-cert and --backend-key, or cert_file and key_file in "
+                     "backend_tls or backends.NAME.tls)");
+            return;
+        }
+        snprintf(out, n, "the backend refused the handshake (no TLS 1.2/1.3 cipher suite or "
+                 "group in common)");
+        return;
+    case 42: case 43: case 44: case 45: case 46: case 48: case 49:
+        snprintf(out, n, "the backend rejected the gateway's client certificate (alert: %s)",
+                 name);
+        return;
+    case 70: /* protocol_version */
+        snprintf(out, n, "no TLS version in common with the backend (the gateway speaks TLS "
+                 "1.2 and 1.3)");
+        return;
+    case 112: /* unrecognized_name */
+        snprintf(out, n, "the backend does not know the server name the gateway sent (SNI; "
+                 "set tls.server_name)");
+        return;
+    case 120: /* no_application_protocol */
+        snprintf(out, n, "the backend does not offer HTTP/2 over TLS (ALPN h2)");
+        return;
+    default:
+        snprintf(out, n, "the backend sent the TLS alert '%s'", name);
+    }
+}
+
+/* Why a TLS handshake, read or write on k failed (ssl_err: SSL_get_error's
+ * answer). A write error with no OpenSSL reason usually means the backend
+ * sent an alert and closed: one read picks that alert up. */
+static void tls_failure_text(conn *k, int ssl_err, int sys_errno, char *out, size_t n)
+{
+    bool queued = ERR_peek_error() != 0;
+    if (!k->tls_alert && !queued && ssl_err == SSL_ERROR_SYSCALL) {
+        uint8_t scratch[256];
+        ERR_clear_error();
+        (void)SSL_read(k->ssl, scratch, sizeof scratch);
+        queued = ERR_peek_error() != 0;
+    }
+    if (k->tls_alert) {
+        tls_alert_text(k, k->tls_alert - 1, out, n);
+        ERR_clear_error();
+        return;
+    }
+    if (k->tls_cert_asked && !queued) {
+        snprintf(out, n, "the backend asked for a client certificate, none is configured, and "
+                 "it closed the connection");
+        return;
+    }
+    if (queued) {
+        unsigned long err = ERR_get_error();
+        const char *reason = ERR_reason_error_string(err);
+        if (reason)
+            snprintf(out, n, "%s", reason);
+        else
+            ERR_error_string_n(err, out, n);
+        ERR_clear_error();
+        return;
+    }
+    if (ssl_err == SSL_ERROR_SYSCALL && sys_errno)
+        snprintf(out, n, "%s", strerror(sys_errno));
+    else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
+        snprintf(out, n, "the backend closed the connection");
+    else
+        snprintf(out, n, "TLS error %d", ssl_err);
+}
+
 /*
  * A socket BIO that sends with MSG_NOSIGNAL: OpenSSL's own socket BIO uses
  * write(), and a backend that closes while we write would kill the whole
@@ -401,6 +515,9 @@ static int make_ssl_ctx(gw_backend *b, gw_error *e)
     SSL_CTX_set_mode(b->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_info_callback(b->ssl_ctx, tls_info);
+    if (!b->opt.cert_file)
+        SSL_CTX_set_client_cert_cb(b->ssl_ctx, tls_client_cert);
     static const unsigned char alpn[] = {2, 'h', '2'};
     if (SSL_CTX_set_alpn_protos(b->ssl_ctx, alpn, sizeof alpn) != 0)
         return gw_error_set(e, GW_ENOMEM, "cannot set ALPN");
@@ -519,7 +636,7 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
     if (b->opt.pool_size == 0)
         b->opt.pool_size = 1;
     if (b->opt.stream_window == 0)
-        b->opt.stream_window = 64 * 1024;
+        b->opt.stream_window = 256 * 1024;
     if (b->opt.stream_window > 0x7fffffff)
         b->opt.stream_window = 0x7fffffff;
     if (b->opt.connection_window < 65535)
@@ -556,6 +673,10 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
     b->opt.key_file = b->key_file;
     b->opt.server_name = b->opt_server_name;
     b->opt.authority = b->opt_authority;
+    if (b->opt.name) {
+        snprintf(b->public_name, sizeof b->public_name, "%s", b->opt.name);
+        b->opt.name = b->public_name;
+    }
     if (oom) {
         rc = gw_error_set(e, GW_ENOMEM, "out of memory");
         goto out;
@@ -686,6 +807,46 @@ static void call_finish(gw_ucall *c, int code, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * A call that fails in the gateway's transport, not by the backend's own
+ * status: detail names the backend's URL and the cause. With hide_details
+ * the client gets "backend 'NAME' <what>" and the detail goes to the log
+ * (rate-limited: a dead backend fails every call); else the detail.
+ */
+static void call_fail(gw_ucall *c, int code, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void call_fail(gw_ucall *c, int code, const char *what, const char *fmt, ...)
+{
+    gw_backend *b = c->b;
+    char detail[GW_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (!b->opt.hide_details || c->finished) {
+        call_finish(c, code, "%s", detail);
+        return;
+    }
+    uint64_t now = gw_now_ns();
+    if (!b->detail_logged_ns || now - b->detail_logged_ns >= 1000 * GW_MS) {
+        if (b->details_unlogged)
+            GW_WARN("upstream: call %s failed: %s (and %lu more call failures on this backend "
+                    "since the last such line)", c->path ? c->path : "?", detail,
+                    b->details_unlogged);
+        else
+            GW_WARN("upstream: call %s failed: %s", c->path ? c->path : "?", detail);
+        b->detail_logged_ns = now;
+        b->details_unlogged = 0;
+    } else {
+        b->details_unlogged++;
+    }
+    c->final_detail = gw_arena_strdup(&c->arena, detail); /* NULL: message only */
+    if (b->opt.name)
+        call_finish(c, code, "backend '%s' %s", b->opt.name, what);
+    else
+        call_finish(c, code, "backend %s", what);
+}
+
 static void call_free(gw_ucall *c)
 {
     gw_backend *b = c->b;
@@ -735,6 +896,7 @@ static void on_complete_deferred(void *arg)
         .trailers_only = !c->headers_delivered,
         .unreachable = c->unreachable,
         .connection_lost = c->conn_lost,
+        .detail = c->final_detail ? c->final_detail : (c->final_msg ? c->final_msg : ""),
     };
     call_owner_done(c);
     /* The owner's last look; discard pending request bytes so the stream can
@@ -829,9 +991,11 @@ static ssize_t conn_write(conn *k, const uint8_t *data, size_t len)
 {
     if (k->ssl) {
         ERR_clear_error();
+        errno = 0;
         int n = SSL_write(k->ssl, data, (int)GW_MIN(len, (size_t)INT32_MAX));
         if (n > 0)
             return n;
+        int sys_errno = errno;
         int err = SSL_get_error(k->ssl, n);
         if (err == SSL_ERROR_WANT_WRITE) {
             k->write_blocked = true;
@@ -840,7 +1004,7 @@ static ssize_t conn_write(conn *k, const uint8_t *data, size_t len)
         if (err == SSL_ERROR_WANT_READ)
             return 0;
         char msg[200];
-        ssl_error_text(msg, sizeof msg);
+        tls_failure_text(k, err, sys_errno, msg, sizeof msg);
         conn_set_reason(k, "TLS write failed: %s", msg);
         return -1;
     }
@@ -935,8 +1099,10 @@ static void conn_read(conn *k)
         ssize_t n;
         if (k->ssl) {
             ERR_clear_error();
+            errno = 0;
             int r = SSL_read(k->ssl, buf, sizeof buf);
             if (r <= 0) {
+                int sys_errno = errno;
                 int err = SSL_get_error(k->ssl, r);
                 if (err == SSL_ERROR_WANT_READ)
                     return;
@@ -944,12 +1110,12 @@ static void conn_read(conn *k)
                     k->write_blocked = true;
                     return;
                 }
-                if (err == SSL_ERROR_ZERO_RETURN ||
-                    (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+                if (!k->tls_alert && (err == SSL_ERROR_ZERO_RETURN ||
+                                      (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))) {
                     conn_set_reason(k, "backend closed the connection");
                 } else {
                     char msg[200];
-                    ssl_error_text(msg, sizeof msg);
+                    tls_failure_text(k, err, sys_errno, msg, sizeof msg);
                     conn_set_reason(k, "TLS read failed: %s", msg);
                 }
                 conn_close(k, k->reason);
@@ -1123,9 +1289,14 @@ static void call_finish_from_response(gw_ucall *c)
         char body[HTTP_BODY_KEEP + 1];
         body_snippet(c, body, sizeof body);
         int code = c->http_status == 200 ? GW_CODE_UNKNOWN : gw_code_from_http(c->http_status);
-        call_finish(c, code, "backend answered HTTP %d (%s) instead of gRPC%s%s", c->http_status,
-                    c->content_type[0] ? c->content_type : "no content-type",
-                    body[0] ? ": " : "", body);
+        /* The body may be an internal proxy's error page: with
+         * hide_details only the status reaches the client. */
+        char what[64];
+        snprintf(what, sizeof what, "answered HTTP %d instead of gRPC", c->http_status);
+        call_fail(c, code, what, "backend answered HTTP %d (%s) instead of gRPC%s%s",
+                  c->http_status,
+                  c->content_type[0] ? c->content_type : "no content-type",
+                  body[0] ? ": " : "", body);
         return;
     }
     if (!gw_deframer_idle(&c->df)) {
@@ -1302,7 +1473,8 @@ static void call_requeue(gw_ucall *c)
         if (gw_buf_append(&joined, c->replay.data, c->replay.len) != 0 ||
             gw_buf_append(&joined, c->req.data ? c->req.data : (const uint8_t *)"", c->req.len) != 0) {
             gw_buf_free(&joined);
-            call_finish(c, GW_CODE_UNAVAILABLE, "backend %s refused the stream (retry: out of memory)", b->url);
+            call_fail(c, GW_CODE_UNAVAILABLE, "unavailable",
+                      "backend %s refused the stream (retry: out of memory)", b->url);
             return;
         }
         size_t max = c->req.max;
@@ -1338,12 +1510,12 @@ static int h2_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_co
         if (c->remote_ended) {
             call_finish_from_response(c);
         } else if (error_code == NGHTTP2_NO_ERROR) {
-            call_finish(c, GW_CODE_INTERNAL, "stream closed by backend %s without grpc-status",
-                        c->b->url);
+            call_fail(c, GW_CODE_INTERNAL, "closed the stream without a status",
+                      "stream closed by backend %s without grpc-status", c->b->url);
         } else {
             const char *name = nghttp2_http2_strerror(error_code);
-            call_finish(c, gw_upstream_code_from_h2(error_code),
-                        "stream reset by backend %s (HTTP/2 %s)", c->b->url, name);
+            call_fail(c, gw_upstream_code_from_h2(error_code), "reset the stream",
+                      "stream reset by backend %s (HTTP/2 %s)", c->b->url, name);
         }
     }
     call_detach(c);
@@ -1621,7 +1793,8 @@ static void fail_queue(gw_backend *b)
         if (call_redirect(c))
             continue;
         c->unreachable = true;
-        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s unreachable: %s", b->url, b->down_reason);
+        call_fail(c, GW_CODE_UNAVAILABLE, "unavailable", "backend %s unreachable: %s", b->url,
+                  b->down_reason);
         call_maybe_free(c);
     }
 }
@@ -1653,7 +1826,8 @@ static void conn_close(conn *k, const char *why)
     while (k->calls) {
         gw_ucall *c = k->calls;
         c->conn_lost = true;
-        call_finish(c, GW_CODE_UNAVAILABLE, "connection to backend %s lost: %s", b->url, reason);
+        call_fail(c, GW_CODE_UNAVAILABLE, "unavailable (connection lost)",
+                  "connection to backend %s lost: %s", b->url, reason);
         call_detach(c);
         call_maybe_free(c);
     }
@@ -1781,6 +1955,7 @@ static void conn_ready(conn *k)
 static void conn_tls_step(conn *k)
 {
     ERR_clear_error();
+    errno = 0;
     int r = SSL_do_handshake(k->ssl);
     if (r == 1) {
         const unsigned char *proto = NULL;
@@ -1793,6 +1968,7 @@ static void conn_tls_step(conn *k)
         conn_ready(k);
         return;
     }
+    int sys_errno = errno;
     int err = SSL_get_error(k->ssl, r);
     if (err == SSL_ERROR_WANT_READ) {
         gw_loop_io_modify(k->b->loop, &k->io, GW_IO_READ);
@@ -1805,11 +1981,14 @@ static void conn_tls_step(conn *k)
     char msg[256];
     long vr = SSL_get_verify_result(k->ssl);
     if (vr != X509_V_OK)
-        snprintf(msg, sizeof msg, "TLS handshake failed: certificate verify failed: %s",
-                 X509_verify_cert_error_string(vr));
+        snprintf(msg, sizeof msg, "TLS handshake failed: certificate verify failed: %s%s",
+                 X509_verify_cert_error_string(vr),
+                 k->b->opt.ca_file ? "" : " (checked against the system CAs; name the "
+                                          "backend's CA with --backend-ca FILE, or ca_file "
+                                          "in backend_tls or backends.NAME.tls)");
     else {
         char detail[200];
-        ssl_error_text(detail, sizeof detail);
+        tls_failure_text(k, err, sys_errno, detail, sizeof detail);
         snprintf(msg, sizeof msg, "TLS handshake failed: %s", detail);
     }
     conn_close(k, msg);
@@ -1826,6 +2005,7 @@ static int conn_start_tls(conn *k)
         return GW_ENOMEM;
     BIO_set_data(bio, (void *)(intptr_t)k->fd);
     SSL_set_bio(k->ssl, bio, bio);
+    SSL_set_app_data(k->ssl, k);
     SSL_set_connect_state(k->ssl);
     const char *name = b->opt.server_name ? b->opt.server_name : b->host;
     size_t ip_len;
@@ -1854,6 +2034,9 @@ static void conn_connected(conn *k)
     if (k->fd >= 0 && k->b->scheme != SCHEME_UNIX) {
         int one = 1;
         setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        int lowat = k->b->opt.send_lowat > INT_MAX ? INT_MAX : (int)k->b->opt.send_lowat;
+        if (lowat)
+            setsockopt(k->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     }
     if (k->b->scheme == SCHEME_HTTPS) {
         if (conn_start_tls(k) != 0)
@@ -2167,8 +2350,8 @@ static void dispatch(void *arg)
             queue_remove(b, c);
             int rc = call_open_stream(c, k);
             if (rc != 0) {
-                call_finish(c, GW_CODE_UNAVAILABLE, "backend %s: cannot open a stream (%s)", b->url,
-                            gw_err_str(rc));
+                call_fail(c, GW_CODE_UNAVAILABLE, "unavailable",
+                          "backend %s: cannot open a stream (%s)", b->url, gw_err_str(rc));
                 call_maybe_free(c);
             }
             continue;
@@ -2332,13 +2515,14 @@ static int ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_h
     }
     if (b->down && gw_loop_now(b->loop) < b->retry_at_ns && !backend_has_live_conn(b)) {
         c->unreachable = true;
-        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s unreachable: %s", b->url, b->down_reason);
+        call_fail(c, GW_CODE_UNAVAILABLE, "unavailable", "backend %s unreachable: %s", b->url,
+                  b->down_reason);
         return 0;
     }
     if (b->q_len >= b->opt.max_queued_calls) {
-        call_finish(c, GW_CODE_RESOURCE_EXHAUSTED,
-                    "backend %s: too many calls waiting for a connection (limit %zu)", b->url,
-                    b->opt.max_queued_calls);
+        call_fail(c, GW_CODE_RESOURCE_EXHAUSTED, "has too many calls waiting",
+                  "backend %s: too many calls waiting for a connection (limit %zu)", b->url,
+                  b->opt.max_queued_calls);
         return 0;
     }
     queue_push(b, c, false);
@@ -2416,10 +2600,12 @@ void gw_backend_del(gw_backend *b)
     while (b->q_head) {
         gw_ucall *c = b->q_head;
         queue_remove(b, c);
-        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s is shutting down", b->url);
+        call_fail(c, GW_CODE_UNAVAILABLE, "is shutting down", "backend %s is shutting down",
+                  b->url);
     }
     for (gw_ucall *c = b->all_calls; c; c = c->all_next)
-        call_finish(c, GW_CODE_UNAVAILABLE, "backend %s is shutting down", b->url);
+        call_fail(c, GW_CODE_UNAVAILABLE, "is shutting down", "backend %s is shutting down",
+                  b->url);
     /* The one place where callbacks run inside a call from the owner; the
      * list changes under each callback, so start over every time. */
     for (;;) {

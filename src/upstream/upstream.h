@@ -50,7 +50,7 @@ typedef int (*gw_resolve_fn)(void *ctx, const char *host, const char *port, char
 
 typedef struct gw_backend_options {
     size_t pool_size;              /* connections per worker; default 1 */
-    uint32_t stream_window;        /* per-stream receive window; default 64 KiB */
+    uint32_t stream_window;        /* per-stream receive window; default 256 KiB */
     uint32_t connection_window;    /* default 1 MiB */
     size_t max_response_message;   /* decompressed bytes; default 4 MiB */
     size_t max_request_buffer;     /* request bytes buffered per call; default 64 KiB */
@@ -65,12 +65,26 @@ typedef struct gw_backend_options {
      * default, 250; values below 10 become 10. */
     uint32_t attempt_delay_ms;
     uint32_t keepalive_ms;         /* 0 (default): no PINGs; else >= 300000 */
+    uint32_t send_lowat;           /* TCP_NOTSENT_LOWAT of backend sockets:
+                                      unsent request bytes a connection may
+                                      leave in the kernel; 0: no limit.
+                                      Default 128 KiB */
     bool accept_gzip;              /* advertise grpc-accept-encoding: gzip */
     const char *ca_file;           /* NULL: system CAs */
     const char *cert_file;         /* client certificate (mTLS) */
     const char *key_file;
     const char *server_name;       /* SNI / verification name override */
     const char *authority;         /* :authority override */
+    /* Added for error messages to clients: the backend's configured name
+     * ("default", a cluster's name) and whether clients see only it. With
+     * hide_details, a call that fails in the gateway's transport (backend
+     * unreachable, connection lost, stream refused or reset, shutting
+     * down) tells its client "backend 'NAME' unavailable" and the like,
+     * while the URL and the cause go to the log (warn, at most one line a
+     * second per backend, with the count of those left out). Default: no
+     * name, details shown (tools, tests). */
+    const char *name;
+    bool hide_details;
     /* Added by the upstream module: the random source for reconnect jitter
      * (NULL: a per-backend xorshift seeded from the clock). Tests inject a
      * fixed one. Returns a uniformly distributed 32-bit value. */
@@ -153,6 +167,9 @@ typedef struct gw_call_status {
                                       call was never sent (safe to retry) */
     bool connection_lost;          /* the connection died with the call on it
                                       (the backend may have processed it) */
+    /* The message with the URL and cause that hide_details kept from
+     * `message` (health checks and logs use it); else `message`. */
+    const char *detail;
 } gw_call_status;
 
 typedef struct gw_ucall_handlers {

@@ -457,9 +457,16 @@ static const rej_case rejects[] = {
     {A, 0, "{\"fUint32\":-1}", GW_ERANGE, "out of range"},
     {A, 0, "{\"fInt64\":\"9223372036854775808\"}", GW_ERANGE, "out of range"},
     {A, 0, "{\"fInt64\":-9223372036854775809}", GW_ERANGE, "out of range"},
-    {A, 0, "{\"fUint64\":18446744073709551616}", GW_ERANGE, "not an integer in range"},
+    {A, 0, "{\"fUint64\":18446744073709551616}", GW_ERANGE,
+     "fUint64: '18446744073709551616' is out of range (at byte 11)"},
     {A, 0, "{\"fUint64\":\"-1\"}", GW_ERANGE, "out of range"},
-    {A, 0, "{\"fInt32\":1e400}", GW_ERANGE, "not an integer in range"},
+    {A, 0, "{\"fInt32\":1e400}", GW_ERANGE, "'1e400' is out of range (at byte 10)"},
+    {A, 0, "{\"fInt64\":1e-400}", GW_ERANGE, "fInt64: '1e-400' is not an integer"},
+    {A, 0, "{\"fUint32\":\"4294967295.000000000000000000000000000000000000000000000000000001\"}",
+     GW_ERANGE, "is not an integer"},
+    {A, 0, "{\"fUint64\":18446744073709551615.5}", GW_ERANGE, "is out of range"},
+    {A, 0, "{\"rInner\":[{},{\"c\":[1, 0.5]}]}", GW_ERANGE,
+     "rInner[1].c[1]: '0.5' is not an integer (at byte 23)"},
     {A, 0, "{\"fInt32\":\"abc\"}", GW_EPARSE, "expected an integer"},
     {A, 0, "{\"fInt32\":\" 1\"}", GW_EPARSE, "expected an integer"},
     {A, 0, "{\"fInt32\":\"0x10\"}", GW_EPARSE, "expected an integer"},
@@ -1413,6 +1420,281 @@ static void test_limits(void **state)
     gw_buf_free(&json);
 }
 
+/* ------------------------------------------------------------------------
+ * Depth: one rule both ways (docs/codec.md). Every message is a level (the
+ * root is level 1; Struct, Value, ListValue, Any and its payload count),
+ * map entries do not. Each generator below writes the JSON value of one
+ * field of AllTypes such that {"field": value} is exactly n levels deep; the
+ * comments count the levels. Both directions must accept n <= limit and
+ * refuse n > limit, and whatever is accepted must print back.
+ */
+typedef struct sb {
+    char *p;
+    size_t n, cap;
+} sb;
+
+static void sb_put(sb *b, const char *s)
+{
+    size_t k = strlen(s);
+    if (b->n + k + 1 > b->cap) {
+        b->cap = (b->n + k + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p)
+            abort();
+    }
+    memcpy(b->p + b->n, s, k + 1);
+    b->n += k;
+}
+
+static void sb_rep(sb *b, const char *s, int times)
+{
+    for (int i = 0; i < times; i++)
+        sb_put(b, s);
+}
+
+/* recursive: AllTypes objects, one level each; n >= 2. */
+static void gen_nested(sb *b, int n)
+{
+    sb_rep(b, "{\"recursive\":", n - 2);
+    sb_put(b, "{}");
+    sb_rep(b, "}", n - 2);
+}
+
+/* fStruct: the Struct is 1, each object inside it a Value + Struct (2), a
+ * scalar leaf a Value (1): j objects with {} inside give 1 + 1 + 2(j-1) = 2j,
+ * j objects around a scalar 2j + 1; n >= 2. */
+static void gen_struct(sb *b, int n)
+{
+    int j = n / 2;
+    sb_rep(b, "{\"k\":", j - 1);
+    sb_put(b, n % 2 ? "{\"k\":true}" : "{}");
+    sb_rep(b, "}", j - 1);
+}
+
+/* fValue: the Value is 1, each object a Struct + Value (2) except that the
+ * innermost {} is a Struct only: a scalar is 1 + 1 = 2, j objects around a
+ * scalar 2j + 2, j objects ending in {} 2j + 1; n >= 2. */
+static void gen_value(sb *b, int n)
+{
+    int j = (n - 1) / 2;
+    if (n % 2) {
+        sb_rep(b, "{\"k\":", j - 1);
+        sb_put(b, "{}");
+        sb_rep(b, "}", j - 1);
+    } else {
+        sb_rep(b, "{\"k\":", j);
+        sb_put(b, "\"leaf\"");
+        sb_rep(b, "}", j);
+    }
+}
+
+/* fList: like fStruct with arrays: j arrays ending in [] give 2j, ending in
+ * [null] 2j + 1; n >= 2. */
+static void gen_list(sb *b, int n)
+{
+    int j = n / 2;
+    sb_rep(b, "[", j - 1);
+    sb_put(b, n % 2 ? "[null]" : "[]");
+    sb_rep(b, "]", j - 1);
+}
+
+/* fAny: j Anys, each holding the next as a special-JSON type (1 each), then
+ * an empty Any (1) or one holding an AllTypes (Any + payload, 2):
+ * 1 + j + 1 or 1 + j + 2; n >= 2. */
+static void gen_any(sb *b, int n)
+{
+    int j = n - 3;
+    if (j < 0) {
+        sb_put(b, "{}");
+        return;
+    }
+    sb_rep(b, "{\"@type\":\"type.googleapis.com/google.protobuf.Any\",\"value\":", j);
+    sb_put(b, "{\"@type\":\"type.googleapis.com/codec.test.AllTypes\"}");
+    sb_rep(b, "}", j);
+}
+
+/* fAny with ordinary payloads: Any + AllTypes (2) per step through fAny,
+ * then Any + AllTypes with "recursive": {} (3) or not (2); n >= 3. */
+static void gen_any_chain(sb *b, int n)
+{
+    int j = (n - 3) / 2;
+    sb_rep(b, "{\"@type\":\"type.googleapis.com/codec.test.AllTypes\",\"fAny\":", j);
+    sb_put(b, (n - 1) % 2 ? "{\"@type\":\"type.googleapis.com/codec.test.AllTypes\","
+                            "\"recursive\":{}}"
+                          : "{\"@type\":\"type.googleapis.com/codec.test.AllTypes\"}");
+    sb_rep(b, "}", j);
+}
+
+/* mInner (map<string, Inner>): the entry is no level, each Inner is 1;
+ * n >= 2. */
+static void gen_map(sb *b, int n)
+{
+    sb_put(b, "{\"key\":");
+    sb_rep(b, "{\"child\":", n - 2);
+    sb_put(b, "{}");
+    sb_rep(b, "}", n - 2);
+    sb_put(b, "}");
+}
+
+typedef struct depth_kind {
+    const char *what, *field;
+    void (*gen)(sb *b, int n);
+    int min;
+} depth_kind;
+
+static const depth_kind depth_kinds[] = {
+    {"nested messages", "recursive", gen_nested, 2},
+    {"Struct", "fStruct", gen_struct, 2},
+    {"Value", "fValue", gen_value, 2},
+    {"ListValue", "fList", gen_list, 2},
+    {"Any of Any", "fAny", gen_any, 2},
+    {"Any of messages", "fAny", gen_any_chain, 3},
+    {"map of messages", "mInner", gen_map, 2},
+};
+
+/* JSON -> wire at `limit`; the wire itself made with a higher limit. */
+static void depth_case(const depth_kind *k, unsigned limit, int n)
+{
+    const gw_message_def *m = msg(A);
+    const gw_field_def *f = gw_message_field_by_name(m, k->field, strlen(k->field));
+    assert_non_null(f);
+    sb v = {0}, whole = {0};
+    k->gen(&v, n);
+    sb_put(&whole, "{\"");
+    sb_put(&whole, k->field);
+    sb_put(&whole, "\":");
+    sb_put(&whole, v.p);
+    sb_put(&whole, "}");
+    bool fits = n <= (int)limit;
+    char want[80];
+    snprintf(want, sizeof want, "nesting deeper than %u message levels", limit);
+    gw_codec_options o, big;
+    opts_from(&o, 0);
+    o.max_depth = limit;
+    opts_from(&big, 0);
+    big.max_depth = (unsigned)n + 5;
+    gw_error e;
+    gw_buf wire, ref, json, fwire, fjson;
+    gw_buf_init(&wire, 0);
+    gw_buf_init(&ref, 0);
+    gw_buf_init(&json, 0);
+    gw_buf_init(&fwire, 0);
+    gw_buf_init(&fjson, 0);
+
+    /* The reference wire bytes and their JSON, with room to spare. */
+    int rc = gw_codec_json_to_proto(reg, m, whole.p, whole.n, &big, &ref, &e);
+    if (rc)
+        fail_msg("%s n=%d: reference parse failed: %s", k->what, n, e.msg);
+    gw_buf canon;
+    gw_buf_init(&canon, 0);
+    assert_int_equal(gw_codec_proto_to_json(reg, m, ref.data, ref.len, &big, &canon, &e), 0);
+    /* Exactly n: fits at n, not at n - 1 (so the generator's count is right
+     * by the printer's own rule). */
+    opts_from(&o, 0);
+    o.max_depth = (unsigned)n;
+    assert_int_equal(gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e), 0);
+    gw_buf_reset(&json);
+    o.max_depth = (unsigned)n - 1;
+    if (gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e) != GW_ELIMIT)
+        fail_msg("%s n=%d: the printer takes it at depth %d", k->what, n, n - 1);
+    gw_buf_reset(&json);
+    o.max_depth = limit;
+
+    /* JSON -> proto. */
+    rc = gw_codec_json_to_proto(reg, m, whole.p, whole.n, &o, &wire, &e);
+    if (rc != (fits ? 0 : GW_ELIMIT))
+        fail_msg("%s n=%d limit=%u: json_to_proto gave %d (%s)", k->what, n, limit, rc,
+                 rc ? e.msg : "ok");
+    if (!fits && !strstr(e.msg, want))
+        fail_msg("%s n=%d: message '%s' lacks '%s'", k->what, n, e.msg, want);
+    /* proto -> JSON. */
+    rc = gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e);
+    if (rc != (fits ? 0 : GW_ELIMIT))
+        fail_msg("%s n=%d limit=%u: proto_to_json gave %d (%s)", k->what, n, limit, rc,
+                 rc ? e.msg : "ok");
+    if (fits) {
+        /* Accepted, so it prints back, the same as with room to spare. */
+        assert_int_equal(wire.len, ref.len);
+        assert_memory_equal(wire.data, ref.data, ref.len);
+        assert_string_equal((const char *)json.data, (const char *)canon.data);
+        assert_string_equal((const char *)json.data, whole.p);
+    } else if (!strstr(e.msg, want)) {
+        fail_msg("%s n=%d: message '%s' lacks '%s'", k->what, n, e.msg, want);
+    }
+    /* The single-field helpers count the containing message as level 1. */
+    rc = gw_codec_json_to_field(reg, f, v.p, v.n, &o, &fwire, &e);
+    if (rc != (fits ? 0 : GW_ELIMIT))
+        fail_msg("%s n=%d limit=%u: json_to_field gave %d", k->what, n, limit, rc);
+    rc = gw_codec_field_to_json(reg, f, ref.data, ref.len, &o, &fjson, &e);
+    if (rc != (fits ? 0 : GW_ELIMIT))
+        fail_msg("%s n=%d limit=%u: field_to_json gave %d", k->what, n, limit, rc);
+    if (fits) {
+        assert_int_equal(fwire.len, ref.len);
+        assert_memory_equal(fwire.data, ref.data, ref.len);
+        assert_string_equal((const char *)fjson.data, v.p);
+    }
+    free(v.p);
+    free(whole.p);
+    gw_buf_free(&wire);
+    gw_buf_free(&ref);
+    gw_buf_free(&json);
+    gw_buf_free(&canon);
+    gw_buf_free(&fwire);
+    gw_buf_free(&fjson);
+}
+
+static void test_depth_rule(void **state)
+{
+    (void)state;
+    static const unsigned limits[] = {3, 4, 7, 10, GW_CODEC_DEFAULT_MAX_DEPTH};
+    for (size_t i = 0; i < GW_ARRAY_LEN(depth_kinds); i++) {
+        const depth_kind *k = &depth_kinds[i];
+        for (size_t j = 0; j < GW_ARRAY_LEN(limits); j++)
+            for (int d = -1; d <= 1; d++) {
+                int n = (int)limits[j] + d;
+                if (n >= k->min)
+                    depth_case(k, limits[j], n);
+            }
+    }
+}
+
+/* The demo API's case (issue 12): a User whose preferences nest as deep as
+ * the default limit allows is accepted and prints back; one object more is
+ * refused on the way in, naming the limit. 49 objects around a scalar:
+ * User (1) + Struct (1) + 48 objects as Value + Struct (96) + the scalar's
+ * Value (1) = 99; 50 objects: 101. */
+static void test_depth_demo_user(void **state)
+{
+    (void)state;
+    const gw_message_def *u = msg("demo.v1.User");
+    for (int objects = 48; objects <= 50; objects++) {
+        sb b = {0};
+        sb_put(&b, "{\"preferences\":");
+        sb_rep(&b, "{\"a\":", objects);
+        sb_put(&b, "1");
+        sb_rep(&b, "}", objects + 1);
+        int depth = 1 + 1 + 2 * (objects - 1) + 1;
+        gw_error e;
+        gw_buf wire, json;
+        gw_buf_init(&wire, 0);
+        gw_buf_init(&json, 0);
+        int rc = gw_codec_json_to_proto(demo, u, b.p, b.n, NULL, &wire, &e);
+        if (depth <= GW_CODEC_DEFAULT_MAX_DEPTH) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(gw_codec_proto_to_json(demo, u, wire.data, wire.len, NULL, &json,
+                                                    &e),
+                             0);
+            assert_string_equal((const char *)json.data, b.p);
+        } else {
+            assert_int_equal(rc, GW_ELIMIT);
+            assert_non_null(strstr(e.msg, "preferences: nesting deeper than 100 message levels"));
+        }
+        free(b.p);
+        gw_buf_free(&wire);
+        gw_buf_free(&json);
+    }
+}
+
 /* Every output cap below the full size fails cleanly with GW_ELIMIT (no
  * crash, no leak under ASan), at every point where either direction
  * writes; the full size succeeds. A cheap stand-in for failure injection:
@@ -1649,6 +1931,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_single_field),
         cmocka_unit_test(test_extension_helpers),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_depth_rule),
+        cmocka_unit_test(test_depth_demo_user),
         cmocka_unit_test(test_output_caps),
         cmocka_unit_test(test_demo_roundtrip),
         cmocka_unit_test(test_wire_api),

@@ -1,6 +1,7 @@
 #!/bin/bash
-# grpcgate transcode: outputs and exit statuses (0 done, 1 unparseable input,
-# 2 usage/setup error, 3 not representable in the output format).
+# grpcgate transcode: outputs and exit statuses (0 done, 1 invalid input of any
+# kind — syntax, shape, range, numeric kind, depth, in either direction —,
+# 2 usage/setup error, 3 the output could not be written).
 # usage: transcode_cli.sh GRPCGATE CODEC_TEST_PB
 set -u
 G=$1
@@ -73,18 +74,66 @@ check unknown-field 1 '' 'unknown field "nope"' -- --descriptor "$D" --type $T -
 check ignore-unknown 0 '{}' - -- --descriptor "$D" --type $T --from json --to json --ignore-unknown
 printf '\x0a\x05ab' >"$tmp/in"
 check bad-proto 1 '' 'malformed protobuf' -- --descriptor "$D" --type codec.test.Echo --from proto --to json
-# status 3: parsed, but not representable in the output format
-printf '{"fInt32":3000000000}' >"$tmp/in"
-check int-out-of-range 3 '' 'out of range' -- --descriptor "$D" --type $T --from json --to proto
-printf '{"fTimestamp":"0000-01-01T00:00:00Z"}' >"$tmp/in"
-check timestamp-json-range 3 '' 'out of range' -- --descriptor "$D" --type $T --from json --to proto
+# status 1 as well: well-formed JSON whose value is out of range or of the
+# wrong numeric kind is invalid input (issue 12), with the JSON path and the
+# byte offset where the value starts.
+# input JSON | message type | stderr fragment
+while IFS='|' read -r json type frag; do
+    [ -z "$json" ] && continue
+    printf '%s' "$json" >"$tmp/in"
+    check "range $json" 1 '' "$frag" -- --descriptor "$D" --type "$type" --from json --to proto
+    check "range $json to json" 1 '' "$frag" -- --descriptor "$D" --type "$type" --from json --to json
+done <<'ROWS'
+{"fInt32":2147483648}|codec.test.AllTypes|fInt32: '2147483648' is out of range (at byte 10)
+{"fInt32":-2147483649}|codec.test.AllTypes|fInt32: '-2147483649' is out of range (at byte 10)
+{"fSint32":"3000000000"}|codec.test.AllTypes|fSint32: '3000000000' is out of range (at byte 11)
+{"fUint32":4294967296}|codec.test.AllTypes|fUint32: '4294967296' is out of range (at byte 11)
+{"fUint32":-1}|codec.test.AllTypes|fUint32: '-1' is out of range (at byte 11)
+{"fInt64":"9223372036854775808"}|codec.test.AllTypes|fInt64: '9223372036854775808' is out of range (at byte 10)
+{"fInt64":-9223372036854775809}|codec.test.AllTypes|fInt64: '-9223372036854775809' is out of range (at byte 10)
+{"fUint64":18446744073709551616}|codec.test.AllTypes|fUint64: '18446744073709551616' is out of range (at byte 11)
+{"fUint64":"-1"}|codec.test.AllTypes|fUint64: '-1' is out of range (at byte 11)
+{"fInt32":0.5}|codec.test.AllTypes|fInt32: '0.5' is not an integer (at byte 10)
+{"fInt64":"1.5"}|codec.test.AllTypes|fInt64: '1.5' is not an integer (at byte 10)
+{"fUint32":1e-3}|codec.test.AllTypes|fUint32: '1e-3' is not an integer (at byte 11)
+{"fInt32":1e400}|codec.test.AllTypes|fInt32: '1e400' is out of range (at byte 10)
+{"rInt32":[1, 2, 2.5]}|codec.test.AllTypes|rInt32[2]: '2.5' is not an integer (at byte 17)
+{"mInt32":{"99999999999":1}}|codec.test.AllTypes|mInt32: '99999999999' is out of range (at byte 11)
+{"wInt32":4294967296}|codec.test.AllTypes|wInt32: '4294967296' is out of range (at byte 10)
+{"fFloat":3.5e38}|codec.test.AllTypes|fFloat: number out of range for float (at byte 10)
+{"fDouble":1e309}|codec.test.AllTypes|fDouble: number out of range for double (at byte 11)
+{"fValue":-1e309}|codec.test.AllTypes|fValue: number out of range for double (at byte 10)
+{"fDuration":"315576000001s"}|codec.test.AllTypes|fDuration: Duration "315576000001s" out of range (at byte 13)
+{"fDuration":"-315576000001s"}|codec.test.AllTypes|out of range (at byte 13)
+{"fTimestamp":"0000-01-01T00:00:00Z"}|codec.test.AllTypes|fTimestamp: Timestamp "0000-01-01T00:00:00Z" out of range (at byte 14)
+{"fTimestamp":"9999-12-31T23:59:59-01:00"}|codec.test.AllTypes|fTimestamp: Timestamp "9999-12-31T23:59:59-01:00" out of range (at byte 14)
+{"fAny":{"@type":"type.googleapis.com/no.Such"}}|codec.test.AllTypes|fAny: Any type "type.googleapis.com/no.Such" is not in the registry (at byte 17)
+ROWS
+# Too deep (docs/codec.md, Depth): refused on the way in, naming the limit.
+python3 -c 'import sys; sys.stdout.write("{\"recursive\":" * 100 + "{}" + "}" * 100)' >"$tmp/in"
+check too-deep 1 '' 'nesting deeper than 100 message levels' -- \
+    --descriptor "$D" --type $T --from json --to proto
+# Wire input holding a value JSON cannot carry is invalid input too.
 printf '\xf2\x12\x07\x08\x80\x83\xd1\xff\xaf\x07' >"$tmp/in"
-check timestamp-range 3 '' 'fTimestamp: Timestamp out of range' -- \
+check timestamp-range 1 '' 'fTimestamp: Timestamp out of range' -- \
     --descriptor "$D" --type $T --from proto --to json
 printf '\xea\x12\x07\x08\x81\xbc\xae\xce\x97\x09' >"$tmp/in"
-check duration-range 3 '' 'Duration out of range' -- --descriptor "$D" --type $T --from proto --to json
+check duration-range 1 '' 'Duration out of range' -- --descriptor "$D" --type $T --from proto --to json
 printf '\xfa\x12\x07\x0a\x05foo_3' >"$tmp/in"
-check fieldmask-no-json 3 '' 'no JSON form' -- --descriptor "$D" --type $T --from proto --to json
+check fieldmask-no-json 1 '' 'no JSON form' -- --descriptor "$D" --type $T --from proto --to json
+# status 3: the output cannot be written (a full device), both directions.
+printf '{"fInt32":1}' >"$tmp/in"
+for to in json proto; do
+    "$G" transcode --descriptor "$D" --type $T --from json --to $to <"$tmp/in" >/dev/full \
+        2>"$tmp/err"
+    got=$?
+    if [ "$got" != 3 ] || ! grep -qF 'cannot write the output' "$tmp/err"; then
+        echo "FAIL write-error-$to: exit $got, stderr: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+    else
+        echo "ok write-error-$to"
+    fi
+done
 # status 2: usage or setup
 printf '{}' >"$tmp/in"
 check no-args 2 '' 'required' --

@@ -50,7 +50,12 @@ static void test_classify(void **state)
          NULL},
         {"GET", NULL, false, "encoding=json&message=x&connect=v1", GW_CONNECT_GET, false, NULL},
         {"GET", NULL, false, "encoding=json&message=%7B%7D", GW_CONNECT_NONE, false, NULL},
-        {"GET", NULL, false, "connect=v2", GW_CONNECT_NONE, false, NULL},
+        /* Any connect= makes it Connect's: a version other than v1 is then
+         * refused as invalid_argument (connect-go), not handed to REST. */
+        {"GET", NULL, false, "connect=v2", GW_CONNECT_GET, false, NULL},
+        {"GET", NULL, false, "a=1&connect=", GW_CONNECT_GET, false, NULL},
+        {"GET", NULL, false, "connect", GW_CONNECT_NONE, false, NULL},
+        {"GET", NULL, false, "connectx=v1", GW_CONNECT_NONE, false, NULL},
         {"GET", NULL, false, "xconnect=v1", GW_CONNECT_NONE, false, NULL},
         {"GET", NULL, false, NULL, GW_CONNECT_NONE, false, NULL},
     };

@@ -138,11 +138,13 @@ class BadInput(unittest.TestCase):
     def test_end_stream_flag_and_unknown_flags_in_a_request(self):
         for flags in (2, 0x80, 4):
             r = post(LIST, env(b"{}", flags), STREAM_JSON)
-            self.assert_stream_error(r, "invalid_argument", "flag")
+            # A protocol error, "internal" as connect-go and gRPC's spec have
+            # it (a truncated envelope stays invalid_argument, as there).
+            self.assert_stream_error(r, "internal", "flag")
 
     def test_compressed_flag_without_encoding(self):
         r = post(LIST, env(gzip.compress(b"{}"), 1), STREAM_JSON)
-        self.assert_stream_error(r, "invalid_argument", "Connect-Content-Encoding")
+        self.assert_stream_error(r, "internal", "Connect-Content-Encoding")
 
     def test_bad_json(self):
         for body in (b'{"message": ', b'{"nope": 1}', b'[1]', b'{"number": "x"}'):
@@ -256,6 +258,81 @@ class BadInput(unittest.TestCase):
         r = post(ECHO, b'{"message":"alive"}', UNARY_JSON)
         self.assertEqual(r.status, 200)
         self.assertEqual(json.loads(r.body), {"message": "alive"})
+
+
+class Conformance(unittest.TestCase):
+    """What an independent Connect client checks, found in review against
+    connectrpc.com/docs/protocol and connect-go (docs/connect.md)."""
+
+    def test_stream_bad_protocol_version_ends_the_stream(self):
+        # A stream's errors are in its end-of-stream message at 200 (a
+        # Connect stream client infers "internal" from a bare 400).
+        h = dict(STREAM_JSON, **{"Connect-Protocol-Version": "2"})
+        r = post(LIST, env(b"{}"), h)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.header("content-type"), "application/connect+json")
+        err = end_stream(r)["error"]
+        self.assertEqual(err["code"], "invalid_argument")
+        self.assertRegex(err["message"], "must be 1")
+
+    def test_get_with_connect_other_than_v1(self):
+        for v in ("v2", "1", ""):
+            r = request(PORT, "GET", GET_USER + "?connect=%s&encoding=json&message=%%7B%%7D" % v)
+            self.assertEqual(r.status, 400, (v, r.body))
+            self.assertEqual(r.header("content-type"), "application/json")
+            body = json.loads(r.body)
+            self.assertEqual(body["code"], "invalid_argument")
+            self.assertRegex(body["message"], "v1")
+
+    def test_get_on_a_streaming_method(self):
+        # GET is for unary methods only: 405 as for side effects (connect-go
+        # offers GET only there), not 415.
+        r = request(PORT, "GET", LIST + "?connect=v1&encoding=json&message=%7B%7D")
+        self.assertEqual(r.status, 405, r.body)
+        self.assertEqual(r.header("allow"), "POST")
+        self.assertEqual(json.loads(r.body)["code"], "unimplemented")
+
+    def test_supported_encodings_advertised(self):
+        # Unary answers name what the server accepts in Accept-Encoding,
+        # streams in Connect-Accept-Encoding, failures and successes alike.
+        h = dict(UNARY_JSON, **{"Content-Encoding": "br"})
+        r = post(ECHO, b"{}", h)
+        self.assertEqual(r.status, 501)
+        self.assertIn("gzip", r.header("accept-encoding") or "")
+        r = post(ECHO, b"{}", UNARY_JSON)
+        self.assertEqual(r.status, 200)
+        self.assertIn("gzip", r.header("accept-encoding") or "")
+        h = dict(STREAM_JSON, **{"Connect-Content-Encoding": "zstd"})
+        r = post(LIST, env(b"{}"), h)
+        self.assertEqual(end_stream(r)["error"]["code"], "unimplemented")
+        self.assertIn("gzip", r.header("connect-accept-encoding") or "")
+        r = post(LIST, env(b'{"pageSize":1}'), STREAM_JSON)
+        self.assertIn("gzip", r.header("connect-accept-encoding") or "")
+
+    def test_get_answers_vary_on_accept_encoding(self):
+        # The gateway picks gzip from Accept-Encoding: a shared cache must
+        # key on it, or it hands gzip to a client that never asked.
+        q = "?connect=v1&encoding=proto&base64=1&message=CAE"
+        for ae in (None, "gzip"):
+            h = {"Accept-Encoding": ae} if ae else {}
+            r = request(PORT, "GET", GET_USER + q, b"", h)
+            self.assertEqual(r.status, 200, r.body)
+            vary = ",".join(r.headers.get("vary", [])).lower()
+            self.assertIn("accept-encoding", vary, r.headers)
+
+    def test_zero_length_json_is_not_a_message(self):
+        # "" is no JSON value (connect-go: "zero-length payload is not a
+        # valid JSON object"); an empty binary body is the empty message.
+        r = post(ECHO, b"", UNARY_JSON)
+        self.assertEqual(r.status, 400, r.body)
+        self.assertEqual(json.loads(r.body)["code"], "invalid_argument")
+        r = request(PORT, "GET", GET_USER + "?connect=v1&encoding=json&message=")
+        self.assertEqual(r.status, 400, r.body)
+        self.assertEqual(json.loads(r.body)["code"], "invalid_argument")
+        r = post(LIST, env(b""), STREAM_JSON)
+        self.assertEqual(end_stream(r)["error"]["code"], "invalid_argument")
+        r = post(ECHO, b"", UNARY_PROTO)
+        self.assertEqual(r.status, 200, r.body)
 
 
 class Serving(unittest.TestCase):

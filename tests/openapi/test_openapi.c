@@ -168,14 +168,21 @@ static const expect demo_rows[] = {
     {"/paths/~1v1~1roles~1{role}~1users/get/parameters/1/name", "\"pageSize\""},
     {"/paths/~1v1~1roles~1{role}~1users/get/parameters/2/name", "\"delay\""},
     {"/paths/~1v1~1roles~1{role}~1users/get/parameters/3", NULL},
-    /* Nested path variable, body field, FieldMask in the query. */
-    {"/paths/~1v1~1users~1{user.id}/patch/parameters",
-     "[{\"name\":\"user.id\",\"in\":\"path\",\"required\":true,"
-     "\"schema\":{\"type\":\"string\",\"format\":\"int64\"}},"
+    /* Nested path variable, body field, FieldMask in the query. The path
+     * /v1/users/{user.id} has the shape of /v1/users/{id} (GetUser, written
+     * first): one OpenAPI path, the segment named as there, the field it
+     * sets said in words and in x-grpcgate-field (no-identical-paths). */
+    {"/paths/~1v1~1users~1{user.id}", NULL},
+    {"/paths/~1v1~1users~1{id}/patch/x-grpcgate-template", "\"/v1/users/{user.id}\""},
+    {"/paths/~1v1~1users~1{id}/patch/parameters",
+     "[{\"name\":\"id\",\"in\":\"path\",\"required\":true,"
+     "\"schema\":{\"type\":\"string\",\"format\":\"int64\"},"
+     "\"description\":\"Sets the request field `user.id` (the path is shared with other "
+     "operations, which name this segment `id`).\",\"x-grpcgate-field\":\"user.id\"},"
      "{\"name\":\"updateMask\",\"in\":\"query\",\"schema\":{\"type\":\"string\","
      "\"description\":\"Comma-separated field paths in lowerCamelCase\","
      "\"example\":\"name,address.city\"}}]"},
-    {"/paths/~1v1~1users~1{user.id}/patch/requestBody",
+    {"/paths/~1v1~1users~1{id}/patch/requestBody",
      "{\"description\":\"The field user of demo.v1.UpdateUserRequest.\","
      "\"content\":{\"application/json\":{\"schema\":"
      "{\"$ref\":\"#/components/schemas/demo.v1.User\"}}}}"},
@@ -276,7 +283,7 @@ static const expect proto_name_rows[] = {
     {"/servers", "[{\"url\":\"http://localhost:8080\"}]"},
     {"/paths/~1v1~1users/get/parameters/0/name", "\"page_size\""},
     {"/paths/~1v1~1download/get/parameters/0/name", "\"total_bytes\""},
-    {"/paths/~1v1~1users~1{user.id}/patch/parameters/1/name", "\"update_mask\""},
+    {"/paths/~1v1~1users~1{id}/patch/parameters/1/name", "\"update_mask\""},
     {"/components/schemas/demo.v1.User/properties/created_at",
      "{\"$ref\":\"#/components/schemas/google.protobuf.Timestamp\"}"},
     {"/components/schemas/demo.v1.User/properties/createdAt", NULL},
@@ -409,7 +416,7 @@ static const expect test_rows[] = {
     {"/components/schemas/oa.test.Node/properties/child",
      "{\"$ref\":\"#/components/schemas/oa.test.Node\"}"},
     /* body "*" with a nested path field keeps the message whole. */
-    {"/paths/~1v1~1nodes~1{child.name}/post/requestBody/content/application~1json/schema",
+    {"/paths/~1v1~1nodes~1{name}/post/requestBody/content/application~1json/schema",
      "{\"$ref\":\"#/components/schemas/oa.test.Node\"}"},
     /* HttpBody as the request and the response type. */
     {"/paths/~1v1~1upload/post/requestBody/content",

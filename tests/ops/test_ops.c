@@ -276,7 +276,7 @@ static void test_metrics_backend_slots(void **state)
         gw_ops o;
         memset(&o, 0, sizeof o);
         atomic_flag_clear(&o.backends_lock);
-        atomic_flag_clear(&o.openapi_lock);
+        atomic_flag_clear(&o.site_lock);
         o.metrics = mp;
         o.workers = 2;
         atomic_store(&o.loaded, true);
@@ -477,6 +477,12 @@ static void test_config(void **state)
          "routes[0]: expected {\"match\": \"...\", \"backend\": \"...\"}"},
         {"{\"routes\": [{\"match\": \"\", \"backend\": \"b\"}]}", GW_EINVAL, "routes[0]: expected"},
         {"{\"reflect\": 1}", GW_EINVAL, "reflect: expected true or false"},
+        {"{\"tls\": {\"priorities\": 1}}", GW_EINVAL, "tls.priorities: expected a string"},
+        {"{\"backend_tls\": {\"ca\": \"x\"}}", GW_EINVAL, "unknown key 'backend_tls.ca'"},
+        {"{\"backend_tls\": \"x\"}", GW_EINVAL, "backend_tls: expected an object"},
+        {"{\"backend_tls\": {\"ca_file\": 1}}", GW_EINVAL,
+         "backend_tls.ca_file: expected a string"},
+        {"{\"debug_errors\": \"yes\"}", GW_EINVAL, "debug_errors: expected true or false"},
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(errors); i++) {
         gw_server_config c;
@@ -501,12 +507,18 @@ static void test_config(void **state)
     assert_int_equal(c.drain_delay_ms, 0);
     assert_null(c.access_log);
     assert_string_equal(c.openapi_path, "/openapi.json");
+    assert_null(c.tls_priorities);
+    assert_null(c.backend_ca);
+    assert_false(c.debug_errors);
     static const char all[] =
         "{\"admin\": {\"listen\": \"127.0.0.1:0\", \"prefix\": \"/ops\", \"on_main_port\": false,"
         " \"metrics\": false, \"reload_endpoint\": true, \"drain_delay_ms\": 1500},"
         " \"access_log\": \"-\", \"openapi_path\": false,"
         " \"tls\": {\"cert_file\": \"c.pem\", \"key_file\": \"k.pem\","
-        " \"client_ca_file\": \"ca.pem\"}}";
+        " \"client_ca_file\": \"ca.pem\", \"priorities\": \"NORMAL\"},"
+        " \"backend_tls\": {\"ca_file\": \"bca.pem\", \"cert_file\": \"bc.pem\","
+        " \"key_file\": \"bk.pem\", \"server_name\": \"b.internal\"},"
+        " \"debug_errors\": true}";
     gw_error e;
     gw_error_clear(&e);
     assert_int_equal(gw_server_config_parse(&c, all, strlen(all), "t.json", &e), 0);
@@ -521,6 +533,12 @@ static void test_config(void **state)
     assert_string_equal(c.tls_cert, "c.pem");
     assert_string_equal(c.tls_key, "k.pem");
     assert_string_equal(c.tls_client_ca, "ca.pem");
+    assert_string_equal(c.tls_priorities, "NORMAL");
+    assert_string_equal(c.backend_ca, "bca.pem");
+    assert_string_equal(c.backend_cert, "bc.pem");
+    assert_string_equal(c.backend_key, "bk.pem");
+    assert_string_equal(c.backend_server_name, "b.internal");
+    assert_true(c.debug_errors);
     gw_server_config_free(&c);
 
     /* Backends and routes: every key, defaults from "upstream". */

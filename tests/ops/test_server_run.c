@@ -268,7 +268,7 @@ static void test_names_resolved_once(void **state)
     assert_non_null(ans);
     assert_non_null(strstr(ans, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(ans, "\r\ngrpc-status: 14\r\n"
-                                "grpc-message: backend http://lone.test:1 unreachable"));
+                                "grpc-message: backend 'default' unavailable\r\n"));
     free(ans);
     assert_int_equal(lookups_of("lone.test", 1, NULL), 0);
     assert_true(lookups_of("lone.test", 2, &off_thread) >= 1);

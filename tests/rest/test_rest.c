@@ -308,6 +308,144 @@ static void test_request_binding(void **state)
     assert_int_equal(failed, 0);
 }
 
+/*
+ * Input errors are input errors (issue 12): a value out of range or of the
+ * wrong numeric kind, anywhere a REST request carries one (body "*", a body
+ * field, the query, a path variable, a client-stream message), and a body
+ * nested deeper than the limit, are 400 INVALID_ARGUMENT naming the place.
+ * check_case fails a row answered with any other status or code.
+ */
+static const req_case input_error_cases[] = {
+    /* body "*": integers out of range */
+    {"POST", "/v1/all", JSON_CT, "{\"fInt32\":2147483648}", 400,
+     "body: fInt32: '2147483648' is out of range (at byte 10)"},
+    {"POST", "/v1/all", JSON_CT, "{\"fInt32\":-2147483649}", 400, "body: fInt32: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fSint32\":\"2147483648\"}", 400, "body: fSint32: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fSfixed32\":-2147483649}", 400, "body: fSfixed32: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fUint32\":4294967296}", 400, "body: fUint32: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fUint32\":-1}", 400, "body: fUint32: '-1' is out of range"},
+    {"POST", "/v1/all", JSON_CT, "{\"fFixed32\":\"-1\"}", 400, "body: fFixed32: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fInt64\":\"9223372036854775808\"}", 400,
+     "body: fInt64: '9223372036854775808' is out of range"},
+    {"POST", "/v1/all", JSON_CT, "{\"fSint64\":-9223372036854775809}", 400, "body: fSint64: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fUint64\":18446744073709551616}", 400,
+     "body: fUint64: '18446744073709551616' is out of range"},
+    {"POST", "/v1/all", JSON_CT, "{\"fFixed64\":-1}", 400, "body: fFixed64: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fInt32\":1e400}", 400, "body: fInt32: "},
+    /* body "*": the wrong numeric kind */
+    {"POST", "/v1/all", JSON_CT, "{\"fInt32\":0.5}", 400,
+     "body: fInt32: '0.5' is not an integer (at byte 10)"},
+    {"POST", "/v1/all", JSON_CT, "{\"fInt64\":\"1.5\"}", 400, "body: fInt64: '1.5' is not"},
+    {"POST", "/v1/all", JSON_CT, "{\"fUint64\":2.5e0}", 400, "body: fUint64: "},
+    {"POST", "/v1/all", JSON_CT, "{\"nums\":[1,0.5]}", 400, "body: nums[1]: '0.5' is not"},
+    {"POST", "/v1/all", JSON_CT, "{\"fEnum\":1.5}", 400, "body: fEnum: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fEnum\":2147483648}", 400, "body: fEnum: "},
+    /* floating point overflow */
+    {"POST", "/v1/all", JSON_CT, "{\"fFloat\":3.5e38}", 400,
+     "body: fFloat: number out of range for float"},
+    {"POST", "/v1/all", JSON_CT, "{\"fFloat\":\"-1e39\"}", 400, "body: fFloat: "},
+    {"POST", "/v1/all", JSON_CT, "{\"fDouble\":1e309}", 400,
+     "body: fDouble: number out of range for double"},
+    {"POST", "/v1/all", JSON_CT, "{\"st\":{\"k\":-1e309}}", 400, "body: st: "},
+    /* well-known types out of range */
+    {"POST", "/v1/all", JSON_CT, "{\"dur\":\"315576000001s\"}", 400,
+     "body: dur: Duration \"315576000001s\" out of range"},
+    {"POST", "/v1/all", JSON_CT, "{\"dur\":\"-315576000001s\"}", 400, "body: dur: "},
+    {"POST", "/v1/all", JSON_CT, "{\"ts\":\"0000-12-31T23:59:59Z\"}", 400,
+     "body: ts: Timestamp \"0000-12-31T23:59:59Z\" out of range"},
+    {"POST", "/v1/all", JSON_CT, "{\"ts\":\"9999-12-31T23:59:59-00:01\"}", 400, "body: ts: "},
+    {"POST", "/v1/all", JSON_CT, "{\"wInt64\":\"9223372036854775808\"}", 400, "body: wInt64: "},
+    {"POST", "/v1/all", JSON_CT, "{\"byId\":{\"2147483648\":\"RED\"}}", 400, "body: byId: "},
+    /* a body field */
+    {"PUT", "/v1/inner/n1", JSON_CT, "{\"level\":2147483648}", 400,
+     "body (field inner): inner.level: '2147483648' is out of range"},
+    {"PUT", "/v1/inner/n1", JSON_CT, "{\"deep\":{\"depthLevel\":0.5}}", 400,
+     "body (field inner): inner.deep.depthLevel: '0.5' is not an integer"},
+    /* the query */
+    {"GET", "/v1/all/x?f_int32=2147483648", NULL, NULL, 400, "query parameter 'f_int32'"},
+    {"GET", "/v1/all/x?f_uint32=-1", NULL, NULL, 400, "query parameter 'f_uint32'"},
+    {"GET", "/v1/all/x?f_int64=9223372036854775808", NULL, NULL, 400,
+     "query parameter 'f_int64'"},
+    {"GET", "/v1/all/x?f_uint64=18446744073709551616", NULL, NULL, 400,
+     "query parameter 'f_uint64'"},
+    {"GET", "/v1/all/x?f_int32=0.5", NULL, NULL, 400, "query parameter 'f_int32'"},
+    {"GET", "/v1/all/x?nums=1&nums=0.5", NULL, NULL, 400, "query parameter 'nums'"},
+    {"GET", "/v1/all/x?f_float=3.5e38", NULL, NULL, 400, "query parameter 'f_float'"},
+    {"GET", "/v1/all/x?f_double=1e309", NULL, NULL, 400, "query parameter 'f_double'"},
+    {"GET", "/v1/all/x?dur=315576000001s", NULL, NULL, 400, "query parameter 'dur'"},
+    {"GET", "/v1/all/x?ts=0000-01-01T00:00:00Z", NULL, NULL, 400, "query parameter 'ts'"},
+    {"GET", "/v1/all/x?w_int64=9223372036854775808", NULL, NULL, 400,
+     "query parameter 'w_int64'"},
+    {"GET", "/v1/all/x?by_id[2147483648]=RED", NULL, NULL, 400, "query parameter 'by_id"},
+    /* a path variable */
+    {"POST", "/v1/all/9223372036854775808/n", JSON_CT, "{}", 400, "f_int64"},
+    {"POST", "/v1/all/0.5/n", JSON_CT, "{}", 400, "f_int64"},
+};
+
+static void test_input_errors(void **state)
+{
+    (void)state;
+    gw_rest_options o;
+    gw_rest_options_init(&o);
+    int failed = 0;
+    for (size_t i = 0; i < GW_ARRAY_LEN(input_error_cases); i++)
+        failed += check_case(&o, &input_error_cases[i]);
+    /* Depth (docs/codec.md): AllTypes 1 + Struct 1 + 2 per nested object +
+     * the scalar's Value 1. 49 objects are 99 levels and pass; 50 are 101. */
+    for (int objects = 49; objects <= 50; objects++) {
+        char body[1024];
+        size_t k = (size_t)snprintf(body, sizeof body, "{\"st\":");
+        for (int i = 0; i < objects; i++)
+            k += (size_t)snprintf(body + k, sizeof body - k, "{\"a\":");
+        k += (size_t)snprintf(body + k, sizeof body - k, "1");
+        for (int i = 0; i <= objects; i++)
+            body[k++] = '}';
+        body[k] = 0;
+        req_case c = {"POST", "/v1/all", JSON_CT, body, objects == 49 ? 200 : 400,
+                      objects == 49 ? NULL : "body: st: nesting deeper than 100 message levels"};
+        if (objects == 49) {
+            outcome res;
+            run(&o, c.method, c.target, c.ct, c.body, &res);
+            if (res.rc) {
+                print_error("depth 99: got %d '%s'\n", res.st.http_status, res.st.message);
+                failed++;
+            }
+        } else {
+            failed += check_case(&o, &c);
+        }
+    }
+    /* A client-stream message (NDJSON CreateUsers-like route). */
+    static const char *const stream_rows[][2] = {
+        {"{\"level\":2147483648}", "level: '2147483648' is out of range"},
+        {"{\"level\":-0.5}", "level: '-0.5' is not an integer"},
+        {"{\"deep\":{\"depthLevel\":1e10}}", "deep.depthLevel: '1e10' is out of range"},
+    };
+    gw_arena a;
+    gw_arena_init(&a, 0, 0);
+    gw_route_match m;
+    gw_error e;
+    const char *p = "/v1/collect";
+    assert_int_equal(gw_router_match(router, "POST", p, strlen(p), &a, &m, &e), 0);
+    gw_buf out;
+    gw_buf_init(&out, 0);
+    for (size_t i = 0; i < GW_ARRAY_LEN(stream_rows); i++) {
+        gw_rest_status st;
+        gw_rest_status_clear(&st);
+        gw_buf_reset(&out);
+        int rc = gw_rest_build_stream_message(&o, reg, m.route, stream_rows[i][0],
+                                              strlen(stream_rows[i][0]), &out, &st);
+        if (rc == 0 || st.http_status != 400 || st.code != GW_CODE_INVALID_ARGUMENT ||
+            !strstr(st.message, stream_rows[i][1])) {
+            print_error("stream %s: got %d code %d '%s'\n", stream_rows[i][0], st.http_status,
+                        st.code, st.message);
+            failed++;
+        }
+    }
+    gw_buf_free(&out);
+    gw_arena_free(&a);
+    assert_int_equal(failed, 0);
+}
+
 /* Exact bytes: body first, then query, then path (the path wins by merge). */
 static void test_request_bytes(void **state)
 {
@@ -511,11 +649,11 @@ static int md_collect(void *ctx, const char *key, const char *value)
 static void test_metadata(void **state)
 {
     (void)state;
-    static const char *const allow[] = {"x-request-id"};
+    static const char *const allow[] = {"x-request-id", "user-agent"};
     gw_rest_options o;
     gw_rest_options_init(&o);
     o.header_allowlist = allow;
-    o.header_allowlist_count = 1;
+    o.header_allowlist_count = 2;
     const gw_rest_header h[] = {
         {"Authorization", "Bearer t"},
         {"Grpc-Metadata-User-Tier", "gold"},
@@ -523,6 +661,18 @@ static void test_metadata(void **state)
         {"Grpc-Metadata-grpc-status", "0"},      /* reserved: dropped */
         {"Grpc-Metadata-bad key", "x"},          /* invalid key: dropped */
         {"Grpc-Metadata-evil", "a\r\nb"},        /* not printable: dropped */
+        /* protocol headers, never metadata (issue 13): dropped, not 400 */
+        {"Grpc-Metadata-Te", "trailers"},
+        {"Grpc-Metadata-Content-Type", "text/plain"},
+        {"Grpc-Metadata-User-Agent", "x/1"},
+        {"Grpc-Metadata-Host", "h"},
+        {"Grpc-Metadata-Connection", "close"},
+        {"Grpc-Metadata-Keep-Alive", "1"},
+        {"Grpc-Metadata-Transfer-Encoding", "chunked"},
+        {"Grpc-Metadata-Upgrade", "h2c"},
+        {"Grpc-Metadata-Proxy-Connection", "x"},
+        {"Grpc-Metadata-CONTENT-LENGTH", "5"},
+        {"User-Agent", "curl/8"},                /* allowlisted, still reserved */
         {"X-Request-Id", "r1"},
         {"X-Other", "no"},                       /* not allowlisted */
         {"Content-Type", "application/json"},
@@ -1125,6 +1275,7 @@ int main(int argc, char **argv)
     desc_path = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_binding),
+        cmocka_unit_test(test_input_errors),
         cmocka_unit_test(test_request_bytes),
         cmocka_unit_test(test_request_one_submessage),
         cmocka_unit_test(test_request_options),

@@ -198,8 +198,9 @@ CASES = [
     # --- bad input -----------------------------------------------------------
     ("no route", "GET", "/v1/nothing", (), None, 404, {"content-type": "application/json"},
      status_body(5, "no route for GET /v1/nothing")),
-    ("method not allowed", "PUT", "/v1/users/1", (), None, 405, {"allow": "DELETE, GET, PATCH"},
-     status_body(12, "method PUT not allowed for /v1/users/1 (allowed: DELETE, GET, PATCH)")),
+    ("method not allowed", "PUT", "/v1/users/1", (), None, 405,
+     {"allow": "DELETE, GET, HEAD, PATCH"},
+     status_body(12, "method PUT not allowed for /v1/users/1 (allowed: DELETE, GET, HEAD, PATCH)")),
     ("malformed JSON", "POST", "/v1/echo", JSON, '{"message":', 400, {},
      status_body(3, "body: message: unexpected end of input (at byte 11)")),
     ("wrong JSON type", "POST", "/v1/echo", JSON, '{"number":"abc"}', 400, {},
@@ -240,10 +241,13 @@ for code, http in HTTP_FOR_CODE.items():
                   {"content-type": "application/json"},
                   status_body(code, "failure %d" % code, details)))
 
-# With a configuration: strict query, an allowlisted header, a small body limit.
+# With a configuration: strict query, an allowlisted header, a small body limit
+# (the body limit never goes below one message's JSON envelope: 4/3 of
+# max_message_bytes + 4 KiB, here 8096 bytes).
 CONFIG = {"rest": {"strict_query": True, "ignored_query": ["api_key"],
                    "header_allowlist": ["X-Demo-Allowed"], "proto_names": True},
-          "limits": {"max_body_bytes": 1024, "max_header_count": 200},
+          "limits": {"max_body_bytes": 1024, "max_message_bytes": 3000,
+                     "max_header_count": 200},
           "cors": {"allowed_origins": ["https://app.example"]}}
 PREFLIGHT = ("Origin: https://app.example", "Access-Control-Request-Method: PATCH")
 CONFIG_CASES = [
@@ -254,7 +258,7 @@ CONFIG_CASES = [
       "active": True, "age": 41, "slack_handle": "@alan", "created_at": "2024-02-03T04:05:06Z"}),
     ("allowlisted header forwarded", "POST", "/v1/echo", JSON + ("X-Demo-Allowed: yes",),
      '{"message":"a"}', 200, {"grpc-metadata-x-demo-allowed": "yes"}, {"message": "a"}),
-    ("body over max_body", "POST", "/v1/echo", JSON, '{"message":"' + "x" * 2000 + '"}', 413, {},
+    ("body over max_body", "POST", "/v1/echo", JSON, '{"message":"' + "x" * 9000 + '"}', 413, {},
      status_body(8, ANY)),
     # Past the adapter's 128 header fields: refused, not silently cut.
     ("131 header fields", "GET", "/v1/users/1", tuple("X-H%d: 1" % i for i in range(131)),

@@ -275,10 +275,20 @@ static const match_case match_cases[] = {
     {"POST", "/t.ShelfService/Get", GW_ROUTE_NOT_FOUND, NULL},
     /* custom HTTP method kind */
     {"HEAD", "/v1/ping", GW_ROUTE_MATCHED, "Custom"},
-    /* 405 with the Allow list, sorted */
-    {"PUT", "/v1/shelves", GW_ROUTE_METHOD_NOT_ALLOWED, "GET, POST"},
-    {"PUT", "/v1/shelves/x", GW_ROUTE_METHOD_NOT_ALLOWED, "DELETE, GET, PATCH"},
-    {"get", "/v1/shelves", GW_ROUTE_METHOD_NOT_ALLOWED, "GET, POST"},
+    {"GET", "/v1/ping", GW_ROUTE_METHOD_NOT_ALLOWED, "HEAD"},
+    /* HEAD wherever GET (RFC 9110 9.3.2): the GET route answers it */
+    {"HEAD", "/v1/shelves/abc", GW_ROUTE_MATCHED, "Get name=abc"},
+    {"HEAD", "/v1/shelves", GW_ROUTE_MATCHED, "List"},
+    {"HEAD", "/v1/shelves/special", GW_ROUTE_MATCHED, "Special"},
+    {"HEAD", "/v1/files/a/b:meta", GW_ROUTE_MATCHED, "FilesMeta name=a/b"},
+    {"HEAD", "/v1/shelves/abc:archive", GW_ROUTE_METHOD_NOT_ALLOWED, "POST"},
+    {"HEAD", "/t.ShelfService/Unbound", GW_ROUTE_METHOD_NOT_ALLOWED, "POST"},
+    {"head", "/v1/shelves", GW_ROUTE_METHOD_NOT_ALLOWED, "GET, HEAD, POST"},
+    /* 405 with the Allow list, sorted; HEAD wherever GET is */
+    {"PUT", "/v1/shelves", GW_ROUTE_METHOD_NOT_ALLOWED, "GET, HEAD, POST"},
+    {"PUT", "/v1/shelves/x", GW_ROUTE_METHOD_NOT_ALLOWED, "DELETE, GET, HEAD, PATCH"},
+    {"OPTIONS", "/v1/shelves/x", GW_ROUTE_METHOD_NOT_ALLOWED, "DELETE, GET, HEAD, PATCH"},
+    {"get", "/v1/shelves", GW_ROUTE_METHOD_NOT_ALLOWED, "GET, HEAD, POST"},
     /* 404 */
     {"GET", "/v2/shelves", GW_ROUTE_NOT_FOUND, NULL},
     {"GET", "/v1/shelves/a/b", GW_ROUTE_NOT_FOUND, NULL},

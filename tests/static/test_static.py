@@ -364,12 +364,31 @@ class StaticDemo(unittest.TestCase):
         r = self.get("/v1/users/1")
         self.assertEqual(r.status, 200)
         self.assertEqual(json.loads(r.body)["name"], "Ada Lovelace")
-        # A path the route table has for another method: still REST's (405).
+        # HEAD wherever GET: the REST route answers it, headers only.
         r = self.get("/v1/users/1", "HEAD")
-        self.assertNotEqual(r.status, 200)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("content-type"), "application/json")
+        self.assertEqual(r.body, b"")
+        # A path the route table has for another method: still REST's (405).
+        r = self.get("/v1/users/1", "PUT")
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.header("allow"), "DELETE, GET, HEAD, PATCH")
         # Files elsewhere under v1/ that no route claims are served.
         write(os.path.join(self.root, "v1", "notes.txt"), b"notes\n")
         self.assert_file(self.get("/v1/notes.txt"), b"notes\n", "text/plain; charset=utf-8")
+
+    def test_plain_options(self):
+        # A plain OPTIONS names what the path answers: a file GET and HEAD,
+        # a REST path its routes; nothing at all is a 404 (docs/rest.md).
+        r = self.get("/sub/x.css", "OPTIONS")
+        self.assertEqual((r.status, r.header("allow"), r.body), (204, "GET, HEAD, OPTIONS", b""))
+        r = self.get("/", "OPTIONS")
+        self.assertEqual((r.status, r.header("allow")), (204, "GET, HEAD, OPTIONS"))
+        r = self.get("/v1/users/1", "OPTIONS")
+        self.assertEqual((r.status, r.header("allow")), (204, "DELETE, GET, HEAD, PATCH, OPTIONS"))
+        r = self.get("/missing.html", "OPTIONS")
+        self.assertEqual(r.status, 404)
+        self.assertIsNone(r.header("allow"))
 
     def big(self):
         with open(os.path.join(self.root, "big.bin"), "rb") as f:

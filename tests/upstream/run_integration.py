@@ -215,6 +215,23 @@ def start_node_server(script, args=(), unix=False):
     return p, (m.group(1) if unix else int(m.group(1)))
 
 
+def start_s_server(args):
+    """openssl s_server on a free loopback port (a TLS peer with no HTTP/2)."""
+    # stdin stays open: at its end s_server closes the connection without an alert.
+    p = spawn(["openssl", "s_server", "-accept", "127.0.0.1:0"] + list(args), stdin=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        m = re.match(r"ACCEPT 127\.0\.0\.1:(\d+)", line or "")
+        if m:
+            threading.Thread(target=lambda: p.stdout.read(), daemon=True).start()
+            return p, int(m.group(1))
+        if not line:
+            break
+    stop(p)
+    raise RuntimeError("openssl s_server did not start")
+
+
 def start_demo(port=None):
     if not GRPCGATE:
         raise RuntimeError("GW_GRPCGATE is not set")
@@ -578,12 +595,29 @@ def group_transports(drv):
         compare("mtls with client certificate", user1,
                 driver(drv, url, ["--ca", cert, "--cert", client_cert, "--key", client_key,
                                   "getuser", "1"]))
+        # TLS 1.3: the backend's certificate_required alert, in words
+        # (before: "TLS write failed: unknown TLS error").
         compare("mtls without client certificate", [
-            '~status=UNAVAILABLE message="(connection to )?backend %s (unreachable|lost): .*"'
-            % re.escape(url),
+            '~status=UNAVAILABLE message="(connection to )?backend %s (unreachable|lost): TLS '
+            '(handshake|read|write) failed: the backend requires a client certificate and none '
+            'is configured \\(--backend-cert and --backend-key, or cert_file and key_file in '
+            'backend_tls or backends.NAME.tls\\)"' % re.escape(url),
             "trailers_only=true",
         ], driver(drv, url, ["--ca", cert, "getuser", "1"]))
         stop(p)
+        # TLS 1.2 answers a missing client certificate with handshake_failure:
+        # the request for one tells it apart from a cipher mismatch.
+        for version in ("-tls1_2", "-tls1_3"):
+            p, port = start_s_server(["-cert", cert, "-key", key, version, "-Verify", "1",
+                                      "-alpn", "h2"])
+            url = "https://127.0.0.1:%d" % port
+            compare("mtls without client certificate, openssl s_server %s" % version, [
+                '~status=UNAVAILABLE message="(connection to )?backend %s (unreachable|lost): '
+                'TLS (handshake|read|write) failed: the backend requires a client certificate '
+                'and none is configured .*"' % re.escape(url),
+                "trailers_only=true",
+            ], driver(drv, url, ["--ca", cert, "getuser", "1"]))
+            stop(p)
         p, port = start_node_server(GRPCJS_SERVER, ["--tls-cert", cert, "--tls-key", key])
         url = "https://127.0.0.1:%d" % port
         compare("tls trusted (ca_file)", user1, driver(drv, url, ["--ca", cert, "getuser", "1"]))
@@ -593,7 +627,9 @@ def group_transports(drv):
                 driver(drv, "https://localhost:%d" % port, ["--ca", cert, "getuser", "1"]))
         compare("tls untrusted (system CAs)", [
             'status=UNAVAILABLE message="backend %s unreachable: TLS handshake failed: '
-            'certificate verify failed: self-signed certificate"' % url,
+            'certificate verify failed: self-signed certificate (checked against the system CAs; '
+            'name the backend\'s CA with --backend-ca FILE, or ca_file in backend_tls or '
+            'backends.NAME.tls)"' % url,
             "trailers_only=true",
         ], driver(drv, url, ["getuser", "1"]))
         compare("tls trusted certificate, wrong name", [

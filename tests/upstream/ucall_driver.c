@@ -709,8 +709,11 @@ static int sc_download(int64_t total, uint64_t delay_ms)
         s.pattern_ok && s.expect_offset == (uint64_t)total ? "true" : "false");
     print_status("", &d);
     out("rss_growth_under_2mib=%s", s.rss_base > 0 && growth < 2048 ? "true" : "false");
-    /* The backend may only send what the stream window allows ahead of us. */
-    out("unconsumed_within_window=%s", s.max_unconsumed <= 64 * 1024 ? "true" : "false");
+    /* The backend may only send what the stream window (the default one
+     * here) allows ahead of us. */
+    gw_backend_options dflt;
+    gw_backend_options_init(&dflt);
+    out("unconsumed_within_window=%s", s.max_unconsumed <= dflt.stream_window ? "true" : "false");
     out("# messages %llu, rss base %ld KiB, max %ld KiB, growth %ld KiB, max unconsumed %llu bytes, %.1f s",
         (unsigned long long)d.messages, s.rss_base, s.rss_max, growth,
         (unsigned long long)s.max_unconsumed, (double)(d.ended_ns - d.started_ns) / 1e9);
