@@ -358,6 +358,24 @@ class BodyDeadline(unittest.TestCase):
         self.assertIn(b"grpc-status: 4", got)
         self.assertLess(took, 20)
 
+    def test_trickle_after_early_answer(self):
+        # The frame announces 5 MiB (over the 4 MiB message limit): the
+        # gateway answers RESOURCE_EXHAUSTED at once, and since the rest of
+        # the declared body fits the discard budget the answer waits for
+        # its end. A trickled rest runs out the body pace: the answer given
+        # goes out then (not a 408), and the connection closes.
+        g = GWS.get(1) or next(iter(GWS.values()))
+        got, took = self.trickle(g, head("POST %s HTTP/1.1" % ECHO, HOST,
+                                         "Content-Type: application/grpc-web+proto",
+                                         "X-Grpc-Web: 1", "Content-Length: 1005")
+                                 + b"\x00\x00\x50\x00\x00", byte=b"x")
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:300])
+        self.assertIn(b"grpc-status: 8", got)
+        self.assertIn(b"Connection: close", got)
+        self.assertEqual(status_lines(got), 1, got[:300])
+        self.assertLess(took, 20)
+        request(g.port, "GET", "/v1/users/1", headers={"Content-Length": None})
+
     def test_steady_body_is_served(self):
         g = GWS.get(1) or next(iter(GWS.values()))
         body = frame(pb_string(1, "x" * 5000))
