@@ -579,7 +579,7 @@ static bool park_begin(front_conn *c)
         return false;
     c->parking = true;
     MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
-    schedule_run(f);
+    wake_run(f); /* a cause from outside MHD: not a spin-guard turn */
     return true;
 }
 
@@ -643,7 +643,7 @@ static void on_parked_event(void *owner, uint32_t events)
         GW_DEBUG("front: fd %d: libmicrohttpd refused a parked connection back", fd);
     f->readding = NULL;
     parked_free(p, false);
-    schedule_run(f);
+    wake_run(f);
 }
 
 static void park_keep(front_conn *c)
