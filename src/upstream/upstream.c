@@ -1814,6 +1814,12 @@ static void attempts_close(conn *k, const attempt *keep)
     k->attempts_live = keep ? 1 : 0;
 }
 
+/* conn_close's reason when the owner deletes the backend (a normal stop,
+ * a reload that retires it, the end of a reflection run): routine, so it is
+ * logged at debug level and does not mark the backend unreachable. */
+static const char CONN_RETIRED[] = "the gateway no longer uses this backend "
+                                   "(stop, reload or reflection done)";
+
 static void conn_close(conn *k, const char *why)
 {
     gw_backend *b = k->b;
@@ -1864,7 +1870,9 @@ static void conn_close(conn *k, const char *why)
     b->dead = k;
     if (k->counted_open)
         b->stats.connections_open--;
-    if (!was_ready) {
+    if (why == CONN_RETIRED) {
+        GW_DEBUG("upstream: connection to %s closed: %s", b->url, reason);
+    } else if (!was_ready) {
         backend_mark_down(b, reason);
         if (!backend_has_live_conn(b))
             fail_queue(b);
@@ -2627,7 +2635,7 @@ void gw_backend_del(gw_backend *b)
             }
         }
         k->streams = 0;
-        conn_close(k, "backend deleted");
+        conn_close(k, CONN_RETIRED);
     }
     /* Closed connections whose deferred free has not run yet. Inside a
      * loop turn (an I/O callback of this batch may be the caller) they
