@@ -91,6 +91,20 @@ class Usage(unittest.TestCase):
         self.assertIn("--log-level", explained)
 
 
+class Scripts(unittest.TestCase):
+    """scripts/demo then scripts/test must not rebuild everything: both
+    configure build/ through scripts/configure with the same options."""
+
+    def test_demo_and_test_share_the_build_configuration(self):
+        demo, test = read("scripts/demo"), read("scripts/test")
+        for name, text in (("demo", demo), ("test", test)):
+            self.assertNotIn("meson setup", text, name)
+            self.assertNotIn("meson configure", text, name)
+        self.assertRegex(demo, r"(?m)^scripts/configure build\s*(#.*)?$")
+        self.assertRegex(test, r"(?m)^\s*scripts/configure \"\$@\"")
+        self.assertRegex(test, r"(?m)configure build &&")
+
+
 class ReadmeDemoDescriptor(unittest.TestCase):
     """The README's "Your own backend" step names the demo's descriptor set
     and its commands work as written (ports moved to free ones)."""
