@@ -308,7 +308,7 @@ function pageSuite(name, stack, screenshot) {
       await page.fill('#stream-size', String(total));
       await page.fill('#stream-delay', String(delayMs));
       assert.equal(await page.textContent('#stream-curl'),
-        `curl -sN '${stack.gatewayUrl}/v1/users?pageSize=${total}&delay=0.3s'`);
+        `curl -sN '${stack.gatewayUrl}/v1/users?pageSize=${total}&delay=0.3s&follow=true'`);
       await page.click('#stream-start');
       await page.waitForSelector('#stream-items li:nth-child(5)');
       // The fifth message is on screen while the call is still open: the

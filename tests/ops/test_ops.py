@@ -538,8 +538,10 @@ class ListenInUse(unittest.TestCase):
 
 
 def list_users_req(n, delay_ms):
-    # ListUsersRequest{page_size: n, delay: Duration{nanos: delay_ms * 1e6}}
-    return frame(pb_varint(1, n) + pb_string(2, pb_varint(2, delay_ms * 1000000)))
+    # ListUsersRequest{page_size: n, delay: Duration{nanos: delay_ms * 1e6},
+    # follow: true}: n users, cycling through the store
+    return frame(pb_varint(1, n) + pb_string(2, pb_varint(2, delay_ms * 1000000)) +
+                 pb_varint(4, 1))
 
 
 class Reload(unittest.TestCase):

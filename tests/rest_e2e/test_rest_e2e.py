@@ -327,7 +327,7 @@ def check_stream_error(base):
     """A failure after the first message is a last {"error": ...} line (the
     deadline cuts a slow stream: how many results come first depends on
     timing, that there is one and that the error is last does not)."""
-    status, _, body = curl(base, "GET", "/v1/users?page_size=5&delay=0.4s",
+    status, _, body = curl(base, "GET", "/v1/users?page_size=5&delay=0.4s&follow=true",
                            ("Grpc-Timeout: 600m",))
     lines = [json.loads(ln) for ln in body.decode().split("\n") if ln]
     assert status == 200 and len(lines) >= 2, (status, body)
@@ -338,7 +338,7 @@ def check_stream_error(base):
 
 
 def check_sse_error(base):
-    _, _, body = curl(base, "GET", "/v1/users?page_size=5&delay=0.4s",
+    _, _, body = curl(base, "GET", "/v1/users?page_size=5&delay=0.4s&follow=true",
                       ("Grpc-Timeout: 600m", "Accept: text/event-stream"))
     text = body.decode()
     assert text.startswith("data: {\"id\":\"1\""), text
