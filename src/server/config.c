@@ -19,6 +19,7 @@ void gw_server_config_init(gw_server_config *c)
     c->ops_on_main_port = true;
     c->reflect_timeout_ms = 10000;
     c->metrics_enabled = true;
+    c->ready_requires_connection = true;
     c->openapi_path = strdup("/openapi.json");
     gw_rest_options_init(&c->rest);
     gw_router_options_init(&c->router);
@@ -569,6 +570,10 @@ static int parse_admin(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("drain_delay_ms", c->drain_delay_ms, 600000)
         if (strcmp(k, "reload_endpoint") == 0) {
             rc = want_bool(v, path, &c->reload_endpoint, e);
+            continue;
+        }
+        if (strcmp(k, "ready_requires_connection") == 0) {
+            rc = want_bool(v, path, &c->ready_requires_connection, e);
             continue;
         }
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);

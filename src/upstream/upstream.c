@@ -2678,3 +2678,29 @@ void gw_backend_del(gw_backend *b)
     free(b->opt_authority);
     free(b);
 }
+
+/* ---- readiness (docs/operations.md "Health endpoints") ------------------------- */
+
+static bool backend_has_ready_conn(const gw_backend *b)
+{
+    for (const conn *k = b->conns; k; k = k->next)
+        if (k->state == CONN_READY && k->peer_settings && !k->draining)
+            return true;
+    return false;
+}
+
+void gw_backend_warm(gw_backend *b)
+{
+    if (backend_has_live_conn(b) || b->q_head)
+        return; /* connected, connecting, or the queue will connect */
+    if (b->down && gw_loop_now(b->loop) < b->retry_at_ns)
+        return; /* the backoff after a failure runs first */
+    conn_open(b);
+}
+
+bool gw_backend_ready(const gw_backend *b, bool untried_ok)
+{
+    if (!b->stats.connects_ok)
+        return untried_ok && !b->down;
+    return !b->down || backend_has_ready_conn(b);
+}

@@ -131,6 +131,15 @@ size_t gw_backend_active_calls(const gw_backend *b);
 /* True while the backend is in its reconnect backoff with no live
  * connection: new calls would fail fast with UNAVAILABLE. */
 bool gw_backend_is_down(const gw_backend *b);
+/* Readiness (the server's /readyz). gw_backend_warm starts a connection now
+ * when the backend has none and is not in its backoff after a failure
+ * (connections are otherwise made by the first call). gw_backend_ready is
+ * true once a connection has reached HTTP/2 (the backend's SETTINGS) and
+ * no attempt has failed since, or one is up now; before any connection
+ * succeeded, untried_ok says whether "no attempt failed yet" is enough.
+ * Loop thread. */
+void gw_backend_warm(gw_backend *b);
+bool gw_backend_ready(const gw_backend *b, bool untried_ok);
 
 /* Counters for tests, metrics and the admin page (added by upstream). */
 typedef struct gw_backend_stats {

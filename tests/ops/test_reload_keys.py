@@ -155,6 +155,7 @@ class ReloadKeys(unittest.TestCase):
             "admin.metrics": False,
             "admin.reload_endpoint": True,
             "admin.drain_delay_ms": 10,
+            "admin.ready_requires_connection": False,
             "tls.cert_file": pem,
             "tls.key_file": key_pem,
             "tls.client_ca_file": pem,
