@@ -201,6 +201,8 @@ static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
         UINT_KEY("attempt_delay_ms", c->upstream.attempt_delay_ms, 1ull << 31)
         UINT_KEY("send_lowat_bytes", c->upstream.send_lowat, 1ull << 30)
+        UINT_KEY("ping_silent_ms", c->upstream.ping_silent_ms, 1ull << 31)
+        UINT_KEY("ping_timeout_ms", c->upstream.ping_timeout_ms, 1ull << 31)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;

@@ -1303,6 +1303,7 @@ static bool upstream_same(const gw_backend_options *a, const gw_backend_options 
            a->max_resets_per_sec == b->max_resets_per_sec &&
            a->connect_timeout_ms == b->connect_timeout_ms &&
            a->attempt_delay_ms == b->attempt_delay_ms && a->keepalive_ms == b->keepalive_ms &&
+           a->ping_silent_ms == b->ping_silent_ms && a->ping_timeout_ms == b->ping_timeout_ms &&
            a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
            str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
            str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&

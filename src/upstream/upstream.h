@@ -69,6 +69,13 @@ typedef struct gw_backend_options {
                                       unsent request bytes a connection may
                                       leave in the kernel; 0: no limit.
                                       Default 128 KiB */
+    /* Added by upstream: a connection with calls in flight that has read
+     * nothing for ping_silent_ms is sent a PING; nothing read within
+     * ping_timeout_ms closes it (its calls fail with UNAVAILABLE). At
+     * most one data-less PING per 5 minutes (docs/upstream.md). Defaults
+     * (gw_backend_options_init) 30000 and 20000; ping_silent_ms 0: off. */
+    uint32_t ping_silent_ms;
+    uint32_t ping_timeout_ms;
     bool accept_gzip;              /* advertise grpc-accept-encoding: gzip */
     const char *ca_file;           /* NULL: system CAs */
     const char *cert_file;         /* client certificate (mTLS) */
@@ -158,6 +165,7 @@ typedef struct gw_backend_stats {
     uint64_t dns_fallbacks;        /* failed re-resolutions that reused the
                                       addresses known from before */
     uint64_t addresses_tried;      /* sockets whose connect was started */
+    uint64_t ping_timeouts;        /* connections closed: PING after silence unanswered */
 } gw_backend_stats;
 void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out);
 
