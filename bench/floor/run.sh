@@ -7,8 +7,8 @@
 #
 #   bench/floor/run.sh GRPCGATE [CONNS...]     e.g. bench/floor/run.sh build-rel/src/grpcgate 16 64
 #
-# Backend and both gateways on CPU 0, wrk on CPU 1 (as ../shared/peers'
-# compare.sh). CPU time comes from /proc/PID/stat (utime+stime) over each
+# Backend and both gateways on CPU 0, wrk on CPU 1 (as bench/peers/compare.sh).
+# Needs bench/peers/setup.sh to have built the peers. CPU time comes from /proc/PID/stat (utime+stime) over each
 # 5 s run, so other load on the machine matters less than for req/s. For
 # each connection count it prints µs of CPU per request for every process,
 # and the throughput ratio over grpc-gateway that the one-core sums allow:
@@ -20,7 +20,7 @@
 # the grpc-gateway rows and ratios are left out: BACKEND=demo forces that.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-peers=${PEERS:-$here/../../../shared/peers}
+peers=${PEERS:-$here/../peers}
 gw=$1; shift
 conns=${*:-16 64}
 backend=${BACKEND:-peers}

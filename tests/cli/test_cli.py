@@ -105,6 +105,49 @@ class Scripts(unittest.TestCase):
         self.assertRegex(test, r"(?m)configure build &&")
 
 
+class Checkout(unittest.TestCase):
+    """Everything docs/performance.md and the tests use lives in the clone:
+    no test, benchmark or page names a path outside it (the comparison
+    peers are bench/peers), and every script the performance page runs
+    exists."""
+
+    OUTSIDE = re.compile(r"shared/peers|/work/")
+
+    def test_no_path_outside_the_checkout(self):
+        bad = []
+        for top in ("tests", "bench", "docs", "scripts", "schemas", "meson.build"):
+            base = os.path.join(ROOT, top)
+            files = [base] if os.path.isfile(base) else [
+                os.path.join(d, f) for d, _, fs in os.walk(base) for f in fs]
+            for path in files:
+                if "/bench/peers/bin" in path or "/bench/peers/.build" in path or \
+                        os.path.getsize(path) > 2_000_000:
+                    continue
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        text = f.read()
+                except (UnicodeDecodeError, OSError):
+                    continue
+                if path.endswith("test_cli.py"):
+                    continue
+                for n, line in enumerate(text.splitlines(), 1):
+                    if self.OUTSIDE.search(line):
+                        bad.append("%s:%d: %s" % (os.path.relpath(path, ROOT), n, line.strip()))
+        self.assertEqual(bad, [])
+
+    def test_performance_commands_exist(self):
+        text = read("docs/performance.md")
+        blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+        self.assertTrue(blocks)
+        scripts = set()
+        for b in blocks:
+            scripts |= set(re.findall(r"(?:^|\s)((?:bench|scripts)/[\w./-]+\.sh|bench/peers/setup\.sh)", b))
+        self.assertIn("bench/peers/setup.sh", scripts)
+        self.assertIn("bench/peers/compare.sh", scripts)
+        for s in scripts:
+            self.assertTrue(os.access(os.path.join(ROOT, s), os.X_OK), s)
+
+
 class ReadmeDemoDescriptor(unittest.TestCase):
     """The README's "Your own backend" step names the demo's descriptor set
     and its commands work as written (ports moved to free ones)."""

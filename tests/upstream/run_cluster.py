@@ -20,7 +20,8 @@ GRPCGATE = os.environ.get("GW_GRPCGATE", "")
 DEMO_DESC = os.environ.get("GW_DEMO_DESC", "")
 NODE = os.environ.get("GW_NODE", "node")
 GRPCJS_SERVER = os.path.join(SRC, "tests", "node", "grpcjs_server.mjs")
-BENCH_BACKEND = os.environ.get("GW_BENCH_BACKEND", "/work/shared/peers/bin/bench-backend")
+BENCH_BACKEND = os.environ.get("GW_BENCH_BACKEND",
+                               os.path.join(SRC, "bench", "peers", "bin", "bench-backend"))
 
 DRIVER = ""
 procs = []
