@@ -15,7 +15,7 @@
 # "measured" with grpcgate's own cost, "at floor" if a call cost grpcgate
 # no more than /healthz does.
 #
-# Without ../shared/peers built (it needs Debian's golang-go), the backend is
+# Without bench/peers built (bench/peers/setup.sh; it needs Debian's golang-go), the backend is
 # grpcgate's own demo service (EchoService.Echo: the same request fields) and
 # the grpc-gateway rows and ratios are left out: BACKEND=demo forces that.
 set -eu
