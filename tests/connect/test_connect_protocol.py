@@ -543,7 +543,7 @@ class BufCurl(unittest.TestCase):
         self.assertEqual(json.loads(r.stdout), {"message": "buf", "number": "3"})
 
     def test_server_stream(self):
-        r = self.buf(LIST, '{"pageSize":25}')
+        r = self.buf(LIST, '{"pageSize":25,"follow":true}')  # 25 from 3 users: the live feed
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.count('"email"'), 25)
 
