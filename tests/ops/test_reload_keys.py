@@ -127,6 +127,8 @@ class ReloadKeys(unittest.TestCase):
             "upstream.connect_timeout_ms": 5000,
             "upstream.attempt_delay_ms": 100,
             "upstream.send_lowat_bytes": 65536,
+            "upstream.ping_silent_ms": 20000,
+            "upstream.ping_timeout_ms": 10000,
             "cors.allowed_origins": ["https://app.example"],
             "cors.allowed_headers": ["x-extra"],
             "cors.exposed_headers": ["x-out"],
