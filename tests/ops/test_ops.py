@@ -865,6 +865,47 @@ class ReloadBackends(unittest.TestCase):
                 self.fail("timed out waiting for %r after %r" % (what, args))
             time.sleep(0.005)
 
+    def test_restart_only_warnings(self):
+        """A reload that changes a key which only a restart applies (workers,
+        access_log, static_dir, admin.listen, tls) says so once per key and
+        reload, and still serves; a reload that changes none of them says
+        nothing."""
+        P = Procs()
+        try:
+            path = os.path.join(P.tmp, "restart.json")
+            www = os.path.join(P.tmp, "www")
+            os.mkdir(www)
+
+            def write(**extra):
+                cfg = {"listen": "127.0.0.1:0", "descriptors": [DEMO_DESC],
+                       "backend": "http://127.0.0.1:1", "workers": 1}
+                cfg.update(extra)
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+
+            warning = "it takes effect only after a restart"
+            write()
+            gw, m = P.start([GRPCGATE, "serve", "--config", path],
+                            r"listening on ([\d.]+):(\d+)", "gateway-restart")
+            port = int(m.group(2))
+            self.reload_and_wait(P, gw, lambda: write(drain_timeout_ms=1234))
+            self.assertNotIn(warning, P.stderr(gw))
+            self.reload_and_wait(P, gw, lambda: write(workers=2))
+            self.assertEqual(P.stderr(gw).count("reload: 'workers' changed; " + warning), 1)
+            log = os.path.join(P.tmp, "access.log")
+            self.reload_and_wait(P, gw, lambda: write(workers=2, access_log=log, static_dir=www))
+            err = P.stderr(gw)
+            self.assertEqual(err.count("reload: 'access_log' changed; " + warning), 1)
+            self.assertEqual(err.count("reload: 'static_dir' changed; " + warning), 1)
+            # The running value is still 1 worker: the file differs from it
+            # again, so the warning comes again (once per reload, not more).
+            self.assertEqual(err.count("reload: 'workers' changed; " + warning), 2)
+            self.assertEqual(err.count(warning), 4)
+            self.assertEqual(http_get(port, "/readyz").status, 200)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
     def test_metric_slots_given_back(self):
         """Metric slots (64) are taken only by generations that serve: 40
         reloads that fail after naming a new backend, then 40 that move
