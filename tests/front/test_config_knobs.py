@@ -223,7 +223,7 @@ class Knobs(unittest.TestCase):
 
     def test_stream_and_connection_window(self):
         stream, conn = self.windows_seen({})
-        self.assertEqual((stream, conn + 65535), (65536, 1048576))  # the documented defaults
+        self.assertEqual((stream, conn + 65535), (262144, 1048576))  # the documented defaults
         stream, conn = self.windows_seen({"upstream": {"stream_window": 131072,
                                                        "connection_window": 3000000}})
         self.assertEqual((stream, conn + 65535), (131072, 3000000))

@@ -152,7 +152,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.front.compression.min_bytes, 1024);
     assert_int_equal(c.front.compression.level, 6);
     /* The documented defaults (docs/configuration.md) the values test differs from. */
-    assert_int_equal(c.upstream.stream_window, 64 * 1024);
+    assert_int_equal(c.upstream.stream_window, 256 * 1024);
     assert_int_equal(c.upstream.connection_window, 1024 * 1024);
     assert_int_equal(c.reflect_timeout_ms, 10000);
     assert_string_equal(c.front.compression.types,
