@@ -34,6 +34,9 @@ EXPECTED = {
     "curl -s -X PATCH http://127.0.0.1:8080/v1/users/2 -H 'Content-Type: application/json' "
     "-d '{\"email\":\"alan.turing@example.com\"}'": 200,
     "curl -sN 'http://127.0.0.1:8080/v1/users?pageSize=5&delay=0.5s'": 200,
+    "curl -s 'http://127.0.0.1:8080/v1/users?pageSize=2'": 200,
+    "curl -s 'http://127.0.0.1:8080/v1/users?pageSize=10'": 200,
+    "curl -sN 'http://127.0.0.1:8080/v1/users?pageSize=5&delay=0.5s&follow=true'": 200,
     "curl -sN -H 'Accept: text/event-stream' 'http://127.0.0.1:8080/v1/users?pageSize=3'": 200,
     "curl -s -i http://127.0.0.1:8080/v1/users/99": 404,
     "curl -s -X POST http://127.0.0.1:8080/demo.v1.EchoService/Unbound "

@@ -901,7 +901,8 @@ class ReloadBackends(unittest.TestCase):
             # again, so the warning comes again (once per reload, not more).
             self.assertEqual(err.count("reload: 'workers' changed; " + warning), 2)
             self.assertEqual(err.count(warning), 4)
-            self.assertEqual(http_get(port, "/readyz").status, 200)
+            self.assertIsNone(gw.poll(), "the gateway still serves")
+            self.assertEqual(http_get(port, "/healthz").status, 200)
             self.assertEqual(P.stop(gw), 0)
         finally:
             P.stop_all()
