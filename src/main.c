@@ -8,18 +8,22 @@
 #define GW_VERSION "unknown"
 #endif
 
+/* Each line indented by two spaces; README.md's "Commands" block has them
+ * without the indent (tests/cli/test_cli.py). */
+#define GW_CLI_USAGE_LINES                                                             \
+    GW_CLI_SERVE_SYNOPSIS                                                              \
+    "  grpcgate demo    [--listen HOST:PORT]                 demo service + gateway + web page\n" \
+    "  grpcgate demo-service --listen HOST:PORT              the demo gRPC service alone\n" \
+    "  grpcgate transcode --descriptor FILE --type pkg.Msg --from json|proto --to json|proto\n" \
+    "  grpcgate describe --descriptor FILE...                services, methods and HTTP routes\n" \
+    "  grpcgate openapi --descriptor FILE...                 OpenAPI 3 document on stdout\n"
+
 void gw_cli_usage(int to_stderr)
 {
     fputs("grpcgate " GW_VERSION " - gRPC-Web and REST/JSON gateway for gRPC services\n"
           "\n"
           "usage:\n"
-          "  grpcgate serve   [--listen HOST:PORT] [--backend URL]... [--descriptor FILE]...\n"
-          "                   [--reflect] [--config FILE] [--workers N] [--static DIR]\n"
-          "  grpcgate demo    [--listen HOST:PORT]    demo service + web page, no setup\n"
-          "  grpcgate demo-service --listen HOST:PORT the demo gRPC service alone\n"
-          "  grpcgate transcode --descriptor FILE --type pkg.Msg --from json|proto --to json|proto\n"
-          "  grpcgate describe --descriptor FILE...    services, methods and routes\n"
-          "  grpcgate openapi --descriptor FILE...     OpenAPI document on stdout\n"
+          GW_CLI_USAGE_LINES
           "  grpcgate version\n"
           "\n"
           "Run 'grpcgate COMMAND --help' for the options of a command.\n",
@@ -28,9 +32,9 @@ void gw_cli_usage(int to_stderr)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        gw_cli_usage(0);
-        return 0;
+    if (argc < 2) { /* a usage error, like an unknown command */
+        gw_cli_usage(1);
+        return 2;
     }
     const char *cmd = argv[1];
     static const struct {

@@ -14,20 +14,20 @@
 #     measure /healthz, REST Echo and gRPC-Web Echo on one, then the other;
 #     it prints every round and the median CPU per request of each.
 #
-# Backend and both gateways on CPU 0, wrk on CPU 1 (as ../shared/peers'
-# compare.sh). CPU time comes from /proc/PID/stat (utime+stime) over each
+# Backend and both gateways on CPU 0, wrk on CPU 1 (as bench/peers/compare.sh).
+# Needs bench/peers/setup.sh to have built the peers. CPU time comes from /proc/PID/stat (utime+stime) over each
 # 5 s run, so other load on the machine matters less than for req/s. For
 # each connection count it prints µs of CPU per request for every process,
 # and the throughput ratio over grpc-gateway that the one-core sums allow:
 # "measured" with grpcgate's own cost, "at floor" if a call cost grpcgate
 # no more than /healthz does.
 #
-# Without ../shared/peers built (it needs Debian's golang-go), the backend is
+# Without bench/peers built (bench/peers/setup.sh; it needs Debian's golang-go), the backend is
 # grpcgate's own demo service (EchoService.Echo: the same request fields) and
 # the grpc-gateway rows and ratios are left out: BACKEND=demo forces that.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-peers=${PEERS:-$here/../../../shared/peers}
+peers=${PEERS:-$here/../peers}
 gw=$1; shift
 conns=${*:-16 64}
 backend=${BACKEND:-peers}

@@ -7,7 +7,7 @@
 #   bench/grpcweb/cpu.sh GRPCGATE BENCH_PB      e.g. build/src/grpcgate build/schemas/bench.pb
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-peers=${PEERS:-$here/../../../shared/peers}
+peers=${PEERS:-$here/../peers}
 gw=$1; desc=$2
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

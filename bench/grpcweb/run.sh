@@ -1,18 +1,18 @@
 #!/bin/sh
 # gRPC-Web through `grpcgate serve` beside the backend alone and grpc-gateway's
-# REST echo, pinned as in shared/peers/README.md (PIN=split): backend and
+# REST echo, pinned as in bench/peers/README.md (PIN=split): backend and
 # gateway share CPU 0, the load generator runs on CPU 1.
 #
 #   bench/grpcweb/run.sh [BUILD_DIR]       (default: build)
 #
-# Needs shared/peers/setup.sh to have built the peers, and BUILD_DIR/schemas/bench.pb.
+# Needs bench/peers/setup.sh to have built the peers, and BUILD_DIR/schemas/bench.pb.
 # Every process it starts is killed by PID on exit. DURATION (10), CONNS ("16 64").
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 case $build in /*) ;; *) build=$root/$build ;; esac
-peers=${PEERS:-$root/../shared/peers}
+peers=${PEERS:-$root/bench/peers}
 duration=${DURATION:-10}
 conns=${CONNS:-"16 64"}
 gw=$build/src/grpcgate

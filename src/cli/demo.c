@@ -348,7 +348,7 @@ static void print_banner(const char *host, int port, int backend_port, const cha
            "    curl -s %s/v1/users/1\n"
            "    curl -s -X POST %s/v1/users -H 'Content-Type: application/json' "
            "-d '{\"name\":\"Katherine Johnson\",\"email\":\"katherine@example.com\"}'\n"
-           "    curl -sN '%s/v1/users?pageSize=5&delay=0.5s'\n"
+           "    curl -sN '%s/v1/users?pageSize=5&delay=0.5s&follow=true'\n"
            "\n"
            "  Ctrl-C stops everything.\n\n",
            base, base, base);

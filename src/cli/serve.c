@@ -8,24 +8,22 @@
 
 static void serve_usage(FILE *f)
 {
-    fputs("usage: grpcgate serve --backend URL --descriptor FILE... [--listen HOST:PORT]\n"
-          "                      [--workers N] [--config FILE] [--log-level LEVEL]\n"
-          "                      [--access-log FILE|-] [--admin-listen HOST:PORT]\n"
-          "                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
-          "                      [--backend-ca PEM] [--backend-cert PEM --backend-key PEM]\n"
-          "                      [--static DIR] [--reflect]\n"
+    fputs("usage:\n" GW_CLI_SERVE_SYNOPSIS
+          "  grpcgate serve   --config FILE [flags]  (backends, descriptors from the file)\n"
           "\n"
           "  --listen HOST:PORT    address to serve on (default 127.0.0.1:8080; port 0\n"
           "                        picks a free one); prints 'listening on HOST:PORT'\n"
-          "  --backend URL         gRPC backend: http://host:port, https://host:port, unix:/path\n"
+          "  --backend URL         gRPC backend: http://host:port, https://host:port, unix:/path;\n"
+          "                        repeat for one backend of several endpoints, balanced\n"
+          "                        round robin with ejection (docs/operations.md)\n"
           "  --backend-ca FILE     PEM CAs that verify an https:// backend (default: the\n"
           "                        system's); backend_tls.ca_file in the file\n"
           "  --backend-cert FILE   client certificate (chain) for a backend that asks for one\n"
           "  --backend-key FILE    ... and its PEM private key\n"
-          "  --reflect             fetch the descriptors from the backend's server\n"
-          "                        reflection service instead of --descriptor files\n"
           "  --descriptor FILE     FileDescriptorSet (protoc --include_imports\n"
           "                        --descriptor_set_out); repeat for several\n"
+          "  --reflect             instead of --descriptor: fetch the descriptors from the\n"
+          "                        backend's server reflection service\n"
           "  --workers N           worker threads (default: one per CPU)\n"
           "  --config FILE         JSON configuration (limits, CORS, ...); flags win\n"
           "  --log-level LEVEL     debug, info, warn, error or off\n"
@@ -45,7 +43,9 @@ static void serve_usage(FILE *f)
 }
 
 typedef struct serve_flags {
-    const char *listen, *backend, *config, *log_level;
+    const char *listen, *config, *log_level;
+    const char *backends[GW_SERVER_MAX_ENDPOINTS]; /* --backend, in order */
+    size_t backend_count;
     const char *access_log, *admin_listen, *tls_cert, *tls_key, *tls_client_ca;
     const char *static_dir;
     const char *backend_ca, *backend_cert, *backend_key;
@@ -88,8 +88,14 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
             i++;
         if (FLAG("--listen"))
             f->listen = val;
-        else if (FLAG("--backend"))
-            f->backend = val;
+        else if (FLAG("--backend")) {
+            if (f->backend_count == GW_SERVER_MAX_ENDPOINTS) {
+                fprintf(stderr, "grpcgate serve: at most %d --backend URLs\n",
+                        GW_SERVER_MAX_ENDPOINTS);
+                return 2;
+            }
+            f->backends[f->backend_count++] = val;
+        }
         else if (FLAG("--config"))
             f->config = val;
         else if (FLAG("--log-level"))
@@ -132,6 +138,47 @@ static int parse_flags(int argc, char **argv, serve_flags *f)
     return 0;
 }
 
+/* Several --backend flags: one backend named `default` whose endpoints are
+ * the URLs, balanced and ejected like the endpoints of a named backend in
+ * the file (round robin, the file's `upstream` and `backend_tls` settings),
+ * in place of the one-URL `backend`. --reflect asks its first endpoint. */
+static int backend_group(const serve_flags *f, gw_server_config *cfg, gw_error *e)
+{
+    if (cfg->backend_count == GW_SERVER_MAX_BACKENDS)
+        return gw_error_set(e, GW_EINVAL, "--backend: the file already has %d backends",
+                            GW_SERVER_MAX_BACKENDS);
+    free(cfg->backend);
+    cfg->backend = NULL;
+    gw_server_backend *b = &cfg->backends[cfg->backend_count++];
+    memset(b, 0, sizeof *b);
+    gw_cluster_options_init(&b->cluster);
+    b->cluster.backend = cfg->upstream;
+    b->reflect = cfg->reflect;
+    cfg->reflect = false;
+    b->name = strdup("default");
+    if (!b->name)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    /* The `default` backend's TLS (backend_tls, --backend-ca/-cert/-key),
+     * owned by the entry as a named backend's "tls" is. */
+    const char *tls[4] = {cfg->backend_ca, cfg->backend_cert, cfg->backend_key,
+                          cfg->backend_server_name};
+    char **own[4] = {&b->ca_file, &b->cert_file, &b->key_file, &b->server_name};
+    for (size_t i = 0; i < 4; i++)
+        if (tls[i] && gw_server_config_set_string(own[i], tls[i]))
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+    b->cluster.backend.ca_file = b->ca_file;
+    b->cluster.backend.cert_file = b->cert_file;
+    b->cluster.backend.key_file = b->key_file;
+    b->cluster.backend.server_name = b->server_name;
+    for (size_t i = 0; i < f->backend_count; i++) {
+        b->endpoints[i] = strdup(f->backends[i]);
+        if (!b->endpoints[i])
+            return gw_error_set(e, GW_ENOMEM, "out of memory");
+        b->endpoint_count++;
+    }
+    return 0;
+}
+
 /* Defaults, the config file, then the flags on top: at start and again on
  * every reload (SIGHUP), so a reload sees the file as it is now. */
 static int build_config(const serve_flags *f, gw_server_config *cfg, gw_error *e)
@@ -139,7 +186,6 @@ static int build_config(const serve_flags *f, gw_server_config *cfg, gw_error *e
     if (f->config && gw_server_config_load(cfg, f->config, e) != 0)
         return e->code ? e->code : GW_EINVAL;
     if ((f->listen && gw_server_config_set_string(&cfg->listen, f->listen)) ||
-        (f->backend && gw_server_config_set_string(&cfg->backend, f->backend)) ||
         (f->access_log && gw_server_config_set_string(&cfg->access_log, f->access_log)) ||
         (f->admin_listen && gw_server_config_set_string(&cfg->admin_listen, f->admin_listen)) ||
         (f->tls_cert && gw_server_config_set_string(&cfg->tls_cert, f->tls_cert)) ||
@@ -164,6 +210,14 @@ static int build_config(const serve_flags *f, gw_server_config *cfg, gw_error *e
     }
     if (f->reflect)
         cfg->reflect = true;
+    if (f->backend_count == 1 &&
+        gw_server_config_set_string(&cfg->backend, f->backends[0]))
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
+    if (f->backend_count > 1) {
+        int rc = backend_group(f, cfg, e);
+        if (rc)
+            return rc;
+    }
     if (f->workers > 0)
         cfg->workers = (unsigned)f->workers;
     if (f->log_level) {

@@ -147,7 +147,8 @@ struct dm_call_state {
     int64_t offset;        /* Download */
     int32_t chunk;
     int32_t role;
-    bool wrap;             /* ListUsers cycles through the store */
+    bool wrap;             /* ListUsers: follow, cycles through the store */
+    bool limited;          /* ListUsers: at most `remaining` more (page_size > 0) */
     uint64_t delay_ns;
     /* client streaming */
     gw_buf ids;            /* CreateUsers: int64 ids */

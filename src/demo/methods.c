@@ -489,7 +489,7 @@ static long list_next(dm_call *c)
 {
     struct dm_call_state *st = dm_call_state(c);
     const dm_list *l = &dm_call_store(c)->live;
-    if (st->wrap && st->remaining == 0)
+    if (st->limited && st->remaining == 0)
         return -1;
     long at = list_find(l, st->last_id);
     size_t i = at >= 0 ? (size_t)at + 1 : (size_t)(-at - 1);
@@ -514,7 +514,7 @@ static void list_fill(dm_call *c)
     long i;
     while (dm_call_out_pending(c) < DM_FILL_BATCH && (i = list_next(c)) >= 0) {
         st->last_id = l->v[i].id;
-        if (st->wrap)
+        if (st->limited)
             st->remaining--;
         if (dm_call_send(c, l->v[i].bytes, l->v[i].len) < 0)
             return;
@@ -541,8 +541,11 @@ static void list_users(dm_call *c, const uint8_t *msg, size_t len)
         dm_call_finishf(c, GW_CODE_INVALID_ARGUMENT,
                         "page_size must be between 0 and %d", DM_MAX_PAGE_SIZE);
     } else {
+        /* A page ends at the last user; follow starts over from the first
+         * (the web page's live feed) until page_size were sent. */
         st->remaining = req->page_size;
-        st->wrap = req->page_size > 0;
+        st->limited = req->page_size > 0;
+        st->wrap = req->follow && req->page_size > 0;
         st->role = (int32_t)req->role;
         st->delay_ns = duration_ns(req->delay);
         st->last_id = INT64_MIN;

@@ -99,15 +99,19 @@ bool gw_ops_ready(gw_ops *o)
         return false;
     /* Every backend needs a healthy endpoint in every worker: each worker
      * has its own connections, and one whose backend is down fails the
-     * calls the kernel hands it. Before the first sample, not ready. */
+     * calls the kernel hands it. Before the first sample, not ready. Strict
+     * (the default): healthy = has connected and is not failing; else not
+     * known to be down (the behaviour before readiness waited). */
     gw_ops_backends *bs = gw_ops_backends_get(o);
+    bool strict = atomic_load(&o->ready_needs_connection);
     bool ready = true;
     for (size_t w = 0; ready && w < o->workers; w++) {
         gw_metrics *m = o->metrics[w];
         if (!atomic_load_explicit(&m->sampled, memory_order_acquire))
             ready = false;
         for (size_t b = 0; ready && bs && b < bs->count; b++)
-            if (gw_counter_get(&m->backends[bs->slots[b]].healthy_endpoints) == 0)
+            if (gw_counter_get(strict ? &m->backends[bs->slots[b]].ready_endpoints
+                                      : &m->backends[bs->slots[b]].healthy_endpoints) == 0)
                 ready = false;
     }
     gw_ops_backends_put(bs);

@@ -19,6 +19,7 @@ void gw_server_config_init(gw_server_config *c)
     c->ops_on_main_port = true;
     c->reflect_timeout_ms = 10000;
     c->metrics_enabled = true;
+    c->ready_requires_connection = true;
     c->openapi_path = strdup("/openapi.json");
     gw_rest_options_init(&c->rest);
     gw_router_options_init(&c->router);
@@ -220,6 +221,8 @@ static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
         UINT_KEY("attempt_delay_ms", c->upstream.attempt_delay_ms, 1ull << 31)
         UINT_KEY("send_lowat_bytes", c->upstream.send_lowat, 1ull << 30)
+        UINT_KEY("ping_silent_ms", c->upstream.ping_silent_ms, 1ull << 31)
+        UINT_KEY("ping_timeout_ms", c->upstream.ping_timeout_ms, 1ull << 31)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;
@@ -589,6 +592,10 @@ static int parse_admin(gw_server_config *c, json_t *obj, gw_error *e)
         UINT_KEY("drain_delay_ms", c->drain_delay_ms, 600000)
         if (strcmp(k, "reload_endpoint") == 0) {
             rc = want_bool(v, path, &c->reload_endpoint, e);
+            continue;
+        }
+        if (strcmp(k, "ready_requires_connection") == 0) {
+            rc = want_bool(v, path, &c->ready_requires_connection, e);
             continue;
         }
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);

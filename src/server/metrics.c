@@ -120,6 +120,7 @@ void gw_metrics_set_backend(gw_metrics *m, size_t i, const gw_backend_sample *b)
     atomic_store_explicit(&d->healthy_endpoints, b->healthy_endpoints, memory_order_relaxed);
     atomic_store_explicit(&d->checks_ok, b->checks_ok, memory_order_relaxed);
     atomic_store_explicit(&d->checks_failed, b->checks_failed, memory_order_relaxed);
+    atomic_store_explicit(&d->ready_endpoints, b->ready_endpoints, memory_order_relaxed);
     for (size_t k = 0; k < GW_METRICS_MAX_ENDPOINTS; k++) {
         atomic_store_explicit(&d->ep_calls[k], b->ep_calls[k], memory_order_relaxed);
         atomic_store_explicit(&d->ep_up[k], b->ep_up[k], memory_order_relaxed);
@@ -134,7 +135,7 @@ void gw_metrics_clear_backend(gw_metrics *m, size_t i)
     gw_metrics_backend *d = &m->backends[i];
     gw_counter *fields[] = {&d->connections_open, &d->connects_started, &d->connects_ok,
                             &d->queued_calls, &d->endpoints, &d->healthy_endpoints,
-                            &d->checks_ok, &d->checks_failed};
+                            &d->checks_ok, &d->checks_failed, &d->ready_endpoints};
     for (size_t k = 0; k < GW_ARRAY_LEN(fields); k++)
         atomic_store_explicit(fields[k], 0, memory_order_relaxed);
     for (size_t k = 0; k < GW_METRICS_MAX_ENDPOINTS; k++) {

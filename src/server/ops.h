@@ -54,6 +54,7 @@ typedef struct gw_metrics_backend {
     gw_counter healthy_endpoints;
     gw_counter checks_ok;
     gw_counter checks_failed;
+    gw_counter ready_endpoints;    /* readiness: see gw_backend_sample */
     /* per configured endpoint (addresses a name resolves to are summed) */
     gw_counter ep_calls[GW_METRICS_MAX_ENDPOINTS];
     gw_counter ep_up[GW_METRICS_MAX_ENDPOINTS];
@@ -81,6 +82,7 @@ void gw_metrics_observe(gw_metrics *m, const gw_call_report *rep);
 typedef struct gw_backend_sample {
     uint64_t connections_open, connects_started, connects_ok, queued_calls;
     uint64_t endpoints, healthy_endpoints, checks_ok, checks_failed;
+    uint64_t ready_endpoints;      /* connected (or checked) and not failing */
     uint64_t ep_calls[GW_METRICS_MAX_ENDPOINTS];  /* calls started there */
     uint64_t ep_up[GW_METRICS_MAX_ENDPOINTS];     /* 1 when up (any address) */
 } gw_backend_sample;
@@ -173,6 +175,10 @@ typedef struct gw_ops {
     atomic_flag backends_lock;     /* taken only to ref/swap `backends` */
     atomic_bool draining;          /* readiness false from the first signal */
     atomic_bool loaded;            /* a registry is loaded */
+    /* admin.ready_requires_connection (default true): every backend must
+     * have an endpoint that connected (or passed its health check) and is
+     * not failing; false: one not known to be down is enough. */
+    atomic_bool ready_needs_connection;
     gw_counter reloads_ok, reloads_failed;
     _Atomic(gw_ops_site *) site;   /* current generation's, or NULL */
     atomic_flag site_lock;         /* taken only to ref/swap `site` */

@@ -455,7 +455,8 @@ static void ops_observe_start(void *ctx)
 }
 
 /* An instance's own numbers (no carry). */
-static void sample_target(const starget *st, const winst *in, gw_backend_sample *bs)
+static void sample_target(const starget *st, const winst *in, bool untried_ok,
+                          gw_backend_sample *bs)
 {
     memset(bs, 0, sizeof *bs);
     if (in && in->backend) {
@@ -467,6 +468,7 @@ static void sample_target(const starget *st, const winst *in, gw_backend_sample 
         bs->queued_calls = stats.queued_calls;
         bs->endpoints = 1;
         bs->healthy_endpoints = gw_backend_is_down(in->backend) ? 0 : 1;
+        bs->ready_endpoints = gw_backend_ready(in->backend, untried_ok) ? 1 : 0;
     }
     if (!in || !in->cluster)
         return;
@@ -476,6 +478,7 @@ static void sample_target(const starget *st, const winst *in, gw_backend_sample 
     gw_cluster_get_stats(c, &cs);
     bs->endpoints = cs.endpoints;
     bs->healthy_endpoints = cs.healthy_endpoints;
+    bs->ready_endpoints = gw_cluster_ready_endpoints(c, untried_ok);
     size_t n = gw_cluster_endpoint_count(c);
     for (size_t j = 0; j < n; j++) {
         gw_endpoint_stats es;
@@ -512,7 +515,10 @@ static void sample_view(worker *w, const wview *v)
             memset(&c->last, 0, sizeof c->last);
             c->id = st->id;
         }
-        sample_target(st, v->targets[i], &c->last);
+        /* At start readiness waits for each backend's first connection; a
+         * backend a reload adds counts until its first attempt fails, so a
+         * reload does not take a serving gateway out of rotation. */
+        sample_target(st, v->targets[i], sn->own_cfg != NULL, &c->last);
         gw_backend_sample out = c->last;
         out.connects_started += c->base.connects_started;
         out.connects_ok += c->base.connects_ok;
@@ -565,9 +571,28 @@ static void carry_over(worker *w, const wview *from, const wview *to)
     }
 }
 
+/* Readiness that waits for the backends (admin.ready_requires_connection):
+ * every instance of the current view connects now rather than at its first
+ * call, and again after a failure once its backoff allows, so /readyz can
+ * say "can serve" before traffic arrives. */
+static void warm_view(worker *w)
+{
+    const wview *v = w->view;
+    if (!v || !v->sn->cfg->ready_requires_connection)
+        return;
+    for (size_t i = 0; i < v->sn->target_count; i++) {
+        winst *in = v->targets[i];
+        if (in && in->backend)
+            gw_backend_warm(in->backend);
+        else if (in && in->cluster)
+            gw_cluster_warm(in->cluster);
+    }
+}
+
 static void sample_tick(void *owner)
 {
     worker *w = owner;
+    warm_view(w);
     sample_view(w, w->view);
     gw_loop_timer_start(w->loop, &w->sample, gw_loop_now(w->loop) + SAMPLE_INTERVAL_NS);
 }
@@ -595,6 +620,7 @@ static int ops_setup(server *s, gw_error *e)
     gw_ops_backends_set(o, &s->current->ops_backends);
     snapshot_ref(s->current);
     gw_ops_site_set(o, &s->current->ops_site);
+    atomic_store(&o->ready_needs_connection, cfg->ready_requires_connection);
     o->request_reload = request_reload;
     o->reload_ctx = s;
     if (cfg->access_log) {
@@ -1277,6 +1303,7 @@ static bool upstream_same(const gw_backend_options *a, const gw_backend_options 
            a->max_resets_per_sec == b->max_resets_per_sec &&
            a->connect_timeout_ms == b->connect_timeout_ms &&
            a->attempt_delay_ms == b->attempt_delay_ms && a->keepalive_ms == b->keepalive_ms &&
+           a->ping_silent_ms == b->ping_silent_ms && a->ping_timeout_ms == b->ping_timeout_ms &&
            a->accept_gzip == b->accept_gzip && str_same(a->ca_file, b->ca_file) &&
            str_same(a->cert_file, b->cert_file) && str_same(a->key_file, b->key_file) &&
            str_same(a->server_name, b->server_name) && str_same(a->authority, b->authority) &&
@@ -1933,6 +1960,7 @@ static void reload(server *s)
     /* Only now do /metrics and /readyz read the new backends: the workers
      * that switched have sampled them while switching. */
     snapshot_ref(sn);
+    atomic_store(&s->ops.ready_needs_connection, sn->cfg->ready_requires_connection);
     gw_ops_backends_set(&s->ops, &sn->ops_backends);
     snapshot_unref(old);
     gw_counter_add(&s->ops.reloads_ok, 1);

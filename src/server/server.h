@@ -77,6 +77,9 @@ typedef struct gw_server_config {
     bool reload_endpoint;          /* POST /admin/reload; false */
     uint32_t drain_delay_ms;       /* readiness false this long before the
                                       listeners close on SIGTERM; 0 */
+    bool ready_requires_connection; /* /readyz waits until every backend has
+                                      connected (or passed a health check)
+                                      and is not failing; true */
     char *access_log;              /* "-" stdout, a file, NULL: off */
     char *openapi_path;            /* "/openapi.json"; NULL: not served */
     char *tls_cert;                /* PEM files for HTTPS on the listener */

@@ -1016,3 +1016,23 @@ const gw_backend *gw_cluster_endpoint_backend(const gw_cluster *cl, size_t i)
         return cl->draining[i - cl->n_eps]->b;
     return NULL;
 }
+
+/* ---- readiness (docs/operations.md "Health endpoints") ------------------------- */
+
+void gw_cluster_warm(gw_cluster *cl)
+{
+    /* Ejected endpoints are probed or health-checked back already. */
+    for (size_t i = 0; i < cl->n_eps; i++)
+        if (cl->eps[i]->up && !cl->eps[i]->draining)
+            gw_backend_warm(cl->eps[i]->b);
+}
+
+size_t gw_cluster_ready_endpoints(const gw_cluster *cl, bool untried_ok)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cl->n_eps; i++)
+        if (cl->eps[i]->up && !cl->eps[i]->draining &&
+            gw_backend_ready(cl->eps[i]->b, untried_ok))
+            n++;
+    return n;
+}

@@ -151,6 +151,11 @@ typedef struct gw_endpoint_stats {
 /* Endpoints in a stable order (configuration order, then address order),
  * draining ones last. */
 size_t gw_cluster_endpoint_count(const gw_cluster *c);
+/* Readiness: gw_cluster_warm connects every endpoint in service that has no
+ * connection (gw_backend_warm); gw_cluster_ready_endpoints counts the
+ * endpoints in service whose backend is gw_backend_ready. Loop thread. */
+void gw_cluster_warm(gw_cluster *c);
+size_t gw_cluster_ready_endpoints(const gw_cluster *c, bool untried_ok);
 /* Returns 0 or GW_ERANGE (i out of range). */
 int gw_cluster_endpoint_stats(const gw_cluster *c, size_t i, gw_endpoint_stats *out);
 /* The endpoint's backend, for gw_backend_get_stats (connections, retries,

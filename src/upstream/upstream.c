@@ -158,6 +158,14 @@ struct conn {
     gw_timer reset_timer;
     gw_timer keepalive_timer;
     gw_timer ping_ack_timer;         /* a keepalive PING awaits its ACK */
+    struct {                         /* PINGs after silence (silence_*) */
+        gw_timer tick;               /* next look at the connection */
+        gw_timer ack;                /* the PING's answer is due */
+        uint64_t last_ns;            /* last bytes read, or a stream opened */
+        uint64_t ping_ns;            /* the last PING sent; 0: none */
+        bool data_since_ping;        /* HEADERS/DATA read since that PING */
+        bool awaiting;               /* nothing read since that PING */
+    } silence;
     SSL *ssl;
     int tls_alert;                   /* fatal alert from the backend + 1; 0: none */
     bool tls_cert_asked;             /* it asked for a client certificate we lack */
@@ -223,6 +231,11 @@ struct gw_backend {
 
 static void conn_flush_later(conn *k);
 static void conn_close(conn *k, const char *why);
+static void silence_init(conn *k);
+static void silence_stop(conn *k);
+static void silence_on_read(conn *k);
+static void silence_on_frame(conn *k, uint8_t type);
+static void silence_watch(conn *k);
 static void dispatch_later(gw_backend *b);
 static void call_finish(gw_ucall *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -248,6 +261,8 @@ void gw_backend_options_init(gw_backend_options *o)
     o->connect_timeout_ms = 20000;
     o->attempt_delay_ms = 250;
     o->send_lowat = 128 * 1024;
+    o->ping_silent_ms = 30000;
+    o->ping_timeout_ms = 20000;
 }
 
 static char *dupn(const char *s, size_t n)
@@ -661,6 +676,8 @@ int gw_backend_new(gw_loop *loop, const char *url, const gw_backend_options *o,
         b->opt.attempt_delay_ms = 10;
     if (b->opt.keepalive_ms && b->opt.keepalive_ms < 300000)
         b->opt.keepalive_ms = 300000;
+    if (b->opt.ping_silent_ms && !b->opt.ping_timeout_ms)
+        b->opt.ping_timeout_ms = 20000;
     bool oom = false;
     b->url = dup_or_null(url, &oom);
     b->ca_file = dup_or_null(b->opt.ca_file, &oom);
@@ -1139,6 +1156,7 @@ static void conn_read(conn *k)
                 return;
             }
         }
+        silence_on_read(k);
         ssize_t rv = nghttp2_session_mem_recv(k->h2, buf, (size_t)n);
         if (rv < 0) {
             conn_set_reason(k, "HTTP/2 protocol error: %s", nghttp2_strerror((int)rv));
@@ -1314,6 +1332,7 @@ static void call_finish_from_response(gw_ucall *c)
 static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     conn *k = ud;
+    silence_on_frame(k, f->hd.type);
     switch (f->hd.type) {
     case NGHTTP2_SETTINGS:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && !k->peer_settings) {
@@ -1708,6 +1727,7 @@ static int call_open_stream(gw_ucall *c, conn *k)
     k->streams++;
     if (k->streams > b->stats.peak_streams)
         b->stats.peak_streams = k->streams;
+    silence_watch(k);
     conn_flush_later(k);
     return 0;
 }
@@ -1814,6 +1834,12 @@ static void attempts_close(conn *k, const attempt *keep)
     k->attempts_live = keep ? 1 : 0;
 }
 
+/* conn_close's reason when the owner deletes the backend (a normal stop,
+ * a reload that retires it, the end of a reflection run): routine, so it is
+ * logged at debug level and does not mark the backend unreachable. */
+static const char CONN_RETIRED[] = "the gateway no longer uses this backend "
+                                   "(stop, reload or reflection done)";
+
 static void conn_close(conn *k, const char *why)
 {
     gw_backend *b = k->b;
@@ -1837,6 +1863,7 @@ static void conn_close(conn *k, const char *why)
     gw_loop_timer_stop(b->loop, &k->reset_timer);
     gw_loop_timer_stop(b->loop, &k->keepalive_timer);
     gw_loop_timer_stop(b->loop, &k->ping_ack_timer);
+    silence_stop(k);
     gw_loop_defer_cancel(b->loop, &k->flush_defer);
     gw_loop_io_remove(b->loop, &k->io);
     gw_dns_watch_stop(&k->dns);
@@ -1864,7 +1891,9 @@ static void conn_close(conn *k, const char *why)
     b->dead = k;
     if (k->counted_open)
         b->stats.connections_open--;
-    if (!was_ready) {
+    if (why == CONN_RETIRED) {
+        GW_DEBUG("upstream: connection to %s closed: %s", b->url, reason);
+    } else if (!was_ready) {
         backend_mark_down(b, reason);
         if (!backend_has_live_conn(b))
             fail_queue(b);
@@ -2292,6 +2321,7 @@ static void conn_open(gw_backend *b)
     gw_timer_init(&k->reset_timer, on_reset_timer, k);
     gw_timer_init(&k->keepalive_timer, on_keepalive, k);
     gw_timer_init(&k->ping_ack_timer, on_ping_ack_timeout, k);
+    silence_init(k);
     gw_defer_init(&k->flush_defer, on_flush_deferred, k);
     gw_defer_init(&k->free_defer, on_conn_free_deferred, k);
     gw_buf_init(&k->out, 4u << 20); /* OUT_FLUSH + one frame in practice */
@@ -2627,7 +2657,7 @@ void gw_backend_del(gw_backend *b)
             }
         }
         k->streams = 0;
-        conn_close(k, "backend deleted");
+        conn_close(k, CONN_RETIRED);
     }
     /* Closed connections whose deferred free has not run yet. Inside a
      * loop turn (an I/O callback of this batch may be the caller) they
@@ -2669,4 +2699,137 @@ void gw_backend_del(gw_backend *b)
     free(b->opt_server_name);
     free(b->opt_authority);
     free(b);
+}
+
+/* ---- readiness (docs/operations.md "Health endpoints") ------------------------- */
+
+static bool backend_has_ready_conn(const gw_backend *b)
+{
+    for (const conn *k = b->conns; k; k = k->next)
+        if (k->state == CONN_READY && k->peer_settings && !k->draining)
+            return true;
+    return false;
+}
+
+void gw_backend_warm(gw_backend *b)
+{
+    if (backend_has_live_conn(b) || b->q_head)
+        return; /* connected, connecting, or the queue will connect */
+    if (b->down && gw_loop_now(b->loop) < b->retry_at_ns)
+        return; /* the backoff after a failure runs first */
+    conn_open(b);
+}
+
+bool gw_backend_ready(const gw_backend *b, bool untried_ok)
+{
+    if (!b->stats.connects_ok)
+        return untried_ok && !b->down;
+    return !b->down || backend_has_ready_conn(b);
+}
+
+/* ---- PINGs after silence (docs/upstream.md "A frozen backend") ---------------------
+ *
+ * A connection with calls in flight that has read nothing for ping_silent_ms
+ * gets one PING; if nothing at all arrives within ping_timeout_ms the
+ * backend is taken as frozen (a stopped process, a dead host or path): the
+ * connection closes, its calls fail with UNAVAILABLE, and the next call or
+ * the readiness check connects again. An idle connection is never pinged,
+ * and after an answered PING the next one waits until the backend has sent
+ * HEADERS or DATA (a gRPC server forgets its ping strikes then) or 5
+ * minutes have passed (its default minimum PING interval): a gRPC server
+ * never sees more than one data-less PING per 5 minutes from us, so it has
+ * no reason to answer GOAWAY too_many_pings. */
+
+#define SILENCE_MIN_PING_INTERVAL_NS (300000ull * GW_MS)
+
+static void silence_tick(void *arg);
+static void silence_ack_timeout(void *arg);
+
+static void silence_init(conn *k)
+{
+    gw_timer_init(&k->silence.tick, silence_tick, k);
+    gw_timer_init(&k->silence.ack, silence_ack_timeout, k);
+}
+
+static void silence_stop(conn *k)
+{
+    gw_loop_timer_stop(k->b->loop, &k->silence.tick);
+    gw_loop_timer_stop(k->b->loop, &k->silence.ack);
+}
+
+static void silence_on_read(conn *k)
+{
+    k->silence.last_ns = gw_loop_now(k->b->loop);
+    if (k->silence.awaiting) { /* anything at all proves the backend alive */
+        k->silence.awaiting = false;
+        gw_loop_timer_stop(k->b->loop, &k->silence.ack);
+    }
+}
+
+static void silence_on_frame(conn *k, uint8_t type)
+{
+    if (type == NGHTTP2_HEADERS || type == NGHTTP2_DATA)
+        k->silence.data_since_ping = true;
+}
+
+/* A stream opened: silence counts from now, and someone must look. */
+static void silence_watch(conn *k)
+{
+    gw_backend *b = k->b;
+    if (!b->opt.ping_silent_ms)
+        return;
+    uint64_t now = gw_loop_now(b->loop);
+    if (k->silence.last_ns < now)
+        k->silence.last_ns = now;
+    if (!gw_timer_armed(&k->silence.tick))
+        gw_loop_timer_start(b->loop, &k->silence.tick,
+                            now + (uint64_t)b->opt.ping_silent_ms * GW_MS);
+}
+
+static void silence_tick(void *arg)
+{
+    conn *k = arg;
+    gw_backend *b = k->b;
+    if (k->state != CONN_READY || !k->streams)
+        return; /* the next stream re-arms it */
+    uint64_t now = gw_loop_now(b->loop), silent = (uint64_t)b->opt.ping_silent_ms * GW_MS;
+    if (k->silence.awaiting) { /* the ACK timer decides; look again later */
+        gw_loop_timer_start(b->loop, &k->silence.tick, now + silent);
+        return;
+    }
+    uint64_t due = k->silence.last_ns + silent;
+    if (k->silence.ping_ns && !k->silence.data_since_ping &&
+        k->silence.ping_ns + SILENCE_MIN_PING_INTERVAL_NS > due)
+        due = k->silence.ping_ns + SILENCE_MIN_PING_INTERVAL_NS;
+    if (now < due) {
+        gw_loop_timer_start(b->loop, &k->silence.tick, due);
+        return;
+    }
+    if (nghttp2_submit_ping(k->h2, NGHTTP2_FLAG_NONE, NULL) != 0) {
+        gw_loop_timer_start(b->loop, &k->silence.tick, now + silent);
+        return;
+    }
+    GW_DEBUG("upstream: %s silent for %llu ms with %zu calls in flight: PING", b->url,
+             (unsigned long long)((now - k->silence.last_ns) / GW_MS), k->streams);
+    k->silence.ping_ns = now;
+    k->silence.data_since_ping = false;
+    k->silence.awaiting = true;
+    gw_loop_timer_start(b->loop, &k->silence.ack,
+                        now + (uint64_t)b->opt.ping_timeout_ms * GW_MS);
+    conn_flush_later(k);
+}
+
+static void silence_ack_timeout(void *arg)
+{
+    conn *k = arg;
+    gw_backend *b = k->b;
+    char why[200];
+    snprintf(why, sizeof why,
+             "no answer to a PING within %u ms after %llu ms of silence with calls in "
+             "flight (backend frozen or unreachable)",
+             b->opt.ping_timeout_ms,
+             (unsigned long long)((k->silence.ping_ns - k->silence.last_ns) / GW_MS));
+    GW_WARN("upstream: connection to %s: %s; closing it", b->url, why);
+    b->stats.ping_timeouts++;
+    conn_close(k, why);
 }

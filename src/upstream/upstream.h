@@ -69,6 +69,13 @@ typedef struct gw_backend_options {
                                       unsent request bytes a connection may
                                       leave in the kernel; 0: no limit.
                                       Default 128 KiB */
+    /* Added by upstream: a connection with calls in flight that has read
+     * nothing for ping_silent_ms is sent a PING; nothing read within
+     * ping_timeout_ms closes it (its calls fail with UNAVAILABLE). At
+     * most one data-less PING per 5 minutes (docs/upstream.md). Defaults
+     * (gw_backend_options_init) 30000 and 20000; ping_silent_ms 0: off. */
+    uint32_t ping_silent_ms;
+    uint32_t ping_timeout_ms;
     bool accept_gzip;              /* advertise grpc-accept-encoding: gzip */
     const char *ca_file;           /* NULL: system CAs */
     const char *cert_file;         /* client certificate (mTLS) */
@@ -131,6 +138,15 @@ size_t gw_backend_active_calls(const gw_backend *b);
 /* True while the backend is in its reconnect backoff with no live
  * connection: new calls would fail fast with UNAVAILABLE. */
 bool gw_backend_is_down(const gw_backend *b);
+/* Readiness (the server's /readyz). gw_backend_warm starts a connection now
+ * when the backend has none and is not in its backoff after a failure
+ * (connections are otherwise made by the first call). gw_backend_ready is
+ * true once a connection has reached HTTP/2 (the backend's SETTINGS) and
+ * no attempt has failed since, or one is up now; before any connection
+ * succeeded, untried_ok says whether "no attempt failed yet" is enough.
+ * Loop thread. */
+void gw_backend_warm(gw_backend *b);
+bool gw_backend_ready(const gw_backend *b, bool untried_ok);
 
 /* Counters for tests, metrics and the admin page (added by upstream). */
 typedef struct gw_backend_stats {
@@ -149,6 +165,7 @@ typedef struct gw_backend_stats {
     uint64_t dns_fallbacks;        /* failed re-resolutions that reused the
                                       addresses known from before */
     uint64_t addresses_tried;      /* sockets whose connect was started */
+    uint64_t ping_timeouts;        /* connections closed: PING after silence unanswered */
 } gw_backend_stats;
 void gw_backend_get_stats(const gw_backend *b, gw_backend_stats *out);
 

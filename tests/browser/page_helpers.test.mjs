@@ -59,7 +59,7 @@ test('curl lines for each panel', () => {
   const base = 'http://127.0.0.1:8080';
   assert.equal(curl.curlGetUser(base, '2'), 'curl -s http://127.0.0.1:8080/v1/users/2');
   assert.equal(curl.curlGetUser(base, 'a b'), 'curl -s http://127.0.0.1:8080/v1/users/a%20b');
-  assert.equal(curl.curlListUsers(base, 12, 400), "curl -sN 'http://127.0.0.1:8080/v1/users?pageSize=12&delay=0.4s'");
+  assert.equal(curl.curlListUsers(base, 12, 400), "curl -sN 'http://127.0.0.1:8080/v1/users?pageSize=12&delay=0.4s&follow=true'");
   assert.equal(curl.curlCreateUser(base, { name: "O'Neil", email: 'o@x' }), [
     'curl -s -X POST http://127.0.0.1:8080/v1/users \\',
     "  -H 'Content-Type: application/json' \\",

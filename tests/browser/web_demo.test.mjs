@@ -7,11 +7,13 @@
 //   node tests/browser/web_demo.test.mjs [--web-dir DIR] [--out DIR]
 //
 // Uses Node's built-in test runner (node:test). Exits 77 (meson: SKIP) with
-// the reason when Chromium, playwright-core or a serving gateway is missing.
+// the reason only when Chromium is missing (optional: GW_SETUP_BROWSER=0,
+// on docs/testing.md's allow-list); a missing playwright-core or gateway
+// feature is a failure.
 //
-// The gateway comes from `grpcgate demo --listen 127.0.0.1:0`; if that
-// command is not implemented in this build, from `grpcgate demo-service` plus
-// `grpcgate serve --static`. GW_BROWSER_MODE=demo|serve forces one.
+// The gateway comes from `grpcgate demo --listen 127.0.0.1:0`, or with
+// GW_BROWSER_MODE=serve from `grpcgate demo-service` plus
+// `grpcgate serve --static`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -36,20 +38,14 @@ function skip(reason) {
 }
 
 if (!existsSync(chromiumPath)) skip(`${chromiumPath} not found (apt-get install chromium, or scripts/setup)`);
-try {
-  loadPlaywright();
-} catch {
-  skip('playwright-core is not installed (npm ci at the source root, or scripts/setup)');
-}
-if (!existsSync(grpcgate)) skip(`${grpcgate} not built`);
+loadPlaywright(); // from node_modules (scripts/setup): missing is a failure
+assert.ok(existsSync(grpcgate), `${grpcgate} not built`);
 
 // Every child is killed even if the runner dies before its after() hooks.
 const children = [];
 process.on('exit', () => {
   for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
 });
-
-const notImplemented = (e) => /not implemented/i.test(String(e?.message ?? e));
 
 // The page: the bundle the build made, or one made now into a temp dir.
 let webDir = opt('--web-dir');
@@ -69,14 +65,9 @@ const tempDir = mkdtempSync(join(tmpdir(), 'gw-browser-test-'));
 process.on('exit', () => rmSync(tempDir, { recursive: true, force: true }));
 
 async function startService() {
-  try {
-    const service = await startProcess(grpcgate, ['demo-service', '--listen', '127.0.0.1:0'], { timeoutMs: 60000 });
-    children.push(service);
-    return service;
-  } catch (e) {
-    if (notImplemented(e)) skip('grpcgate demo-service is not implemented in this build yet');
-    throw e;
-  }
+  const service = await startProcess(grpcgate, ['demo-service', '--listen', '127.0.0.1:0'], { timeoutMs: 60000 });
+  children.push(service);
+  return service;
 }
 
 async function startServe(service, extra) {
@@ -86,65 +77,38 @@ async function startServe(service, extra) {
   return gateway;
 }
 
-const unsupported = (e) => notImplemented(e) || /unknown option/i.test(String(e?.message ?? e));
-
 // Same origin: the page served by the gateway itself — `grpcgate demo`, or
-// in a build without it, demo-service + `serve --static`. Returns null (with
-// the reason in sameOriginSkip) when this build cannot serve the page.
-let sameOriginSkip = null;
+// with GW_BROWSER_MODE=serve, demo-service + `serve --static`. Either must
+// serve the page: a failure to start is the test's failure.
 async function startSameOrigin() {
-  const mode = process.env.GW_BROWSER_MODE ?? 'auto';
-  if (mode !== 'serve') {
-    try {
-      const demo = await startProcess(grpcgate, ['demo', '--listen', '127.0.0.1:0', '--static', webDir],
-        { timeoutMs: 60000 });
-      children.push(demo);
-      const res = await fetch(`http://${demo.address}/`);
-      await res.arrayBuffer();
-      if (res.status === 404 && demo.lines.some((l) => /cannot serve static files yet/.test(l))) {
-        sameOriginSkip = '`grpcgate demo` cannot serve the page in this build yet (no static files in the server)';
-        await demo.stop();
-        return null;
-      }
-      return { pageUrl: `http://${demo.address}/`, gatewayUrl: `http://${demo.address}`, backendLog: demo,
-        processes: [demo] };
-    } catch (e) {
-      if (mode === 'demo' || !notImplemented(e)) throw e;
-    }
+  if ((process.env.GW_BROWSER_MODE ?? 'demo') !== 'serve') {
+    const demo = await startProcess(grpcgate, ['demo', '--listen', '127.0.0.1:0', '--static', webDir],
+      { timeoutMs: 60000 });
+    children.push(demo);
+    return { pageUrl: `http://${demo.address}/`, gatewayUrl: `http://${demo.address}`, backendLog: demo,
+      processes: [demo] };
   }
   const service = await startService();
-  let gateway;
-  try {
-    gateway = await startServe(service, ['--static', webDir]);
-  } catch (e) {
-    if (!unsupported(e)) throw e;
-    sameOriginSkip = 'neither `grpcgate demo` nor `grpcgate serve --static` works in this build yet';
-    await service.stop();
-    return null;
-  }
+  const gateway = await startServe(service, ['--static', webDir]);
   return { pageUrl: `http://${gateway.address}/`, gatewayUrl: `http://${gateway.address}`, backendLog: service,
     processes: [gateway, service] };
 }
 
 // Cross-origin: the page from a plain static server on another port, calling
 // a gateway configured to allow that origin (CORS), as docs/web-demo.md says:
-// `grpcgate demo --config`, or demo-service + `serve --config` where demo is
-// not implemented (or GW_BROWSER_MODE=serve).
+// `grpcgate demo --config`, or demo-service + `serve --config` with
+// GW_BROWSER_MODE=serve.
 async function startCrossOrigin() {
   const pageServer = await serveStatic(webDir);
   const config = join(tempDir, 'cors.json');
   writeFileSync(config, JSON.stringify({ cors: { allowed_origins: [pageServer.url] } }));
-  if ((process.env.GW_BROWSER_MODE ?? 'auto') !== 'serve') {
-    try {
-      const demo = await startProcess(grpcgate, ['demo', '--listen', '127.0.0.1:0', '--config', config],
-        { timeoutMs: 60000 });
-      children.push(demo);
-      const gatewayUrl = `http://${demo.address}`;
-      return { pageUrl: `${pageServer.url}/?gateway=${encodeURIComponent(gatewayUrl)}`, gatewayUrl,
-        pageOrigin: pageServer.url, backendLog: demo, processes: [demo], pageServer };
-    } catch (e) {
-      if (process.env.GW_BROWSER_MODE === 'demo' || !notImplemented(e)) throw e;
-    }
+  if ((process.env.GW_BROWSER_MODE ?? 'demo') !== 'serve') {
+    const demo = await startProcess(grpcgate, ['demo', '--listen', '127.0.0.1:0', '--config', config],
+      { timeoutMs: 60000 });
+    children.push(demo);
+    const gatewayUrl = `http://${demo.address}`;
+    return { pageUrl: `${pageServer.url}/?gateway=${encodeURIComponent(gatewayUrl)}`, gatewayUrl,
+      pageOrigin: pageServer.url, backendLog: demo, processes: [demo], pageServer };
   }
   const service = await startService();
   const gateway = await startServe(service, ['--config', config]);
@@ -287,13 +251,7 @@ function pageSuite(name, stack, screenshot) {
 
     // What the page claims about REST: its curl commands, run by bash as a
     // reader would paste them, give the bodies shown in the reply panes.
-    test('the curl panels are right: same bodies over REST', async (t) => {
-      const res = await fetch(`${stack.gatewayUrl}/v1/users/1`);
-      await res.arrayBuffer();
-      if (res.status === 404 && /^text\/plain/.test(res.headers.get('content-type') ?? '')) {
-        t.skip('the gateway has no REST routes in this build yet');
-        return;
-      }
+    test('the curl panels are right: same bodies over REST', async () => {
       for (const pane of ['lookup', 'create']) {
         const line = await page.textContent(`#${pane}-curl`);
         const r = spawnSync('bash', ['-c', line], { encoding: 'utf8', timeout: 60000 });
@@ -308,7 +266,7 @@ function pageSuite(name, stack, screenshot) {
       await page.fill('#stream-size', String(total));
       await page.fill('#stream-delay', String(delayMs));
       assert.equal(await page.textContent('#stream-curl'),
-        `curl -sN '${stack.gatewayUrl}/v1/users?pageSize=${total}&delay=0.3s'`);
+        `curl -sN '${stack.gatewayUrl}/v1/users?pageSize=${total}&delay=0.3s&follow=true'`);
       await page.click('#stream-start');
       await page.waitForSelector('#stream-items li:nth-child(5)');
       // The fifth message is on screen while the call is still open: the
@@ -367,8 +325,7 @@ function pageSuite(name, stack, screenshot) {
   });
 }
 
-if (sameOrigin) pageSuite('same origin: the page served by grpcgate', sameOrigin, 'web-demo.png');
-else describe('same origin: the page served by grpcgate', { skip: sameOriginSkip }, () => {});
+pageSuite('same origin: the page served by grpcgate', sameOrigin, 'web-demo.png');
 pageSuite('cross-origin: the page elsewhere, the gateway allowing it by CORS', crossOrigin, 'web-demo-cors.png');
 pageSuite('cross-origin over Connect: the transport switch set to Connect', crossOriginConnect,
   'web-demo-connect.png');

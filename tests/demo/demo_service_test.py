@@ -168,18 +168,30 @@ def test_not_found(srv):
 
 
 def test_list_users(srv):
+    # A page ends at the last user: 7 asked, 3 there, 3 sent.
     msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 7})
-    check([m["id"] for m in msgs] == ["1", "2", "3", "1", "2", "3", "1"], 'ListUsers 7',
+    check([m["id"] for m in msgs] == ["1", "2", "3"], 'ListUsers 7 ends at the last',
           [m.get("id") for m in msgs])
+    msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 2})
+    check([m["id"] for m in msgs] == ["1", "2"], 'ListUsers 2', [m.get("id") for m in msgs])
+    # follow: the live feed starts over from the first user.
+    msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 7, "follow": True})
+    check([m["id"] for m in msgs] == ["1", "2", "3", "1", "2", "3", "1"], 'ListUsers 7 follow',
+          [m.get("id") for m in msgs])
+    msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"follow": True})
+    check([m["id"] for m in msgs] == ["1", "2", "3"], 'ListUsers follow, no page_size', msgs)
     check(msgs[0] == ADA and msgs[1] == ALAN, 'ListUsers content', msgs[:2])
     msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {})
     check([m["id"] for m in msgs] == ["1", "2", "3"], 'ListUsers 0 = each once', msgs)
     msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers',
                      {"pageSize": 3, "role": "ROLE_EDITOR"})
-    check([m["id"] for m in msgs] == ["2", "2", "2"], 'ListUsers by role', msgs)
+    check([m["id"] for m in msgs] == ["2"], 'ListUsers by role', msgs)
+    msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers',
+                     {"pageSize": 3, "role": "ROLE_EDITOR", "follow": True})
+    check([m["id"] for m in msgs] == ["2", "2", "2"], 'ListUsers by role, follow', msgs)
     msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 3, "delay": "0.05s"})
     check(len(msgs) == 3, 'ListUsers with delay', msgs)
-    msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 2500})
+    msgs, _, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 2500, "follow": True})
     check(len(msgs) == 2500 and msgs[-1]["id"] == "1", 'ListUsers 2500', len(msgs))
     _, err, _ = buf(srv, 'demo.v1.UserService/ListUsers', {"pageSize": 100001}, expect_ok=False)
     check(err and err["code"] == "invalid_argument", 'ListUsers too big', err)

@@ -6,7 +6,9 @@ Every curl command inside a fenced code block of the listed pages that
 targets the demo's address (127.0.0.1:8080 or localhost:8080) is run, in
 document order, against `grpcgate demo --listen 127.0.0.1:0` (the address is
 rewritten to the port it picked). A command passes when curl exits 0 and
-the gateway answered with an HTTP status below 500 and a non-empty body.
+the gateway answered with exactly the HTTP status EXPECTED states for that
+command, with a non-empty body. A documented command without an entry in
+EXPECTED fails: each new example must state the status the reader will see.
 Lines continued with a backslash are joined; shell variables defined in the
 same block are not supported (such lines are skipped, and reported).
 
@@ -20,6 +22,34 @@ import sys
 import time
 
 ADDR_RE = re.compile(r'(?:127\.0\.0\.1|localhost):8080')
+
+# The HTTP status each documented command gets from `grpcgate demo` (as the
+# page says: a 404 example is a 404, not "anything below 500"). Keyed by the
+# command as extracted (continuation lines joined with one space).
+EXPECTED = {
+    "curl -s http://127.0.0.1:8080/v1/users/1": 200,
+    "curl -s 'http://127.0.0.1:8080/v1/users/1?pretty'": 200,
+    "curl -s -X POST http://127.0.0.1:8080/v1/users -H 'Content-Type: application/json' "
+    "-d '{\"name\":\"Katherine Johnson\",\"email\":\"katherine@example.com\"}'": 200,
+    "curl -s -X PATCH http://127.0.0.1:8080/v1/users/2 -H 'Content-Type: application/json' "
+    "-d '{\"email\":\"alan.turing@example.com\"}'": 200,
+    "curl -sN 'http://127.0.0.1:8080/v1/users?pageSize=5&delay=0.5s'": 200,
+    "curl -s 'http://127.0.0.1:8080/v1/users?pageSize=2'": 200,
+    "curl -s 'http://127.0.0.1:8080/v1/users?pageSize=10'": 200,
+    "curl -sN 'http://127.0.0.1:8080/v1/users?pageSize=5&delay=0.5s&follow=true'": 200,
+    "curl -sN -H 'Accept: text/event-stream' 'http://127.0.0.1:8080/v1/users?pageSize=3'": 200,
+    "curl -s -i http://127.0.0.1:8080/v1/users/99": 404,
+    "curl -s -X POST http://127.0.0.1:8080/demo.v1.EchoService/Unbound "
+    "-H 'Content-Type: application/json' -d '{\"message\":\"no http rule needed\"}'": 200,
+    "curl -G http://127.0.0.1:8080/demo.v1.UserService/GetUser --data-urlencode connect=v1 "
+    "--data-urlencode encoding=json --data-urlencode 'message={\"id\":1}'": 200,
+    "curl -s -G http://127.0.0.1:8080/demo.v1.UserService/GetUser --data-urlencode connect=v1 "
+    "--data-urlencode encoding=json --data-urlencode 'message={\"id\":99}'": 404,
+    "curl -s http://127.0.0.1:8080/demo.v1.EchoService/Echo -H 'Content-Type: application/json' "
+    "-H 'Connect-Protocol-Version: 1' -d '{\"message\":\"hi\"}'": 200,
+    "curl -s -i http://127.0.0.1:8080/demo.v1.EchoService/Fail -H 'Content-Type: application/json' "
+    "-H 'Connect-Protocol-Version: 1' -d '{\"code\":3,\"message\":\"bad\"}'": 400,
+}
 
 
 def extract(path):
@@ -82,6 +112,12 @@ def main(argv):
                     print('SKIP %s (uses shell variables): %s' % (where, cmd))
                     skipped += 1
                     continue
+                want = EXPECTED.get(cmd)
+                if want is None:
+                    print('FAIL %s: no expected status for this example: add it to EXPECTED in '
+                          'tests/docs/docs_curl_test.py\n  command: %s' % (where, cmd))
+                    failed += 1
+                    continue
                 run = ADDR_RE.sub(addr, cmd)
                 # Append the status code so a 5xx is caught; -m bounds streams.
                 run = run.replace('curl ', "curl -m 20 -w '\\n@@status=%{http_code}' ", 1)
@@ -90,14 +126,14 @@ def main(argv):
                 m = re.search(r'@@status=(\d+)$', r.stdout)
                 status = int(m.group(1)) if m else 0
                 body = r.stdout[:m.start()] if m else r.stdout
-                ok = r.returncode == 0 and 100 <= status < 500 and body.strip() != ''
+                ok = r.returncode == 0 and status == want and body.strip() != ''
                 if ok:
                     passed += 1
                     print('ok   %s -> HTTP %d' % (where, status))
                 else:
                     failed += 1
-                    print('FAIL %s -> curl exit %d, HTTP %d\n  command: %s\n  output: %s'
-                          % (where, r.returncode, status, cmd, r.stdout[:500] + r.stderr[:500]))
+                    print('FAIL %s -> curl exit %d, HTTP %d (expected %d)\n  command: %s\n  output: %s'
+                          % (where, r.returncode, status, want, cmd, r.stdout[:500] + r.stderr[:500]))
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -279,7 +279,7 @@ class Streams(unittest.TestCase):
         self.assertEqual(len(plain.split(b"\n")), 32)  # 31 messages + ""
 
     def test_stream_error_line_compressed(self):
-        path = "/v1/users?page_size=5&delay=0.4s"
+        path = "/v1/users?page_size=5&delay=0.4s&follow=true"
         status, head, chunks = raw_chunks(PORT, path, {"Accept-Encoding": "gzip",
                                                        "Grpc-Timeout": "600m"})
         self.assertEqual(status, 200)
@@ -303,7 +303,7 @@ class Streams(unittest.TestCase):
         # leak check at exit would fail tearDownModule otherwise).
         for _ in range(3):
             c = Conn(PORT, timeout=30)
-            c.send(b"GET /v1/users?page_size=5&delay=0.3s HTTP/1.1\r\nHost: x\r\n"
+            c.send(b"GET /v1/users?page_size=5&delay=0.3s&follow=true HTTP/1.1\r\nHost: x\r\n"
                    b"Accept-Encoding: gzip\r\n\r\n")
             while b"\r\n\r\n" not in c.buf:
                 self.assertTrue(c._fill())

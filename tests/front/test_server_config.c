@@ -86,10 +86,17 @@ static void test_values(void **state)
         " \"limits\": {\"max_body_bytes\": 1000, \"max_message_bytes\": 500,"
         "   \"max_header_bytes\": 4096, \"max_header_count\": 20, \"max_connections\": 7,"
         "   \"max_connections_per_ip\": 3, \"header_timeout_ms\": 111,"
-        "   \"idle_timeout_ms\": 222, \"max_deadline_ms\": 333, \"body_timeout_ms\": 444,"
+        "   \"idle_timeout_ms\": 222, \"max_deadline_ms\": 333, \"max_metadata\": 17,"
+        "   \"max_output_bytes\": 4321, \"inactivity_timeout_s\": 44,"
+        "   \"discard_body_bytes\": 5555, \"body_timeout_ms\": 444,"
         "   \"body_min_rate\": 55},"
         " \"front\": {\"http_strictness\": 2},"
-        " \"upstream\": {\"pool_size\": 2, \"stream_window\": 65536, \"attempt_delay_ms\": 120},"
+        " \"reflect_timeout_ms\": 2345,"
+        /* Each value differs from its default and from every other window
+         * value, so a key stored in the wrong field is seen. */
+        " \"upstream\": {\"pool_size\": 2, \"stream_window\": 131072,"
+        "   \"connection_window\": 3000000, \"attempt_delay_ms\": 120,"
+        "   \"max_queued_calls\": 9, \"connect_timeout_ms\": 876},"
         " \"cors\": {\"allowed_origins\": [\"https://a.example\", \"*\"],"
         "   \"allowed_headers\": [\"x-a\", \"x-b\"], \"exposed_headers\": [\"x-c\"],"
         "   \"allow_credentials\": true, \"max_age_s\": 60},"
@@ -121,7 +128,15 @@ static void test_values(void **state)
     assert_int_equal(c.call.max_deadline_ms, 333);
     assert_int_equal(c.upstream.pool_size, 2);
     assert_int_equal(c.upstream.attempt_delay_ms, 120);
-    assert_int_equal(c.upstream.stream_window, 65536);
+    assert_int_equal(c.upstream.stream_window, 131072);
+    assert_int_equal(c.upstream.connection_window, 3000000);
+    assert_int_equal(c.upstream.max_queued_calls, 9);
+    assert_int_equal(c.upstream.connect_timeout_ms, 876);
+    assert_int_equal(c.call.max_metadata, 17);
+    assert_int_equal(c.call.max_output, 4321);
+    assert_int_equal(c.front.inactivity_timeout_s, 44);
+    assert_int_equal(c.front.discard_limit, 5555);
+    assert_int_equal(c.reflect_timeout_ms, 2345);
     assert_int_equal(c.origin_count, 2);
     assert_string_equal(c.origins[1], "*");
     assert_string_equal(c.cors_allow_headers, "x-a, x-b");
@@ -150,6 +165,10 @@ static void test_defaults(void **state)
     assert_true(c.front.compression.enabled);
     assert_int_equal(c.front.compression.min_bytes, 1024);
     assert_int_equal(c.front.compression.level, 6);
+    /* The documented defaults (docs/configuration.md) the values test differs from. */
+    assert_int_equal(c.upstream.stream_window, 256 * 1024);
+    assert_int_equal(c.upstream.connection_window, 1024 * 1024);
+    assert_int_equal(c.reflect_timeout_ms, 10000);
     assert_string_equal(c.front.compression.types,
                         "application/json,application/x-ndjson,text/event-stream,text/*,"
                         "application/javascript");

@@ -63,7 +63,7 @@ for (const backendKind of ['demo', 'grpcjs']) {
 
       test('server streaming: 1,000 messages', async () => {
         let n = 0;
-        for await (const u of users.listUsers({ pageSize: 1000 })) {
+        for await (const u of users.listUsers({ pageSize: 1000, follow: true })) {
           assert.ok(u.id > 0n);
           n++;
         }
@@ -76,7 +76,7 @@ for (const backendKind of ['demo', 'grpcjs']) {
         // over at once, after ~1.6 s).
         const t0 = Date.now();
         const times = [];
-        for await (const u of users.listUsers({ pageSize: 5, delay: { nanos: 400_000_000 } })) {
+        for await (const u of users.listUsers({ pageSize: 5, follow: true, delay: { nanos: 400_000_000 } })) {
           assert.ok(u.name);
           times.push(Date.now() - t0);
         }

@@ -446,7 +446,9 @@ const userService = {
     const pick = () => [...users.values()].sort((a, b) => a.id - b.id)
       .filter((u) => role === 0 || u.role === role);
     let list = pick();
-    const total = pageSize === 0 ? list.length : pageSize;
+    // A page ends at the last user; follow cycles until pageSize were sent.
+    const total = pageSize === 0 ? list.length
+      : (req.follow ? pageSize : Math.min(pageSize, list.length));
     if (list.length === 0) return;
     for (let i = 0; i < total; i++) {
       if (i > 0 && delay > 0) {

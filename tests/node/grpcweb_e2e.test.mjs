@@ -90,7 +90,7 @@ for (const backendKind of ['demo', 'grpcjs']) {
 
     test('server streaming: 1,000 messages', async () => {
       let n = 0;
-      for await (const u of users.listUsers({ pageSize: 1000 })) {
+      for await (const u of users.listUsers({ pageSize: 1000, follow: true })) {
         assert.ok(u.id > 0n);
         n++;
       }
@@ -99,7 +99,7 @@ for (const backendKind of ['demo', 'grpcjs']) {
 
     test('server streaming in text mode', async () => {
       let n = 0;
-      for await (const u of textUsers.listUsers({ pageSize: 50 })) { assert.ok(u.name); n++; }
+      for await (const u of textUsers.listUsers({ pageSize: 50, follow: true })) { assert.ok(u.name); n++; }
       assert.equal(n, 50);
     });
 

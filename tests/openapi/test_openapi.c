@@ -153,7 +153,8 @@ static const expect demo_rows[] = {
      "\"description\":\"Seconds with up to 9 fractional digits and an 's'\","
      "\"example\":\"1.5s\"}},"
      "{\"name\":\"role\",\"in\":\"query\",\"schema\":{\"type\":\"string\",\"enum\":"
-     "[\"ROLE_UNSPECIFIED\",\"ROLE_VIEWER\",\"ROLE_EDITOR\",\"ROLE_ADMIN\"]}}]"},
+     "[\"ROLE_UNSPECIFIED\",\"ROLE_VIEWER\",\"ROLE_EDITOR\",\"ROLE_ADMIN\"]}},"
+     "{\"name\":\"follow\",\"in\":\"query\",\"schema\":{\"type\":\"boolean\"}}]"},
     {"/paths/~1v1~1users/get/responses/200/content/application~1x-ndjson/schema",
      "{\"type\":\"object\",\"properties\":{\"result\":"
      "{\"$ref\":\"#/components/schemas/demo.v1.User\"},\"error\":" STATUS_REF "}}"},
@@ -167,7 +168,8 @@ static const expect demo_rows[] = {
      "\"enum\":[\"ROLE_UNSPECIFIED\",\"ROLE_VIEWER\",\"ROLE_EDITOR\",\"ROLE_ADMIN\"]}}"},
     {"/paths/~1v1~1roles~1{role}~1users/get/parameters/1/name", "\"pageSize\""},
     {"/paths/~1v1~1roles~1{role}~1users/get/parameters/2/name", "\"delay\""},
-    {"/paths/~1v1~1roles~1{role}~1users/get/parameters/3", NULL},
+    {"/paths/~1v1~1roles~1{role}~1users/get/parameters/3/name", "\"follow\""},
+    {"/paths/~1v1~1roles~1{role}~1users/get/parameters/4", NULL},
     /* Nested path variable, body field, FieldMask in the query. The path
      * /v1/users/{user.id} has the shape of /v1/users/{id} (GetUser, written
      * first): one OpenAPI path, the segment named as there, the field it

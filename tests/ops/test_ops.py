@@ -14,6 +14,9 @@ import sys
 import time
 import unittest
 
+# GW_STRICT=1 (.ci/run): a tool scripts/setup installs is required, not skipped.
+STRICT = os.environ.get("GW_STRICT") == "1"
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "front"))
 from gwtest import (GRPCGATE, DEMO_DESC, Procs, frame, grpcweb, pb_string,  # noqa: E402
@@ -538,8 +541,10 @@ class ListenInUse(unittest.TestCase):
 
 
 def list_users_req(n, delay_ms):
-    # ListUsersRequest{page_size: n, delay: Duration{nanos: delay_ms * 1e6}}
-    return frame(pb_varint(1, n) + pb_string(2, pb_varint(2, delay_ms * 1000000)))
+    # ListUsersRequest{page_size: n, delay: Duration{nanos: delay_ms * 1e6},
+    # follow: true}: n users, cycling through the store
+    return frame(pb_varint(1, n) + pb_string(2, pb_varint(2, delay_ms * 1000000)) +
+                 pb_varint(4, 1))
 
 
 class Reload(unittest.TestCase):
@@ -860,6 +865,48 @@ class ReloadBackends(unittest.TestCase):
                 self.fail("timed out waiting for %r after %r" % (what, args))
             time.sleep(0.005)
 
+    def test_restart_only_warnings(self):
+        """A reload that changes a key which only a restart applies (workers,
+        access_log, static_dir, admin.listen, tls) says so once per key and
+        reload, and still serves; a reload that changes none of them says
+        nothing."""
+        P = Procs()
+        try:
+            path = os.path.join(P.tmp, "restart.json")
+            www = os.path.join(P.tmp, "www")
+            os.mkdir(www)
+
+            def write(**extra):
+                cfg = {"listen": "127.0.0.1:0", "descriptors": [DEMO_DESC],
+                       "backend": "http://127.0.0.1:1", "workers": 1}
+                cfg.update(extra)
+                with open(path, "w") as f:
+                    json.dump(cfg, f)
+
+            warning = "it takes effect only after a restart"
+            write()
+            gw, m = P.start([GRPCGATE, "serve", "--config", path],
+                            r"listening on ([\d.]+):(\d+)", "gateway-restart")
+            port = int(m.group(2))
+            self.reload_and_wait(P, gw, lambda: write(drain_timeout_ms=1234))
+            self.assertNotIn(warning, P.stderr(gw))
+            self.reload_and_wait(P, gw, lambda: write(workers=2))
+            self.assertEqual(P.stderr(gw).count("reload: 'workers' changed; " + warning), 1)
+            log = os.path.join(P.tmp, "access.log")
+            self.reload_and_wait(P, gw, lambda: write(workers=2, access_log=log, static_dir=www))
+            err = P.stderr(gw)
+            self.assertEqual(err.count("reload: 'access_log' changed; " + warning), 1)
+            self.assertEqual(err.count("reload: 'static_dir' changed; " + warning), 1)
+            # The running value is still 1 worker: the file differs from it
+            # again, so the warning comes again (once per reload, not more).
+            self.assertEqual(err.count("reload: 'workers' changed; " + warning), 2)
+            self.assertEqual(err.count(warning), 4)
+            self.assertIsNone(gw.poll(), "the gateway still serves")
+            self.assertEqual(http_get(port, "/healthz").status, 200)
+            self.assertEqual(P.stop(gw), 0)
+        finally:
+            P.stop_all()
+
     def test_metric_slots_given_back(self):
         """Metric slots (64) are taken only by generations that serve: 40
         reloads that fail after naming a new backend, then 40 that move
@@ -960,7 +1007,10 @@ class ReloadBackends(unittest.TestCase):
             self.assertGreater(before[1], 0)
             self.reload_and_wait(P, gw, write, url_b, [url_b, url_a], 15000)
             after = counts(scrape())
-            self.assertEqual(after, before)
+            # No call in between; the rebuilt backend connects at once
+            # (readiness), so its connection counter may only grow.
+            self.assertEqual(after[0], before[0])
+            self.assertGreaterEqual(after[1], before[1])
             ms = scrape()
             self.assertEqual(metric(ms, "grpcgate_upstream_endpoint_calls_total", backend="c",
                                     endpoint=url_b), 0)
@@ -974,7 +1024,7 @@ def have_openssl():
     return subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
 
 
-@unittest.skipUnless(have_openssl(), "openssl not installed")
+@unittest.skipUnless(have_openssl() or STRICT, "openssl not installed")
 class Tls(unittest.TestCase):
     """HTTPS on the listener, checked with curl and a self-signed certificate."""
 

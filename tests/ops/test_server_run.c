@@ -91,8 +91,12 @@ static uint16_t port;
 static int make_config(gw_server_config *c, bool extra, int *lone_tag, gw_error *e)
 {
     char json[2048];
+    /* Connections as before readiness waited for them (the first call
+     * connects, and the lone backend resolves then): which resolver a
+     * connection uses is what this test counts. */
     snprintf(json, sizeof json,
              "{\"listen\": \"127.0.0.1:%u\", \"workers\": 2, \"descriptors\": [\"%s\"],"
+             " \"admin\": {\"ready_requires_connection\": false},"
              " \"backend\": \"http://lone.test:1\","
              " \"backends\": {\"a\": {\"endpoints\": [\"http://a.test:1\"], \"dns_refresh_ms\": 0}"
              "%s},"

@@ -1,5 +1,5 @@
 /*
- * The answers grpc-gateway 1.6.4 gives (../shared/peers/README.md, "What
+ * The answers grpc-gateway 1.6.4 gives (bench/peers/README.md, "What
  * grpc-gateway 1.6.4 answers"), reproduced at the level of src/rest with
  * bench.proto: the same request binding, and with proto_names and
  * grpc_gateway_v1_errors the same response bytes and HTTP statuses. The

@@ -1,6 +1,6 @@
 """grpcgate answers like grpc-gateway 1.6.4 (issue 6, acceptance 3).
 
-For every request of ../shared/peers/README.md ("What grpc-gateway 1.6.4
+For every request of bench/peers/README.md ("What grpc-gateway 1.6.4
 answers"), and a few more of the same kind, the request goes to
 grpc-gateway-peer and to `grpcgate serve` (with proto_names and
 grpc_gateway_v1_errors, the grpc-gateway 1.x style), both in front of one
@@ -9,9 +9,11 @@ compared line by line. Where grpcgate differs on purpose (an unknown path
 gets a JSON body instead of the text "Not Found") only the status is
 compared; docs/rest.md lists these differences.
 
-Runs when ../shared/peers/bin exists beside the source root. If it does not
-and Go is installed, ../shared/peers/setup.sh builds it; otherwise the test
-is skipped with a message (exit 77). Every process is started on a free
+The peers are the project's own (bench/peers: a Go backend and grpc-gateway
+1.6.4's proxy, from Debian packages). When bench/peers/bin is not built and
+the packages are installed (`bench/peers/setup.sh` installs them), this
+builds it with `bench/peers/setup.sh --no-install`; otherwise the test is
+skipped with a message saying so (exit 77). No path outside the checkout. Every process is started on a free
 port and killed here."""
 import json
 import os
@@ -27,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "front"))
 import gwtest  # noqa: E402
 
 SOURCE_ROOT = os.path.abspath(os.environ.get("GW_SOURCE_ROOT", "."))
-PEERS = os.path.normpath(os.path.join(SOURCE_ROOT, "..", "shared", "peers"))
+PEERS = os.path.join(SOURCE_ROOT, "bench", "peers")
 BENCH_DESC = os.environ.get("GW_BENCH_DESC", "")
 
 # (name, method, path, body, compare: "json" | "lines" | "status")
@@ -89,13 +91,13 @@ def ensure_peers():
     if os.path.isfile(os.path.join(bin_dir, "grpc-gateway-peer")):
         return None
     setup = os.path.join(PEERS, "setup.sh")
-    if not os.path.isfile(setup):
-        return "%s not found (shared/ is not beside the source tree)" % PEERS
     if not shutil.which("go"):
-        return "%s is not built and Go is not installed (run %s)" % (bin_dir, setup)
-    r = subprocess.run(["bash", setup], capture_output=True, timeout=900)
+        return ("%s is not built and Go is not installed: run bench/peers/setup.sh "
+                "(installs the Debian packages and builds)" % bin_dir)
+    r = subprocess.run(["bash", setup, "--no-install"], capture_output=True, timeout=900)
     if r.returncode != 0 or not os.path.isfile(os.path.join(bin_dir, "grpc-gateway-peer")):
-        return "setup.sh failed: %s" % r.stderr.decode(errors="replace")[-500:]
+        return "bench/peers/setup.sh --no-install failed: %s" % (
+            r.stderr.decode(errors="replace")[-500:])
     return None
 
 

@@ -379,6 +379,7 @@ static const field_row field_rows[] = {
     F("demo.v1.ListUsersRequest", 2, "delay", "delay", MESSAGE, OPT, "p",
       "google.protobuf.Duration", NULL),
     F("demo.v1.ListUsersRequest", 3, "role", "role", ENUM, OPT, "", "demo.v1.Role", NULL),
+    F("demo.v1.ListUsersRequest", 4, "follow", "follow", BOOL, OPT, "", NULL, NULL),
     F("demo.v1.CreateUsersSummary", 1, "created", "created", INT32, OPT, "", NULL, NULL),
     F("demo.v1.CreateUsersSummary", 2, "ids", "ids", INT64, REP, "k", NULL, NULL),
     F("demo.v1.ChatMessage", 1, "text", "text", STRING, OPT, "", NULL, NULL),

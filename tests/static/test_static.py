@@ -22,6 +22,9 @@ import tempfile
 import time
 import unittest
 
+# GW_STRICT=1 (.ci/run): a tool scripts/setup installs is required, not skipped.
+STRICT = os.environ.get("GW_STRICT") == "1"
+
 GRPCGATE = os.environ["GW_GRPCGATE"]
 DEMO_DESC = os.environ.get("GW_DEMO_DESC", "")
 BUILD_ROOT = os.environ["GW_BUILD_ROOT"]
@@ -465,6 +468,8 @@ class StaticDemo(unittest.TestCase):
     def test_range_with_curl(self):
         curl = shutil.which("curl")
         if not curl:
+            if STRICT:
+                self.fail("curl not installed (scripts/setup installs it)")
             self.skipTest("curl not installed")
         big = self.big()
         url = "http://127.0.0.1:%d/big.bin" % self.port
@@ -589,8 +594,7 @@ class StaticServe(unittest.TestCase):
     """`grpcgate serve --static` (the backend is never called here)."""
 
     def test_serve_flag(self):
-        if not DEMO_DESC:
-            self.skipTest("no demo descriptors")
+        self.assertTrue(DEMO_DESC, "no demo descriptors (GW_DEMO_DESC; tests/meson.build sets it)")
         tmp = tempfile.mkdtemp(prefix="gw-static-serve-")
         try:
             write(os.path.join(tmp, "www", "index.html"), INDEX)
@@ -655,8 +659,9 @@ class DemoPage(unittest.TestCase):
             self.assertEqual(gw.stop(), 0, gw.output()[-4000:])
 
     def setUp(self):
-        if not os.path.isdir(os.path.join(WEB_DIR, "assets")):
-            self.skipTest("web demo not built (node_modules missing)")
+        # meson builds the page before this test (depends: web_demo).
+        self.assertTrue(os.path.isdir(os.path.join(WEB_DIR, "assets")),
+                        "web demo not built in %s (node_modules missing? run scripts/setup)" % WEB_DIR)
         self.tmp = tempfile.mkdtemp(prefix="gw-static-demo-")
 
     def tearDown(self):

@@ -671,7 +671,10 @@ PARITY = [
     ("UserService/GetUser", ['{"id": 99}']),
     ("UserService/ListUsers", ['{}']),
     ("UserService/ListUsers", ['{"page_size": 5}']),
+    ("UserService/ListUsers", ['{"page_size": 2}']),
+    ("UserService/ListUsers", ['{"page_size": 5, "follow": true}']),
     ("UserService/ListUsers", ['{"page_size": 4, "role": "ROLE_ADMIN"}']),
+    ("UserService/ListUsers", ['{"page_size": 4, "role": "ROLE_ADMIN", "follow": true}']),
     ("UserService/ListUsers", ['{"page_size": 100001}']),
     ("UserService/CreateUser", ['{"name": "Neo", "email": "neo@example.com", "role": "ROLE_VIEWER",'
                                 ' "tags": ["one"], "labels": {"k": "v"}, "createdAt": "2024-05-05T00:00:00Z"}']),

@@ -25,6 +25,7 @@
 
 #include "upstream/upstream.h"
 #include "upstream/internal.h"
+#include "eventfd_wait.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -707,19 +708,23 @@ static void test_dns_periodic(void **state)
 }
 
 
-/* Waits until the fake resolver has been asked `calls` times, then a
- * little more for its thread to signal the eventfd. */
-static void resolver_answered(fake_dns *f, int calls)
+/* Waits until the fake resolver has been asked `calls` times, then until
+ * its thread has signalled the job's eventfd (polled, generous deadline;
+ * `except` is the test's own eventfd or -1). Fails if either never happens:
+ * the batch the test needs was not set up. */
+static void resolver_answered(fake_dns *f, int calls, int except)
 {
-    for (int i = 0; i < 2000; i++) {
+    int n = 0;
+    for (int i = 0; i < 4000; i++) {
         pthread_mutex_lock(&f->mu);
-        int n = f->calls;
+        n = f->calls;
         pthread_mutex_unlock(&f->mu);
         if (n >= calls)
             break;
         usleep(5000);
     }
-    usleep(20 * 1000);
+    assert_true(n >= calls);
+    assert_true(wait_signalled_eventfd(except, 20000));
 }
 
 /* A cluster on a name whose endpoint has an open, idle connection to a
@@ -766,9 +771,8 @@ static void test_dns_drop_inside_batch(void **state)
     gw_cluster *c = cluster_with_idle_conn(l, &f, lfd, port, &afd);
     fake_set(&f, 0, 1, "127.0.0.3", NULL);
     assert_int_equal(gw_cluster_refresh_dns(c), 0);
-    resolver_answered(&f, 2);
-    close(afd); /* the socket becomes readable after the eventfd */
-    usleep(20 * 1000);
+    resolver_answered(&f, 2, -1);
+    close(afd); /* the socket becomes readable after the eventfd (loopback: at once) */
     assert_int_equal(gw_loop_run_once(l, 1000), 0);
     /* Drained and deleted in that turn. */
     char u3[64];
@@ -819,9 +823,8 @@ static void test_del_inside_batch(void **state)
     uint64_t one = 1;
     assert_int_equal(write(d.efd, &one, sizeof one), (ssize_t)sizeof one);
     assert_int_equal(gw_cluster_refresh_dns(c), 0);
-    resolver_answered(&f, 2);
-    close(afd);
-    usleep(20 * 1000);
+    resolver_answered(&f, 2, d.efd);
+    close(afd); /* loopback: the peer's socket is readable when close returns */
     assert_int_equal(gw_loop_run_once(l, 1000), 0); /* [deleter, DNS eventfd, socket] */
     assert_int_equal(d.runs, 1);
     close(d.efd);

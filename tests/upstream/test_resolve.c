@@ -28,6 +28,7 @@
 
 #include "upstream/upstream.h"
 #include "upstream/internal.h"
+#include "eventfd_wait.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -768,7 +769,9 @@ static void test_del_inside_batch_with_answer(void **state)
             break;
         usleep(5000);
     }
-    usleep(20 * 1000); /* the thread signals its eventfd just after */
+    /* The thread signals its eventfd just after: wait for that (not a fixed
+     * sleep), so that the deleter's and the job's events share one batch. */
+    assert_true(wait_signalled_eventfd(d.efd, 20000));
     assert_int_equal(gw_loop_run_once(l, 1000), 0);
     assert_int_equal(d.runs, 1);
     assert_int_equal(r.completions, 1);

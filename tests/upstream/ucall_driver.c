@@ -417,6 +417,7 @@ static void list_call(dcall *d, int32_t page_size, int64_t delay_ms, uint64_t ti
     Demo__V1__ListUsersRequest req = DEMO__V1__LIST_USERS_REQUEST__INIT;
     Google__Protobuf__Duration delay = GOOGLE__PROTOBUF__DURATION__INIT;
     req.page_size = page_size;
+    req.follow = true;   /* page_size users, cycling through the store */
     if (delay_ms) {
         delay.seconds = delay_ms / 1000;
         delay.nanos = (int32_t)(delay_ms % 1000) * 1000000;

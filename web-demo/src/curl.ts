@@ -3,7 +3,7 @@
 // gateway reads from the descriptor set at run time:
 //   GetUser    GET  /v1/users/{id}
 //   CreateUser POST /v1/users   body "*"
-//   ListUsers  GET  /v1/users   (query: pageSize, delay, role)
+//   ListUsers  GET  /v1/users   (query: pageSize, delay, follow, role)
 
 // Single-quotes a word for a POSIX shell; a quote inside becomes '\''.
 export function shellQuote(s: string): string {
@@ -31,7 +31,9 @@ export function curlCreateUser(base: string, body: Record<string, unknown>): str
 }
 
 export function curlListUsers(base: string, pageSize: number, delayMs: number): string {
-  const q = new URLSearchParams({ pageSize: String(pageSize), delay: durationJson(delayMs) });
+  // follow=true: a live feed that starts over from the first user after the
+  // last, so any number of messages can be watched (a plain page ends).
+  const q = new URLSearchParams({ pageSize: String(pageSize), delay: durationJson(delayMs), follow: 'true' });
   // -N: print each streamed message as it arrives instead of buffering.
   return `curl -sN ${shellQuote(`${base}/v1/users?${q.toString()}`)}`;
 }

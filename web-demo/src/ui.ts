@@ -293,7 +293,7 @@ export function start(transport: Transport, info: PageInfo): void {
     const recent: string[] = [];
     showReply('stream', null, '');
     try {
-      const req = { pageSize: n, delay: { seconds: BigInt(Math.floor(d / 1000)), nanos: (d % 1000) * 1e6 } };
+      const req = { pageSize: n, follow: true, delay: { seconds: BigInt(Math.floor(d / 1000)), nanos: (d % 1000) * 1e6 } };
       for await (const u of client.listUsers(req, { signal: abort.signal })) {
         const now = performance.now();
         count++;
