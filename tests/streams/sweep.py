@@ -495,11 +495,25 @@ def start_backends(procs, want):
         p, m = procs.start([NODE, GRPCJS, "--port", "0"], r"listening (\d+)", "grpcjs")
         backends["grpcjs"] = "http://127.0.0.1:" + m.group(1)
     ports = {}
+    procs.gateways = []
     for name, url in backends.items():
         cfg = {"limits": {"max_message_bytes": LIMIT, "max_body_bytes": 64 << 20}}
         p, port = procs.gateway(url, config=cfg)
+        procs.gateways.append(p)
         ports[name] = port
     return ports
+
+
+def stop_gateways(procs):
+    """SIGTERM, then the exit status must be 0 (a sanitizer report or a
+    leak makes it fail)."""
+    bad = 0
+    for p in procs.gateways:
+        rc = procs.stop(p)
+        if rc != 0:
+            print("FAIL gateway exited with %s; stderr:\n%s" % (rc, procs.stderr(p)[-4000:]))
+            bad += 1
+    return bad
 
 
 def node_ok():
@@ -594,6 +608,8 @@ def main():
             stats = run(cases(), ports, workers, seed, deadline=t0 + seconds)
             want_calls = None
         dt = time.monotonic() - t0
+        if stop_gateways(procs):
+            stats["failures"].append("a gateway did not exit cleanly")
         for f in stats["failures"]:
             print("FAIL " + f, flush=True)
         print("%s: %d calls, %.1f MB, %.0f s, slowest call %.1f s, seed %s" % (
