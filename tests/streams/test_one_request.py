@@ -3,10 +3,12 @@
 exactly one (issue 12 item 4): a gRPC-Web request carrying a second message
 is refused by the gateway with INTERNAL before any byte of that message is
 forwarded — binary, text and +json; the second message in the same chunk,
-in a later chunk, or only its first byte. Client-streaming methods still
-take any number, one message still works, and REST cannot carry two.
-Against the demo service and the grpc-js server (which answers such a
-request OK when it reaches it)."""
+in a later chunk while the call is in flight, or only its first byte. The
+same for Connect's streaming protocol (server-streaming method, two
+envelopes). Client-streaming methods still take any number, one message
+still works, and REST cannot carry two. Against the demo service and the
+grpc-js server (both reject a second message themselves, each with its own
+code and words, when it reaches them)."""
 import base64
 import json
 import os
@@ -132,6 +134,38 @@ class OneRequest(unittest.TestCase):
                                                                   enc(mode, body[7:])]
                                     if mode != "text" else [enc(mode, body)])
                     self.assertEqual(status_of(r, mode)[0], 0)
+
+    def test_connect_stream_second_message_refused(self):
+        # Connect's streaming protocol frames messages like gRPC-Web: a
+        # server-streaming method given two envelopes is refused the same way.
+        for backend, port in self.ports.items():
+            for mode, ct in (("bin", "application/connect+proto"),
+                             ("json", "application/connect+json")):
+                one, two = msg("list", mode, 1), msg("list", mode, 2)
+                shapes = {"same chunk": [one + two], "later chunk": [one, two],
+                          "first byte": [one, two[:1]]}
+                for shape, chunks in shapes.items():
+                    with self.subTest(backend=backend, mode=mode, shape=shape):
+                        c = Conn(port, timeout=30)
+                        try:
+                            c.send(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                                    "Connect-Protocol-Version: 1\r\nConnect-Timeout-Ms: 20000\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n"
+                                    % (PATHS["list"], ct)).encode())
+                            for i, ch in enumerate(chunks):
+                                if i:
+                                    time.sleep(0.3)
+                                c.send(b"%x\r\n" % len(ch) + ch + b"\r\n")
+                            c.send(b"0\r\n\r\n")
+                            r = c.read_response()
+                        finally:
+                            c.close()
+                        self.assertEqual(r.status, 200)
+                        frames = r.frames()
+                        self.assertEqual(frames[-1][0], 2)  # end-stream envelope
+                        err = json.loads(frames[-1][1])["error"]
+                        self.assertEqual(err["code"], "internal")
+                        self.assertIn(WANT, err["message"])
 
     def test_rest_cannot_carry_two(self):
         port = self.ports["demo"]
