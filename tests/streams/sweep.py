@@ -5,7 +5,7 @@ every byte and its trailers, within a deadline, whatever the message sizes.
 Backends: `grpcgate demo-service` and the @grpc/grpc-js test server
 (tests/node/grpcjs_server.mjs), each behind its own `grpcgate serve`.
 Response direction: Download through gRPC-Web binary, text and +json, REST
-NDJSON and SSE; message sizes drawn around 0, 1, 16 KiB +-1, the 64 KiB
+NDJSON and SSE, and Connect's streaming protocol (binary and JSON); message sizes drawn around 0, 1, 16 KiB +-1, the 64 KiB
 stream window -1..+5, 2x the window +-k, 1 MiB and the message limit -1,
 with totals that divide evenly and totals that do not (the demo service
 sends total/chunk shapes; grpc-js sends any list of sizes, given in the
@@ -259,6 +259,23 @@ def web_messages(body, mode):
     return [p for _, p in frames[:-1]]
 
 
+CONNECT_CT = {"connect": "application/connect+proto", "connect-json": "application/connect+json"}
+
+
+def connect_messages(body):
+    """Message payloads of a Connect stream answer, after checking that it
+    ends with an end-stream envelope without an error."""
+    frames = web_frames(body, "bin")
+    if not frames or frames[-1][0] != 2:
+        raise AssertionError("no end-stream envelope at the end (%d envelopes)" % len(frames))
+    if any(f != 0 for f, _ in frames[:-1]):
+        raise AssertionError("unexpected envelope flags")
+    end = json.loads(frames[-1][1] or b"{}")
+    if "error" in end:
+        raise AssertionError("end-stream error %r" % end["error"])
+    return [p for _, p in frames[:-1]]
+
+
 def web_request(mode, msgs_pb, msgs_json):
     if mode == "json":
         body = b"".join(frame(json.dumps(m).encode()) for m in msgs_json)
@@ -291,6 +308,28 @@ def download(port, proto, total, chunk, sizes, pause):
             chunks = []
             for p in web_messages(rbody, proto):
                 if proto == "json":
+                    m = json.loads(p)
+                    chunks.append((int(m.get("offset", 0)), base64.b64decode(m.get("data", ""))))
+                else:
+                    f = parse_fields(p)
+                    chunks.append((f.get(1, [0])[0], f.get(2, [b""])[0]))
+        elif proto in CONNECT_CT:
+            if sizes is not None:
+                extra["X-Sweep-Sizes"] = ",".join(map(str, sizes))
+            js = proto == "connect-json"
+            req = {"totalBytes": str(total), "chunkSize": chunk}
+            body = frame(json.dumps(req).encode() if js else pb_varint(1, total) + pb_varint(2, chunk))
+            head = http_head("POST", "/demo.v1.EchoService/Download",
+                             dict({"Content-Type": CONNECT_CT[proto], "Connect-Protocol-Version": "1",
+                                   "Connect-Timeout-Ms": str(DEADLINE_S * 1000),
+                                   "Content-Length": str(len(body))}, **extra))
+            c.s.sendall(head + body)
+            status, headers, rbody = c.response()
+            if status != 200:
+                raise AssertionError("HTTP %d" % status)
+            chunks = []
+            for p in connect_messages(rbody):
+                if js:
                     m = json.loads(p)
                     chunks.append((int(m.get("offset", 0)), base64.b64decode(m.get("data", ""))))
                 else:
@@ -435,7 +474,7 @@ def draw_case(seed, i, backends):
                  min(draw_size(r), 400000) for _ in range(r.randint(1, 6))]
         return dict(kind="upload", backend=backend, proto=proto, method=method, sizes=sizes,
                     pause=pause)
-    proto = r.choice(["bin", "text", "json", "ndjson", "sse"])
+    proto = r.choice(["bin", "text", "json", "ndjson", "sse", "connect", "connect-json"])
     if backend == "grpcjs" and r.random() < 0.6:
         # Exact message sizes, each around a boundary.
         count = r.randint(1, 8)
