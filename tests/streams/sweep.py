@@ -536,7 +536,9 @@ def start_backends(procs, want):
     ports = {}
     procs.gateways = []
     for name, url in backends.items():
-        cfg = {"limits": {"max_message_bytes": LIMIT, "max_body_bytes": 64 << 20}}
+        # The window the boundaries are drawn around (the default is larger).
+        cfg = {"limits": {"max_message_bytes": LIMIT, "max_body_bytes": 64 << 20},
+               "upstream": {"stream_window": W}}
         p, port = procs.gateway(url, config=cfg)
         procs.gateways.append(p)
         ports[name] = port
