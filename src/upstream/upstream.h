@@ -195,7 +195,11 @@ typedef struct gw_ucall_handlers {
     void (*on_headers)(void *owner, const gw_header *metadata, size_t n);
     /* One complete response message, decompressed. `msg` is valid during
      * the callback only. The receive window is not reopened for these bytes
-     * until the owner calls gw_ucall_consume(call, wire_len). */
+     * until the owner calls gw_ucall_consume(call, wire_len). An owner that
+     * hands a message on only once the call completes (a unary answer)
+     * must consume it at delivery: the last message may leave the backend
+     * no stream credit, and nghttp2 (like other stacks) sends nothing more
+     * on such a stream, not even the trailers (docs/upstream.md). */
     void (*on_message)(void *owner, const uint8_t *msg, size_t len, size_t wire_len);
     /* The request buffer has room again after gw_ucall_write accepted less
      * than it was offered. */

@@ -369,6 +369,85 @@ def download(port, proto, total, chunk, sizes, pause):
         c.close()
 
 
+def echo_pb(size):
+    """An EchoRequest (and so the EchoResponse the backends return) of
+    exactly `size` bytes: field 1 only."""
+    n = size - 2
+    while len(pb_string(1, b"m" * n)) > size:
+        n -= 1
+    msg = pb_string(1, b"m" * n)
+    if len(msg) != size:
+        raise AssertionError("no EchoRequest of %d bytes" % size)
+    return msg, n
+
+
+def echo(port, proto, size):
+    """One unary Echo whose request and answer are `size` bytes of protobuf
+    (size + 5 on the wire): the answer goes out only after the status, so
+    the backend must be able to send its trailers after a message that
+    emptied the stream window."""
+    msg, n = echo_pb(size)
+    text = "m" * n
+    c = Client(port)
+    try:
+        if proto in WEB_CT:
+            body = web_request(proto, [msg], [{"message": text}])
+            head = http_head("POST", "/demo.v1.EchoService/Echo",
+                             {"Content-Type": WEB_CT[proto], "X-Grpc-Web": "1",
+                              "Content-Length": str(len(body))})
+        elif proto in ("unary", "unary-json"):
+            js = proto == "unary-json"
+            body = json.dumps({"message": text}).encode() if js else msg
+            head = http_head("POST", "/demo.v1.EchoService/Echo",
+                             {"Content-Type": "application/json" if js else "application/proto",
+                              "Connect-Protocol-Version": "1",
+                              "Connect-Timeout-Ms": str(DEADLINE_S * 1000),
+                              "Content-Length": str(len(body))})
+        else:
+            body = json.dumps({"message": text}).encode()
+            head = http_head("POST", "/v1/echo", {"Content-Type": "application/json",
+                                                   "Content-Length": str(len(body))})
+        c.s.sendall(head + body)
+        status, headers, rbody = c.response()
+        if status != 200:
+            raise AssertionError("HTTP %d: %r" % (status, rbody[:200]))
+        if proto in WEB_CT:
+            got = web_messages(rbody, proto)
+            if len(got) != 1:
+                raise AssertionError("%d messages" % len(got))
+            ok = (json.loads(got[0]).get("message") == text if proto == "json"
+                  else parse_fields(got[0]).get(1, [b""])[0] == text.encode())
+        elif proto == "unary":
+            ok = parse_fields(rbody).get(1, [b""])[0] == text.encode()
+        else:
+            ok = json.loads(rbody).get("message") == text
+        if not ok:
+            raise AssertionError("answer differs (%d bytes)" % len(rbody))
+        return c.got
+    finally:
+        c.close()
+
+
+def unary_cases(backends):
+    """Unary answers (and the first message of a stream) around the window:
+    message wire sizes W-1 .. W+5 and message sizes W-1 .. W+5, 2W +- k,
+    1 MiB, the limit - 1, through every face, both directions (Echo's
+    request is as large as its answer)."""
+    sizes = sorted(set(list(range(W - 6, W + 6)) +
+                       [2 * W - 6, 2 * W - 5, 2 * W - 4, 2 * W + 3, MIB, LIMIT - 1]))
+    cases = []
+    for b in backends:
+        for size in sizes:
+            if b == "grpcjs" and size == LIMIT - 1:
+                size -= 2  # grpc-js adds `number: 0` (2 bytes) to its answer
+            for proto in ("bin", "text", "json", "rest", "unary", "unary-json"):
+                cases.append(dict(kind="echo", backend=b, proto=proto, size=size))
+            for proto in ("bin", "ndjson", "connect") if size < MIB else ():
+                cases.append(dict(kind="download", backend=b, proto=proto, total=size,
+                                  chunk=size, sizes=None, pause=None))
+    return cases
+
+
 def user_pb(i, name_len):
     return pb_string(2, "u" * name_len) + pb_string(3, "s%d@example.com" % i)
 
@@ -510,6 +589,8 @@ def draw_case(seed, i, backends):
 
 def run_case(case, ports):
     port = ports[case["backend"]]
+    if case["kind"] == "echo":
+        return echo(port, case["proto"], case["size"])
     if case["kind"] == "download":
         return download(port, case["proto"], case["total"], case["chunk"], case["sizes"],
                         case["pause"])
@@ -621,6 +702,11 @@ def main():
             cases = [dict(kind="download", backend=b, proto=p, total=200000, chunk=70000,
                           sizes=None, pause=None)
                      for _ in range(100) for b in want for p in ("bin", "text", "ndjson")]
+            stats = run(enumerate(cases), ports, workers, seed)
+            want_calls = len(cases)
+        elif what == "unary":
+            seed = "unary"
+            cases = unary_cases(want)
             stats = run(enumerate(cases), ports, workers, seed)
             want_calls = len(cases)
         else:
