@@ -40,6 +40,7 @@ struct gw_call {
     bool send_closed;
     bool head_sent;
     bool unary;                 /* one response message: answered whole */
+    bool unary_taken;           /* unary: its message was consumed at delivery */
     gw_call_head held_head;     /* unary: the head, kept until the status */
     bool head_held;
     bool finished;              /* final status handled: body ends after `out` */
@@ -508,13 +509,26 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
     size_t before = c->out.len;
     gw_error e;
     gw_error_clear(&e);
+    /* A unary answer goes out only after the status, and the backend may
+     * need stream credit to send that status (nghttp2, like other stacks,
+     * calls no data source on a stream whose window is 0, so the trailers
+     * after a last DATA frame that emptied the window never leave). The
+     * message is ours to hold whole anyway (bounded by
+     * max_response_message): its window is reopened at delivery, not when
+     * the client takes it. Only the first message: a backend that sends
+     * more is held by the window as on a stream. */
+    bool take_now = c->unary && !c->unary_taken;
     int rc = c->a->response_message(c, msg, len, &c->out, &e);
     if (rc == 0)
-        rc = push_mark(c, c->out.len - before, wire_len);
+        rc = push_mark(c, c->out.len - before, take_now ? 0 : wire_len);
     if (rc) {
         c->out.len = before;
         fail_err(c, rc, &e);
         return;
+    }
+    if (take_now && c->uc) {
+        c->unary_taken = true;
+        gw_ucall_consume(c->uc, wire_len);
     }
     if (c->out.len == before && c->out_off == c->out.len)
         ack(c, 0); /* no bytes for the client and none before them */

@@ -255,6 +255,25 @@ static int envelopes_in(gw_call *c, connect_state *s, const uint8_t *in, size_t 
     return 0;
 }
 
+/* A server-streaming method takes one request message: the first byte of a
+ * second envelope fails the call with INTERNAL before any of the input
+ * carrying it is forwarded (as the gRPC-Web adapter does; docs/grpc-web.md
+ * says why INTERNAL). Unary requests are one bare message anyway. */
+static int one_request_only(gw_call *c, const gw_connect_scanner *sc, gw_error *e)
+{
+    const gw_method_def *m = gw_call_method(c);
+    if (!m || m->client_streaming)
+        return 0;
+    bool second = sc->envelopes >= 2 ||
+                  (sc->envelopes == 1 && (sc->header_have > 0 || sc->payload_left > 0));
+    if (!second)
+        return 0;
+    return gw_error_set(e, GW_ESTATE,
+                        "server-streaming method %s takes one request message; the request "
+                        "carries more",
+                        m->path);
+}
+
 static int connect_request_body(gw_call *c, const uint8_t *in, size_t n, gw_buf *out,
                                 bool *direct, gw_error *e)
 {
@@ -269,6 +288,8 @@ static int connect_request_body(gw_call *c, const uint8_t *in, size_t n, gw_buf 
     if (rc == GW_EPARSE)
         return GW_EIO; /* a flag the request may not carry: a protocol error, "internal"
                           as connect-go and gRPC's compression rules have it */
+    if (rc == 0)
+        rc = one_request_only(c, &s->scan, e);
     if (rc)
         return rc;
     if (s->direct) {

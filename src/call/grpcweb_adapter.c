@@ -108,11 +108,32 @@ static int json_frames(gw_call *c, gw_web_state *s, const uint8_t *in, size_t n,
     return 0;
 }
 
+/* A unary or server-streaming method takes exactly one request message: a
+ * second one is refused with INTERNAL (as grpc-java's "Too many requests"
+ * and grpc-go; docs/grpc-web.md) as soon as its first byte is scanned, so
+ * that no byte of the input that carries it is forwarded. (The server
+ * starts gRPC-Web calls only for methods it knows.) */
+static int one_request_only(gw_call *c, const gw_grpcweb_scanner *sc, gw_error *e)
+{
+    const gw_method_def *m = gw_call_method(c);
+    if (!m || m->client_streaming)
+        return 0;
+    bool second = sc->frames >= 2 ||
+                  (sc->frames == 1 && (sc->header_have > 0 || sc->payload_left > 0));
+    if (!second)
+        return 0;
+    return gw_error_set(e, GW_ESTATE,
+                        "%s method %s takes one request message; the request carries more",
+                        m->server_streaming ? "server-streaming" : "unary", m->path);
+}
+
 /* Decoded (binary) request bytes: validate, and for +json transcode. */
 static int frames_in(gw_call *c, gw_web_state *s, const uint8_t *in, size_t n, gw_buf *out,
                      bool *direct, gw_error *e)
 {
     int rc = gw_grpcweb_scanner_feed(&s->scan, in, n, e);
+    if (rc == 0)
+        rc = one_request_only(c, &s->scan, e);
     if (rc)
         return rc;
     if (s->fmt.json)

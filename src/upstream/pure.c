@@ -1,6 +1,7 @@
 /*
  * The pure parts of the upstream client: HTTP/2 error code mapping, the
- * reconnect backoff schedule and the message deframer.
+ * reconnect backoff schedule, the message deframer and the receive flow
+ * control accounting.
  * No I/O and no clock here, so the unit tests drive them byte for byte.
  */
 #include "upstream/upstream.h"
@@ -245,4 +246,83 @@ int gw_deframer_push(gw_deframer *d, const uint8_t *data, size_t len,
         }
     }
     return 0;
+}
+
+size_t gw_deframer_missing(const gw_deframer *d)
+{
+    if (d->prefix_len < 5)
+        return 5 - d->prefix_len;
+    return d->body_len > d->body.len ? d->body_len - d->body.len : 1;
+}
+
+/* ---- receive flow control ------------------------------------------------------ */
+
+void gw_flow_init(gw_flow *f, uint32_t window)
+{
+    memset(f, 0, sizeof *f);
+    f->window = window;
+}
+
+static void flow_release_received(gw_flow *f)
+{
+    if (f->released < f->received) {
+        f->dropped += f->received - f->released;
+        f->released = f->received;
+    }
+}
+
+void gw_flow_received(gw_flow *f, size_t n)
+{
+    f->received += n;
+    if (f->discard)
+        flow_release_received(f);
+}
+
+void gw_flow_delivered(gw_flow *f, size_t wire_len) { f->delivered += wire_len; }
+
+void gw_flow_consumed(gw_flow *f, size_t wire_len)
+{
+    if (f->discard)
+        return;
+    uint64_t n = GW_MIN((uint64_t)wire_len, f->delivered - f->consumed);
+    f->consumed += n;
+    uint64_t paid = GW_MIN(n, f->advance);
+    f->advance -= paid;
+    f->released += n - paid;
+}
+
+void gw_flow_discard(gw_flow *f)
+{
+    f->discard = true;
+    flow_release_received(f);
+}
+
+uint64_t gw_flow_credit(const gw_flow *f)
+{
+    uint64_t limit = f->window + f->granted;
+    return limit > f->received ? limit - f->received : 0;
+}
+
+uint32_t gw_flow_update(gw_flow *f, size_t missing)
+{
+    const uint64_t max_window = 0x7fffffff;
+    uint64_t credit = gw_flow_credit(f);
+    bool waiting = !f->discard && f->consumed == f->delivered;
+    bool starved = waiting && credit < missing;
+    if (starved && credit + (f->released - f->granted) < missing) {
+        /* Even every released byte would not let the message arrive:
+         * give the rest ahead of the owner's consume (a message longer
+         * than the window, or one a slow owner's backlog pushed back). */
+        uint64_t more = missing - credit - (f->released - f->granted);
+        f->advance += more;
+        f->released += more;
+    }
+    uint64_t unreported = f->released - f->granted;
+    if (unreported == 0 || (!starved && unreported < f->window / 2))
+        return 0;
+    /* The peer's window may never exceed 2^31-1 (RFC 9113 6.9.1). */
+    uint64_t room = credit < max_window ? max_window - credit : 0;
+    uint64_t n = GW_MIN(unreported, room);
+    f->granted += n;
+    return (uint32_t)n;
 }

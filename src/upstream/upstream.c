@@ -115,11 +115,8 @@ struct gw_ucall {
     gw_deframer df;
     gw_error df_err;
 
-    /* flow control accounting (bytes of DATA payload) */
-    uint64_t recv_bytes;             /* received on the stream */
-    uint64_t acked_bytes;            /* stream window reopened (consume_stream) */
-    uint64_t preacked;               /* acked before the owner consumed them */
-    uint64_t partial_acked;          /* acked bytes of the incomplete message */
+    /* receive flow control of the stream (pure.c, docs/upstream.md) */
+    gw_flow flow;
 
     /* completion */
     bool finished;
@@ -958,26 +955,39 @@ static void on_deadline(void *arg)
 
 /* ---- flow control -------------------------------------------------------------- */
 
-static void call_ack(gw_ucall *c, uint64_t n)
+/* Sends the stream WINDOW_UPDATE the accounting asks for, if any. The
+ * increment goes out as is: nghttp2's own consume batching (nothing below
+ * half a window) is not used, because credit it held back is credit the
+ * accounting could not see (issue 12). */
+static void call_flow_update(gw_ucall *c)
 {
-    if (!n || !c->conn)
+    if (!c->conn || c->stream_id <= 0)
         return;
-    nghttp2_session_consume_stream(c->conn->h2, c->stream_id, (size_t)n);
-    c->acked_bytes += n;
+    uint32_t n = gw_flow_update(&c->flow, gw_deframer_missing(&c->df));
+    if (!n)
+        return;
+    if (nghttp2_submit_window_update(c->conn->h2, NGHTTP2_FLAG_NONE, c->stream_id,
+                                     (int32_t)n) != 0)
+        return; /* the stream is gone or the session dying: nothing to reopen */
     conn_flush_later(c->conn);
+}
+
+/* Nobody will consume this stream's messages any more (the call ended or
+ * its owner left): let the rest of the stream in so that it ends cleanly. */
+static void call_flow_discard(gw_ucall *c)
+{
+    gw_flow_discard(&c->flow);
+    call_flow_update(c);
 }
 
 void gw_ucall_consume(gw_ucall *c, size_t wire_len)
 {
     if (!c || c->owner_gone)
         return;
-    uint64_t take = GW_MIN((uint64_t)wire_len, c->preacked);
-    c->preacked -= take;
-    uint64_t rest = wire_len - take;
-    /* Never ack more than arrived: a confused owner must not open the
-     * window beyond what the backend was allowed to send. */
-    uint64_t room = c->recv_bytes - c->acked_bytes;
-    call_ack(c, GW_MIN(rest, room));
+    /* gw_flow never counts more than was delivered: a confused owner
+     * cannot open the window beyond what the backend was allowed. */
+    gw_flow_consumed(&c->flow, wire_len);
+    call_flow_update(c);
 }
 
 /* ---- connections: I/O ------------------------------------------------------------ */
@@ -1411,22 +1421,12 @@ static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
 static int on_deframed(void *ctx, const uint8_t *msg, size_t len, size_t wire_len)
 {
     gw_ucall *c = ctx;
-    if (c->partial_acked) {
-        c->preacked += c->partial_acked;
-        c->partial_acked = 0;
-    }
+    gw_flow_delivered(&c->flow, wire_len);
     if (c->finished || c->owner_gone)
         return 1;
     if (c->h->on_message)
         c->h->on_message(c->owner, msg, len, wire_len);
     return (c->finished || c->owner_gone) ? 1 : 0;
-}
-
-static size_t deframer_pending(const gw_deframer *d)
-{
-    if (d->prefix_len == 0)
-        return 0;
-    return d->prefix_len + (d->prefix_len == 5 ? d->body.len : 0);
 }
 
 static int h2_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
@@ -1437,20 +1437,18 @@ static int h2_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, cons
      * slow reader would stall every other call on the connection. */
     nghttp2_session_consume_connection(s, len);
     gw_ucall *c = stream_call(s, sid);
-    if (!c) {
-        nghttp2_session_consume_stream(s, sid, len);
-        return 0;
-    }
-    c->recv_bytes += len;
+    if (!c)
+        return 0; /* a stream we reset: its window no longer matters */
+    gw_flow_received(&c->flow, len);
     if (c->finished || c->owner_gone) {
-        call_ack(c, c->recv_bytes - c->acked_bytes);
+        call_flow_discard(c);
         return 0;
     }
     if (c->non_grpc || !c->got_headers) {
         size_t keep = GW_MIN(len, HTTP_BODY_KEEP - GW_MIN(c->http_body.len, (size_t)HTTP_BODY_KEEP));
         if (keep)
             gw_buf_append(&c->http_body, data, keep);
-        call_ack(c, len);
+        call_flow_discard(c);
         return 0;
     }
     int rc = gw_deframer_push(&c->df, data, len, on_deframed, c, &c->df_err);
@@ -1459,21 +1457,13 @@ static int h2_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, cons
                         c->df_err.msg);
     }
     if (c->finished || c->owner_gone) {
-        call_ack(c, c->recv_bytes - c->acked_bytes);
+        call_flow_discard(c);
         return 0;
     }
-    /* A message longer than the stream window would never complete if its
-     * first bytes waited for the owner: those bytes are ours to hold (up to
-     * max_response_message), so acknowledge them now. Shorter messages are
-     * left alone: acknowledging every split message would reopen the window
-     * ahead of a slow owner and defeat the backpressure. */
-    size_t pending = deframer_pending(&c->df);
-    bool large = c->df.prefix_len == 5 && 5 + (uint64_t)c->df.body_len > c->b->opt.stream_window;
-    if (large && pending > c->partial_acked) {
-        uint64_t more = pending - c->partial_acked;
-        c->partial_acked = pending;
-        call_ack(c, more);
-    }
+    /* Releases what reached half a window, and makes sure the message
+     * being assembled can arrive whole once the owner waits for it (a
+     * message longer than the window gets credit ahead of its consume). */
+    call_flow_update(c);
     return 0;
 }
 
@@ -1508,7 +1498,7 @@ static void call_requeue(gw_ucall *c)
     c->http_status = 0;
     c->header_bytes = 0;
     c->resp_md_n = 0;
-    c->recv_bytes = c->acked_bytes = c->preacked = c->partial_acked = 0;
+    gw_flow_init(&c->flow, b->opt.stream_window);
     b->stats.calls_retried++;
     queue_push(b, c, true);
     dispatch_later(b);
@@ -2505,6 +2495,7 @@ static int ucall_start(gw_backend *b, const gw_ucall_params *p, const gw_ucall_h
     gw_buf_init(&c->replay, 0);
     gw_buf_init(&c->http_body, HTTP_BODY_KEEP);
     gw_deframer_init(&c->df, b->opt.max_response_message);
+    gw_flow_init(&c->flow, b->opt.stream_window);
     gw_defer_init(&c->complete_defer, on_complete_deferred, c);
     gw_defer_init(&c->writable_defer, on_writable_deferred, c);
     gw_timer_init(&c->deadline_timer, on_deadline, c);

@@ -195,7 +195,11 @@ typedef struct gw_ucall_handlers {
     void (*on_headers)(void *owner, const gw_header *metadata, size_t n);
     /* One complete response message, decompressed. `msg` is valid during
      * the callback only. The receive window is not reopened for these bytes
-     * until the owner calls gw_ucall_consume(call, wire_len). */
+     * until the owner calls gw_ucall_consume(call, wire_len). An owner that
+     * hands a message on only once the call completes (a unary answer)
+     * must consume it at delivery: the last message may leave the backend
+     * no stream credit, and nghttp2 (like other stacks) sends nothing more
+     * on such a stream, not even the trailers (docs/upstream.md). */
     void (*on_message)(void *owner, const uint8_t *msg, size_t len, size_t wire_len);
     /* The request buffer has room again after gw_ucall_write accepted less
      * than it was offered. */
@@ -305,6 +309,63 @@ int gw_deframer_push(gw_deframer *d, const uint8_t *data, size_t len,
                      gw_deframer_cb cb, void *ctx, gw_error *e);
 /* True when no partial message is pending (a stream may end here). */
 bool gw_deframer_idle(const gw_deframer *d);
+
+/* Bytes still missing from the message being assembled: 5 - prefix bytes
+ * while its prefix is incomplete (5 between messages), else the body bytes
+ * not received yet. Never 0. */
+size_t gw_deframer_missing(const gw_deframer *d);
+
+/*
+ * Receive flow control of one response stream (docs/upstream.md, "Flow
+ * control"): decides when to send a stream WINDOW_UPDATE and how large.
+ * Pure bookkeeping in bytes of DATA payload; the caller sends what
+ * gw_flow_update returns. The invariant it keeps:
+ *
+ *   granted + unreported = consumed + advance + dropped
+ *
+ * granted: bytes returned to the peer in WINDOW_UPDATEs; consumed: wire
+ * bytes of whole messages the owner consumed (handed to the client);
+ * advance: credit given ahead of the owner for the message being assembled
+ * and not consumed yet; dropped: bytes nobody will consume (the call ended,
+ * a non-gRPC body); unreported: released bytes not sent yet, kept below
+ * half a window and sent at once when the owner waits for the rest of a
+ * message the peer has no credit for. The peer's credit is
+ * window + granted - received.
+ */
+typedef struct gw_flow {
+    uint64_t window;               /* SETTINGS_INITIAL_WINDOW_SIZE we sent */
+    uint64_t received;             /* DATA payload bytes received */
+    uint64_t delivered;            /* wire bytes of whole messages handed out */
+    uint64_t consumed;             /* of those, consumed by the owner */
+    uint64_t advance;              /* granted ahead for the message being assembled */
+    uint64_t dropped;              /* released without a consume */
+    uint64_t released;             /* consumed + advance + dropped */
+    uint64_t granted;              /* sent to the peer in WINDOW_UPDATEs */
+    bool discard;                  /* every byte is released as it arrives */
+} gw_flow;
+void gw_flow_init(gw_flow *f, uint32_t window);
+/* n DATA payload bytes arrived (before they are deframed). */
+void gw_flow_received(gw_flow *f, size_t n);
+/* A whole message of wire_len bytes (5 + length on the wire) was handed to
+ * the owner. */
+void gw_flow_delivered(gw_flow *f, size_t wire_len);
+/* The owner consumed a message: pays back the advance first, and never
+ * counts more than was delivered. */
+void gw_flow_consumed(gw_flow *f, size_t wire_len);
+/* Nobody will consume any more: release everything received, now and
+ * later (the call ended, or the body is not gRPC). */
+void gw_flow_discard(gw_flow *f);
+/* What the peer may still send: window + granted - received (0 if the
+ * peer overran it). */
+uint64_t gw_flow_credit(const gw_flow *f);
+/* The WINDOW_UPDATE increment to send now (0: none; counted as granted
+ * when returned). `missing` is gw_deframer_missing of the stream. Sends the
+ * released bytes once they reach half a window; and when the owner has
+ * consumed everything it was handed (it waits for the next message) and
+ * the peer's credit is less than `missing`, sends them at once and, if
+ * still short, grants the difference in advance, so that the message can
+ * always arrive whole. */
+uint32_t gw_flow_update(gw_flow *f, size_t missing);
 
 /* Clusters (several endpoints, load balancing, health checks, DNS) and the
  * server-reflection client build on the API above. */

@@ -537,6 +537,25 @@ const echoService = {
     if (chunk < 0 || chunk > MAX_CHUNK)
       throw grpcError(grpc.status.INVALID_ARGUMENT, `chunk_size must be between 0 and ${MAX_CHUNK}`, trl);
     if (total < 0) throw grpcError(grpc.status.INVALID_ARGUMENT, 'total_bytes must not be negative', trl);
+    // Test hook for the stream sweep (tests/streams): metadata
+    // x-sweep-sizes "n1,n2,..." sends chunks of exactly those data lengths
+    // instead (0 allowed; offset and data left out when 0 or empty, so a
+    // first empty chunk is a 0-byte message). Absent: the demo semantics.
+    const script = call.metadata.get('x-sweep-sizes');
+    if (script.length) {
+      let off = 0;
+      for (const s of String(script[0]).split(',')) {
+        const n = Number(s);
+        if (!Number.isInteger(n) || n < 0 || n > MAX_CHUNK)
+          throw grpcError(grpc.status.INVALID_ARGUMENT, `bad x-sweep-sizes entry ${s}`, trl);
+        const msg = {};
+        if (off) msg.offset = off;
+        if (n) msg.data = pattern.subarray(off & 0xff, (off & 0xff) + n);
+        if (!(await writeMsg(call, msg))) return;
+        off += n;
+      }
+      return;
+    }
     for (let off = 0; off < total; off += chunk) {
       const n = Math.min(chunk, total - off);
       const start = off & 0xff;

@@ -389,6 +389,324 @@ static void test_deframer_large_split_message(void **state)
     free(in);
 }
 
+
+/* ---- receive flow control (gw_flow) ---------------------------------------------
+ *
+ * A model peer sends a script of messages through gw_flow and a real
+ * deframer: DATA frames of at most 16 KiB and never beyond the credit the
+ * accounting gave it. The owner consumes each message at once, a few steps
+ * later, or in bursts. After every step the invariant of upstream.h must
+ * hold, the peer must never overrun its credit, the bytes held must stay
+ * within the window (plus the advance given for a message longer than it),
+ * and when nothing can move (the peer has no credit, the owner has
+ * consumed everything) the stream must be over: anything else is the stall
+ * of issue 12, reported with the script. */
+
+static uint64_t xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+typedef struct flow_sim {
+    gw_flow f;
+    gw_deframer d;
+    const size_t *sizes;
+    size_t n;
+    size_t delivered_msgs;           /* messages out of the deframer */
+    size_t held[64];                 /* wire lengths not consumed yet */
+    size_t n_held;
+    int mode;                        /* 0 at once, 1 a step later, 2 every 7th step */
+    bool bad;
+} flow_sim;
+
+static int sim_on_message(void *ctx, const uint8_t *msg, size_t len, size_t wire_len)
+{
+    (void)msg;
+    flow_sim *s = ctx;
+    gw_flow_delivered(&s->f, wire_len);
+    if (s->delivered_msgs >= s->n || s->sizes[s->delivered_msgs] != len)
+        s->bad = true;
+    s->delivered_msgs++;
+    if (s->mode == 0)
+        gw_flow_consumed(&s->f, wire_len);
+    else if (s->n_held < 64)
+        s->held[s->n_held++] = wire_len;
+    else
+        s->bad = true;
+    return 0;
+}
+
+static void sim_describe(const size_t *sizes, size_t n, uint32_t window, int mode, char *buf,
+                         size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "window %u mode %d [", window, mode);
+    for (size_t i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%zu", i ? " " : "", sizes[i]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+}
+
+/* Runs one script; returns false (and prints why) on any violation. */
+static bool flow_run(const size_t *sizes, size_t n, uint32_t window, int mode)
+{
+    flow_sim s = {.sizes = sizes, .n = n, .mode = mode};
+    gw_flow_init(&s.f, window);
+    gw_deframer_init(&s.d, 8u << 20);
+    uint64_t total = 0, biggest = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += 5 + sizes[i];
+        biggest = GW_MAX(biggest, 5 + (uint64_t)sizes[i]);
+    }
+    uint64_t sent = 0;          /* peer's position in the stream */
+    uint64_t granted_seen = 0;  /* what the peer was told */
+    uint8_t frame[16384];
+    const char *why = NULL;
+    for (unsigned step = 0; step < 1000000 && !why; step++) {
+        bool moved = false;
+        /* The peer sends one DATA frame if it may. */
+        uint64_t credit = window + granted_seen - sent;
+        uint64_t chunk = GW_MIN(GW_MIN((uint64_t)sizeof frame, credit), total - sent);
+        if (chunk) {
+            /* Rebuild the wire bytes of [sent, sent + chunk). */
+            uint64_t pos = 0;
+            size_t fill = 0;
+            for (size_t m = 0; m < n && fill < chunk; m++) {
+                uint64_t w = 5 + sizes[m];
+                if (sent + fill < pos + w) {
+                    uint64_t off = sent + fill - pos;
+                    for (; off < 5 && fill < chunk; off++)
+                        frame[fill++] = off == 0 ? 0 : (uint8_t)(sizes[m] >> (8 * (4 - off)));
+                    size_t body = (size_t)GW_MIN(w - off, chunk - fill);
+                    memset(frame + fill, 0x5a, body); /* payload bytes do not matter here */
+                    fill += body;
+                }
+                pos += w;
+            }
+            sent += chunk;
+            gw_flow_received(&s.f, chunk);
+            gw_error e = {0};
+            if (gw_deframer_push(&s.d, frame, chunk, sim_on_message, &s, &e) != 0)
+                why = "deframer refused the bytes";
+            moved = true;
+        }
+        /* The owner consumes what it holds. */
+        if (s.n_held && (mode == 1 || (mode == 2 && step % 7 == 0))) {
+            for (size_t i = 0; i < s.n_held; i++)
+                gw_flow_consumed(&s.f, s.held[i]);
+            s.n_held = 0;
+            moved = true;
+        }
+        uint32_t inc = gw_flow_update(&s.f, gw_deframer_missing(&s.d));
+        granted_seen += inc;
+        if (inc)
+            moved = true;
+        /* The invariant, and what it bounds. */
+        if (s.f.granted != granted_seen)
+            why = "granted differs from what the peer was sent";
+        else if (s.f.released != s.f.consumed + s.f.advance + s.f.dropped)
+            why = "released != consumed + advance + dropped";
+        else if (s.f.granted > s.f.released)
+            why = "granted more than released";
+        else if (s.f.received > window + s.f.granted)
+            why = "the peer overran its credit";
+        else if (s.f.received - s.f.consumed > window + s.f.advance)
+            why = "holds more than a window (+ advance)";
+        else if (s.f.advance > biggest)
+            why = "advance larger than a message";
+        else if (s.bad)
+            why = "wrong message";
+        if (why)
+            break;
+        if (sent == total && s.delivered_msgs == n && s.n_held == 0)
+            break;
+        /* An owner holding messages will consume them at a later step. */
+        if (!moved && s.n_held == 0)
+            why = "stall: the peer has no credit and the owner nothing to consume";
+    }
+    if (!why && !(sent == total && s.delivered_msgs == n && s.n_held == 0))
+        why = "did not finish";
+    if (!why && (s.f.consumed != total || s.f.advance != 0))
+        why = "not every byte consumed, or advance left over";
+    gw_deframer_free(&s.d);
+    if (why) {
+        char d[2048];
+        sim_describe(sizes, n, window, mode, d, sizeof d);
+        print_error("%s: %s (sent %llu of %llu, received %llu, granted %llu, consumed %llu, "
+                    "advance %llu)\n", d, why, (unsigned long long)sent,
+                    (unsigned long long)total, (unsigned long long)s.f.received,
+                    (unsigned long long)s.f.granted, (unsigned long long)s.f.consumed,
+                    (unsigned long long)s.f.advance);
+        return false;
+    }
+    return true;
+}
+
+static int flow_run_all_modes(const size_t *sizes, size_t n, uint32_t window)
+{
+    int bad = 0;
+    for (int mode = 0; mode < 3; mode++)
+        bad += !flow_run(sizes, n, window, mode);
+    return bad;
+}
+
+/* Issue 12's sequences: two messages just over the window (W-6 .. W+5
+ * bytes of payload, i.e. wire sizes W-1 .. W+10) and a final message that
+ * fits but is large (47-62 KiB), the 200000 / 70000 case, and totals that
+ * divide evenly or leave 0 or 1 byte. */
+static void test_flow_over_window_then_large_remainder(void **state)
+{
+    (void)state;
+    const uint32_t w = 65536;
+    int bad = 0;
+    size_t s3[3] = {70000, 70000, 60000};
+    bad += flow_run_all_modes(s3, 3, w);
+    for (size_t chunk = w - 6; chunk <= w + 5; chunk++) {
+        for (size_t rem = 47 * 1024; rem <= 62 * 1024; rem += 512) {
+            size_t a[3] = {chunk, chunk, rem};
+            bad += flow_run_all_modes(a, 3, w);
+            size_t b[2] = {chunk, rem};
+            bad += flow_run_all_modes(b, 2, w);
+        }
+        size_t even[4] = {chunk, chunk, chunk, chunk};
+        bad += flow_run_all_modes(even, 4, w);
+        size_t tail1[3] = {chunk, chunk, 1}, tail0[3] = {chunk, chunk, 0};
+        bad += flow_run_all_modes(tail1, 3, w);
+        bad += flow_run_all_modes(tail0, 3, w);
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* 2x and 3x the window +-k, small messages before one just under the
+ * window (credit not yet returned must not keep it out), 16 KiB +-1, and
+ * other windows. */
+static void test_flow_neighbours(void **state)
+{
+    (void)state;
+    int bad = 0;
+    const uint32_t windows[] = {65536, 65535, 16384, 1000, 1 << 20};
+    static const long ks[] = {-4096, -6, -5, -1, 0, 1, 5, 4096};
+    for (size_t wi = 0; wi < sizeof windows / sizeof windows[0]; wi++) {
+        long w = windows[wi];
+        for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+            size_t two = (size_t)GW_MAX(2 * w + ks[i], 0L);
+            size_t three = (size_t)GW_MAX(3 * w + ks[i], 0L);
+            size_t a[3] = {two, two, 60000}, b[2] = {three, 50000};
+            size_t c[3] = {1, two, (size_t)GW_MAX(w - 5, 0L)};
+            bad += flow_run_all_modes(a, 3, (uint32_t)w);
+            bad += flow_run_all_modes(b, 2, (uint32_t)w);
+            bad += flow_run_all_modes(c, 3, (uint32_t)w);
+        }
+        for (size_t small = 1000; small <= 40000; small += 3000) {
+            size_t a[2] = {small, (size_t)GW_MAX(w - 5, 0L)};
+            size_t b[4] = {small, 50000, small, 60000};
+            bad += flow_run_all_modes(a, 2, (uint32_t)w);
+            bad += flow_run_all_modes(b, 4, (uint32_t)w);
+        }
+        for (size_t chunk = 16383; chunk <= 16390; chunk++) {
+            size_t a[13];
+            for (size_t i = 0; i < 13; i++)
+                a[i] = i == 12 ? 200000 - 12 * chunk : chunk;
+            bad += flow_run_all_modes(a, 13, (uint32_t)w);
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* Seeded random scripts drawn around every boundary. */
+static void test_flow_random(void **state)
+{
+    (void)state;
+    uint64_t seed = 12;
+    int bad = 0;
+    for (int run = 0; run < 5000; run++) {
+        size_t sizes[12];
+        size_t n = 1 + xorshift64(&seed) % 12;
+        const uint32_t windows[] = {65536, 65535, 16384, 30000};
+        uint32_t w = windows[xorshift64(&seed) % 4];
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = xorshift64(&seed);
+            long base;
+            switch (r % 7) {
+            case 0: base = 0; break;
+            case 1: base = 16384; break;
+            case 2: base = (long)w; break;
+            case 3: base = 2 * (long)w; break;
+            case 4: base = 47 * 1024 + (long)((r >> 8) % (16 * 1024)); break;
+            case 5: base = (long)w / 2; break;
+            default: base = (long)((r >> 8) % 200000); break;
+            }
+            long d = (long)((r >> 40) % 12) - 6;
+            sizes[i] = (size_t)GW_MAX(base + d, 0L);
+        }
+        bad += flow_run_all_modes(sizes, n, w);
+        if (bad) {
+            print_error("seed 12, run %d\n", run);
+            break;
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* The bookkeeping rules one by one. */
+static void test_flow_rules(void **state)
+{
+    (void)state;
+    gw_flow f;
+    gw_flow_init(&f, 65536);
+    /* Nothing released: nothing to send. */
+    assert_int_equal(gw_flow_update(&f, 5), 0);
+    /* A 1000-byte message consumed: held back (below half a window, and
+     * the peer has credit for the next prefix). */
+    gw_flow_received(&f, 1005);
+    gw_flow_delivered(&f, 1005);
+    gw_flow_consumed(&f, 1005);
+    assert_int_equal(gw_flow_update(&f, 5), 0);
+    /* ... until the next message needs it: 60000 bytes announced, 5 of
+     * them here, credit 64526 - 5 < 59995 + ... is enough: still nothing. */
+    gw_flow_received(&f, 5);
+    assert_int_equal(gw_flow_update(&f, 60000), 0);
+    /* A message of 65000 whose first 5 bytes arrived: credit 64526 < 65000:
+     * the 1005 released bytes go out at once. */
+    gw_flow_init(&f, 65536);
+    gw_flow_received(&f, 1005);
+    gw_flow_delivered(&f, 1005);
+    gw_flow_consumed(&f, 1005);
+    gw_flow_received(&f, 5);
+    assert_int_equal(gw_flow_update(&f, 65000), 1005);
+    assert_int_equal(gw_flow_credit(&f), 65536 - 5);
+    /* A message longer than the window gets the difference in advance,
+     * paid back by its consume. */
+    gw_flow_init(&f, 65536);
+    gw_flow_received(&f, 16384);
+    assert_int_equal(gw_flow_update(&f, 70005 - 16384), 70005 - 65536);
+    assert_int_equal(f.advance, 70005 - 65536);
+    gw_flow_received(&f, 70005 - 16384);
+    gw_flow_delivered(&f, 70005);
+    assert_int_equal(gw_flow_credit(&f), 0);
+    gw_flow_consumed(&f, 70005);
+    assert_int_equal(f.advance, 0);
+    assert_int_equal(gw_flow_update(&f, 5), 65536);
+    /* An owner that has not consumed its messages gets no advance. */
+    gw_flow_init(&f, 65536);
+    gw_flow_received(&f, 65536);
+    gw_flow_delivered(&f, 1005);
+    assert_int_equal(gw_flow_update(&f, 70000), 0);
+    /* Consuming more than was delivered counts only what was. */
+    gw_flow_consumed(&f, 5000);
+    assert_int_equal(f.consumed, 1005);
+    /* Discard releases everything received, now and later. */
+    gw_flow_discard(&f);
+    assert_int_equal(f.released, 65536);
+    assert_int_equal(gw_flow_update(&f, 5), 65536);
+    gw_flow_received(&f, 100);
+    assert_int_equal(f.released, 65636);
+    assert_int_equal(f.released, f.consumed + f.advance + f.dropped);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +721,10 @@ int main(void)
         cmocka_unit_test(test_deframer_error_messages),
         cmocka_unit_test(test_deframer_callback_stops),
         cmocka_unit_test(test_deframer_large_split_message),
+        cmocka_unit_test(test_flow_rules),
+        cmocka_unit_test(test_flow_over_window_then_large_remainder),
+        cmocka_unit_test(test_flow_neighbours),
+        cmocka_unit_test(test_flow_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
