@@ -70,6 +70,13 @@ struct ws_sess {
     bool paused;                 /* not reading the socket (backpressure) */
     bool stop_reading;           /* never again (oversized message) */
     uint64_t msg_bytes;          /* the incoming message so far (frame starts) */
+    gw_buf msg;                  /* the data message being received (wslay does not
+                                    buffer them: its UTF-8 and size errors would
+                                    close without a gRPC status) */
+    uint8_t msg_op;              /* its opcode */
+    bool frame_fin;              /* the frame being received ends its message */
+    bool in_ctrl;                /* the frame being received is a control frame
+                                    (it may come between fragments) */
     uint8_t *early;              /* bytes read by the front after the request head */
     size_t early_len, early_off;
     size_t discarded;            /* read and dropped after a fault (before our close) */
@@ -147,6 +154,7 @@ static void sess_free(ws_sess *s)
     if (s->ctx)
         wslay_event_context_free(s->ctx);
     gw_buf_free(&s->inbox);
+    gw_buf_free(&s->msg);
     free(s->hdr_mem);
     free(s->early);
     free(s);
@@ -421,14 +429,36 @@ static void pause_reading(ws_sess *s)
     update_io(s);
 }
 
+static void pump_response(ws_sess *s);
+static void flush_status(ws_sess *s);
+
 /* Ends the call with a status because of what the client sent; the close
  * frame that follows the status carries close_code. */
 static void client_fault(ws_sess *s, int code, const char *msg, uint16_t close_code)
 {
     s->close_code = close_code;
     s->stop_reading = true;
+    /* wslay would go on with the frame's bytes it already holds and could
+     * queue a close of its own (UTF-8, size), which it sends before our
+     * status. */
+    wslay_event_shutdown_read(s->ctx);
     if (s->call)
         gw_call_face_fail(s->call, code, msg);
+    flush_status(s);
+}
+
+/*
+ * Writes a status just answered at once, from inside wslay_event_recv: a
+ * close that wslay queues itself for the rest of the frame (invalid UTF-8)
+ * would otherwise go out first, since wslay sends control frames ahead of
+ * queued data and nothing after a close. A data message already started on
+ * the socket is always finished before a control frame.
+ */
+static void flush_status(ws_sess *s)
+{
+    pump_response(s);
+    if (wslay_event_want_write(s->ctx))
+        (void)wslay_event_send(s->ctx);
     schedule_pump(s);
 }
 
@@ -574,11 +604,25 @@ static void on_frame_start(wslay_event_context_ptr ctx,
 {
     (void)ctx;
     ws_sess *s = user;
-    if (arg->opcode & 0x8u)
-        return; /* control frames: wslay bounds them (125 bytes) */
-    if (arg->opcode != WSLAY_CONTINUATION_FRAME)
+    s->in_ctrl = (arg->opcode & 0x8u) != 0;
+    if (s->in_ctrl)
+        return; /* control frames: wslay buffers and bounds them (125 bytes) */
+    s->frame_fin = arg->fin;
+    if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
         s->msg_bytes = 0;
+        s->msg_op = arg->opcode;
+        gw_buf_reset(&s->msg);
+    }
     s->msg_bytes += arg->payload_length;
+    if (s->stop_reading)
+        return;
+    if (s->phase == PH_CALL && s->msg_op == WSLAY_TEXT_FRAME) {
+        /* Refused at its start, before its bytes are read. */
+        client_fault(s, GW_CODE_INVALID_ARGUMENT,
+                     "grpc-websockets: a text message after the header block",
+                     WSLAY_CODE_UNSUPPORTED_DATA);
+        return;
+    }
     /* A data message carries one control byte and gRPC frames of at most
      * max_message bytes each (5-byte headers). */
     uint64_t limit = s->phase == PH_HEADERS ? s->o.max_header_block
@@ -592,12 +636,37 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         s->phase = PH_CALL;
         s->close_code = WSLAY_CODE_MESSAGE_TOO_BIG;
         s->stop_reading = true;
+        wslay_event_shutdown_read(s->ctx);
         gw_call_reject_face(&ws_face, s, s->loop, s->co, &gw_call_grpcws, NULL,
                             GW_CODE_RESOURCE_EXHAUSTED, msg);
-        schedule_pump(s);
+        flush_status(s);
         return;
     }
     client_fault(s, GW_CODE_RESOURCE_EXHAUSTED, msg, WSLAY_CODE_MESSAGE_TOO_BIG);
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+    (void)ctx;
+    ws_sess *s = user;
+    if (s->stop_reading || s->in_ctrl)
+        return;
+    /* Bounded: on_frame_start ended any message over the limit. */
+    if (gw_buf_append(&s->msg, arg->data, arg->data_length) != 0)
+        client_fault(s, GW_CODE_RESOURCE_EXHAUSTED, "out of memory for a message",
+                     WSLAY_CODE_MESSAGE_TOO_BIG);
+}
+
+static void on_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+    (void)ctx;
+    ws_sess *s = user;
+    if (s->stop_reading || s->in_ctrl || !s->frame_fin)
+        return;
+    s->awaiting_pong = false;
+    on_data_message(s, s->msg_op, s->msg.data ? s->msg.data : (const uint8_t *)"", s->msg.len);
+    gw_buf_reset(&s->msg);
 }
 
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -625,12 +694,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
          * it reads the pongs fills the queue and is closed in pump. */
         schedule_pump(s);
         return;
-    case WSLAY_TEXT_FRAME:
-    case WSLAY_BINARY_FRAME:
-        if (!s->stop_reading)
-            on_data_message(s, arg->opcode, arg->msg, arg->msg_length);
-        return;
-    default:
+    default: /* data messages: on_frame_end */
         (void)ctx;
         return;
     }
@@ -671,6 +735,7 @@ static void pump_response(ws_sess *s)
            wslay_event_get_queued_msg_length(s->ctx) < GW_WS_SEND_HIGH) {
         long n = gw_call_face_ops.read(s->call, s->readbuf, sizeof s->readbuf);
         if (n > 0) {
+            s->last_msg_ns = gw_loop_now(s->loop);
             if (queue_bytes(s, WSLAY_BINARY_FRAME, s->readbuf, (size_t)n) != 0) {
                 s->close_code = WSLAY_CODE_INTERNAL_SERVER_ERROR;
                 s->answered = true;
@@ -786,12 +851,13 @@ static void on_io(void *owner, uint32_t events)
         if (s->phase == PH_DEAD)
             return;
         if (!wslay_event_get_read_enabled(s->ctx) && !wslay_event_get_close_received(s->ctx) &&
-            s->phase != PH_CLOSING) {
+            !s->stop_reading && s->phase != PH_CLOSING) {
             /* wslay found a frame breaking RFC 6455 (unmasked, reserved
              * bits, bad opcode) and queued a 1002 close: the call ends. */
             if (s->call && !gw_call_finished(s->call))
                 gw_call_face_ops.on_client_gone(s->call);
             s->phase = PH_CLOSING;
+            s->close_queued = true;
             s->close_by_ns = gw_loop_now(s->loop) + (uint64_t)s->o.close_timeout_ms * GW_MS;
             gw_loop_timer_start(s->loop, &s->timer, s->close_by_ns);
         }
@@ -893,6 +959,8 @@ static void up_on_upgraded(void *owner, gw_front_upgraded *u, int fd, const uint
         .recv_callback = recv_cb,
         .send_callback = send_cb,
         .on_frame_recv_start_callback = on_frame_start,
+        .on_frame_recv_chunk_callback = on_frame_chunk,
+        .on_frame_recv_end_callback = on_frame_end,
         .on_msg_recv_callback = on_msg,
     };
     uint64_t now = gw_loop_now(s->loop);
@@ -902,9 +970,7 @@ static void up_on_upgraded(void *owner, gw_front_upgraded *u, int fd, const uint
         teardown(s);
         return;
     }
-    /* A backstop: on_frame_start already ends oversized messages. */
-    wslay_event_config_set_max_recv_msg_length(
-        s->ctx, GW_MAX((uint64_t)s->co->max_message + 64, (uint64_t)s->o.max_header_block));
+    wslay_event_config_set_no_buffering(s->ctx, 1);
     s->io_events = GW_IO_READ | GW_IO_RDHUP;
     if (gw_loop_io_add(s->loop, &s->io, fd, s->io_events, on_io, s) != 0) {
         teardown(s);
@@ -995,6 +1061,7 @@ int gw_ws_accept(gw_ws_hub *h, gw_front_req *r, const gw_ws_params *p)
     s->fd = -1;
     s->phase = PH_HEADERS;
     gw_buf_init(&s->inbox, p->call->max_message + 64 * 1024);
+    gw_buf_init(&s->msg, GW_MAX(p->call->max_message + 6, p->ws->max_header_block));
     gw_timer_init(&s->timer, on_timer, s);
     gw_defer_init(&s->pump_d, pump, s);
     gw_defer_init(&s->reap_d, on_reap, s);

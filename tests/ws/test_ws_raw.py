@@ -1,0 +1,589 @@
+"""WebSocket tests with raw sockets for what a WebSocket library would never
+send: bad handshakes, unmasked and fragmented frames, oversized messages,
+invalid UTF-8, ping floods, clients that never read or never answer pings.
+Each case checks the exact answer docs/websocket.md promises (HTTP status,
+gRPC status, close code) and that the gateway keeps serving. Runs the real
+`grpcgate serve` against the real demo service on loopback."""
+import json
+import os
+import socket
+import struct
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "front"))
+from gwtest import Procs, pb_string, pb_varint, rss_kib  # noqa: E402
+
+ECHO = "/demo.v1.EchoService/Echo"
+DOWNLOAD = "/demo.v1.EchoService/Download"
+CHAT = "/demo.v1.UserService/Chat"
+ORIGIN = "https://app.example"
+MAX_MESSAGE = 32768
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+CONFIG = {
+    "limits": {"max_message_bytes": MAX_MESSAGE},
+    "cors": {"allowed_origins": [ORIGIN]},
+    "websocket": {"send_timeout_ms": 2000, "max_send_queue_bytes": 262144},
+}
+# A second gateway with short keepalive timers (they would cut the slower
+# cases above short).
+TIMERS = {
+    "websocket": {"ping_interval_ms": 300, "pong_timeout_ms": 700, "idle_timeout_ms": 2500,
+                  "header_timeout_ms": 1000},
+}
+
+P = None
+PORT = 0
+GW = None
+TPORT = 0
+
+
+def setUpModule():
+    global P, PORT, GW, TPORT
+    P = Procs()
+    _, url = P.demo()
+    GW, PORT = P.gateway(url, CONFIG)
+    _, TPORT = P.gateway(url, TIMERS, workers=1)
+
+
+def tearDownModule():
+    try:
+        if GW is not None:
+            assert P.stop(GW) == 0, "serve exits 0 on SIGTERM: " + P.stderr(GW)[-2000:]
+    finally:
+        P.stop_all()
+
+
+def ws_frame(op, payload, fin=True, mask=True, rsv=0):
+    h = bytes([(0x80 if fin else 0) | rsv << 4 | op])
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        h += bytes([m | n])
+    elif n < 65536:
+        h += bytes([m | 126]) + struct.pack(">H", n)
+    else:
+        h += bytes([m | 127]) + struct.pack(">Q", n)
+    if mask:
+        key = os.urandom(4)
+        h += key
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return h + payload
+
+
+def grpc_frame(msg, flag=0):
+    return bytes([flag]) + struct.pack(">I", len(msg)) + msg
+
+
+def data_msg(msg):
+    return b"\x00" + grpc_frame(msg)
+
+
+HEADERS = b"content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n"
+
+
+class WS:
+    """One raw WebSocket client connection."""
+
+    def __init__(self, port, path, headers=None, extra=b"", timeout=15):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        h = {"Host": "127.0.0.1", "Upgrade": "websocket", "Connection": "Upgrade",
+             "Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "13",
+             "Sec-WebSocket-Protocol": "grpc-websockets"}
+        method = "GET"
+        for k, v in (headers or {}).items():
+            if k == ":method":
+                method = v
+            elif v is None:
+                h.pop(k, None)
+            else:
+                h[k] = v
+        req = "%s %s HTTP/1.1\r\n" % (method, path) + "".join(
+            "%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        self.s.sendall(req.encode() + extra)
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                break
+            self.buf += d
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin1").split("\r\n")
+        self.status = int(lines[0].split()[1]) if lines and lines[0] else 0
+        self.headers = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        if self.status != 101:
+            # The body of a refusal (Content-Length).
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                d = self.s.recv(65536)
+                if not d:
+                    break
+                self.buf += d
+            self.body = self.buf[:n]
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError
+            self.buf += d
+
+    def frame(self):
+        """(fin, opcode, payload) of the next server frame."""
+        self._need(2)
+        b0, b1 = self.buf[0], self.buf[1]
+        assert not b1 & 0x80, "server frames are not masked"
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4)
+            n, off = struct.unpack(">H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self._need(10)
+            n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
+        self._need(off + n)
+        payload = self.buf[off:off + n]
+        self.buf = self.buf[off + n:]
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def until_close(self, answer_pings=True):
+        """Binary payloads concatenated and the close code (None: no close
+        frame before EOF)."""
+        data = b""
+        while True:
+            try:
+                fin, op, p = self.frame()
+            except (EOFError, ConnectionResetError):
+                return data, None
+            if op == 2 or op == 0:
+                data += p
+            elif op == 9 and answer_pings:
+                self.send(ws_frame(10, p))
+            elif op == 8:
+                code = struct.unpack(">H", p[:2])[0] if len(p) >= 2 else 1005
+                try:
+                    self.send(ws_frame(8, p[:2]))
+                except OSError:
+                    pass
+                return data, code
+
+    def close(self):
+        self.s.close()
+
+
+def grpc_web_frames(data):
+    """[(flag, payload)] of a gRPC-Web byte stream."""
+    out = []
+    while len(data) >= 5:
+        n = struct.unpack(">I", data[1:5])[0]
+        out.append((data[0], data[5:5 + n]))
+        data = data[5 + n:]
+    return out
+
+
+def trailers(data):
+    """Header blocks (flag 0x80) merged into a dict; the last one wins."""
+    t = {}
+    for flag, p in grpc_web_frames(data):
+        if flag & 0x80:
+            for ln in p.decode("latin1").split("\r\n"):
+                if ":" in ln:
+                    k, _, v = ln.partition(":")
+                    t[k.strip()] = v.strip()
+    return t
+
+
+def echo_call(port, message="hi", path=ECHO, headers=None):
+    ws = WS(port, path, headers)
+    assert ws.status == 101, ws.status
+    ws.send(ws_frame(2, HEADERS))
+    ws.send(ws_frame(2, data_msg(pb_string(1, message))))
+    ws.send(ws_frame(2, b"\x01"))
+    data, code = ws.until_close()
+    ws.close()
+    return data, code
+
+
+def active_calls(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        for ln in r.read().decode().splitlines():
+            if ln.startswith("grpcgate_active_calls "):
+                return int(ln.split()[1])
+    return -1
+
+
+def wait_for(what, f, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if f():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Handshake(unittest.TestCase):
+    def refused(self, headers, status):
+        ws = WS(PORT, ECHO, headers)
+        self.assertEqual(ws.status, status, ws.headers)
+        ws.close()
+        return ws
+
+    def test_good_and_accept_key(self):
+        ws = WS(PORT, ECHO, {"Origin": ORIGIN})
+        self.assertEqual(ws.status, 101)
+        # RFC 6455 1.3's example key and answer.
+        self.assertEqual(ws.headers["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        self.assertEqual(ws.headers["sec-websocket-protocol"], "grpc-websockets")
+        self.assertEqual(ws.headers["upgrade"].lower(), "websocket")
+        ws.close()
+
+    def test_missing_key(self):
+        self.refused({"Sec-WebSocket-Key": None}, 400)
+
+    def test_bad_keys(self):
+        for key in ["short", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ===",
+                    "dGhlIHNhbXBsZSBub25jZXh4"]:
+            self.refused({"Sec-WebSocket-Key": key}, 400)
+
+    def test_wrong_version(self):
+        for v in ["8", "12", "14", None]:
+            ws = self.refused({"Sec-WebSocket-Version": v}, 426)
+            self.assertEqual(ws.headers.get("sec-websocket-version"), "13")
+
+    def test_unknown_subprotocol(self):
+        self.refused({"Sec-WebSocket-Protocol": "chat"}, 400)
+        self.refused({"Sec-WebSocket-Protocol": None}, 400)
+        self.refused({"Sec-WebSocket-Protocol": "grpc-websocket"}, 400)
+        ws = WS(PORT, ECHO, {"Sec-WebSocket-Protocol": "chat, grpc-websockets"})
+        self.assertEqual(ws.status, 101)
+        self.assertEqual(ws.headers["sec-websocket-protocol"], "grpc-websockets")
+        ws.close()
+
+    def test_disallowed_origin(self):
+        self.refused({"Origin": "https://evil.example"}, 403)
+        self.refused({"Origin": ORIGIN + ".evil"}, 403)
+        self.refused({"Origin": "null"}, 403)
+
+    def test_not_get(self):
+        self.refused({":method": "POST", "Content-Length": "0"}, 400)
+
+    def test_missing_connection_upgrade(self):
+        self.refused({"Connection": "keep-alive"}, 400)
+
+    def test_still_serving(self):
+        data, code = echo_call(PORT, "after the refusals")
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+        self.assertEqual(code, 1000)
+
+
+class Frames(unittest.TestCase):
+    def test_echo_and_early_data(self):
+        # The header block and the message in the same write as the
+        # handshake: read by libmicrohttpd with the head, handed over.
+        early = ws_frame(2, HEADERS) + ws_frame(2, data_msg(pb_string(1, "early"))) + \
+            ws_frame(2, b"\x01")
+        ws = WS(PORT, ECHO, extra=early)
+        self.assertEqual(ws.status, 101)
+        data, code = ws.until_close()
+        frames = grpc_web_frames(data)
+        self.assertEqual(frames[0][0], 0x80, "the header block first")
+        self.assertIn(b"early", frames[1][1])
+        self.assertEqual(trailers(data)["grpc-status"], "0")
+        self.assertEqual(code, 1000)
+        ws.close()
+
+    def test_unmasked_client_frame(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS, mask=False))
+        _, code = ws.until_close()
+        self.assertEqual(code, 1002)
+        ws.close()
+
+    def test_unmasked_frame_mid_call_cancels(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        ws.send(ws_frame(2, data_msg(pb_string(1, "x"))))
+        fin, op, p = ws.frame()  # the header block
+        ws.send(ws_frame(2, data_msg(pb_string(1, "y")), mask=False))
+        _, code = ws.until_close()
+        self.assertEqual(code, 1002)
+        ws.close()
+        wait_for("no active calls", lambda: active_calls(PORT) == 0)
+
+    def test_reserved_bits(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS, rsv=4))
+        _, code = ws.until_close()
+        self.assertEqual(code, 1002)
+        ws.close()
+
+    def test_fragmented_messages(self):
+        ws = WS(PORT, ECHO)
+        # The header block in three fragments, a ping between fragments of
+        # the data message (control frames may interleave).
+        ws.send(ws_frame(2, HEADERS[:10], fin=False))
+        ws.send(ws_frame(0, HEADERS[10:20], fin=False))
+        ws.send(ws_frame(0, HEADERS[20:]))
+        msg = data_msg(pb_string(1, "in pieces"))
+        ws.send(ws_frame(2, msg[:3], fin=False))
+        ws.send(ws_frame(9, b"between"))
+        ws.send(ws_frame(0, msg[3:7], fin=False))
+        ws.send(ws_frame(0, msg[7:]))
+        ws.send(ws_frame(2, b"\x01"))
+        data = b""
+        pong = None
+        while True:
+            fin, op, p = ws.frame()
+            if op == 10:
+                pong = p
+            elif op == 2:
+                data += p
+            elif op == 8:
+                code = struct.unpack(">H", p[:2])[0]
+                break
+        self.assertEqual(pong, b"between")
+        self.assertIn(b"in pieces", data)
+        self.assertEqual(trailers(data)["grpc-status"], "0")
+        self.assertEqual(code, 1000)
+        ws.close()
+
+    def test_gRPC_frames_split_across_messages(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        two = grpc_frame(pb_string(1, "one")) + grpc_frame(pb_string(1, "two"))
+        ws.send(ws_frame(2, b"\x00" + two[:4]))
+        ws.send(ws_frame(2, b"\x00" + two[4:12]))
+        ws.send(ws_frame(2, b"\x00" + two[12:]))
+        ws.send(ws_frame(2, b"\x01"))
+        data, code = ws.until_close()
+        self.assertIn(b"one", data)
+        self.assertIn(b"two", data)
+        self.assertEqual(trailers(data)["grpc-status"], "0")
+        ws.close()
+
+    def test_message_size_boundaries(self):
+        # The gRPC message at the limit passes; a WebSocket message one
+        # byte past (control byte + 5-byte header + limit) ends the call
+        # RESOURCE_EXHAUSTED, then a 1009 close.
+        for size, ok in [(MAX_MESSAGE - 1, True), (MAX_MESSAGE, True), (MAX_MESSAGE + 1, False),
+                         (4 * MAX_MESSAGE, False)]:
+            ws = WS(PORT, ECHO)
+            ws.send(ws_frame(2, HEADERS))
+            msg = pb_string(1, "x" * (size - 4))
+            self.assertEqual(len(msg), size)
+            ws.send(ws_frame(2, data_msg(msg)))
+            if ok:
+                ws.send(ws_frame(2, b"\x01"))
+            data, code = ws.until_close()
+            t = trailers(data)
+            if ok:
+                self.assertEqual(t.get("grpc-status"), "0", (size, t))
+                self.assertEqual(code, 1000)
+            else:
+                self.assertEqual(t.get("grpc-status"), "8", (size, t))
+                self.assertEqual(code, 1009)
+            ws.close()
+        wait_for("no active calls", lambda: active_calls(PORT) == 0)
+
+    def test_frame_over_limit_in_fragments(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        chunk = b"\x00" * 20000
+        ws.send(ws_frame(2, b"\x00" + chunk, fin=False))
+        ws.send(ws_frame(0, chunk, fin=False))
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "8")
+        self.assertEqual(code, 1009)
+        ws.close()
+
+    def test_header_block_over_limit(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, b"x-big: " + b"a" * 20000 + b"\r\n"))
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "8")
+        self.assertEqual(code, 1009)
+        ws.close()
+
+    def test_invalid_utf8_text(self):
+        # After the header block: the gRPC status, then 1007.
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        ws.send(ws_frame(1, b"ok \xff\xfe"))
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "3")
+        self.assertEqual(code, 1007)
+        ws.close()
+        # As the header block itself (which may be text): RFC 6455 fails the
+        # connection (1007) before any call exists to carry a status.
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(1, b"content-type: \xc3\x28\r\n"))
+        data, code = ws.until_close()
+        self.assertEqual(code, 1007)
+        ws.close()
+        data, code = echo_call(PORT, "still serving")
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+
+    def test_text_after_headers(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        ws.send(ws_frame(1, b"valid text"))
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "3")
+        self.assertEqual(code, 1003)
+        ws.close()
+
+    def test_bad_control_bytes(self):
+        for payload in [b"", b"\x02abc", b"\x01\x00"]:
+            ws = WS(PORT, CHAT)
+            ws.send(ws_frame(2, HEADERS))
+            ws.send(ws_frame(2, payload))
+            data, code = ws.until_close()
+            self.assertEqual(trailers(data).get("grpc-status"), "3", payload)
+            self.assertEqual(code, 1002)
+            ws.close()
+
+    def test_bad_header_block_and_gRPC_frame(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, b"no colon here\r\n"))
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "3")
+        ws.close()
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        ws.send(ws_frame(2, b"\x00" + grpc_frame(b"", flag=0x80)))  # a trailer flag
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "3")
+        ws.close()
+
+    def test_unknown_method(self):
+        data, code = echo_call(PORT, path="/demo.v1.EchoService/Nope")
+        t = trailers(data)
+        self.assertEqual(t.get("grpc-status"), "12")
+        self.assertEqual(code, 1000)
+
+    def test_ping_flood_answered(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        n = 2000
+        ws.send(b"".join(ws_frame(9, b"%d" % i) for i in range(n)))
+        pongs = 0
+        while pongs < n:
+            fin, op, p = ws.frame()
+            if op == 10:
+                self.assertEqual(p, b"%d" % pongs)
+                pongs += 1
+        ws.send(ws_frame(2, b"\x01"))
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+        ws.close()
+
+    def test_ping_flood_without_reading_is_closed(self):
+        ws = WS(PORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        ws.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ping = ws_frame(9, b"p" * 125)
+        closed = False
+        before = rss_kib(GW.pid)
+        for _ in range(4000):
+            try:
+                ws.s.settimeout(5)
+                ws.send(ping * 32)
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                closed = True
+                break
+        # A queue bounded by max_send_queue_bytes, not by the flood.
+        self.assertLess(rss_kib(GW.pid) - before, 64 * 1024)
+        if not closed:
+            wait_for("the call to be cancelled", lambda: active_calls(PORT) == 0)
+        ws.close()
+        wait_for("no active calls", lambda: active_calls(PORT) == 0)
+
+    def test_client_that_never_reads(self):
+        # 200 MB asked for, nothing read: the gateway holds a bounded amount,
+        # then closes the socket after send_timeout_ms and cancels the call.
+        ws = WS(PORT, DOWNLOAD)
+        ws.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ws.send(ws_frame(2, HEADERS))
+        ws.send(ws_frame(2, data_msg(pb_varint(1, 200 << 20) + pb_varint(2, 65536))))
+        ws.send(ws_frame(2, b"\x01"))
+        before = rss_kib(GW.pid)
+        time.sleep(1)
+        self.assertGreaterEqual(active_calls(PORT), 1)
+        grown = rss_kib(GW.pid) - before
+        self.assertLess(grown, 16 * 1024, "RSS grew %d KiB" % grown)
+        wait_for("the call to be cancelled", lambda: active_calls(PORT) == 0, timeout=30)
+        # The socket is closed: after what the kernel buffered, EOF.
+        ws.s.settimeout(10)
+        total = 0
+        while True:
+            try:
+                d = ws.s.recv(1 << 20)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not d:
+                break
+            total += len(d)
+        self.assertLess(total, 50 << 20)
+        ws.close()
+
+
+class Timers(unittest.TestCase):
+    def test_header_timeout(self):
+        ws = WS(TPORT, CHAT)
+        t0 = time.monotonic()
+        _, code = ws.until_close()
+        self.assertEqual(code, 1008)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        ws.close()
+
+    def test_pings_and_pong_timeout(self):
+        # Answering pings keeps a quiet call open...
+        alive = WS(TPORT, CHAT)
+        alive.send(ws_frame(2, HEADERS))
+        alive.send(ws_frame(2, data_msg(pb_string(1, "hello"))))
+        pings = 0
+        end = time.monotonic() + 1.5
+        alive.s.settimeout(3)
+        while time.monotonic() < end:
+            fin, op, p = alive.frame()
+            if op == 9:
+                pings += 1
+                alive.send(ws_frame(10, p))
+            self.assertNotEqual(op, 8, "closed although it answered the pings")
+        self.assertGreaterEqual(pings, 2)
+        alive.send(ws_frame(2, b"\x01"))
+        data, code = alive.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+        alive.close()
+        # ... one that never answers is dropped and its call cancelled.
+        mute = WS(TPORT, CHAT)
+        mute.send(ws_frame(2, HEADERS))
+        mute.send(ws_frame(2, data_msg(pb_string(1, "hello"))))
+        t0 = time.monotonic()
+        data, code = mute.until_close(answer_pings=False)
+        self.assertIsNone(code, "dropped without a close frame")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        mute.close()
+        wait_for("no active calls", lambda: active_calls(TPORT) == 0)
+
+    def test_idle_timeout(self):
+        ws = WS(TPORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        t0 = time.monotonic()
+        data, code = ws.until_close()
+        self.assertEqual(trailers(data).get("grpc-status"), "14")
+        self.assertGreaterEqual(time.monotonic() - t0, 2.0)
+        self.assertEqual(code, 1000)
+        ws.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
