@@ -339,4 +339,9 @@ const char *gw_call_header(gw_call *c, const char *name);
  * WebSocket face; init's arg is unused. */
 extern const gw_call_adapter gw_call_grpcws;
 
+/* JSON over WebSocket (call/wsjson_adapter.c): ProtoJSON text messages
+ * each way, the status last in the REST error shape; init's arg is the
+ * const gw_rest_options * to print with (may be NULL). */
+extern const gw_call_adapter gw_call_wsjson;
+
 #endif

@@ -806,7 +806,31 @@ static void websocket(worker *w, gw_front_req *r, const char *path, const char *
     const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
     if (m && route_of(sn, m) < 0)
         m = NULL;
-    gw_ws_params p = {.method = m, .call = &sn->call, .ws = &sn->cfg->websocket,
+    /* JSON mode: a REST route of the path (any of its HTTP methods: the
+     * handshake is a GET) or the auto route. */
+    const gw_method_def *jm = m;
+    if (!jm && sn->router) {
+        const char *target = gw_front_req_target(r);
+        size_t tl = strcspn(target, "?");
+        gw_arena a;
+        gw_arena_init(&a, 512, 64 * 1024);
+        gw_route_match rm;
+        if (gw_router_match(sn->router, "GET", target, tl, &a, &rm, NULL) == 0) {
+            if (rm.result == GW_ROUTE_MATCHED)
+                jm = rm.route->method;
+            else if (rm.result == GW_ROUTE_METHOD_NOT_ALLOWED && rm.allow_count) {
+                const char *verb = rm.allow[0];
+                if (gw_router_match(sn->router, verb, target, tl, &a, &rm, NULL) == 0 &&
+                    rm.result == GW_ROUTE_MATCHED)
+                    jm = rm.route->method;
+            }
+        }
+        gw_arena_free(&a);
+        if (jm && route_of(sn, jm) < 0)
+            jm = NULL;
+    }
+    gw_ws_params p = {.method = m, .json_method = jm, .rest = sn->rest.rest,
+                      .call = &sn->call, .ws = &sn->cfg->websocket,
                       .origin_ok = !origin || cors_origin(sn->cfg, origin) != NULL,
                       .hold = ws_hold, .release = ws_release, .hold_ctx = sn};
     gw_ws_accept(w->ws, r, &p);

@@ -45,6 +45,9 @@ struct ws_sess {
     gw_ws_options o;
     const gw_call_options *co;
     const gw_method_def *method;
+    bool json;                   /* JSON text messages (no subprotocol) */
+    const gw_rest_options *rest;
+    gw_buf jout;                 /* JSON mode: call output not yet cut into messages */
     char path[256];
     void (*release)(void *ctx);
     void *hold_ctx;
@@ -155,6 +158,7 @@ static void sess_free(ws_sess *s)
         wslay_event_context_free(s->ctx);
     gw_buf_free(&s->inbox);
     gw_buf_free(&s->msg);
+    gw_buf_free(&s->jout);
     free(s->hdr_mem);
     free(s->early);
     free(s);
@@ -358,6 +362,25 @@ static int head_frame(gw_buf *b, const gw_front_header *h, size_t n)
     return 0;
 }
 
+/* JSON mode: the call's bytes are [4-byte length][JSON] messages; each
+ * complete one becomes a text message. Returns the bytes used. */
+static size_t json_out(ws_sess *s, const uint8_t *p, size_t n, int *rc)
+{
+    size_t off = 0;
+    *rc = 0;
+    while (n - off >= 4) {
+        size_t len = (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 |
+                     (size_t)p[off + 2] << 8 | p[off + 3];
+        if (n - off - 4 < len)
+            break;
+        *rc = queue_bytes(s, WSLAY_TEXT_FRAME, p + off + 4, len);
+        if (*rc)
+            break;
+        off += 4 + len;
+    }
+    return off;
+}
+
 static int face_respond(void *ctx, int status, const gw_front_header *h, size_t n,
                         const void *body, size_t len)
 {
@@ -365,6 +388,15 @@ static int face_respond(void *ctx, int status, const gw_front_header *h, size_t 
     (void)status;
     if (s->answered || s->streaming || s->phase == PH_DEAD)
         return GW_ESTATE;
+    if (s->json) {
+        int rc;
+        (void)json_out(s, body, len, &rc);
+        if (rc)
+            return rc;
+        s->answered = true;
+        schedule_pump(s);
+        return 0;
+    }
     gw_buf b;
     gw_buf_init(&b, 0);
     int rc = head_frame(&b, h, n);
@@ -389,6 +421,11 @@ static int face_respond_stream(void *ctx, int status, const gw_front_header *h, 
     (void)status;
     if (s->answered || s->streaming || s->phase == PH_DEAD)
         return GW_ESTATE;
+    if (s->json) {
+        s->streaming = true;
+        schedule_pump(s);
+        return 0;
+    }
     gw_buf b;
     gw_buf_init(&b, 0);
     int rc = head_frame(&b, h, n);
@@ -466,6 +503,19 @@ static void feed(ws_sess *s, const uint8_t *p, size_t n)
 {
     if (!s->call || s->send_done)
         return;
+    if (s->json) {
+        /* Whole messages: what waits is kept with its length. */
+        if (s->inbox.len == 0 && gw_call_face_ops.on_body(s->call, p, n) >= n)
+            return;
+        uint8_t h[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+        if (gw_buf_append(&s->inbox, h, 4) != 0 || gw_buf_append(&s->inbox, p, n) != 0) {
+            client_fault(s, GW_CODE_RESOURCE_EXHAUSTED, "request messages beyond the buffer limit",
+                         WSLAY_CODE_POLICY_VIOLATION);
+            return;
+        }
+        pause_reading(s);
+        return;
+    }
     if (s->inbox.len == 0) {
         size_t took = gw_call_face_ops.on_body(s->call, p, n);
         if (took >= n)
@@ -506,6 +556,36 @@ static int copy_headers(ws_sess *s, const gw_wsproto_header *h, size_t n)
     return 0;
 }
 
+static const gw_call_adapter *adapter_of(const ws_sess *s)
+{
+    return s->json ? &gw_call_wsjson : &gw_call_grpcws;
+}
+
+/* The call starts: after the header block (grpc-websockets) or at once
+ * (JSON, metadata from the handshake's headers). */
+static void start_call(ws_sess *s)
+{
+    s->phase = PH_CALL;
+    const void *arg = s->json ? (const void *)s->rest : NULL;
+    if (!s->method) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "unknown method %.256s", s->path);
+        s->stop_reading = true;
+        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), arg,
+                            GW_CODE_UNIMPLEMENTED, msg);
+        schedule_pump(s);
+        return;
+    }
+    gw_call *c = NULL;
+    if (gw_call_start_face(&ws_face, s, s->loop, s->co, NULL, s->method, adapter_of(s), arg,
+                           &c) != 0) {
+        s->stop_reading = true;
+        schedule_pump(s);
+        return;
+    }
+    s->call = c;
+}
+
 /* The first message: the header block, then the call starts. */
 static void on_header_block(ws_sess *s, const uint8_t *p, size_t n)
 {
@@ -522,28 +602,12 @@ static void on_header_block(ws_sess *s, const uint8_t *p, size_t n)
     s->phase = PH_CALL;
     if (rc) {
         s->stop_reading = true;
-        gw_call_reject_face(&ws_face, s, s->loop, s->co, &gw_call_grpcws, NULL,
+        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), s->json ? (const void *)s->rest : NULL,
                             gw_call_code_for_err(rc), e.msg[0] ? e.msg : gw_err_str(rc));
         schedule_pump(s);
         return;
     }
-    if (!s->method) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "unknown method %.256s", s->path);
-        s->stop_reading = true;
-        gw_call_reject_face(&ws_face, s, s->loop, s->co, &gw_call_grpcws, NULL,
-                            GW_CODE_UNIMPLEMENTED, msg);
-        schedule_pump(s);
-        return;
-    }
-    gw_call *c = NULL;
-    if (gw_call_start_face(&ws_face, s, s->loop, s->co, NULL, s->method, &gw_call_grpcws, NULL,
-                           &c) != 0) {
-        s->stop_reading = true;
-        schedule_pump(s);
-        return;
-    }
-    s->call = c;
+    start_call(s);
 }
 
 static void on_data_message(ws_sess *s, uint8_t opcode, const uint8_t *p, size_t n)
@@ -554,7 +618,7 @@ static void on_data_message(ws_sess *s, uint8_t opcode, const uint8_t *p, size_t
             s->phase = PH_CALL;
             s->close_code = WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA;
             s->stop_reading = true;
-            gw_call_reject_face(&ws_face, s, s->loop, s->co, &gw_call_grpcws, NULL,
+            gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), s->json ? (const void *)s->rest : NULL,
                                 GW_CODE_INVALID_ARGUMENT, "invalid UTF-8 in a text frame");
             schedule_pump(s);
             return;
@@ -569,6 +633,21 @@ static void on_data_message(ws_sess *s, uint8_t opcode, const uint8_t *p, size_t
     }
     if (s->phase != PH_CALL || !s->call || s->stop_reading)
         return;
+    if (s->json) {
+        if (s->finish_pending || s->send_done) {
+            client_fault(s, GW_CODE_INVALID_ARGUMENT,
+                         "a message after the client finished sending (an empty text message)",
+                         WSLAY_CODE_PROTOCOL_ERROR);
+            return;
+        }
+        if (n == 0) {
+            s->finish_pending = true;
+            schedule_pump(s);
+            return;
+        }
+        feed(s, p, n);
+        return;
+    }
     if (opcode != WSLAY_BINARY_FRAME) {
         client_fault(s, GW_CODE_INVALID_ARGUMENT,
                      "grpc-websockets: a text message after the header block",
@@ -616,10 +695,11 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     s->msg_bytes += arg->payload_length;
     if (s->stop_reading)
         return;
-    if (s->phase == PH_CALL && s->msg_op == WSLAY_TEXT_FRAME) {
+    if (s->phase == PH_CALL && s->msg_op == (s->json ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME)) {
         /* Refused at its start, before its bytes are read. */
         client_fault(s, GW_CODE_INVALID_ARGUMENT,
-                     "grpc-websockets: a text message after the header block",
+                     s->json ? "a binary message on a JSON WebSocket (send text)"
+                             : "grpc-websockets: a text message after the header block",
                      WSLAY_CODE_UNSUPPORTED_DATA);
         return;
     }
@@ -637,7 +717,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         s->close_code = WSLAY_CODE_MESSAGE_TOO_BIG;
         s->stop_reading = true;
         wslay_event_shutdown_read(s->ctx);
-        gw_call_reject_face(&ws_face, s, s->loop, s->co, &gw_call_grpcws, NULL,
+        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), s->json ? (const void *)s->rest : NULL,
                             GW_CODE_RESOURCE_EXHAUSTED, msg);
         flush_status(s);
         return;
@@ -706,7 +786,14 @@ static void pump_request(ws_sess *s)
 {
     if (!s->call || s->send_done)
         return;
-    while (s->inbox.len && s->call) {
+    while (s->json && s->inbox.len >= 4 && s->call) {
+        const uint8_t *q = s->inbox.data;
+        size_t len = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+        if (gw_call_face_ops.on_body(s->call, q + 4, len) == 0)
+            return;
+        gw_buf_consume(&s->inbox, 4 + len);
+    }
+    while (!s->json && s->inbox.len && s->call) {
         size_t took = gw_call_face_ops.on_body(s->call, s->inbox.data, s->inbox.len);
         if (took == 0)
             return;
@@ -734,6 +821,18 @@ static void pump_response(ws_sess *s)
     while (s->call && s->streaming && !s->answered &&
            wslay_event_get_queued_msg_length(s->ctx) < GW_WS_SEND_HIGH) {
         long n = gw_call_face_ops.read(s->call, s->readbuf, sizeof s->readbuf);
+        if (n > 0 && s->json) {
+            s->last_msg_ns = gw_loop_now(s->loop);
+            int rc = gw_buf_append(&s->jout, s->readbuf, (size_t)n);
+            size_t used = rc ? 0 : json_out(s, s->jout.data, s->jout.len, &rc);
+            if (rc) {
+                s->close_code = WSLAY_CODE_INTERNAL_SERVER_ERROR;
+                s->answered = true;
+                continue;
+            }
+            gw_buf_consume(&s->jout, used);
+            continue;
+        }
         if (n > 0) {
             s->last_msg_ns = gw_loop_now(s->loop);
             if (queue_bytes(s, WSLAY_BINARY_FRAME, s->readbuf, (size_t)n) != 0) {
@@ -976,6 +1075,10 @@ static void up_on_upgraded(void *owner, gw_front_upgraded *u, int fd, const uint
         teardown(s);
         return;
     }
+    if (s->json) {
+        start_call(s);
+        schedule_pump(s);
+    }
     arm(s);
     if (extra_len) {
         /* Frames the client sent right behind its request head: recv_cb
@@ -1015,6 +1118,54 @@ static const gw_front_upgrade_ops up_ops = {
     .on_shutdown = up_on_shutdown,
 };
 
+/* JSON mode: the handshake's headers are the call's (metadata, grpc-timeout;
+ * the call leaves out those about HTTP and the WebSocket itself). */
+typedef struct hdr_copy {
+    ws_sess *s;
+    gw_buf names;
+    size_t n;
+    int rc;
+} hdr_copy;
+
+static bool count_header(void *ctx, const char *name, const char *value)
+{
+    hdr_copy *h = ctx;
+    if (h->n == MAX_HEADERS)
+        return false;
+    h->n++;
+    if (gw_buf_append(&h->names, name, strlen(name) + 1) != 0 ||
+        gw_buf_append(&h->names, value, strlen(value) + 1) != 0) {
+        h->rc = GW_ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+static int copy_req_headers(ws_sess *s, gw_front_req *r)
+{
+    hdr_copy h = {.s = s};
+    gw_buf_init(&h.names, 1u << 20);
+    gw_front_req_headers(r, count_header, &h);
+    if (h.rc) {
+        gw_buf_free(&h.names);
+        return h.rc;
+    }
+    size_t len;
+    s->hdr_mem = h.names.data ? (char *)gw_buf_detach(&h.names, &len) : NULL;
+    char *p = s->hdr_mem;
+    for (size_t i = 0; i < h.n; i++) {
+        for (char *q = p; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q + ('a' - 'A'));
+        s->hdrs[i].name = p;
+        p += strlen(p) + 1;
+        s->hdrs[i].value = p;
+        p += strlen(p) + 1;
+    }
+    s->nhdrs = h.n;
+    return 0;
+}
+
 /* ---- handshake ----------------------------------------------------------------------------- */
 
 bool gw_ws_is_upgrade(gw_front_req *r)
@@ -1044,10 +1195,12 @@ int gw_ws_accept(gw_ws_hub *h, gw_front_req *r, const gw_ws_params *p)
     const char *key = gw_front_req_header(r, "Sec-WebSocket-Key");
     if (!gw_wsproto_key_ok(key))
         return refuse(r, 400, "WebSocket: missing or malformed Sec-WebSocket-Key\n", GW_EINVAL);
-    if (!gw_wsproto_token_listed(gw_front_req_header(r, "Sec-WebSocket-Protocol"),
-                                 GW_WSPROTO_GRPC))
+    const char *proto = gw_front_req_header(r, "Sec-WebSocket-Protocol");
+    bool json = !proto;
+    if (!json && !gw_wsproto_token_listed(proto, GW_WSPROTO_GRPC))
         return refuse(r, 400,
-                      "WebSocket: no supported subprotocol (offer grpc-websockets)\n",
+                      "WebSocket: no supported subprotocol (offer grpc-websockets, or none "
+                      "for JSON)\n",
                       GW_EINVAL);
     ws_sess *s = calloc(1, sizeof *s);
     if (!s)
@@ -1056,7 +1209,9 @@ int gw_ws_accept(gw_ws_hub *h, gw_front_req *r, const gw_ws_params *p)
     s->loop = h->loop;
     s->o = *p->ws;
     s->co = p->call;
-    s->method = p->method;
+    s->json = json;
+    s->rest = p->rest;
+    s->method = json ? p->json_method : p->method;
     snprintf(s->path, sizeof s->path, "%s", gw_front_req_path(r));
     s->fd = -1;
     s->phase = PH_HEADERS;
@@ -1069,7 +1224,10 @@ int gw_ws_accept(gw_ws_hub *h, gw_front_req *r, const gw_ws_params *p)
     gw_wsproto_accept(key, accept);
     gw_front_header hh[] = {{"Sec-WebSocket-Accept", accept},
                             {"Sec-WebSocket-Protocol", GW_WSPROTO_GRPC}};
-    int rc = gw_front_req_upgrade(r, "websocket", hh, GW_ARRAY_LEN(hh), &up_ops, s);
+    gw_buf_init(&s->jout, p->call->max_output + p->call->max_message + 64 * 1024);
+    int rc = json ? copy_req_headers(s, r) : 0;
+    if (rc == 0)
+        rc = gw_front_req_upgrade(r, "websocket", hh, json ? 1 : 2, &up_ops, s);
     if (rc) {
         sess_free(s);
         return refuse(r, 503, "out of memory\n", rc);

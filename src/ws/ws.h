@@ -6,7 +6,9 @@
  * the frame layer, and each WebSocket carries one call through the call
  * object as a face (call.h, gw_call_face):
  *   - `grpc-websockets` (improbable-eng's WebsocketTransport, grpcwebproxy):
- *     the pure mapping is wsproto/, the adapter gw_call_grpcws.
+ *     the pure mapping is wsproto/, the adapter gw_call_grpcws;
+ *   - no subprotocol: JSON, one ProtoJSON message per text frame each way,
+ *     the status last in the REST error shape (adapter gw_call_wsjson).
  * Flow control both ways: a request the backend cannot take yet stops the
  * reading of the socket (the rest waits in a bounded inbox); response bytes
  * are pulled from the call only while wslay's send queue is under
@@ -63,7 +65,12 @@ void gw_ws_hub_cancel_all(gw_ws_hub *h);
 
 /* What the server decided about one upgrade request. */
 typedef struct gw_ws_params {
-    const gw_method_def *method;   /* NULL: unknown, answered UNIMPLEMENTED */
+    const gw_method_def *method;   /* grpc-websockets: the method of the path
+                                      (/pkg.Service/Method); NULL: unknown,
+                                      answered UNIMPLEMENTED */
+    const gw_method_def *json_method; /* JSON (no subprotocol): the method of a
+                                      REST route or auto route of the path */
+    const gw_rest_options *rest;   /* JSON printing options; borrowed like call */
     const gw_call_options *call;   /* borrowed; kept alive by hold/release */
     const gw_ws_options *ws;       /* copied */
     bool origin_ok;                /* the Origin (if any) is an allowed one */

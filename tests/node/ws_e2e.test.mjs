@@ -182,3 +182,71 @@ describe('grpc-websockets: SIGTERM drain', () => {
     }
   });
 });
+
+// JSON over WebSocket (no subprotocol): one ProtoJSON message per text
+// frame each way, an empty text frame half-closes, the status comes last
+// in the REST error shape, then a normal close.
+async function jsonCall(base, path, messages, { finish = true } = {}) {
+  const ws = new WebSocket(`${base.replace('http', 'ws')}${path}`);
+  const got = [];
+  ws.on('message', (d, isBinary) => got.push(isBinary ? { binary: d } : JSON.parse(d.toString())));
+  const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+  for (const m of messages) ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+  if (finish) ws.send('');
+  const code = await closed;
+  return { code, messages: got.slice(0, -1), status: got[got.length - 1] };
+}
+
+for (const backendKind of ['demo', 'grpcjs']) {
+  describe(`JSON over WebSocket via grpcgate → ${backendKind} backend`, () => {
+    let backend;
+    let gateway;
+    before(async () => {
+      backend = await startBackend(backendKind);
+      gateway = await startGateway(backend.url);
+    });
+    after(async () => {
+      assert.equal(await stop(gateway), 0);
+      await stop(backend);
+    });
+
+    test('Chat on its auto route: 1,000 messages each way', { timeout: 60000 }, async () => {
+      const msgs = Array.from({ length: 1000 }, (_, i) => ({ text: `j${i}`, sequence: String(i) }));
+      const r = await jsonCall(gateway.url, '/demo.v1.UserService/Chat', msgs);
+      assert.equal(r.code, 1000);
+      assert.deepEqual(r.status, { code: 0, message: '', details: [] });
+      assert.equal(r.messages.length, 1000);
+      assert.equal(r.messages[999].text, 'j999');
+      assert.equal(r.messages[999].from, 'server');
+    });
+
+    test('CreateUsers on its REST path (POST /v1/users:batchCreate)', { timeout: 60000 }, async () => {
+      const r = await jsonCall(gateway.url, '/v1/users:batchCreate',
+        [{ name: 'J One', email: 'j1@example.com' }, { name: 'J Two', email: 'j2@example.com' }]);
+      assert.equal(r.code, 1000);
+      assert.equal(r.status.code, 0);
+      assert.equal(r.messages.length, 1);
+      assert.equal(r.messages[0].created, 2);
+    });
+
+    test('an error mid-stream arrives as the REST error shape', { timeout: 60000 }, async () => {
+      const r = await jsonCall(gateway.url, '/demo.v1.UserService/Chat',
+        [{ text: 'first' }, { text: '!abort' }], { finish: false });
+      assert.equal(r.code, 1000);
+      assert.equal(r.messages.length, 1);
+      assert.equal(r.status.code, 10);
+      assert.equal(r.status.message, 'chat aborted on request');
+    });
+
+    test('bad JSON, a binary frame, an unknown path', { timeout: 60000 }, async () => {
+      let r = await jsonCall(gateway.url, '/demo.v1.UserService/Chat', ['{"text": ']);
+      assert.equal(r.status.code, 3);
+      r = await jsonCall(gateway.url, '/demo.v1.UserService/Chat', [Buffer.from([1, 2, 3])], { finish: false });
+      assert.equal(r.status.code, 3);
+      assert.equal(r.code, 1003);
+      r = await jsonCall(gateway.url, '/v1/nothing/here', [{}]);
+      assert.equal(r.status.code, 12);
+    });
+  });
+}
