@@ -796,6 +796,18 @@ static void ws_release(void *ctx)
     snapshot_unref(sn);
 }
 
+/* Whether origin names the host the request was sent to (a page of the
+ * gateway's own origin, e.g. the web demo): "scheme://" + Host. */
+static bool same_origin(const char *origin, const char *host)
+{
+    if (!host)
+        return false;
+    const char *p = strstr(origin, "://");
+    if (!p || (strncasecmp(origin, "http", 4) != 0))
+        return false;
+    return strcasecmp(p + 3, host) == 0;
+}
+
 /* An upgrade to WebSocket (docs/websocket.md): the method comes from the
  * path as for gRPC-Web; the Origin, when a browser sends one, must be an
  * allowed CORS origin (a WebSocket is not subject to CORS, so without this
@@ -831,7 +843,8 @@ static void websocket(worker *w, gw_front_req *r, const char *path, const char *
     }
     gw_ws_params p = {.method = m, .json_method = jm, .rest = sn->rest.rest,
                       .call = &sn->call, .ws = &sn->cfg->websocket,
-                      .origin_ok = !origin || cors_origin(sn->cfg, origin) != NULL,
+                      .origin_ok = !origin || cors_origin(sn->cfg, origin) != NULL ||
+                                   same_origin(origin, gw_front_req_header(r, "Host")),
                       .hold = ws_hold, .release = ws_release, .hold_ctx = sn};
     gw_ws_accept(w->ws, r, &p);
 }

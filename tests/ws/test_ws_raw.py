@@ -260,7 +260,13 @@ class Handshake(unittest.TestCase):
 
     def test_unknown_subprotocol(self):
         self.refused({"Sec-WebSocket-Protocol": "chat"}, 400)
-        self.refused({"Sec-WebSocket-Protocol": None}, 400)
+        self.refused({"Sec-WebSocket-Protocol": ""}, 400)
+        # No subprotocol at all is JSON over WebSocket: accepted, and the
+        # answer names none.
+        ws = WS(PORT, ECHO, {"Sec-WebSocket-Protocol": None})
+        self.assertEqual(ws.status, 101)
+        self.assertNotIn("sec-websocket-protocol", ws.headers)
+        ws.close()
         self.refused({"Sec-WebSocket-Protocol": "grpc-websocket"}, 400)
         ws = WS(PORT, ECHO, {"Sec-WebSocket-Protocol": "chat, grpc-websockets"})
         self.assertEqual(ws.status, 101)
@@ -271,6 +277,12 @@ class Handshake(unittest.TestCase):
         self.refused({"Origin": "https://evil.example"}, 403)
         self.refused({"Origin": ORIGIN + ".evil"}, 403)
         self.refused({"Origin": "null"}, 403)
+        # A page of the gateway's own origin (the web demo) needs no CORS.
+        ws = WS(PORT, ECHO, {"Origin": "http://127.0.0.1:%d" % PORT, "Host": "127.0.0.1:%d" % PORT})
+        self.assertEqual(ws.status, 101)
+        ws.close()
+        self.refused({"Origin": "http://127.0.0.1:%d" % (PORT + 1),
+                      "Host": "127.0.0.1:%d" % PORT}, 403)
 
     def test_not_get(self):
         self.refused({":method": "POST", "Content-Length": "0"}, 400)
