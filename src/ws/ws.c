@@ -15,6 +15,7 @@
 
 #define MAX_HEADERS 64
 #define READ_CHUNK (16u * 1024u)
+#define READ_PER_TURN (256u * 1024u)
 
 typedef enum ws_phase {
     PH_HEADERS,   /* waiting for the header block */
@@ -85,6 +86,7 @@ struct ws_sess {
     size_t discarded;            /* read and dropped after a fault (before our close) */
     uint16_t close_code;         /* the code our close frame will carry */
     bool peer_eof;
+    size_t turn_bytes;           /* read in this loop turn (fairness, floods) */
     bool draining_input;         /* shut down for writing; dropping input until EOF */
     bool close_queued;
     uint16_t close_send_code;
@@ -235,7 +237,13 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 {
     (void)flags;
     ws_sess *s = user;
-    if (s->paused || s->stop_reading) {
+    /* Stop for this turn after READ_PER_TURN bytes (the other sockets of the
+     * loop get their turn; the level-triggered watch brings us back), and
+     * while the client leaves pongs and data unread: wslay answers every
+     * ping inside this call, so a flood read without a pause would grow
+     * its send queue without bound before pump could look at it. */
+    if (s->paused || s->stop_reading || s->turn_bytes >= READ_PER_TURN ||
+        wslay_event_get_queued_msg_length(ctx) > s->o.max_send_queue) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -249,8 +257,10 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     do
         r = recv(s->fd, buf, len, 0);
     while (r < 0 && errno == EINTR);
-    if (r > 0)
+    if (r > 0) {
+        s->turn_bytes += (size_t)r;
         return r;
+    }
     if (r == 0) {
         s->peer_eof = true;
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
@@ -931,6 +941,7 @@ static void on_io(void *owner, uint32_t events)
         drain_input(s);
         return;
     }
+    s->turn_bytes = 0;
     if (events & (GW_IO_READ | GW_IO_ERROR | GW_IO_RDHUP)) {
         if (!(s->io_events & GW_IO_READ) && !(events & GW_IO_READ)) {
             /* Gone while we were not reading: nothing will drain it. */

@@ -35,6 +35,10 @@ TIMERS = {
                   "header_timeout_ms": 1000},
 }
 
+# The ASan build keeps freed memory in quarantine: RSS bounds are checked in
+# the normal build only.
+SANITIZED = "build-asan" in os.environ.get("GW_GRPCGATE", "")
+
 P = None
 PORT = 0
 GW = None
@@ -504,17 +508,23 @@ class Frames(unittest.TestCase):
         ping = ws_frame(9, b"p" * 125)
         closed = False
         before = rss_kib(GW.pid)
-        for _ in range(4000):
+        end = time.monotonic() + 30
+        ws.s.settimeout(1)
+        while time.monotonic() < end:
             try:
-                ws.s.settimeout(5)
                 ws.send(ping * 32)
-            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            except socket.timeout:
+                continue  # the gateway's receive buffer is full: keep pushing
+            except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
-        # A queue bounded by max_send_queue_bytes, not by the flood.
-        self.assertLess(rss_kib(GW.pid) - before, 64 * 1024)
-        if not closed:
-            wait_for("the call to be cancelled", lambda: active_calls(PORT) == 0)
+        self.assertTrue(closed, "the gateway closed the flooding client")
+        # A queue bounded by max_send_queue_bytes, not by the flood (under
+        # AddressSanitizer freed blocks sit in its quarantine: only the
+        # close is checked there).
+        grown = rss_kib(GW.pid) - before
+        if not SANITIZED:
+            self.assertLess(grown, 16 * 1024, "RSS grew %d KiB" % grown)
         ws.close()
         wait_for("no active calls", lambda: active_calls(PORT) == 0)
 
@@ -530,7 +540,8 @@ class Frames(unittest.TestCase):
         time.sleep(1)
         self.assertGreaterEqual(active_calls(PORT), 1)
         grown = rss_kib(GW.pid) - before
-        self.assertLess(grown, 16 * 1024, "RSS grew %d KiB" % grown)
+        if not SANITIZED:
+            self.assertLess(grown, 16 * 1024, "RSS grew %d KiB" % grown)
         wait_for("the call to be cancelled", lambda: active_calls(PORT) == 0, timeout=30)
         # The socket is closed: after what the kernel buffered, EOF.
         ws.s.settimeout(10)
