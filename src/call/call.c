@@ -413,7 +413,9 @@ static size_t on_body(void *owner, const uint8_t *data, size_t n)
             return n;
     }
     c->body_bytes += n;
-    if (c->body_bytes > c->max_body) {
+    /* A face's stream (a WebSocket) is bounded per message, not in total:
+     * a bidi call may carry any number of them. */
+    if (!c->face && c->body_bytes > c->max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
                  c->max_body);

@@ -44,14 +44,18 @@ P = None
 PORT = 0
 GW = None
 TPORT = 0
+BGW = None
+BPORT = 0
 
 
 def setUpModule():
-    global P, PORT, GW, TPORT
+    global P, PORT, GW, TPORT, BGW, BPORT
     P = Procs()
     _, url = P.demo()
     GW, PORT = P.gateway(url, CONFIG)
     _, TPORT = P.gateway(url, TIMERS, workers=1)
+    # Default WebSocket timers (the cases above shorten them).
+    BGW, BPORT = P.gateway(url, {"limits": {"max_message_bytes": MAX_MESSAGE}, "log_level": os.environ.get("GW_WS_LOG", "info")}, workers=1)
 
 
 def tearDownModule():
@@ -565,6 +569,63 @@ class Frames(unittest.TestCase):
                 break
             total += len(d)
         self.assertLess(total, 50 << 20)
+        ws.close()
+
+
+class Backpressure(unittest.TestCase):
+    def test_client_sends_without_reading(self):
+        # Chat messages sent while no reply is read: the replies back up
+        # (socket, send queue, the call's window, the backend's own limit),
+        # the backend stops taking requests, and the gateway stops reading
+        # the socket — its memory stays bounded. Then the client reads, and
+        # every message gets its reply and the call ends OK.
+        import threading
+        ws = WS(BPORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        msg = ws_frame(2, data_msg(pb_string(1, "x" * 1000)))
+        ws.s.setblocking(False)
+        before = rss_kib(BGW.pid)
+        sent = off = 0
+        stalled = None
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            _, w, _ = select.select([], [ws.s], [], 0.5)
+            now = time.monotonic()
+            if not w:
+                if stalled is None:
+                    stalled = now
+                elif now - stalled > 2:
+                    break
+                continue
+            stalled = None
+            try:
+                off += ws.s.send(msg[off:])
+            except BlockingIOError:
+                continue
+            if off == len(msg):
+                off = 0
+                sent += 1
+        self.assertIsNotNone(stalled, "the gateway stopped reading the socket")
+        self.assertLess(sent, 200000000 // len(msg), "stalled after %d messages" % sent)
+        grown = rss_kib(BGW.pid) - before
+        if not SANITIZED:
+            self.assertLess(grown, 24 * 1024, "RSS grew %d KiB for %d messages" % (grown, sent))
+        # Read everything while the rest of the last frame and the finish go out.
+        result = {}
+        ws.s.setblocking(True)
+        ws.s.settimeout(30)
+        reader = threading.Thread(target=lambda: result.update(r=ws.until_close()))
+        reader.start()
+        if off:
+            ws.s.sendall(msg[off:])
+            sent += 1
+        ws.s.sendall(ws_frame(2, b"\x01"))
+        reader.join(60)
+        data, code = result["r"]
+        replies = sum(1 for flag, _ in grpc_web_frames(data) if flag == 0)
+        self.assertEqual(replies, sent)
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+        self.assertEqual(code, 1000)
         ws.close()
 
 
