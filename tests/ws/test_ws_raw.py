@@ -7,6 +7,7 @@ gRPC status, close code) and that the gateway keeps serving. Runs the real
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -41,6 +42,7 @@ TIMERS = {
 SANITIZED = "build-asan" in os.environ.get("GW_GRPCGATE", "")
 
 P = None
+DEMO_URL = ""
 PORT = 0
 GW = None
 TPORT = 0
@@ -49,9 +51,10 @@ BPORT = 0
 
 
 def setUpModule():
-    global P, PORT, GW, TPORT, BGW, BPORT
+    global P, PORT, GW, TPORT, BGW, BPORT, DEMO_URL
     P = Procs()
     _, url = P.demo()
+    DEMO_URL = url
     GW, PORT = P.gateway(url, CONFIG)
     _, TPORT = P.gateway(url, TIMERS, workers=1)
     # Default WebSocket timers (the cases above shorten them).
@@ -627,6 +630,34 @@ class Backpressure(unittest.TestCase):
         self.assertEqual(trailers(data).get("grpc-status"), "0")
         self.assertEqual(code, 1000)
         ws.close()
+
+
+class Drain(unittest.TestCase):
+    def test_drain_timeout_ends_calls_unavailable_with_1001(self):
+        # SIGTERM: a session still waiting for its header block closes with
+        # 1001 at once; a call that does not end by itself gets UNAVAILABLE
+        # and 1001 at drain_timeout_ms; the gateway exits 0 (under ASan: no
+        # leak).
+        gw, port = P.gateway("http://127.0.0.1:%s" % DEMO_URL.rsplit(":", 1)[1],
+                             {"limits": {"drain_timeout_ms": 1500}}, workers=1)
+        waiting = WS(port, CHAT)
+        busy = WS(port, CHAT)
+        busy.send(ws_frame(2, HEADERS))
+        busy.send(ws_frame(2, data_msg(pb_string(1, "still here"))))
+        busy.frame()  # the header block: the call is up
+        t0 = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        _, code = waiting.until_close()
+        self.assertEqual(code, 1001)
+        data, code = busy.until_close()
+        self.assertGreaterEqual(time.monotonic() - t0, 1.0)
+        t = trailers(data)
+        self.assertEqual(t.get("grpc-status"), "14", t)
+        self.assertIn("shutting down", t.get("grpc-message", ""))
+        self.assertEqual(code, 1001)
+        waiting.close()
+        busy.close()
+        self.assertEqual(P.stop(gw), 0, P.stderr(gw)[-2000:])
 
 
 class Timers(unittest.TestCase):
