@@ -660,6 +660,48 @@ class Drain(unittest.TestCase):
         self.assertEqual(P.stop(gw), 0, P.stderr(gw)[-2000:])
 
 
+class TLS(unittest.TestCase):
+    def test_wss(self):
+        # Over HTTPS libmicrohttpd hands over one end of a socketpair and
+        # moves the bytes through TLS itself (from its own MHD_run).
+        import shutil
+        import ssl
+        import subprocess
+        import tempfile
+        if not shutil.which("openssl"):
+            self.skipTest("openssl not installed")
+        d = tempfile.mkdtemp(prefix="gw-ws-tls-")
+        key, cert = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], check=True,
+                       capture_output=True)
+        gw, port = P.gateway(DEMO_URL, {"tls": {"cert_file": cert, "key_file": key}}, workers=1)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ws = WS.__new__(WS)
+        ws.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=15))
+        ws.s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: grpc-websockets\r\n"
+                      "\r\n" % (CHAT, KEY)).encode())
+        ws.buf = b""
+        while b"\r\n\r\n" not in ws.buf:
+            ws.buf += ws.s.recv(4096)
+        head, _, ws.buf = ws.buf.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+        ws.send(ws_frame(2, HEADERS))
+        for i in range(50):
+            ws.send(ws_frame(2, data_msg(pb_string(1, "over tls %d" % i))))
+        ws.send(ws_frame(2, b"\x01"))
+        data, code = ws.until_close()
+        self.assertEqual(sum(1 for f, _ in grpc_web_frames(data) if f == 0), 50)
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+        self.assertEqual(code, 1000)
+        ws.s.close()
+        self.assertEqual(P.stop(gw), 0, P.stderr(gw)[-2000:])
+
+
 class Timers(unittest.TestCase):
     def test_header_timeout(self):
         ws = WS(TPORT, CHAT)
