@@ -266,8 +266,8 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
-    wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ? WSLAY_ERR_WOULDBLOCK
-                                                                        : WSLAY_ERR_CALLBACK_FAILURE);
+    bool again = errno == EAGAIN || errno == EWOULDBLOCK;
+    wslay_event_set_error(ctx, again ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
 }
 
@@ -284,8 +284,8 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
             s->last_send_ns = gw_loop_now(s->loop);
         return r;
     }
-    wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ? WSLAY_ERR_WOULDBLOCK
-                                                                        : WSLAY_ERR_CALLBACK_FAILURE);
+    bool again = errno == EAGAIN || errno == EWOULDBLOCK;
+    wslay_event_set_error(ctx, again ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
 }
 
@@ -571,12 +571,17 @@ static const gw_call_adapter *adapter_of(const ws_sess *s)
     return s->json ? &gw_call_wsjson : &gw_call_grpcws;
 }
 
+static const void *adapter_arg(const ws_sess *s)
+{
+    return s->json ? (const void *)s->rest : NULL;
+}
+
 /* The call starts: after the header block (grpc-websockets) or at once
  * (JSON, metadata from the handshake's headers). */
 static void start_call(ws_sess *s)
 {
     s->phase = PH_CALL;
-    const void *arg = s->json ? (const void *)s->rest : NULL;
+    const void *arg = adapter_arg(s);
     if (!s->method) {
         char msg[300];
         snprintf(msg, sizeof msg, "unknown method %.256s", s->path);
@@ -612,7 +617,7 @@ static void on_header_block(ws_sess *s, const uint8_t *p, size_t n)
     s->phase = PH_CALL;
     if (rc) {
         s->stop_reading = true;
-        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), s->json ? (const void *)s->rest : NULL,
+        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), adapter_arg(s),
                             gw_call_code_for_err(rc), e.msg[0] ? e.msg : gw_err_str(rc));
         schedule_pump(s);
         return;
@@ -628,7 +633,7 @@ static void on_data_message(ws_sess *s, uint8_t opcode, const uint8_t *p, size_t
             s->phase = PH_CALL;
             s->close_code = WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA;
             s->stop_reading = true;
-            gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), s->json ? (const void *)s->rest : NULL,
+            gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), adapter_arg(s),
                                 GW_CODE_INVALID_ARGUMENT, "invalid UTF-8 in a text frame");
             schedule_pump(s);
             return;
@@ -727,7 +732,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         s->close_code = WSLAY_CODE_MESSAGE_TOO_BIG;
         s->stop_reading = true;
         wslay_event_shutdown_read(s->ctx);
-        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), s->json ? (const void *)s->rest : NULL,
+        gw_call_reject_face(&ws_face, s, s->loop, s->co, adapter_of(s), adapter_arg(s),
                             GW_CODE_RESOURCE_EXHAUSTED, msg);
         flush_status(s);
         return;
