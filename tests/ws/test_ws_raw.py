@@ -58,7 +58,7 @@ def setUpModule():
     GW, PORT = P.gateway(url, CONFIG)
     _, TPORT = P.gateway(url, TIMERS, workers=1)
     # Default WebSocket timers (the cases above shorten them).
-    BGW, BPORT = P.gateway(url, {"limits": {"max_message_bytes": MAX_MESSAGE}, "log_level": os.environ.get("GW_WS_LOG", "info")}, workers=1)
+    BGW, BPORT = P.gateway(url, {"limits": {"max_message_bytes": MAX_MESSAGE}, "websocket": json.loads(os.environ.get("GW_WS_BP", "{}"))}, workers=1)
 
 
 def tearDownModule():
@@ -144,7 +144,7 @@ class WS:
 
     def _need(self, n):
         while len(self.buf) < n:
-            d = self.s.recv(65536)
+            d = self.s.recv(1 << 20)
             if not d:
                 raise EOFError
             self.buf += d
@@ -169,14 +169,14 @@ class WS:
     def until_close(self, answer_pings=True):
         """Binary payloads concatenated and the close code (None: no close
         frame before EOF)."""
-        data = b""
+        parts = []
         while True:
             try:
                 fin, op, p = self.frame()
             except (EOFError, ConnectionResetError):
-                return data, None
+                return b"".join(parts), None
             if op == 2 or op == 0:
-                data += p
+                parts.append(p)
             elif op == 9 and answer_pings:
                 self.send(ws_frame(10, p))
             elif op == 8:
@@ -185,7 +185,7 @@ class WS:
                     self.send(ws_frame(8, p[:2]))
                 except OSError:
                     pass
-                return data, code
+                return b"".join(parts), code
 
     def close(self):
         self.s.close()
@@ -194,10 +194,11 @@ class WS:
 def grpc_web_frames(data):
     """[(flag, payload)] of a gRPC-Web byte stream."""
     out = []
-    while len(data) >= 5:
-        n = struct.unpack(">I", data[1:5])[0]
-        out.append((data[0], data[5:5 + n]))
-        data = data[5 + n:]
+    off = 0
+    while len(data) - off >= 5:
+        n = struct.unpack(">I", data[off + 1:off + 5])[0]
+        out.append((data[off], data[off + 5:off + 5 + n]))
+        off += 5 + n
     return out
 
 
@@ -518,24 +519,27 @@ class Frames(unittest.TestCase):
         before = rss_kib(GW.pid)
         # Whole frames only (a send cut by a timeout would corrupt the
         # stream): wait for room, send what fits, carry on from there.
-        data = ping * 32
-        off = 0
-        end = time.monotonic() + 30
+        data = ping * 1024
+        off = total = 0
+        end = time.monotonic() + 90
         ws.s.setblocking(False)
         while time.monotonic() < end:
             _, w, _ = select.select([], [ws.s], [], 1)
             if not w:
                 continue
             try:
-                off += ws.s.send(data[off:])
+                n = ws.s.send(data[off:])
             except BlockingIOError:
                 continue
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
+            off += n
+            total += n
             if off == len(data):
                 off = 0
-        self.assertTrue(closed, "the gateway closed the flooding client")
+        self.assertTrue(closed, "the gateway closed the flooding client (%d bytes of pings sent)"
+                        % total)
         # A queue bounded by max_send_queue_bytes, not by the flood (under
         # AddressSanitizer freed blocks sit in its quarantine: only the
         # close is checked there).
