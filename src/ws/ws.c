@@ -68,6 +68,8 @@ struct ws_sess {
     gw_call *call;               /* NULL before the header block and after on_close */
     bool streaming;              /* respond_stream given: pull with read */
     bool answered;               /* the whole answer (or the end of the stream) is queued */
+    bool out_held;               /* pump_response left call output behind (send queue
+                                    at GW_WS_SEND_HIGH): pull again once it drains */
     gw_buf inbox;                /* request bytes the call has not taken yet */
     bool finish_pending;         /* the client finished; on_body_end after the inbox */
     bool send_done;              /* on_body_end given */
@@ -833,8 +835,15 @@ static void pump_response(ws_sess *s)
 {
     if (s->phase != PH_CALL)
         return;
-    while (s->call && s->streaming && !s->answered &&
-           wslay_event_get_queued_msg_length(s->ctx) < GW_WS_SEND_HIGH) {
+    s->out_held = false;
+    while (s->call && s->streaming && !s->answered) {
+        if (wslay_event_get_queued_msg_length(s->ctx) >= GW_WS_SEND_HIGH) {
+            /* The call may hold more than the queue takes (up to the
+             * backend's stream window): nothing wakes us for it, so pump
+             * comes back once the queue is under the mark again. */
+            s->out_held = true;
+            break;
+        }
         long n = gw_call_face_ops.read(s->call, s->readbuf, sizeof s->readbuf);
         if (n > 0 && s->json) {
             s->last_msg_ns = gw_loop_now(s->loop);
@@ -910,6 +919,12 @@ static void pump(void *owner)
             shutdown(s->fd, SHUT_WR);
         }
     }
+    /* The socket took the whole queue while the call still holds output:
+     * no write event will come for it, so pull again next turn (not at
+     * once: the other sockets of the loop get theirs). */
+    if (s->out_held && s->phase == PH_CALL &&
+        wslay_event_get_queued_msg_length(s->ctx) < GW_WS_SEND_HIGH)
+        schedule_pump(s);
     update_io(s);
     if (!gw_timer_armed(&s->timer))
         arm(s);
