@@ -48,10 +48,13 @@ GW = None
 TPORT = 0
 BGW = None
 BPORT = 0
+WGW = None
+WPORT = 0
+KPORT = 0
 
 
 def setUpModule():
-    global P, PORT, GW, TPORT, BGW, BPORT, DEMO_URL
+    global P, PORT, GW, TPORT, BGW, BPORT, WGW, WPORT, KPORT, DEMO_URL
     P = Procs()
     _, url = P.demo()
     DEMO_URL = url
@@ -59,6 +62,14 @@ def setUpModule():
     _, TPORT = P.gateway(url, TIMERS, workers=1)
     # Default WebSocket timers (the cases above shorten them).
     BGW, BPORT = P.gateway(url, {"limits": {"max_message_bytes": MAX_MESSAGE}, "websocket": json.loads(os.environ.get("GW_WS_BP", "{}"))}, workers=1)
+    # A backend window far above GW_WS_SEND_HIGH: the call holds more
+    # response bytes than the send queue takes at once.
+    WGW, WPORT = P.gateway(url, {"limits": {"max_message_bytes": MAX_MESSAGE},
+                                 "upstream": {"stream_window": 1 << 20,
+                                              "connection_window": 2 << 20}}, workers=1)
+    # Idle keep-alive connections parked and memory trimmed after 100 ms.
+    _, KPORT = P.gateway(url, {"limits": {"idle_park_ms": 100, "idle_trim_ms": 100}},
+                         workers=1)
 
 
 def tearDownModule():
@@ -581,17 +592,49 @@ class Frames(unittest.TestCase):
 
 class Backpressure(unittest.TestCase):
     def test_client_sends_without_reading(self):
+        self.sends_without_reading(BGW, BPORT)
+
+    def test_client_sends_without_reading_wide_backend_window(self):
+        # The call holds up to 1 MiB of replies while the send queue takes
+        # 64 KiB at a time: once the client reads, the session must come
+        # back for the rest by itself (it once waited for a write event
+        # that never came).
+        self.sends_without_reading(WGW, WPORT)
+
+    def test_burst_both_ways_wide_backend_window(self):
+        # A client that reads while it sends, every reply counted.
+        import threading
+        ws = WS(WPORT, CHAT)
+        ws.send(ws_frame(2, HEADERS))
+        msg = ws_frame(2, data_msg(pb_string(1, "y" * 2000)))
+        n = 3000
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(r=ws.until_close()))
+        reader.start()
+        for _ in range(n):
+            ws.send(msg)
+        ws.send(ws_frame(2, b"\x01"))
+        reader.join(60)
+        self.assertIn("r", result, "no close within 60 s")
+        data, code = result["r"]
+        replies = sum(1 for flag, _ in grpc_web_frames(data) if flag == 0)
+        self.assertEqual(replies, n)
+        self.assertEqual(trailers(data).get("grpc-status"), "0")
+        self.assertEqual(code, 1000)
+        ws.close()
+
+    def sends_without_reading(self, gw, port):
         # Chat messages sent while no reply is read: the replies back up
         # (socket, send queue, the call's window, the backend's own limit),
         # the backend stops taking requests, and the gateway stops reading
         # the socket — its memory stays bounded. Then the client reads, and
         # every message gets its reply and the call ends OK.
         import threading
-        ws = WS(BPORT, CHAT)
+        ws = WS(port, CHAT)
         ws.send(ws_frame(2, HEADERS))
         msg = ws_frame(2, data_msg(pb_string(1, "x" * 1000)))
         ws.s.setblocking(False)
-        before = rss_kib(BGW.pid)
+        before = rss_kib(gw.pid)
         sent = off = 0
         stalled = None
         end = time.monotonic() + 60
@@ -614,7 +657,7 @@ class Backpressure(unittest.TestCase):
                 sent += 1
         self.assertIsNotNone(stalled, "the gateway stopped reading the socket")
         self.assertLess(sent, 200000000 // len(msg), "stalled after %d messages" % sent)
-        grown = rss_kib(BGW.pid) - before
+        grown = rss_kib(gw.pid) - before
         if not SANITIZED:
             self.assertLess(grown, 24 * 1024, "RSS grew %d KiB for %d messages" % (grown, sent))
         # Read everything while the rest of the last frame and the finish go out.
@@ -628,12 +671,74 @@ class Backpressure(unittest.TestCase):
             sent += 1
         ws.s.sendall(ws_frame(2, b"\x01"))
         reader.join(60)
+        self.assertIn("r", result, "no close within 60 s")
         data, code = result["r"]
         replies = sum(1 for flag, _ in grpc_web_frames(data) if flag == 0)
         self.assertEqual(replies, sent)
         self.assertEqual(trailers(data).get("grpc-status"), "0")
         self.assertEqual(code, 1000)
         ws.close()
+
+
+class Parking(unittest.TestCase):
+    def http_get(self, s):
+        s.sendall(b"GET /no/such/path HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                raise EOFError("the keep-alive connection was closed")
+            buf += d
+        head, _, body = buf.partition(b"\r\n\r\n")
+        n = 0
+        for ln in head.split(b"\r\n")[1:]:
+            k, _, v = ln.partition(b":")
+            if k.strip().lower() == b"content-length":
+                n = int(v)
+        while len(body) < n:
+            body += s.recv(65536)
+        return int(head.split()[1])
+
+    def reply(self, ws):
+        while True:
+            fin, op, p = ws.frame()
+            if op == 9:
+                ws.send(ws_frame(10, p))
+                continue
+            self.assertEqual(op, 2)
+            frames = grpc_web_frames(p)
+            if frames and frames[0][0] == 0:
+                return frames[0][1]
+
+    def test_upgraded_socket_idle_past_park_time(self):
+        # The front parks idle keep-alive connections and trims memory
+        # after 100 ms; an upgraded socket belongs to the WebSocket session
+        # and is never parked, timed out or read by the front, and a call
+        # goes on while plain connections are parked around it.
+        plain = socket.create_connection(("127.0.0.1", KPORT), timeout=15)
+        self.assertEqual(self.http_get(plain), 404)
+        ws = WS(KPORT, CHAT)
+        self.assertEqual(ws.status, 101)
+        ws.send(ws_frame(2, HEADERS))
+        for i in range(3):
+            ws.send(ws_frame(2, data_msg(pb_string(1, "m%d" % i))))
+            self.assertIn(b"m%d" % i, self.reply(ws))
+            time.sleep(0.6)  # the plain connection parks; the session idles
+        second = WS(KPORT, CHAT)  # a new session while one is parked
+        second.send(ws_frame(2, HEADERS))
+        second.send(ws_frame(2, data_msg(pb_string(1, "second"))))
+        self.assertIn(b"second", self.reply(second))
+        self.assertEqual(self.http_get(plain), 404, "the parked connection still serves")
+        time.sleep(0.6)
+        ws.send(ws_frame(2, data_msg(pb_string(1, "after"))))
+        self.assertIn(b"after", self.reply(ws))
+        for w in (ws, second):
+            w.send(ws_frame(2, b"\x01"))
+            data, code = w.until_close()
+            self.assertEqual(trailers(data).get("grpc-status"), "0")
+            self.assertEqual(code, 1000)
+            w.close()
+        plain.close()
 
 
 class Drain(unittest.TestCase):
