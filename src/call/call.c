@@ -19,7 +19,9 @@ struct gw_call {
     const gw_method_def *method;
     const gw_call_adapter *a;
     void *astate;
-    gw_front_req *r;
+    gw_front_req *r;            /* NULL for a face */
+    const gw_call_face *face;   /* NULL for a front request */
+    void *face_ctx;
     gw_loop *loop;
     gw_ucall *uc;               /* NULL once complete or cancelled */
     gw_header *md;
@@ -105,6 +107,44 @@ void gw_call_set_timeout(gw_call *c, uint64_t timeout_ns)
 void gw_call_end_abnormally(gw_call *c) { c->end_abnormally = true; }
 
 static bool flushes(const gw_call *c) { return c->a->response_flush && !c->flush_off; }
+
+/* ---- the client side: a front request or a face ---------------------------------- */
+
+static int client_respond(gw_call *c, int status, const gw_front_header *h, size_t n,
+                          const void *body, size_t len)
+{
+    return c->face ? c->face->respond(c->face_ctx, status, h, n, body, len)
+                   : gw_front_req_respond(c->r, status, h, n, body, len);
+}
+
+static int client_respond_stream(gw_call *c, int status, const gw_front_header *h, size_t n)
+{
+    return c->face ? c->face->respond_stream(c->face_ctx, status, h, n)
+                   : gw_front_req_respond_stream(c->r, status, h, n);
+}
+
+static void client_wake(gw_call *c)
+{
+    if (c->face)
+        c->face->wake(c->face_ctx);
+    else
+        gw_front_req_wake(c->r);
+}
+
+static void client_close_now(gw_call *c)
+{
+    if (c->face)
+        c->face->close_now(c->face_ctx);
+    else
+        gw_front_req_close_now(c->r);
+}
+
+const char *gw_call_header(gw_call *c, const char *name)
+{
+    return c->face ? c->face->header(c->face_ctx, name) : gw_front_req_header(c->r, name);
+}
+
+bool gw_call_finished(const gw_call *c) { return c->finished; }
 
 int gw_call_code_for_err(int err)
 {
@@ -221,13 +261,13 @@ static void answer(gw_call *c, const gw_call_head *h, const void *body, size_t l
     c->head_sent = true;
     c->http_status = h->status;
     /* status 0: the adapter could not build the head (out of memory). */
-    if (h->status && gw_front_req_respond(c->r, h->status, h->headers, h->count, body, len) == 0) {
+    if (h->status && client_respond(c, h->status, h->headers, h->count, body, len) == 0) {
         c->resp_bytes += len;
         return;
     }
     GW_WARN("call %s: cannot answer the client; answering INTERNAL",
             c->method ? c->method->path : "?");
-    bool grpc = c->a == &gw_call_grpcweb;
+    bool grpc = c->a == &gw_call_grpcweb || c->a == &gw_call_grpcws;
     const char *ct = grpc ? "application/grpc-web+proto" : "text/plain";
     for (size_t i = 0; i < h->count; i++)
         if (strcasecmp(h->headers[i].name, "Content-Type") == 0)
@@ -236,11 +276,11 @@ static void answer(gw_call *c, const gw_call_head *h, const void *body, size_t l
     int status = grpc ? 200 : 500;
     c->http_status = status;
     c->final_code = GW_CODE_INTERNAL;
-    if (gw_front_req_respond(c->r, status, mini, GW_ARRAY_LEN(mini), NULL, 0) != 0) {
+    if (client_respond(c, status, mini, GW_ARRAY_LEN(mini), NULL, 0) != 0) {
         c->http_status = 0;
-        gw_front_req_close_now(c->r);
+        client_close_now(c);
     }
-    gw_front_req_wake(c->r);
+    client_wake(c);
 }
 
 /*
@@ -293,7 +333,7 @@ static void finish(gw_call *c, const gw_call_status *st)
         return;
     if (c->head_held) {
         respond_whole(c, st);
-        gw_front_req_wake(c->r);
+        client_wake(c);
         return;
     }
     if (!c->head_sent) {
@@ -306,14 +346,14 @@ static void finish(gw_call *c, const gw_call_status *st)
         (void)add_cors(c, &head);
         answer(c, &head, body.data, body.len);
         gw_buf_free(&body);
-        gw_front_req_wake(c->r);
+        client_wake(c);
         return;
     }
     /* The trailer is bounded by the upstream's header limit: let it past
      * the output maximum rather than lose the status. */
     c->out.max = 0;
     c->a->response_status(c, st, NULL, &c->out);
-    gw_front_req_wake(c->r);
+    client_wake(c);
 }
 
 static void fail(gw_call *c, int code, const char *message)
@@ -358,7 +398,7 @@ static void flush_pending(gw_call *c)
         c->send_closed = true;
         gw_ucall_close_send(c->uc);
     }
-    gw_front_req_wake(c->r);
+    client_wake(c);
 }
 
 static size_t on_body(void *owner, const uint8_t *data, size_t n)
@@ -374,7 +414,9 @@ static size_t on_body(void *owner, const uint8_t *data, size_t n)
             return n;
     }
     c->body_bytes += n;
-    if (c->body_bytes > c->max_body) {
+    /* A face's stream (a WebSocket) is bounded per message, not in total:
+     * a bidi call may carry any number of them. */
+    if (!c->face && c->body_bytes > c->max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes",
                  c->max_body);
@@ -453,7 +495,7 @@ static void on_headers(void *owner, const gw_header *md, size_t n)
         fail_err(c, rc, &e);
         return;
     }
-    if (gw_front_req_respond_stream(c->r, head.status, head.headers, head.count) != 0) {
+    if (client_respond_stream(c, head.status, head.headers, head.count) != 0) {
         fail(c, GW_CODE_INTERNAL, "cannot start the response");
         return;
     }
@@ -538,7 +580,7 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         /* GW_CALL_HOLD_STREAM_HEAD: the first message lets the head go. */
         c->head_held = false;
         if (add_cors(c, &c->held_head) != 0 ||
-            gw_front_req_respond_stream(c->r, c->held_head.status, c->held_head.headers,
+            client_respond_stream(c, c->held_head.status, c->held_head.headers,
                                         c->held_head.count) != 0) {
             fail(c, GW_CODE_INTERNAL, "cannot start the response");
             return;
@@ -546,7 +588,7 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         c->head_sent = true;
         c->http_status = c->held_head.status;
     }
-    gw_front_req_wake(c->r);
+    client_wake(c);
 }
 
 /* Remembers the endpoint the upstream call is on, for the report: a
@@ -656,6 +698,20 @@ static void on_close(void *owner, bool completed)
     free_and_report(c, completed);
 }
 
+const gw_front_req_ops gw_call_face_ops = {
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .read = on_read,
+    .on_client_gone = on_client_gone,
+    .on_close = on_close,
+};
+
+void gw_call_face_fail(gw_call *c, int code, const char *message)
+{
+    if (!c->finished)
+        fail(c, code, message);
+}
+
 static const gw_front_req_ops front_ops = {
     .on_body = on_body,
     .on_body_end = on_body_end,
@@ -703,8 +759,9 @@ static bool collect_metadata(void *ctx, const char *name, const char *value)
     return m->rc == 0;
 }
 
-static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
-                         const gw_method_def *m, const gw_call_adapter *a)
+static gw_call *call_new(gw_front_req *r, gw_loop *l, const gw_call_options *o,
+                         const gw_call_cors *cors, const gw_method_def *m,
+                         const gw_call_adapter *a)
 {
     gw_call *c = calloc(1, sizeof *c);
     if (!c)
@@ -717,7 +774,7 @@ static gw_call *call_new(gw_front_req *r, const gw_call_options *o, const gw_cal
     c->unary = m && !m->server_streaming;
     c->a = a;
     c->r = r;
-    c->loop = gw_front_req_loop(r);
+    c->loop = r ? gw_front_req_loop(r) : l;
     c->start_ns = gw_loop_now(c->loop);
     gw_timer_init(&c->deadline, on_deadline, c);
     gw_buf_init(&c->pending, 0);
@@ -742,7 +799,7 @@ int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors
                    const gw_call_adapter *adapter, const void *adapter_arg, int code,
                    const char *message)
 {
-    gw_call *c = call_new(r, o, cors, NULL, adapter);
+    gw_call *c = call_new(r, NULL, o, cors, NULL, adapter);
     if (!c)
         return gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
     gw_error e;
@@ -755,13 +812,17 @@ int gw_call_reject(gw_front_req *r, const gw_call_options *o, const gw_call_cors
     return 0;
 }
 
-int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
-                  const gw_method_def *m, gw_backend *b, const gw_call_adapter *adapter,
-                  const void *adapter_arg)
+static bool face_collect(void *ctx, const char *name, const char *value)
 {
-    gw_call *c = call_new(r, o, cors, m, adapter);
-    if (!c)
-        return gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
+    return collect_metadata(ctx, name, value);
+}
+
+/* Both starts after call_new: init, metadata, deadline, upstream. 0 with
+ * the upstream call started (the caller attaches), or the error that was
+ * answered (c freed). */
+static int start(gw_call *c, gw_front_req *r, const gw_call_options *o, const gw_method_def *m,
+                 gw_backend *b, const gw_call_adapter *adapter, const void *adapter_arg)
+{
     gw_error e;
     gw_error_clear(&e);
     int rc = adapter->init ? adapter->init(c, r, adapter_arg, &e) : 0;
@@ -769,8 +830,12 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
         goto fail;
 
     md_ctx mc = {c, 0};
-    if (!(adapter->flags & GW_CALL_OWN_METADATA))
-        gw_front_req_headers(r, collect_metadata, &mc);
+    if (!(adapter->flags & GW_CALL_OWN_METADATA)) {
+        if (c->face)
+            c->face->headers(c->face_ctx, face_collect, &mc);
+        else
+            gw_front_req_headers(r, collect_metadata, &mc);
+    }
     if (mc.rc) {
         rc = mc.rc;
         if (rc == GW_ELIMIT)
@@ -782,7 +847,7 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
 
     uint64_t now = gw_loop_now(c->loop);
     uint64_t max_ns = o->max_deadline_ms * GW_MS;
-    const char *to = gw_front_req_header(r, "grpc-timeout");
+    const char *to = gw_call_header(c, "grpc-timeout");
     /* 0 is a real timeout (already expired), not "none": has_deadline says
      * whether there is one. */
     c->has_deadline = max_ns != 0;
@@ -807,7 +872,7 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
                              .trailers_only = true};
         finish(c, &st);
         free_and_report(c, true);
-        return 0;
+        return 1;
     }
     c->deadline_ns = c->has_deadline ? now + timeout_ns : 0;
 
@@ -820,7 +885,6 @@ int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors 
         goto fail;
     if (c->has_deadline)
         gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns);
-    gw_front_req_attach(r, &front_ops, c);
     return 0;
 fail: {
     gw_call_status st = {.code = gw_call_code_for_err(rc),
@@ -830,4 +894,65 @@ fail: {
     free_and_report(c, true);
     return rc;
 }
+}
+
+int gw_call_start(gw_front_req *r, const gw_call_options *o, const gw_call_cors *cors,
+                  const gw_method_def *m, gw_backend *b, const gw_call_adapter *adapter,
+                  const void *adapter_arg)
+{
+    gw_call *c = call_new(r, NULL, o, cors, m, adapter);
+    if (!c)
+        return gw_front_req_respond(r, 503, NULL, 0, "out of memory\n", 14);
+    int rc = start(c, r, o, m, b, adapter, adapter_arg);
+    if (rc == 0)
+        gw_front_req_attach(r, &front_ops, c);
+    return rc > 0 ? 0 : rc;
+}
+
+/* The smallest answer a face can get without a call (out of memory). */
+static void face_oom(const gw_call_face *face, void *face_ctx)
+{
+    static const gw_front_header h[] = {{"grpc-status", "8"},
+                                        {"grpc-message", "out of memory"}};
+    if (face->respond(face_ctx, 200, h, GW_ARRAY_LEN(h), NULL, 0) != 0)
+        face->close_now(face_ctx);
+}
+
+int gw_call_start_face(const gw_call_face *face, void *face_ctx, gw_loop *l,
+                       const gw_call_options *o, const gw_call_cors *cors,
+                       const gw_method_def *m, const gw_call_adapter *adapter,
+                       const void *adapter_arg, gw_call **out)
+{
+    *out = NULL;
+    gw_call *c = call_new(NULL, l, o, cors, m, adapter);
+    if (!c) {
+        face_oom(face, face_ctx);
+        return GW_ENOMEM;
+    }
+    c->face = face;
+    c->face_ctx = face_ctx;
+    int rc = start(c, NULL, o, m, NULL, adapter, adapter_arg);
+    if (rc == 0)
+        *out = c;
+    return rc > 0 ? GW_ESTATE : rc;
+}
+
+void gw_call_reject_face(const gw_call_face *face, void *face_ctx, gw_loop *l,
+                         const gw_call_options *o, const gw_call_adapter *adapter,
+                         const void *adapter_arg, int code, const char *message)
+{
+    gw_call *c = call_new(NULL, l, o, NULL, NULL, adapter);
+    if (!c) {
+        face_oom(face, face_ctx);
+        return;
+    }
+    c->face = face;
+    c->face_ctx = face_ctx;
+    gw_error e;
+    gw_error_clear(&e);
+    if (adapter->init)
+        (void)adapter->init(c, NULL, adapter_arg, &e);
+    gw_call_status st = {.code = code, .message = message, .trailers_only = true};
+    finish(c, &st);
+    free_and_report(c, true);
 }

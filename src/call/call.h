@@ -287,4 +287,61 @@ int gw_call_rest_dispatch(gw_front_req *r, const gw_call_options *o, const gw_ca
 /* Maps a gw_err to the gRPC code the call answers with. */
 int gw_call_code_for_err(int err);
 
+/* ---- other faces (WebSocket) ------------------------------------------------------ */
+
+/*
+ * A call can also serve a client that is not a gw_front_req: a face is
+ * what the call needs of its client side, the same operations it uses on
+ * a front request (see front.h for their contracts). The face drives the
+ * call with gw_call_face_ops (owner: the call) exactly as the front drives
+ * an attached request, and calls on_close exactly once, last.
+ * The adapter's init gets r == NULL; it reads request headers with
+ * gw_call_header.
+ */
+typedef struct gw_call_face {
+    const char *(*header)(void *ctx, const char *name);
+    void (*headers)(void *ctx, bool (*fn)(void *arg, const char *name, const char *value),
+                    void *arg);
+    int (*respond)(void *ctx, int status, const gw_front_header *h, size_t n, const void *body,
+                   size_t len);
+    int (*respond_stream)(void *ctx, int status, const gw_front_header *h, size_t n);
+    void (*wake)(void *ctx);
+    void (*close_now)(void *ctx);
+} gw_call_face;
+
+extern const gw_front_req_ops gw_call_face_ops;
+
+/*
+ * gw_call_start for a face on loop l. On success *out is the call (the
+ * face's owner for gw_call_face_ops). On failure the face was already
+ * answered through face->respond, nothing is left, and the error returned.
+ * Borrows face and face_ctx until on_close.
+ */
+int gw_call_start_face(const gw_call_face *face, void *face_ctx, gw_loop *l,
+                       const gw_call_options *o, const gw_call_cors *cors,
+                       const gw_method_def *m, const gw_call_adapter *adapter,
+                       const void *adapter_arg, gw_call **out);
+/* gw_call_reject for a face: answered through face->respond at once. */
+void gw_call_reject_face(const gw_call_face *face, void *face_ctx, gw_loop *l,
+                         const gw_call_options *o, const gw_call_adapter *adapter,
+                         const void *adapter_arg, int code, const char *message);
+/* Ends the call with a status from the face's side (a bad client frame,
+ * an idle timeout, a drain): the upstream call is cancelled and the status
+ * answered through the adapter. Nothing if the call already ended. */
+void gw_call_face_fail(gw_call *c, int code, const char *message);
+/* Whether the final status was handled (the answer's end is queued). */
+bool gw_call_finished(const gw_call *c);
+
+/* A request header of the call's client (front request or face). */
+const char *gw_call_header(gw_call *c, const char *name);
+
+/* grpc-websockets (call/grpcws_adapter.c): gRPC-Web binary frames over a
+ * WebSocket face; init's arg is unused. */
+extern const gw_call_adapter gw_call_grpcws;
+
+/* JSON over WebSocket (call/wsjson_adapter.c): ProtoJSON text messages
+ * each way, the status last in the REST error shape; init's arg is the
+ * const gw_rest_options * to print with (may be NULL). */
+extern const gw_call_adapter gw_call_wsjson;
+
 #endif

@@ -43,7 +43,7 @@ static int web_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
     gw_call_set_envelope(c, gw_call_grpcweb_envelope(o, &s->fmt));
     gw_grpcweb_scanner_init(&s->scan, frame_max(o, &s->fmt), false);
     gw_grpcweb_b64_init(&s->b64);
-    const char *enc = gw_front_req_header(r, "grpc-encoding");
+    const char *enc = gw_call_header(c, "grpc-encoding");
     if (enc && strcmp(enc, "identity") != 0)
         return gw_error_set(e, GW_ENOTFOUND, "grpc-encoding '%.32s' is not supported", enc);
     if (s->fmt.json && !o->registry)
@@ -329,5 +329,39 @@ const gw_call_adapter gw_call_grpcweb = {
     .response_message = web_response_message,
     .response_status = web_response_status,
     .response_flush = web_response_flush, /* text mode only (gw_call_flush_off) */
+    .fini = web_fini,
+};
+
+/*
+ * grpc-websockets (docs/websocket.md): after the WebSocket face has taken
+ * off the control bytes and turned the header blocks into heads, the
+ * request and response bytes are gRPC-Web binary frames, so the hooks are
+ * these; only init differs: the format comes from the header block's
+ * Content-Type (binary only: a WebSocket carries bytes, text mode has no
+ * use there), default +proto.
+ */
+static int ws_init(gw_call *c, gw_front_req *r, const void *arg, gw_error *e)
+{
+    (void)arg;
+    gw_grpcweb_format fmt = {false, false};
+    const char *ct = gw_call_header(c, "content-type");
+    if (ct && strncmp(ct, "application/grpc-web", 20) == 0) {
+        int kind = gw_grpcweb_classify(ct, strlen(ct), &fmt);
+        if (kind != 0 || fmt.text)
+            return gw_error_set(e, GW_EINVAL,
+                                "unsupported content-type '%.64s' over grpc-websockets", ct);
+    }
+    return web_init(c, r, &fmt, e);
+}
+
+const gw_call_adapter gw_call_grpcws = {
+    .name = "grpc-websockets",
+    .state_size = sizeof(gw_web_state),
+    .init = ws_init,
+    .request_body = web_request_body,
+    .request_end = web_request_end,
+    .response_head = web_response_head,
+    .response_message = web_response_message,
+    .response_status = web_response_status,
     .fini = web_fini,
 };

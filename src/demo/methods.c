@@ -585,6 +585,12 @@ static void chat_message(dm_call *c, const uint8_t *m, size_t len)
     Demo__V1__ChatMessage *in = decode(c, &demo__v1__chat_message__descriptor, m, len);
     if (!in)
         return;
+    if (in->text && strcmp(in->text, "!abort") == 0) {
+        /* A status in the middle of the stream, for clients' tests. */
+        release(in);
+        dm_call_finish(c, GW_CODE_ABORTED, "chat aborted on request", NULL, 0);
+        return;
+    }
     Google__Protobuf__Timestamp now = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     dm_wall_clock(&now.seconds, &now.nanos);
     Demo__V1__ChatMessage out = DEMO__V1__CHAT_MESSAGE__INIT;

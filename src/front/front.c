@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <limits.h>
 #include <netinet/tcp.h>
@@ -55,6 +56,8 @@ struct gw_front {
     bool stopping;
     bool quiesced;
     gw_front_req *reqs;    /* every live request (for shutdown) */
+    gw_front_upgraded *ups;   /* upgraded connections still open */
+    size_t ups_count;
     /* One deflate state for whole answers, reset for each: they are
      * compressed in one go, so one per worker is enough. */
     z_stream whole_z;
@@ -114,6 +117,7 @@ struct front_conn {
     uint64_t idle_since;      /* loop time the last request completed */
     bool idle;                /* between a completed request and the next */
     bool parking;             /* MHD was asked to time it out: keep the socket */
+    bool upgraded;            /* handed over (gw_front_req_upgrade): no timers */
 };
 
 /* An idle keep-alive connection libmicrohttpd has let go of: only the
@@ -265,6 +269,8 @@ struct gw_front_req {
     bool lingering;              /* early answer sent: drop the rest, close */
     bool has_body;               /* Content-Length > 0 or chunked */
     bool expect_continue;        /* Expect: 100-continue */
+    const gw_front_upgrade_ops *up_ops;  /* a 101 queued, not handed over yet */
+    void *up_owner;
     char uri[];                  /* raw request target */
 };
 
@@ -412,6 +418,8 @@ static bool park_begin(front_conn *c);
 static void on_conn_timeout(void *owner)
 {
     front_conn *c = owner;
+    if (c->upgraded)
+        return;
     if (c->peer_check) {
         c->peer_check = false;
         /* No request (a half head, or nothing after the last answer), or
@@ -1526,6 +1534,11 @@ static void req_finish(gw_front *f, gw_front_req *r, bool completed)
         f->active--;
         r->ops->on_close(r->owner, completed);
     }
+    if (r->up_ops) {
+        const gw_front_upgrade_ops *uo = r->up_ops;
+        r->up_ops = NULL;
+        uo->on_failed(r->up_owner);
+    }
     if (r->resp)
         MHD_destroy_response(r->resp);
     gz_free(r);
@@ -1543,7 +1556,7 @@ static void req_finish(gw_front *f, gw_front_req *r, bool completed)
      * client has sent its last byte, only what MHD has buffered can
      * follow; look again shortly (on_conn_watch). */
     trim_note(f);
-    if (r->conn && !f->stopping) {
+    if (r->conn && !r->conn->upgraded && !f->stopping) {
         front_conn *c = r->conn;
         c->in_request = false;
         c->idle = true;
@@ -2002,7 +2015,8 @@ int gw_front_new(gw_loop *loop, const gw_front_options *o, const gw_front_handle
     }
     /* MHD_USE_TURBO: among other things, MHD closes sockets without a
      * shutdown(), which parking relies on (see park_begin). */
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
+                     MHD_ALLOW_UPGRADE;
 #if MHD_VERSION >= 0x00097707
     /* Each daemon is driven by its worker's thread only: no locks inside
      * libmicrohttpd, no inter-thread channel (docs/front.md). */
@@ -2105,6 +2119,7 @@ int gw_front_add_connection(gw_front *f, int fd)
 }
 
 uint16_t gw_front_port(const gw_front *f) { return f->port; }
+size_t gw_front_upgraded_count(const gw_front *f) { return f->ups_count; }
 size_t gw_front_active(const gw_front *f) { return f->active; }
 
 void gw_front_quiesce(gw_front *f)
@@ -2120,6 +2135,120 @@ void gw_front_quiesce(gw_front *f)
         close(fd);
 }
 
+/* ---- protocol upgrade --------------------------------------------------------------- */
+
+struct gw_front_upgraded {
+    gw_front *f;
+    struct MHD_UpgradeResponseHandle *urh;
+    const gw_front_upgrade_ops *ops;
+    void *owner;
+    gw_front_upgraded *prev, *next;
+};
+
+static void upgraded_unlink(gw_front_upgraded *u)
+{
+    gw_front *f = u->f;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        f->ups = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    f->ups_count--;
+}
+
+static void on_mhd_upgrade(void *cls, struct MHD_Connection *mc, void *con_cls, const char *extra,
+                           size_t extra_len, MHD_socket sock,
+                           struct MHD_UpgradeResponseHandle *urh)
+{
+    gw_front *f = cls;
+    gw_front_req *r = con_cls;
+    (void)mc;
+    if (!r || !r->up_ops) {
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        return;
+    }
+    const gw_front_upgrade_ops *ops = r->up_ops;
+    void *owner = r->up_owner;
+    r->up_ops = NULL;
+    /* The socket is the owner's now: our peer-closed watch and timers
+     * leave it (the owner adds the fd to the same epoll). */
+    if (r->conn) {
+        r->conn->upgraded = true;
+        r->conn->idle = false;
+        gw_loop_io_remove(f->loop, &r->conn->watch);
+        gw_loop_timer_stop(f->loop, &r->conn->timer);
+    }
+    gw_front_upgraded *u = calloc(1, sizeof *u);
+    int fl = fcntl(sock, F_GETFL);
+    if (!u || fl < 0 || fcntl(sock, F_SETFL, fl | O_NONBLOCK) < 0) {
+        free(u);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        ops->on_failed(owner);
+        return;
+    }
+    u->f = f;
+    u->urh = urh;
+    u->ops = ops;
+    u->owner = owner;
+    u->next = f->ups;
+    if (f->ups)
+        f->ups->prev = u;
+    f->ups = u;
+    f->ups_count++;
+    ops->on_upgraded(owner, u, sock, (const uint8_t *)extra, extra_len);
+}
+
+int gw_front_req_upgrade(gw_front_req *r, const char *protocol, const gw_front_header *headers,
+                         size_t n, const gw_front_upgrade_ops *ops, void *owner)
+{
+    if (r->resp || r->resp_queued || r->up_ops)
+        return GW_ESTATE;
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(on_mhd_upgrade, r->f);
+    if (!resp)
+        return GW_ENOMEM;
+    /* libmicrohttpd adds "Connection: Upgrade" itself. */
+    if (MHD_add_response_header(resp, "Upgrade", protocol) != MHD_YES) {
+        MHD_destroy_response(resp);
+        return GW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = headers[i].name, *v = headers[i].value;
+        if (!nm || !v || !mhd_accepts(nm, strlen(nm), v, strlen(v)))
+            continue;
+        if (MHD_add_response_header(resp, nm, v) != MHD_YES) {
+            MHD_destroy_response(resp);
+            return GW_ENOMEM;
+        }
+    }
+    r->resp = resp;
+    r->status = 101;
+    r->up_ops = ops;
+    r->up_owner = owner;
+    return 0;
+}
+
+void gw_front_upgraded_close(gw_front_upgraded *u)
+{
+    gw_front *f = u->f;
+    upgraded_unlink(u);
+    MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    free(u);
+    if (!f->stopping)
+        schedule_run(f);
+}
+
+static void upgraded_close_all(gw_front *f)
+{
+    while (f->ups) {
+        gw_front_upgraded *u = f->ups;
+        upgraded_unlink(u);
+        u->ops->on_shutdown(u->owner);
+        MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(u);
+    }
+}
+
 void gw_front_del(gw_front *f)
 {
     if (!f)
@@ -2127,6 +2256,7 @@ void gw_front_del(gw_front *f)
     /* Field notes: nothing may suspend again, every suspended connection is
      * resumed, and MHD_stop_daemon runs without another MHD_run. */
     f->stopping = true;
+    upgraded_close_all(f);
     for (gw_front_req *r = f->reqs; r; r = r->next) {
         if (r->suspended) {
             if (!r->client_gone && r->ops && r->ops->on_client_gone) {

@@ -323,4 +323,40 @@ void gw_front_req_wake(gw_front_req *r);
 bool gw_front_header_forwardable(const char *name, size_t name_len, const char *value,
                                  size_t value_len);
 
+/* ---- protocol upgrade (WebSocket), docs/websocket.md ------------------------ */
+
+typedef struct gw_front_upgraded gw_front_upgraded;
+
+/* What the owner of an upgraded connection implements. */
+typedef struct gw_front_upgrade_ops {
+    /* The 101 went out: fd (non-blocking) is the owner's to read and write
+     * (never to close) until it calls gw_front_upgraded_close(u). extra
+     * holds bytes the client sent after its request head (treat them as
+     * read from fd). Runs from MHD_run, in the loop's deferred phase. */
+    void (*on_upgraded)(void *owner, gw_front_upgraded *u, int fd, const uint8_t *extra,
+                        size_t extra_len);
+    /* The upgrade never happened (the client left before the 101 went
+     * out, or it could not be queued): the owner frees its state. */
+    void (*on_failed)(void *owner);
+    /* gw_front_del with u still open: stop using fd and free the state;
+     * the front closes the connection after this returns. */
+    void (*on_shutdown)(void *owner);
+} gw_front_upgrade_ops;
+
+/*
+ * Answers r with 101 Switching Protocols ("Upgrade: <protocol>",
+ * "Connection: Upgrade" and the given headers) and hands the connection
+ * over to ops once it is sent. Allowed in on_request, instead of an
+ * answer; exactly one of on_upgraded and on_failed follows. Borrows ops
+ * and owner until then. Returns 0, GW_ESTATE (already answered) or
+ * GW_ENOMEM (nothing will be called).
+ */
+int gw_front_req_upgrade(gw_front_req *r, const char *protocol, const gw_front_header *headers,
+                         size_t n, const gw_front_upgrade_ops *ops, void *owner);
+/* Closes an upgraded connection (libmicrohttpd closes the socket); u is
+ * freed. Not from inside on_shutdown. */
+void gw_front_upgraded_close(gw_front_upgraded *u);
+/* Upgraded connections still open. */
+size_t gw_front_upgraded_count(const gw_front *f);
+
 #endif

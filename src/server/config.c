@@ -14,6 +14,7 @@ void gw_server_config_init(gw_server_config *c)
     c->log_level = GW_LOG_INFO;
     gw_front_options_init(&c->front);
     gw_call_options_init(&c->call);
+    gw_ws_options_init(&c->websocket);
     gw_backend_options_init(&c->upstream);
     c->cors_max_age_s = 600;
     c->ops_on_main_port = true;
@@ -198,6 +199,31 @@ static int parse_front(gw_server_config *c, json_t *obj, gw_error *e)
             break;
         snprintf(path, sizeof path, "front.%s", k);
         UINT_KEY("http_strictness", c->front.http_strictness, 3)
+        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+    }
+    return rc;
+}
+
+/* websocket: keepalive and timeouts of WebSocket calls (docs/websocket.md). */
+static int parse_websocket(gw_server_config *c, json_t *obj, gw_error *e)
+{
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    char path[160];
+    gw_ws_options *w = &c->websocket;
+    json_object_foreach(obj, k, v) {
+        if (rc)
+            break;
+        snprintf(path, sizeof path, "websocket.%s", k);
+        UINT_KEY("ping_interval_ms", w->ping_interval_ms, 1ull << 31)
+        UINT_KEY("pong_timeout_ms", w->pong_timeout_ms, 1ull << 31)
+        UINT_KEY("idle_timeout_ms", w->idle_timeout_ms, 1ull << 31)
+        UINT_KEY("header_timeout_ms", w->header_timeout_ms, 1ull << 31)
+        UINT_KEY("send_timeout_ms", w->send_timeout_ms, 1ull << 31)
+        UINT_KEY("close_timeout_ms", w->close_timeout_ms, 1ull << 31)
+        UINT_KEY("max_send_queue_bytes", w->max_send_queue, 1ull << 32)
+        UINT_KEY("max_header_block_bytes", w->max_header_block, 1ull << 24)
         return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
     }
     return rc;
@@ -793,6 +819,9 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "compression") == 0) {
             rc = json_is_object(v) ? parse_compression(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "compression: expected an object");
+        } else if (strcmp(k, "websocket") == 0) {
+            rc = json_is_object(v) ? parse_websocket(c, v, e)
+                                   : gw_error_set(e, GW_EINVAL, "websocket: expected an object");
         } else if (strcmp(k, "rest") == 0) {
             rc = json_is_object(v) ? parse_rest(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "rest: expected an object");

@@ -166,6 +166,7 @@ struct worker {
     bool started;
     gw_loop *loop;
     gw_front *front;
+    gw_ws_hub *ws;          /* WebSocket sessions of this worker */
     atomic_bool stop_requested;
     bool draining;
     uint64_t drain_deadline_ns;
@@ -774,6 +775,80 @@ static bool serve_connect(const snapshot *sn, gw_front_req *r,
     return true;
 }
 
+/* A WebSocket session keeps its snapshot (and the worker's view of it)
+ * from the handshake to its end, like a call. */
+static void ws_hold(void *ctx)
+{
+    snapshot_ref(ctx);
+    worker *w = current_worker;
+    wview *v = w ? view_of(w, ctx) : NULL;
+    if (v)
+        v->calls++;
+}
+
+static void ws_release(void *ctx)
+{
+    snapshot *sn = ctx;
+    worker *w = current_worker;
+    wview *v = w ? view_of(w, sn) : NULL;
+    if (v && v->calls && --v->calls == 0 && v != w->view)
+        gw_loop_defer(w->loop, &w->gc);
+    snapshot_unref(sn);
+}
+
+/* Whether origin names the host the request was sent to (a page of the
+ * gateway's own origin, e.g. the web demo): "scheme://" + Host. */
+static bool same_origin(const char *origin, const char *host)
+{
+    if (!host)
+        return false;
+    const char *p = strstr(origin, "://");
+    if (!p || (strncasecmp(origin, "http", 4) != 0))
+        return false;
+    return strcasecmp(p + 3, host) == 0;
+}
+
+/* An upgrade to WebSocket (docs/websocket.md): the method comes from the
+ * path as for gRPC-Web; the Origin, when a browser sends one, must be an
+ * allowed CORS origin (a WebSocket is not subject to CORS, so without this
+ * any page could drive calls with the user's cookies). */
+static void websocket(worker *w, gw_front_req *r, const char *path, const char *origin)
+{
+    snapshot *sn = w->snap;
+    const gw_method_def *m = gw_registry_method_by_path(sn->registry, path, strlen(path));
+    if (m && route_of(sn, m) < 0)
+        m = NULL;
+    /* JSON mode: a REST route of the path (any of its HTTP methods: the
+     * handshake is a GET) or the auto route. */
+    const gw_method_def *jm = m;
+    if (!jm && sn->router) {
+        const char *target = gw_front_req_target(r);
+        size_t tl = strcspn(target, "?");
+        gw_arena a;
+        gw_arena_init(&a, 512, 64 * 1024);
+        gw_route_match rm;
+        if (gw_router_match(sn->router, "GET", target, tl, &a, &rm, NULL) == 0) {
+            if (rm.result == GW_ROUTE_MATCHED)
+                jm = rm.route->method;
+            else if (rm.result == GW_ROUTE_METHOD_NOT_ALLOWED && rm.allow_count) {
+                const char *verb = rm.allow[0];
+                if (gw_router_match(sn->router, verb, target, tl, &a, &rm, NULL) == 0 &&
+                    rm.result == GW_ROUTE_MATCHED)
+                    jm = rm.route->method;
+            }
+        }
+        gw_arena_free(&a);
+        if (jm && route_of(sn, jm) < 0)
+            jm = NULL;
+    }
+    gw_ws_params p = {.method = m, .json_method = jm, .rest = sn->rest.rest,
+                      .call = &sn->call, .ws = &sn->cfg->websocket,
+                      .origin_ok = !origin || cors_origin(sn->cfg, origin) != NULL ||
+                                   same_origin(origin, gw_front_req_header(r, "Host")),
+                      .hold = ws_hold, .release = ws_release, .hold_ctx = sn};
+    gw_ws_accept(w->ws, r, &p);
+}
+
 static void on_request(void *owner, gw_front_req *r)
 {
     worker *w = owner;
@@ -783,6 +858,10 @@ static void on_request(void *owner, gw_front_req *r)
     const char *origin = gw_front_req_header(r, "Origin");
     if (gw_ops_handle(&s->ops, &w->snap->ops_site, r, false))
         return;
+    if (gw_ws_is_upgrade(r)) {
+        websocket(w, r, path, origin);
+        return;
+    }
 
     const snapshot *sn = w->snap;
     if (strcmp(method, "OPTIONS") == 0) {
@@ -858,10 +937,11 @@ static void drain_check(void *owner)
 {
     worker *w = owner;
     uint64_t now = gw_loop_now(w->loop);
-    if (gw_front_active(w->front) == 0 || now >= w->drain_deadline_ns) {
-        if (gw_front_active(w->front))
-            GW_WARN("worker %u: drain timeout, cancelling %zu calls", w->index,
-                    gw_front_active(w->front));
+    size_t open = gw_front_active(w->front) + gw_ws_hub_active(w->ws);
+    if (open == 0 || now >= w->drain_deadline_ns) {
+        if (open)
+            GW_WARN("worker %u: drain timeout, cancelling %zu calls", w->index, open);
+        gw_ws_hub_cancel_all(w->ws);
         gw_loop_stop(w->loop);
         return;
     }
@@ -1057,6 +1137,7 @@ static void on_wakeup(void *owner)
         return;
     w->draining = true;
     gw_front_quiesce(w->front);
+    gw_ws_hub_drain(w->ws);
     w->drain_deadline_ns = gw_loop_now(w->loop) + w->snap->cfg->drain_timeout_ms * GW_MS;
     drain_check(w);
 }
@@ -1072,6 +1153,8 @@ static void *worker_main(void *arg)
      * while the backend still exists. */
     gw_front_del(w->front);
     w->front = NULL;
+    gw_ws_hub_del(w->ws);
+    w->ws = NULL;
     views_free_all(w);
     return NULL;
 }
@@ -1092,6 +1175,9 @@ static int worker_init(server *s, worker *w, unsigned index, gw_error *e)
     if (!w->loop)
         return gw_error_set(e, GW_EIO, "cannot create an event loop: %s", strerror(errno));
     gw_loop_set_wakeup_cb(w->loop, on_wakeup, w);
+    w->ws = gw_ws_hub_new(w->loop);
+    if (!w->ws)
+        return gw_error_set(e, GW_ENOMEM, "out of memory");
     gw_defer_init(&w->gc, views_gc, w);
     int rc = view_new(w, current_snapshot(s), true, &w->view, e);
     if (rc)
@@ -1117,6 +1203,8 @@ static void worker_free(worker *w)
 {
     if (w->front)
         gw_front_del(w->front);
+    gw_ws_hub_del(w->ws);
+    w->ws = NULL;
     /* After the front: its calls used the instances and held references. */
     views_free_all(w);
     if (w->loop) {

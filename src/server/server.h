@@ -18,6 +18,7 @@
 #include "front/front.h"
 #include "upstream/cluster.h"
 #include "upstream/upstream.h"
+#include "ws/ws.h"
 
 #define GW_SERVER_MAX_DESCRIPTORS 64
 #define GW_SERVER_MAX_ORIGINS 64
@@ -61,6 +62,7 @@ typedef struct gw_server_config {
     gw_log_level log_level;
     gw_front_options front;        /* front.host/port come from `listen` */
     gw_call_options call;
+    gw_ws_options websocket;       /* WebSocket calls (docs/websocket.md) */
     gw_backend_options upstream;
     /* CORS: none when origin_count is 0. */
     char *origins[GW_SERVER_MAX_ORIGINS];  /* exact origins, or "*" */

@@ -309,6 +309,30 @@ function pageSuite(name, stack, screenshot) {
       }
     });
 
+    test('Chat panel: bidi over a WebSocket, each reply before the next send', async () => {
+      const replies = () => page.locator('#chat-items li[data-testid=chat-reply]').count();
+      for (let i = 1; i <= 3; i++) {
+        await page.fill('#chat-text', `hi ${i}`);
+        await page.click('#chat-send');
+        await page.waitForFunction((n) =>
+          document.querySelectorAll('#chat-items li[data-testid=chat-reply]').length >= n, i);
+        // The call is still open while replies arrive (bidi, not buffered).
+        assert.equal(await page.getAttribute('#chat-items', 'data-state'), 'open');
+      }
+      assert.equal(await replies(), 3);
+      assert.deepEqual(await page.$$eval('#chat-items li[data-testid=chat-reply]', (lis) => lis.map((li) => li.textContent)),
+        ['server: hi 1', 'server: hi 2', 'server: hi 3']);
+      await page.click('#chat-finish');
+      await page.waitForSelector('#chat-items[data-state="closed"]');
+      await page.waitForSelector('#chat-status.status-ok');
+      assert.equal(await page.textContent('#chat-status [data-testid=code]'), 'OK (0)');
+      // A new call from the same panel; the server ends it with an error.
+      await page.fill('#chat-text', '!abort');
+      await page.click('#chat-send');
+      await page.waitForSelector('#chat-status.status-err');
+      assert.equal(await page.textContent('#chat-status [data-testid=code]'), 'ABORTED (10)');
+    });
+
     test('no script errors on the page', () => {
       assert.deepEqual(pageErrors, []);
     });

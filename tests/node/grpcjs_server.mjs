@@ -482,12 +482,19 @@ const userService = {
   Chat: (call) => {
     const { headers, trailers } = echoMetadata(call);
     call.sendMetadata(headers);
+    let done = false;
     call.on('data', (m) => {
-      if (call.cancelled) return;
+      if (call.cancelled || done) return;
+      if (m.text === '!abort') {
+        // A status in the middle of the stream (as the demo service does).
+        done = true;
+        call.emit('error', grpcError(grpc.status.ABORTED, 'chat aborted on request', trailers));
+        return;
+      }
       call.write({ text: m.text || '', from: 'server', sent_at: nowTimestamp(), sequence: Number(m.sequence || 0) });
     });
     call.on('end', () => {
-      if (!call.cancelled) call.end(trailers);
+      if (!call.cancelled && !done) call.end(trailers);
     });
     call.on('error', () => {});
   },

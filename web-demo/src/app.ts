@@ -7,6 +7,7 @@
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web';
 import type { Transport } from '@connectrpc/connect';
 import { start } from './ui';
+import { startChat } from './chat';
 
 type Choice = 'grpc-web' | 'connect';
 
@@ -70,3 +71,4 @@ start(makeTransport(choice, url), {
   crossOrigin: url !== location.origin,
   mock: false,
 });
+startChat(url);
