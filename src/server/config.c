@@ -144,7 +144,7 @@ out:
 
 #define UINT_KEY(name, field, max)                                  \
     if (strcmp(k, name) == 0) {                                     \
-        uint64_t u;                                                 \
+        uint64_t u = 0;                                             \
         rc = want_uint(v, path, max, &u, e);                        \
         if (rc == 0)                                                \
             field = u;                                              \
@@ -753,11 +753,11 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
                 c->descriptor_count++;
             }
         } else if (strcmp(k, "workers") == 0) {
-            uint64_t u;
+            uint64_t u = 0;
             rc = want_uint(v, k, 1024, &u, e);
             c->workers = (unsigned)u;
         } else if (strcmp(k, "drain_timeout_ms") == 0) {
-            uint64_t u;
+            uint64_t u = 0;
             rc = want_uint(v, k, 1ull << 31, &u, e);
             c->drain_timeout_ms = (uint32_t)u;
         } else if (strcmp(k, "forward_cookies") == 0) {
@@ -796,7 +796,7 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "reflect") == 0) {
             rc = want_bool(v, k, &c->reflect, e);
         } else if (strcmp(k, "reflect_timeout_ms") == 0) {
-            uint64_t u;
+            uint64_t u = 0;
             rc = want_uint(v, k, 600000, &u, e);
             c->reflect_timeout_ms = (uint32_t)u;
         } else if (strcmp(k, "access_log") == 0) {
