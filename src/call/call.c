@@ -558,8 +558,21 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
      * message is ours to hold whole anyway (bounded by
      * max_response_message): its window is reopened at delivery, not when
      * the client takes it. Only the first message: a backend that sends
-     * more is held by the window as on a stream. */
-    bool take_now = c->unary && !c->unary_taken;
+     * more is held by the window as on a stream.
+     *
+     * While the request body is still arriving, the client cannot take
+     * anything: libmicrohttpd sends no answer before the end of the body
+     * (docs/front.md), so an acknowledgement at hand-over would never
+     * come. A backend that answers as it reads (Chat) and closes its
+     * request window while its answers wait (as it should) would then
+     * wait for us, and we for the rest of the body: a deadlock. So until
+     * the body has ended, messages are consumed at delivery while what
+     * is held stays under max_output_bytes ("response bytes queued for a
+     * slow client before the backend stream is paused"); past it the
+     * window holds the backend as before (a backend that buffers its
+     * answers, as grpc-js does, then waits for the end of the body). */
+    bool early = !c->body_ended && c->out.len - c->out_off < c->o->max_output;
+    bool take_now = (c->unary && !c->unary_taken) || early;
     int rc = c->a->response_message(c, msg, len, &c->out, &e);
     if (rc == 0)
         rc = push_mark(c, c->out.len - before, take_now ? 0 : wire_len);
@@ -569,7 +582,8 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
         return;
     }
     if (take_now && c->uc) {
-        c->unary_taken = true;
+        if (c->unary)
+            c->unary_taken = true;
         gw_ucall_consume(c->uc, wire_len);
     }
     if (c->out.len == before && c->out_off == c->out.len)

@@ -15,6 +15,9 @@ sizes. Half the calls come from a client that pauses mid-stream (while
 reading the answer, or while sending the body).
 
   sweep.py [sweep]    random calls for SWEEP_SECONDS (default 50)
+  sweep.py bidi       Chat uploads (gRPC-Web binary, text, +json, REST NDJSON)
+                      whose echoes pass the window before the body ends,
+                      with and without a pause, on both backends
   sweep.py exact      Download totalBytes=200000 chunkSize=70000, 100 times
                       through gRPC-Web binary, text and REST NDJSON, on
                       both backends
@@ -527,6 +530,18 @@ def upload(port, proto, method, sizes, pause):
         c.close()
 
 
+def bidi_cases(backends):
+    """Chat uploads whose echoes pass the stream window before the request
+    body ends (the answer cannot leave before it: HTTP/1.1), with and without
+    a pause while sending; the first list is the stall of seed 543702416
+    case 86."""
+    lists = [[W, 400000, 400000, 400000, 2 * W, 0], [W + 1] * 10, [2 * W + 16] * 7,
+             [F + 1, W - 1, W + 5, 3 * W, F, 1]]
+    return [dict(kind="upload", backend=b, proto=p, method="Chat", sizes=sizes, pause=pause)
+            for b in backends for p in ("bin", "text", "json", "ndjson") for sizes in lists
+            for pause in (None, (W + 5, 0.3))]
+
+
 # ---- drawing cases -------------------------------------------------------------------
 
 def draw_size(r):
@@ -702,6 +717,11 @@ def main():
             cases = [dict(kind="download", backend=b, proto=p, total=200000, chunk=70000,
                           sizes=None, pause=None)
                      for _ in range(100) for b in want for p in ("bin", "text", "ndjson")]
+            stats = run(enumerate(cases), ports, workers, seed)
+            want_calls = len(cases)
+        elif what == "bidi":
+            seed = "bidi"
+            cases = bidi_cases(want)
             stats = run(enumerate(cases), ports, workers, seed)
             want_calls = len(cases)
         elif what == "unary":
