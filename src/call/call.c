@@ -570,8 +570,11 @@ static void on_message(void *owner, const uint8_t *msg, size_t len, size_t wire_
      * is held stays under max_output_bytes ("response bytes queued for a
      * slow client before the backend stream is paused"); past it the
      * window holds the backend as before (a backend that buffers its
-     * answers, as grpc-js does, then waits for the end of the body). */
-    bool early = !c->body_ended && c->out.len - c->out_off < c->o->max_output;
+     * answers, as grpc-js does, then waits for the end of the body).
+     * Only for a front request: a face (WebSocket) is full duplex, its
+     * client takes answers while it still sends, and its send queue is
+     * what bounds the call there (docs/websocket.md). */
+    bool early = !c->face && !c->body_ended && c->out.len - c->out_off < c->o->max_output;
     bool take_now = (c->unary && !c->unary_taken) || early;
     int rc = c->a->response_message(c, msg, len, &c->out, &e);
     if (rc == 0)
