@@ -22,7 +22,7 @@ reading the answer, or while sending the body).
                       through gRPC-Web binary, text and REST NDJSON, on
                       both backends
 
-Environment: SWEEP_SECONDS, SWEEP_SEED (default 545991189; "random" draws one, printed),
+Environment: SWEEP_SECONDS, SWEEP_SEED (default: time-based, printed),
 SWEEP_WORKERS (default 3), SWEEP_CASE=N (run only case N of the seed).
 A failure prints the seed, the case number and its sizes; rerun it with
 SWEEP_SEED=... SWEEP_CASE=...
@@ -730,10 +730,8 @@ def main():
             stats = run(enumerate(cases), ports, workers, seed)
             want_calls = len(cases)
         else:
-            # CI pins a seed whose cases passed in both builds until the
-            # bidi upload stall (issue 12 note: seed 543702416 case 86) is
-            # fixed for every face; SWEEP_SEED=random draws a new one.
-            seed = os.environ.get("SWEEP_SEED") or "545991189"
+            # a new seed every run (printed; a failure names it and its case)
+            seed = os.environ.get("SWEEP_SEED") or "random"
             if seed == "random":
                 seed = str(int(time.time() * 1000) % 10**9)
             seconds = float(os.environ.get("SWEEP_SECONDS", "50"))
