@@ -47,7 +47,8 @@ typedef struct gw_error {
  * reads naturally. */
 int gw_error_set(gw_error *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int gw_error_setv(gw_error *e, int code, const char *fmt, va_list ap);
+int gw_error_setv(gw_error *e, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* Prefixes the existing message with "prefix: " (e.g. a file name). */
 void gw_error_prefix(gw_error *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
