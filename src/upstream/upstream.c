@@ -796,6 +796,7 @@ static void queue_remove(gw_backend *b, gw_ucall *c)
 
 /* ---- calls: completion ------------------------------------------------------ */
 
+__attribute__((format(printf, 3, 0)))
 static void call_finishv(gw_ucall *c, int code, const char *fmt, va_list ap)
 {
     if (c->finished)
