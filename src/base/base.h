@@ -27,6 +27,8 @@ typedef enum gw_err {
     GW_ERANGE = -8,    /* well-formed but not representable in the target */
     GW_ECLOSED = -9,   /* the object was closed or cancelled */
     GW_ESTATE = -10,   /* called in the wrong state */
+    GW_EDEPTH = -11,   /* input nested deeper than its limit (a shape limit,
+                          not a size: the input's fault, docs/codec.md) */
 } gw_err;
 
 /* A short English name for an error code ("out of memory"). Never NULL. */

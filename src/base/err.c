@@ -17,6 +17,7 @@ const char *gw_err_str(int err)
     case GW_ERANGE: return "out of range";
     case GW_ECLOSED: return "closed";
     case GW_ESTATE: return "wrong state";
+    case GW_EDEPTH: return "nested too deeply";
     default: return "unknown error";
     }
 }

@@ -155,12 +155,18 @@ int gw_call_code_for_err(int err)
     case GW_EPARSE:
     case GW_EINVAL:
     case GW_ERANGE:
+    case GW_EDEPTH:
         return GW_CODE_INVALID_ARGUMENT;
     case GW_ENOTFOUND:
         return GW_CODE_UNIMPLEMENTED;
     default:
         return GW_CODE_INTERNAL;
     }
+}
+
+int gw_call_answer_err(int codec_err)
+{
+    return codec_err == GW_ENOMEM ? GW_ENOMEM : GW_EIO;
 }
 
 int gw_call_head_add(gw_call *c, gw_call_head *h, const char *name, size_t name_len,

@@ -286,6 +286,12 @@ int gw_call_rest_dispatch(gw_front_req *r, const gw_call_options *o, const gw_ca
 
 /* Maps a gw_err to the gRPC code the call answers with. */
 int gw_call_code_for_err(int err);
+/* The error to return when the codec could not print a backend's answer
+ * (proto -> JSON): the answer is at fault, not the client, so every codec
+ * error is INTERNAL (GW_EIO) — malformed, out of range, nested too deeply,
+ * too large as JSON — as REST answers 500; only GW_ENOMEM stays
+ * (RESOURCE_EXHAUSTED). */
+int gw_call_answer_err(int codec_err);
 
 /* ---- other faces (WebSocket) ------------------------------------------------------ */
 

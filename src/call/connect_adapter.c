@@ -406,7 +406,7 @@ static int encode_message(gw_call *c, connect_state *s, const uint8_t *msg, size
     if (rc) {
         gw_error_prefix(e, "response message");
         out->len = start;
-        return rc == GW_EPARSE ? GW_EIO : rc; /* a bad backend answer is INTERNAL */
+        return gw_call_answer_err(rc);
     }
     return 0;
 }

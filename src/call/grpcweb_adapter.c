@@ -242,7 +242,7 @@ static int web_response_message(gw_call *c, const uint8_t *msg, size_t len, gw_b
     if (rc) {
         gw_error_prefix(e, "response message");
         out->len = start;
-        return rc == GW_EPARSE ? GW_EIO : rc; /* a bad backend answer is INTERNAL */
+        return gw_call_answer_err(rc);
     }
     gw_grpcweb_frame_header(out->data + start, 0,
                             (uint32_t)(out->len - start - GW_GRPCWEB_HEADER_LEN));

@@ -114,7 +114,7 @@ static int j_response_message(gw_call *c, const uint8_t *msg, size_t len, gw_buf
     if (rc) {
         out->len = start;
         gw_error_prefix(e, "response message");
-        return rc == GW_EPARSE ? GW_EIO : rc;
+        return gw_call_answer_err(rc);
     }
     put_len(out->data + start, out->len - start - 4);
     return 0;

@@ -18,13 +18,16 @@
  *              integral, a Timestamp/Duration outside the ProtoJSON range, a
  *              FieldMask path with no JSON form, an Any whose type is not in
  *              the registry.
- *   GW_ELIMIT  nesting deeper than max_depth (message levels, counted the
- *              same way in both directions: docs/codec.md), input larger
- *              than max_input, output larger than max_output or the
- *              gw_buf's own max.
- *   GW_EPARSE, GW_ERANGE and the depth/input GW_ELIMIT are all faults of
- *   the input: callers report them as invalid input (REST 400, transcode
- *   exit 1), never as a failure to write the output.
+ *   GW_EDEPTH  nesting deeper than max_depth (message levels, counted the
+ *              same way in both directions: docs/codec.md; groups nested
+ *              deeper than the wire reader allows).
+ *   GW_ELIMIT  input larger than max_input, output larger than max_output
+ *              or the gw_buf's own max.
+ *   GW_EPARSE, GW_ERANGE, GW_EDEPTH and the input GW_ELIMIT are all faults
+ *   of the input: callers report them as invalid input (REST 400, gRPC
+ *   INVALID_ARGUMENT, transcode exit 1), never as a failure to write the
+ *   output. Printing a backend's answer, they are the backend's fault
+ *   (INTERNAL: gw_call_answer_err).
  *   GW_ENOMEM  out of memory.
  *   GW_EINVAL  a NULL or mismatched argument (programming error).
  * When a gw_error is given it gets the code and a message naming the place:
@@ -84,7 +87,7 @@ void gw_codec_options_init(gw_codec_options *o);
  * r resolves Any type URLs; it may be NULL if no Any occurs (an Any with
  * a type is then GW_ERANGE).
  * Ownership: r, m, data, opts borrowed; out is appended to.
- * Returns 0, GW_EPARSE, GW_ERANGE, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
+ * Returns 0, GW_EPARSE, GW_ERANGE, GW_EDEPTH, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
  */
 int gw_codec_proto_to_json(const gw_registry *r, const gw_message_def *m,
                            const uint8_t *data, size_t len,
@@ -102,7 +105,7 @@ int gw_codec_proto_to_json(const gw_registry *r, const gw_message_def *m,
  * fields in the order of the JSON input, repeated scalars packed when the
  * field is packed.
  * Ownership: r, m, json, opts borrowed; out is appended to.
- * Returns 0, GW_EPARSE, GW_ERANGE, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
+ * Returns 0, GW_EPARSE, GW_ERANGE, GW_EDEPTH, GW_ELIMIT, GW_ENOMEM, GW_EINVAL.
  */
 int gw_codec_json_to_proto(const gw_registry *r, const gw_message_def *m,
                            const char *json, size_t len,

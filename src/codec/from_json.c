@@ -148,7 +148,7 @@ static inline void ws(jp *s)
  * is two levels per JSON object. */
 static int too_deep(jp *s)
 {
-    return fail(s, GW_ELIMIT, "nesting deeper than %u message levels", s->max_depth);
+    return fail(s, GW_EDEPTH, "nesting deeper than %u message levels", s->max_depth);
 }
 
 static int enter(jp *s)

@@ -96,7 +96,7 @@ static int too_deep(pj *s)
 {
     char what[64];
     snprintf(what, sizeof what, "nesting deeper than %u message levels", s->max_depth);
-    return fail(s, GW_ELIMIT, what);
+    return fail(s, GW_EDEPTH, what);
 }
 
 /* --- output -------------------------------------------------------------- */
@@ -358,7 +358,7 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
         if (!keep) {
             rc = gw_wire_skip(&rd, num, wt, left);
             if (rc == GW_ELIMIT)
-                return fail(s, rc, "groups nested too deeply");
+                return fail(s, GW_EDEPTH, "groups nested too deeply");
             if (rc)
                 return fail(s, GW_EPARSE, "malformed protobuf: truncated field");
             continue;
@@ -395,7 +395,7 @@ static int collect(pj *s, const gw_message_def *m, const uint8_t *data, size_t l
             size_t n;
             rc = group_body(s, &rd, num, &r.p, &n);
             if (rc == GW_ELIMIT)
-                return fail(s, rc, "groups nested too deeply");
+                return fail(s, GW_EDEPTH, "groups nested too deeply");
             r.v = n;
             break;
         }
@@ -1101,7 +1101,7 @@ static int last_of(pj *s, const uint8_t *data, size_t len, uint32_t want_num,
         }
         int rc = gw_wire_skip(&rd, num, wt, s->max_depth);
         if (rc)
-            return fail(s, rc == GW_ELIMIT ? rc : GW_EPARSE, "malformed protobuf");
+            return fail(s, rc == GW_ELIMIT ? GW_EDEPTH : GW_EPARSE, "malformed protobuf");
     }
     return 0;
 }

@@ -1352,14 +1352,14 @@ static void test_limits(void **state)
     gw_buf_reset(&json);
     size_t ok_len = wire.len;
     assert_int_equal(gw_codec_json_to_proto(reg, m, deep, strlen(deep), NULL, &wire, &e),
-                     GW_ELIMIT);
+                     GW_EDEPTH);
     assert_non_null(strstr(e.msg, "nesting deeper than 100"));
     /* The same depth as wire bytes: wrap the 100-level message once more. */
     gw_buf deeper;
     gw_buf_init(&deeper, 0);
     assert_int_equal(gw_codec_wrap_message(401, wire.data, ok_len, &deeper), 0);
     assert_int_equal(gw_codec_proto_to_json(reg, m, deeper.data, deeper.len, NULL, &json, &e),
-                     GW_ELIMIT);
+                     GW_EDEPTH);
     assert_non_null(strstr(e.msg, "nesting deeper"));
     gw_buf_free(&deeper);
     /* Deep JSON that is skipped (unknown field) or a Struct is bounded too. */
@@ -1374,7 +1374,7 @@ static void test_limits(void **state)
     skip[k++] = '}';
     skip[k] = 0;
     gw_buf_reset(&wire);
-    assert_int_equal(gw_codec_json_to_proto(reg, m, skip, k, &o, &wire, &e), GW_ELIMIT);
+    assert_int_equal(gw_codec_json_to_proto(reg, m, skip, k, &o, &wire, &e), GW_EDEPTH);
     memcpy(skip, "{\"fList\":", 9);
     k = 9;
     for (int i = 0; i < 150; i++)
@@ -1383,7 +1383,7 @@ static void test_limits(void **state)
         skip[k++] = ']';
     skip[k++] = '}';
     skip[k] = 0;
-    assert_int_equal(gw_codec_json_to_proto(reg, m, skip, k, NULL, &wire, &e), GW_ELIMIT);
+    assert_int_equal(gw_codec_json_to_proto(reg, m, skip, k, NULL, &wire, &e), GW_EDEPTH);
     /* A lower configured depth. */
     opts_from(&o, 0);
     o.max_depth = 3;
@@ -1391,7 +1391,7 @@ static void test_limits(void **state)
     const char *four = "{\"recursive\":{\"recursive\":{\"recursive\":{}}}}";
     gw_buf_reset(&wire);
     assert_int_equal(gw_codec_json_to_proto(reg, m, three, strlen(three), &o, &wire, &e), 0);
-    assert_int_equal(gw_codec_json_to_proto(reg, m, four, strlen(four), &o, &wire, &e), GW_ELIMIT);
+    assert_int_equal(gw_codec_json_to_proto(reg, m, four, strlen(four), &o, &wire, &e), GW_EDEPTH);
     /* Input and output caps. */
     opts_from(&o, 0);
     o.max_input = 10;
@@ -1595,21 +1595,21 @@ static void depth_case(const depth_kind *k, unsigned limit, int n)
     assert_int_equal(gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e), 0);
     gw_buf_reset(&json);
     o.max_depth = (unsigned)n - 1;
-    if (gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e) != GW_ELIMIT)
+    if (gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e) != GW_EDEPTH)
         fail_msg("%s n=%d: the printer takes it at depth %d", k->what, n, n - 1);
     gw_buf_reset(&json);
     o.max_depth = limit;
 
     /* JSON -> proto. */
     rc = gw_codec_json_to_proto(reg, m, whole.p, whole.n, &o, &wire, &e);
-    if (rc != (fits ? 0 : GW_ELIMIT))
+    if (rc != (fits ? 0 : GW_EDEPTH))
         fail_msg("%s n=%d limit=%u: json_to_proto gave %d (%s)", k->what, n, limit, rc,
                  rc ? e.msg : "ok");
     if (!fits && !strstr(e.msg, want))
         fail_msg("%s n=%d: message '%s' lacks '%s'", k->what, n, e.msg, want);
     /* proto -> JSON. */
     rc = gw_codec_proto_to_json(reg, m, ref.data, ref.len, &o, &json, &e);
-    if (rc != (fits ? 0 : GW_ELIMIT))
+    if (rc != (fits ? 0 : GW_EDEPTH))
         fail_msg("%s n=%d limit=%u: proto_to_json gave %d (%s)", k->what, n, limit, rc,
                  rc ? e.msg : "ok");
     if (fits) {
@@ -1623,10 +1623,10 @@ static void depth_case(const depth_kind *k, unsigned limit, int n)
     }
     /* The single-field helpers count the containing message as level 1. */
     rc = gw_codec_json_to_field(reg, f, v.p, v.n, &o, &fwire, &e);
-    if (rc != (fits ? 0 : GW_ELIMIT))
+    if (rc != (fits ? 0 : GW_EDEPTH))
         fail_msg("%s n=%d limit=%u: json_to_field gave %d", k->what, n, limit, rc);
     rc = gw_codec_field_to_json(reg, f, ref.data, ref.len, &o, &fjson, &e);
-    if (rc != (fits ? 0 : GW_ELIMIT))
+    if (rc != (fits ? 0 : GW_EDEPTH))
         fail_msg("%s n=%d limit=%u: field_to_json gave %d", k->what, n, limit, rc);
     if (fits) {
         assert_int_equal(fwire.len, ref.len);
@@ -1686,7 +1686,7 @@ static void test_depth_demo_user(void **state)
                              0);
             assert_string_equal((const char *)json.data, b.p);
         } else {
-            assert_int_equal(rc, GW_ELIMIT);
+            assert_int_equal(rc, GW_EDEPTH);
             assert_non_null(strstr(e.msg, "preferences: nesting deeper than 100 message levels"));
         }
         free(b.p);

@@ -8,8 +8,10 @@
 2. In front of tests/rest_e2e/deep_server.mjs (grpc-js sending crafted
    bytes): a backend answer deeper than the limit gives the client a clean
    error — REST 500 with a google.rpc.Status body, an NDJSON error line
-   after the good messages, gRPC-Web +json trailers with a status — and the
-   connection stays usable; binary gRPC-Web passes the bytes through.
+   after the good messages, gRPC-Web +json trailers with INTERNAL, Connect
+   500 internal — and the connection stays usable; binary gRPC-Web passes
+   the bytes through. A too-deep request is INVALID_ARGUMENT in every
+   protocol (REST 400, +json status 3, Connect 400).
 
 Processes started here are killed here, whatever happens."""
 import json
@@ -79,6 +81,23 @@ def demo_round_trip(procs, failures):
             body = rest_json(r)
             check(r.status == 400 and body.get("code") == 3 and WANT in body.get("message", ""),
                   "POST at depth %d: %d %r" % (depth, r.status, body))
+        # The same refusal through gRPC-Web +json and Connect JSON: the
+        # client's input is at fault, INVALID_ARGUMENT (docs/codec.md).
+        user["preferences"] = prefs(LIMIT + 1)
+        hdr = {"Content-Type": "application/grpc-web+json", "X-Grpc-Web": "1"}
+        r = gwtest.request(port, "POST", "/demo.v1.UserService/CreateUser",
+                           gwtest.frame(json.dumps(user).encode()), hdr, conn)
+        code, msg = r.grpc_status()
+        check(r.status == 200 and code == 3 and WANT in (msg or ""),
+              "+json CreateUser too deep: %d %s %r" % (r.status, code, msg))
+        r = gwtest.request(port, "POST", "/demo.v1.UserService/CreateUser",
+                           json.dumps(user).encode(),
+                           {"Content-Type": "application/json",
+                            "Connect-Protocol-Version": "1"}, conn)
+        body = rest_json(r)
+        check(r.status == 400 and body.get("code") == "invalid_argument" and
+              WANT in body.get("message", ""),
+              "Connect CreateUser too deep: %d %r" % (r.status, body))
         # At the limit through UpdateUser's body field (user.preferences).
         patch = {"preferences": prefs(LIMIT - 1)}
         r = gwtest.request(port, "PATCH", "/v1/users/%s" % uid, json.dumps(patch).encode(),
@@ -108,7 +127,10 @@ def deep_backend(procs, failures):
     node = shutil.which("node")
     script = os.path.join(SOURCE_ROOT, "tests", "rest_e2e", "deep_server.mjs")
     if not node or not os.path.isdir(os.path.join(SOURCE_ROOT, "node_modules", "@grpc")):
-        print("note: node or @grpc/grpc-js missing: the too-deep backend is not tested")
+        if os.environ.get("GW_STRICT") == "1":
+            failures.append("[deep backend] node or @grpc/grpc-js missing (GW_STRICT=1)")
+        else:
+            print("note: node or @grpc/grpc-js missing: the too-deep backend is not tested")
         return
     _, m = procs.start([node, script], r"listening (\d+)", "deep")
     gw, port = procs.gateway("http://127.0.0.1:" + m.group(1))
@@ -147,14 +169,22 @@ def deep_backend(procs, failures):
         body = gwtest.frame(json.dumps({"id": str(LIMIT + 1)}).encode())
         r = gwtest.request(port, "POST", "/demo.v1.UserService/GetUser", body, hdr, conn)
         code, msg = r.grpc_status()
-        check(r.status == 200 and code != 0 and WANT in (msg or ""),
+        check(r.status == 200 and code == 13 and WANT in (msg or ""),
               "+json GetUser: %d %s %r" % (r.status, code, msg))
         body = gwtest.frame(json.dumps({"pageSize": LIMIT + 1}).encode())
         r = gwtest.request(port, "POST", "/demo.v1.UserService/ListUsers", body, hdr, conn)
         frames = web_json_frames(r)
         code, msg = r.grpc_status()
         check(len(frames) == 2 and frames[0][0] == 0 and json.loads(frames[0][1]) == {"id": "1"}
-              and code != 0, "+json ListUsers: %r" % frames)
+              and code == 13 and WANT in (msg or ""), "+json ListUsers: %r %s" % (frames, code))
+        # Connect JSON, unary: the backend's fault, 500 internal (as REST).
+        r = gwtest.request(port, "POST", "/demo.v1.UserService/GetUser",
+                           json.dumps({"id": str(LIMIT + 1)}).encode(),
+                           {"Content-Type": "application/json",
+                            "Connect-Protocol-Version": "1"}, conn)
+        body = rest_json(r)
+        check(r.status == 500 and body.get("code") == "internal" and
+              WANT in body.get("message", ""), "Connect GetUser: %d %r" % (r.status, body))
         # Binary gRPC-Web passes messages through unparsed: no limit there.
         body = gwtest.frame(b"\x08" + bytes([LIMIT + 1]))
         r = gwtest.grpcweb(port, "/demo.v1.UserService/GetUser", body, conn=conn)
