@@ -1,5 +1,6 @@
 /* The serve configuration: defaults and the JSON file. See server.h. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,108 +152,106 @@ out:
         continue;                                                   \
     }
 
-static int parse_limits(gw_server_config *c, json_t *obj, gw_error *e)
+/* Sections made only of unsigned integer keys: one table row per key
+ * (name, where it is stored in the config, its largest value). */
+typedef struct uint_key {
+    const char *name;
+    size_t offset, size; /* of the field in gw_server_config */
+    uint64_t max;
+} uint_key;
+
+#define UKEY(name, field, max) \
+    {name, offsetof(gw_server_config, field), sizeof(((gw_server_config *)0)->field), max}
+
+static void store_uint(gw_server_config *c, const uint_key *key, uint64_t u)
+{
+    char *p = (char *)c + key->offset;
+    switch (key->size) {
+    case sizeof(uint8_t): *(uint8_t *)p = (uint8_t)u; break;
+    case sizeof(uint16_t): *(uint16_t *)p = (uint16_t)u; break;
+    case sizeof(uint32_t): *(uint32_t *)p = (uint32_t)u; break;
+    default: *(uint64_t *)p = u; break;
+    }
+}
+
+static int parse_uint_section(gw_server_config *c, json_t *obj, const char *section,
+                              const uint_key *keys, size_t n, gw_error *e)
 {
     const char *k;
     json_t *v;
-    int rc = 0;
     char path[160];
     json_object_foreach(obj, k, v) {
+        snprintf(path, sizeof path, "%s.%s", section, k);
+        size_t i = 0;
+        while (i < n && strcmp(k, keys[i].name) != 0)
+            i++;
+        if (i == n)
+            return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+        uint64_t u = 0;
+        int rc = want_uint(v, path, keys[i].max, &u, e);
         if (rc)
-            break;
-        snprintf(path, sizeof path, "limits.%s", k);
-        UINT_KEY("max_body_bytes", c->call.max_body, 1ull << 32)
-        UINT_KEY("max_message_bytes", c->call.max_message, 1ull << 31)
-        UINT_KEY("max_output_bytes", c->call.max_output, 1ull << 31)
-        UINT_KEY("max_metadata", c->call.max_metadata, 10000)
-        UINT_KEY("max_deadline_ms", c->call.max_deadline_ms, 1ull << 40)
-        UINT_KEY("max_header_bytes", c->front.memory_limit, 1ull << 24)
-        UINT_KEY("max_header_count", c->front.max_header_count, 100000)
-        UINT_KEY("max_connections", c->front.connection_limit, 1000000)
-        UINT_KEY("max_connections_per_ip", c->front.per_ip_limit, 1000000)
-        UINT_KEY("header_timeout_ms", c->front.header_timeout_ms, 1ull << 31)
-        UINT_KEY("idle_timeout_ms", c->front.idle_timeout_ms, 1ull << 31)
-        UINT_KEY("inactivity_timeout_s", c->front.inactivity_timeout_s, 1ull << 31)
-        UINT_KEY("discard_body_bytes", c->front.discard_limit, 1ull << 32)
-        UINT_KEY("body_timeout_ms", c->front.body_timeout_ms, 1ull << 31)
-        UINT_KEY("body_min_rate", c->front.body_min_rate, 1ull << 31)
-        UINT_KEY("idle_park_ms", c->front.park_idle_ms, 1ull << 31)
-        UINT_KEY("idle_trim_ms", c->front.trim_idle_ms, 1ull << 31)
-        UINT_KEY("send_lowat_bytes", c->front.notsent_lowat, 1ull << 30)
-        UINT_KEY("send_buffer_bytes", c->front.sndbuf, 1ull << 30)
-        UINT_KEY("drain_timeout_ms", c->drain_timeout_ms, 1ull << 31)
-        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
+            return rc;
+        store_uint(c, &keys[i], u);
     }
-    return rc;
+    return 0;
 }
+
+static const uint_key limits_keys[] = {
+    UKEY("max_body_bytes", call.max_body, 1ull << 32),
+    UKEY("max_message_bytes", call.max_message, 1ull << 31),
+    UKEY("max_output_bytes", call.max_output, 1ull << 31),
+    UKEY("max_metadata", call.max_metadata, 10000),
+    UKEY("max_deadline_ms", call.max_deadline_ms, 1ull << 40),
+    UKEY("max_header_bytes", front.memory_limit, 1ull << 24),
+    UKEY("max_header_count", front.max_header_count, 100000),
+    UKEY("max_connections", front.connection_limit, 1000000),
+    UKEY("max_connections_per_ip", front.per_ip_limit, 1000000),
+    UKEY("header_timeout_ms", front.header_timeout_ms, 1ull << 31),
+    UKEY("idle_timeout_ms", front.idle_timeout_ms, 1ull << 31),
+    UKEY("inactivity_timeout_s", front.inactivity_timeout_s, 1ull << 31),
+    UKEY("discard_body_bytes", front.discard_limit, 1ull << 32),
+    UKEY("body_timeout_ms", front.body_timeout_ms, 1ull << 31),
+    UKEY("body_min_rate", front.body_min_rate, 1ull << 31),
+    UKEY("idle_park_ms", front.park_idle_ms, 1ull << 31),
+    UKEY("idle_trim_ms", front.trim_idle_ms, 1ull << 31),
+    UKEY("send_lowat_bytes", front.notsent_lowat, 1ull << 30),
+    UKEY("send_buffer_bytes", front.sndbuf, 1ull << 30),
+    UKEY("drain_timeout_ms", drain_timeout_ms, 1ull << 31),
+};
 
 /* front: the HTTP/1.1 parser's strictness (docs/front.md, "Hostile
  * clients"). */
-static int parse_front(gw_server_config *c, json_t *obj, gw_error *e)
-{
-    const char *k;
-    json_t *v;
-    int rc = 0;
-    char path[160];
-    json_object_foreach(obj, k, v) {
-        if (rc)
-            break;
-        snprintf(path, sizeof path, "front.%s", k);
-        UINT_KEY("http_strictness", c->front.http_strictness, 3)
-        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
-    }
-    return rc;
-}
+static const uint_key front_keys[] = {
+    UKEY("http_strictness", front.http_strictness, 3),
+};
 
 /* websocket: keepalive and timeouts of WebSocket calls (docs/websocket.md). */
-static int parse_websocket(gw_server_config *c, json_t *obj, gw_error *e)
-{
-    const char *k;
-    json_t *v;
-    int rc = 0;
-    char path[160];
-    gw_ws_options *w = &c->websocket;
-    json_object_foreach(obj, k, v) {
-        if (rc)
-            break;
-        snprintf(path, sizeof path, "websocket.%s", k);
-        UINT_KEY("ping_interval_ms", w->ping_interval_ms, 1ull << 31)
-        UINT_KEY("pong_timeout_ms", w->pong_timeout_ms, 1ull << 31)
-        UINT_KEY("idle_timeout_ms", w->idle_timeout_ms, 1ull << 31)
-        UINT_KEY("header_timeout_ms", w->header_timeout_ms, 1ull << 31)
-        UINT_KEY("send_timeout_ms", w->send_timeout_ms, 1ull << 31)
-        UINT_KEY("close_timeout_ms", w->close_timeout_ms, 1ull << 31)
-        UINT_KEY("max_send_queue_bytes", w->max_send_queue, 1ull << 32)
-        UINT_KEY("max_header_block_bytes", w->max_header_block, 1ull << 24)
-        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
-    }
-    return rc;
-}
+static const uint_key websocket_keys[] = {
+    UKEY("ping_interval_ms", websocket.ping_interval_ms, 1ull << 31),
+    UKEY("pong_timeout_ms", websocket.pong_timeout_ms, 1ull << 31),
+    UKEY("idle_timeout_ms", websocket.idle_timeout_ms, 1ull << 31),
+    UKEY("header_timeout_ms", websocket.header_timeout_ms, 1ull << 31),
+    UKEY("send_timeout_ms", websocket.send_timeout_ms, 1ull << 31),
+    UKEY("close_timeout_ms", websocket.close_timeout_ms, 1ull << 31),
+    UKEY("max_send_queue_bytes", websocket.max_send_queue, 1ull << 32),
+    UKEY("max_header_block_bytes", websocket.max_header_block, 1ull << 24),
+};
 
-static int parse_upstream(gw_server_config *c, json_t *obj, gw_error *e)
-{
-    const char *k;
-    json_t *v;
-    int rc = 0;
-    char path[160];
-    json_object_foreach(obj, k, v) {
-        if (rc)
-            break;
-        snprintf(path, sizeof path, "upstream.%s", k);
-        UINT_KEY("pool_size", c->upstream.pool_size, 64)
-        UINT_KEY("stream_window", c->upstream.stream_window, 0x7fffffff)
-        UINT_KEY("connection_window", c->upstream.connection_window, 0x7fffffff)
-        UINT_KEY("max_response_message", c->upstream.max_response_message, 1ull << 31)
-        UINT_KEY("max_queued_calls", c->upstream.max_queued_calls, 1000000)
-        UINT_KEY("connect_timeout_ms", c->upstream.connect_timeout_ms, 1ull << 31)
-        UINT_KEY("attempt_delay_ms", c->upstream.attempt_delay_ms, 1ull << 31)
-        UINT_KEY("send_lowat_bytes", c->upstream.send_lowat, 1ull << 30)
-        UINT_KEY("ping_silent_ms", c->upstream.ping_silent_ms, 1ull << 31)
-        UINT_KEY("ping_timeout_ms", c->upstream.ping_timeout_ms, 1ull << 31)
-        return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
-    }
-    return rc;
-}
+static const uint_key upstream_keys[] = {
+    UKEY("pool_size", upstream.pool_size, 64),
+    UKEY("stream_window", upstream.stream_window, 0x7fffffff),
+    UKEY("connection_window", upstream.connection_window, 0x7fffffff),
+    UKEY("max_response_message", upstream.max_response_message, 1ull << 31),
+    UKEY("max_queued_calls", upstream.max_queued_calls, 1000000),
+    UKEY("connect_timeout_ms", upstream.connect_timeout_ms, 1ull << 31),
+    UKEY("attempt_delay_ms", upstream.attempt_delay_ms, 1ull << 31),
+    UKEY("send_lowat_bytes", upstream.send_lowat, 1ull << 30),
+    UKEY("ping_silent_ms", upstream.ping_silent_ms, 1ull << 31),
+    UKEY("ping_timeout_ms", upstream.ping_timeout_ms, 1ull << 31),
+};
+
+#define UINT_SECTION(c, obj, name, keys, e) \
+    parse_uint_section(c, obj, name, keys, GW_ARRAY_LEN(keys), e)
 
 static int parse_cors(gw_server_config *c, json_t *obj, gw_error *e)
 {
@@ -808,19 +807,19 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "static_dir") == 0) {
             rc = want_string_or_off(v, k, &c->static_dir, e);
         } else if (strcmp(k, "limits") == 0 && json_is_object(v)) {
-            rc = parse_limits(c, v, e);
+            rc = UINT_SECTION(c, v, "limits", limits_keys, e);
         } else if (strcmp(k, "cors") == 0 && json_is_object(v)) {
             rc = parse_cors(c, v, e);
         } else if (strcmp(k, "front") == 0) {
-            rc = json_is_object(v) ? parse_front(c, v, e)
+            rc = json_is_object(v) ? UINT_SECTION(c, v, "front", front_keys, e)
                                    : gw_error_set(e, GW_EINVAL, "front: expected an object");
         } else if (strcmp(k, "upstream") == 0 && json_is_object(v)) {
-            rc = parse_upstream(c, v, e);
+            rc = UINT_SECTION(c, v, "upstream", upstream_keys, e);
         } else if (strcmp(k, "compression") == 0) {
             rc = json_is_object(v) ? parse_compression(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "compression: expected an object");
         } else if (strcmp(k, "websocket") == 0) {
-            rc = json_is_object(v) ? parse_websocket(c, v, e)
+            rc = json_is_object(v) ? UINT_SECTION(c, v, "websocket", websocket_keys, e)
                                    : gw_error_set(e, GW_EINVAL, "websocket: expected an object");
         } else if (strcmp(k, "rest") == 0) {
             rc = json_is_object(v) ? parse_rest(c, v, e)
