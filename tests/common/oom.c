@@ -12,13 +12,26 @@ void *__wrap_realloc(void *p, size_t n);
 static bool armed;
 static long alloc_count; /* allocations since gw_oom_arm */
 static long fail_at;     /* 1-based; 0: none */
+static bool fail_after;  /* gw_oom_arm_from: fail_at and all after it */
+static int paused;
 
 void gw_oom_arm(long n)
 {
     alloc_count = 0;
     fail_at = n;
+    fail_after = false;
+    paused = 0;
     armed = true;
 }
+
+void gw_oom_arm_from(long n)
+{
+    gw_oom_arm(n);
+    fail_after = true;
+}
+
+void gw_oom_pause(void) { paused++; }
+void gw_oom_resume(void) { paused--; }
 
 long gw_oom_disarm(void)
 {
@@ -32,9 +45,10 @@ bool gw_oom_hit(void) { return fail_at > 0 && alloc_count >= fail_at; }
 
 bool gw_oom_next_fails(void)
 {
-    if (!armed)
+    if (!armed || paused)
         return false;
-    return ++alloc_count == fail_at;
+    ++alloc_count;
+    return fail_at > 0 && (alloc_count == fail_at || (fail_after && alloc_count > fail_at));
 }
 
 void *__wrap_malloc(size_t n) { return gw_oom_next_fails() ? NULL : __real_malloc(n); }

@@ -8,9 +8,9 @@
  * static libraries and by the test itself; shared libraries (protobuf-c,
  * jansson, libmicrohttpd) keep the real allocator. free is not wrapped.
  *
- * Only one allocation is ever failed per arming: the code under test must
- * cope with that one, and the allocations after it succeed again (so a
- * fallback path that allocates can still be exercised).
+ * gw_oom_arm fails one allocation: the code under test must cope with that
+ * one, and the allocations after it succeed again (so a fallback path that
+ * allocates is exercised too); gw_oom_arm_from fails all from one on.
  */
 #ifndef GW_TEST_OOM_H
 #define GW_TEST_OOM_H
@@ -27,12 +27,20 @@ void *__real_realloc(void *p, size_t n);
 /* Starts counting allocations from 0; the allocation numbered fail_at
  * (1-based) returns NULL. fail_at 0: none fails, only counting. */
 void gw_oom_arm(long fail_at);
+/* Like gw_oom_arm, but the allocation numbered fail_from and every one
+ * after it fail: whether the last fallbacks hold when nothing can be
+ * allocated any more. */
+void gw_oom_arm_from(long fail_from);
 /* Stops counting; returns the allocations seen since gw_oom_arm. */
 long gw_oom_disarm(void);
 /* Allocations seen since gw_oom_arm (while armed: so far). */
 long gw_oom_count(void);
 /* Whether the allocation chosen by gw_oom_arm was reached (and failed). */
 bool gw_oom_hit(void);
+/* Between pause and resume (they nest) allocations are neither counted nor
+ * failed: for what the test records about a run while it is armed. */
+void gw_oom_pause(void);
+void gw_oom_resume(void);
 /* Counts one allocation and says whether it is the one to fail: for an
  * allocator that does not go through malloc (json_set_alloc_funcs), which
  * then calls __real_malloc itself. */
