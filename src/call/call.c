@@ -918,8 +918,13 @@ static int start(gw_call *c, gw_front_req *r, const gw_call_options *o, const gw
              : gw_ucall_start(b, &p, &ucall_handlers, c, &c->uc, &e);
     if (rc)
         goto fail;
-    if (c->has_deadline)
-        gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns);
+    /* Without its timer the call would outlive its deadline (a backend
+     * that never answers, or an upstream_start that answers locally). */
+    if (c->has_deadline && gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns) != 0) {
+        gw_ucall_cancel(c->uc);
+        rc = gw_error_set(&e, GW_ENOMEM, "out of memory for the deadline timer");
+        goto fail;
+    }
     return 0;
 fail: {
     gw_call_status st = {.code = gw_call_code_for_err(rc),
