@@ -401,6 +401,7 @@ typedef struct run_state {
     bool from_mode;          /* gw_oom_arm_from */
     view ref;                /* the counting run's view */
     gw_buf ref_sent;         /* what the backend got in the counting run */
+    bool open_after_answer;  /* this run: the upstream call outlived the answer */
     bool must_seen[6];
     int outcomes[OUT_GONE + 1];
     long runs;
@@ -437,6 +438,15 @@ static bool start(run_state *rs, th_client *cl, gw_call_options *o, const gw_cal
     return cl->ops != NULL;
 }
 
+/* The client has its whole answer (or the connection closed): the upstream
+ * call must be cancelled or finished by then. */
+static void note_answer(run_state *rs, const th_client *cl)
+{
+    bool done = (cl->answers && !cl->streaming) || cl->eof || cl->aborted || cl->close_nows;
+    if (done && th_backend_live())
+        rs->open_after_answer = true;
+}
+
 /* The backend's part: headers, messages (the client reading after each),
  * the status. */
 static void play_backend(run_state *rs, th_client *cl, bool *live_when_gone)
@@ -452,9 +462,11 @@ static void play_backend(run_state *rs, th_client *cl, bool *live_when_gone)
         gw_header md[] = {{"x-demo-h", 8, "h", 1}, {"x-bin", 5, "a\r\nb", 4}};
         th_backend_headers(md, GW_ARRAY_LEN(md));
         th_client_read(cl);
+        note_answer(rs, cl);
         for (size_t i = 0; i < rs->nresp; i++) {
             th_backend_message(rs->resp[i].data, rs->resp[i].len);
             th_client_read(cl);
+            note_answer(rs, cl);
             if (sc->gone_after == (int)i + 1 && cl->streaming && !cl->eof && !cl->aborted &&
                 !cl->close_nows) {
                 th_client_gone(cl);
@@ -526,7 +538,7 @@ static void check_run(run_state *rs, long k, const th_client *cl, const view *v,
         fail_msg("%s: %d upstream calls", what, th_up.starts);
     if (th_backend_live())
         fail_msg("%s: the upstream call is still open after on_close", what);
-    if (!cl->gone && live_before_close)
+    if (!cl->gone && (live_before_close || rs->open_after_answer))
         fail_msg("%s: the client has its answer, the upstream call is still open", what);
     if (cl->gone && live_when_gone)
         fail_msg("%s: the client went away, the upstream call was not cancelled", what);
@@ -614,10 +626,12 @@ static void run_once(void *arg, long k)
         gw_oom_arm_from(k);
     else
         gw_oom_arm(k);
+    rs->open_after_answer = false;
     bool attached = start(rs, &cl, &o, &cors);
     bool call_made = obs.starts > 0;
     if (attached) {
         th_client_send(&cl, rs->body.data, rs->body.len);
+        note_answer(rs, &cl);
         (void)gw_loop_run_once(cl.loop, 0);
         if (sc->silent) {
             /* Only the deadline can end it; a call whose timer is not
