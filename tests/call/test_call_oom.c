@@ -166,6 +166,20 @@ static const scenario scenarios[] = {
      {MUST_NO_CALL, MUST_MINIMAL, MUST_CLOSED, "out of memory"}, false},
 };
 
+/* The messages of each JSON answer without injection, as the client must
+ * see them (binary gRPC-Web answers are checked against the backend's
+ * messages themselves). */
+static const struct {
+    const char *scenario, *want;
+} json_answers[] = {
+    {"grpcweb-json", "{\"message\":\"h\xc3\xa9llo\",\"number\":\"-7\"}"},
+    {"wsjson-stream", "{\"data\":\"YWJj\"}{\"offset\":\"3\",\"data\":\"ZGVm\"}"},
+    {"rest-unary", "{\"message\":\"hello\",\"number\":\"7\"}"},
+    {"rest-stream", "{\"result\":{\"data\":\"YWJj\"}}\n"
+                    "{\"result\":{\"offset\":\"3\",\"data\":\"ZGVm\"}}\n"},
+    {"connect-json", "{\"message\":\"hello\",\"number\":\"7\"}"},
+};
+
 /* ---- what the client saw ------------------------------------------------------------ */
 
 typedef enum outcome { OUT_OK, OUT_ERROR, OUT_MINIMAL, OUT_NO_CALL, OUT_CLOSED, OUT_GONE } outcome;
@@ -612,6 +626,27 @@ static void tally(run_state *rs, const view *v)
     }
 }
 
+/* The answer without injection is the right one. */
+static void check_reference(const run_state *rs, const view *v)
+{
+    const scenario *sc = rs->sc;
+    gw_buf want;
+    gw_buf_init(&want, 0);
+    if (sc->form == B_FRAMED_PROTO || sc->form == B_TEXT) {
+        for (size_t i = 0; i < rs->nresp && !sc->gone_after; i++)
+            gw_buf_append(&want, rs->resp[i].data, rs->resp[i].len);
+    } else {
+        for (size_t i = 0; i < GW_ARRAY_LEN(json_answers); i++)
+            if (strcmp(json_answers[i].scenario, sc->name) == 0)
+                gw_buf_append_str(&want, json_answers[i].want);
+    }
+    if (v->data.len != want.len || (want.len && memcmp(v->data.data, want.data, want.len)))
+        fail_msg("%s: without injection the messages are\n%.*s\nnot\n%.*s", sc->name,
+                 (int)v->data.len, v->data.data ? (const char *)v->data.data : "",
+                 (int)want.len, want.data ? (const char *)want.data : "");
+    gw_buf_free(&want);
+}
+
 static void run_once(void *arg, long k)
 {
     run_state *rs = arg;
@@ -680,6 +715,7 @@ static void run_once(void *arg, long k)
     if (k == 0) {
         if (v.bad[0])
             fail_msg("%s: without injection: %s", sc->name, v.bad);
+        check_reference(rs, &v);
         if (sc->gone_after        ? v.out != OUT_GONE
             : sc->code        ? v.code != sc->code
             : sc->reject_code ? v.code != sc->reject_code
