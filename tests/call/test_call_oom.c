@@ -50,14 +50,16 @@ static gw_registry *reg;
 static gw_router *router;
 static gw_rest_options rest_opts;
 
-typedef enum protocol { P_GRPCWEB, P_GRPCWEB_TEXT, P_REST, P_CONNECT, P_WSJSON } protocol;
+typedef enum protocol {
+    P_GRPCWEB, P_GRPCWEB_TEXT, P_REST, P_CONNECT, P_CONNECT_STREAM, P_WSJSON
+} protocol;
 typedef enum entry {
     E_FACE,          /* gw_call_start_face */
     E_FACE_REJECT,   /* gw_call_reject_face (no upstream call) */
     E_FRONT,         /* gw_call_start on a front request */
     E_REST,          /* gw_call_rest_dispatch on a front request */
 } entry;
-typedef enum body_form { B_FRAMED_PROTO, B_FRAMED_JSON, B_TEXT, B_JSON } body_form;
+typedef enum body_form { B_FRAMED_PROTO, B_FRAMED_JSON, B_TEXT, B_JSON, B_ENVELOPED_JSON } body_form;
 
 /* What a run can end in, for the `must` lists. */
 #define MUST_MINIMAL "<minimal>"  /* answer(): the bare grpc-status 13 answer */
@@ -68,6 +70,8 @@ static const gw_front_header web_hdrs[] = {
     {"Content-Type", "application/grpc-web+proto"}, {"X-User", "alice"}, {"X-Grpc-Web", "1"}};
 static const gw_front_header deadline_hdrs[] = {
     {"Content-Type", "application/grpc-web+proto"}, {"grpc-timeout", "2m"}};
+static const gw_front_header connect_stream_hdrs[] = {
+    {"Content-Type", "application/connect+json"}, {"Connect-Protocol-Version", "1"}};
 static const gw_front_header json_hdrs[] = {
     {"Content-Type", "application/json"}, {"X-User", "alice"}, {"Connect-Protocol-Version", "1"}};
 
@@ -164,6 +168,12 @@ static const scenario scenarios[] = {
      "/demo.v1.EchoService/Echo", json_hdrs, 3, B_JSON, "{\"message\":\"hello\",\"number\":\"7\"}",
      {"{\"message\":\"hello\",\"number\":\"7\"}"}, false, 0, NULL, false, 0, 0, 0,
      {MUST_NO_CALL, MUST_MINIMAL, MUST_CLOSED, "out of memory"}, false},
+    {"connect-stream", E_FRONT, P_CONNECT_STREAM, "/demo.v1.EchoService/Download", "POST",
+     "/demo.v1.EchoService/Download", connect_stream_hdrs, 2, B_ENVELOPED_JSON,
+     "{\"totalBytes\":\"6\",\"chunkSize\":3}",
+     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"ZGVm\"}"},
+     false, 0, NULL, false, 0, 0, 0, {MUST_NO_CALL, "cannot start the response",
+                                      "out of memory"}, false},
 };
 
 /* The messages of each JSON answer without injection, as the client must
@@ -178,6 +188,7 @@ static const struct {
     {"rest-stream", "{\"result\":{\"data\":\"YWJj\"}}\n"
                     "{\"result\":{\"offset\":\"3\",\"data\":\"ZGVm\"}}\n"},
     {"connect-json", "{\"message\":\"hello\",\"number\":\"7\"}"},
+    {"connect-stream", "{\"data\":\"YWJj\"}{\"offset\":\"3\",\"data\":\"ZGVm\"}"},
 };
 
 /* ---- what the client saw ------------------------------------------------------------ */
@@ -299,6 +310,40 @@ static int connect_code(const char *name)
     return -1;
 }
 
+/* Connect stream: envelopes, the last one the end-of-stream message. */
+static void parse_connect_stream(const uint8_t *b, size_t len, view *v)
+{
+    size_t off = 0;
+    bool end = false;
+    while (off + 5 <= len) {
+        size_t n = (size_t)b[off + 1] << 24 | (size_t)b[off + 2] << 16 |
+                   (size_t)b[off + 3] << 8 | b[off + 4];
+        if (off + 5 + n > len)
+            break;
+        const char *p = (const char *)b + off + 5;
+        if (end)
+            set_bad(v, "an envelope after the end of the stream");
+        if (b[off] & GW_CONNECT_FLAG_END_STREAM) {
+            end = true;
+            char code[32];
+            const char *err = memmem(p, n, "\"error\"", 7);
+            v->code = GW_CODE_OK;
+            if (err && json_field(err, n - (size_t)(err - p), "code", code, sizeof code)) {
+                v->code = connect_code(code);
+                json_field(err, n - (size_t)(err - p), "message", v->message,
+                           sizeof v->message);
+            }
+        } else {
+            gw_buf_append(&v->data, p, n);
+        }
+        off += 5 + n;
+    }
+    if (off != len)
+        set_bad(v, "an envelope cut short at byte %zu of %zu", off, len);
+    if (!end)
+        set_bad(v, "no end-of-stream message");
+}
+
 static void parse(const scenario *sc, const th_client *cl, bool call_made, view *v)
 {
     v->code = -1;
@@ -370,6 +415,9 @@ static void parse(const scenario *sc, const th_client *cl, bool call_made, view 
     case P_WSJSON:
         parse_wsjson(b, len, v);
         break;
+    case P_CONNECT_STREAM:
+        parse_connect_stream(b, len, v);
+        break;
     case P_REST:
     case P_CONNECT:
         if (cl->status == 200) {
@@ -440,7 +488,8 @@ static bool start(run_state *rs, th_client *cl, gw_call_options *o, const gw_cal
 {
     const scenario *sc = rs->sc;
     gw_grpcweb_format web = {sc->p == P_GRPCWEB_TEXT, sc->form == B_FRAMED_JSON};
-    gw_call_connect_arg ca = {.kind = GW_CONNECT_UNARY, .json = true};
+    gw_call_connect_arg ca = {
+        .kind = sc->p == P_CONNECT_STREAM ? GW_CONNECT_STREAM : GW_CONNECT_UNARY, .json = true};
     const gw_call_adapter *a = sc->p == P_WSJSON ? &gw_call_wsjson : &gw_call_grpcweb;
     const void *arg = sc->p == P_WSJSON ? (const void *)&rest_opts : (const void *)&web;
     gw_call_rest_config rc = {router, &rest_opts};
@@ -807,6 +856,9 @@ static void prepare(run_state *rs, const scenario *sc)
         }
         case B_JSON:
             gw_buf_append_str(&rs->body, sc->request);
+            break;
+        case B_ENVELOPED_JSON: /* the same 5-byte layout as a gRPC frame */
+            frame(&rs->body, sc->request, strlen(sc->request));
             break;
         }
         gw_buf_free(&pb);
