@@ -66,6 +66,11 @@ typedef enum body_form { B_FRAMED_PROTO, B_FRAMED_JSON, B_TEXT, B_JSON, B_ENVELO
 #define MUST_CLOSED "<closed>"    /* answer(): close_now, not even that answer */
 #define MUST_NO_CALL "<no-call>"  /* face_oom / the front's 503: call_new failed */
 
+/* A second message larger than the first, so that the output buffer grows
+ * (an allocation) after the head has gone out. */
+#define BIG_DATA "ZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVm" \
+                 "ZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVmZGVm"
+
 static const gw_front_header web_hdrs[] = {
     {"Content-Type", "application/grpc-web+proto"}, {"X-User", "alice"}, {"X-Grpc-Web", "1"}};
 static const gw_front_header deadline_hdrs[] = {
@@ -122,7 +127,7 @@ static const scenario scenarios[] = {
       "out of memory buffering the request"}, false},
     {"grpcweb-stream", E_FACE, P_GRPCWEB, "/demo.v1.EchoService/Download", NULL, NULL,
      web_hdrs, 3, B_FRAMED_PROTO, "{\"totalBytes\":\"9\",\"chunkSize\":3}",
-     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"ZGVm\"}",
+     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}",
       "{\"offset\":\"6\",\"data\":\"Z2hp\"}"},
      false, 0, NULL, false, 0, 0, 0,
      {MUST_NO_CALL, "cannot start the response", "out of memory"}, false},
@@ -139,7 +144,7 @@ static const scenario scenarios[] = {
      0, 0, 0, {MUST_NO_CALL, MUST_MINIMAL, "out of memory"}, false},
     {"grpcweb-client-gone", E_FACE, P_GRPCWEB, "/demo.v1.EchoService/Download", NULL, NULL,
      web_hdrs, 3, B_FRAMED_PROTO, "{\"totalBytes\":\"9\",\"chunkSize\":3}",
-     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"ZGVm\"}",
+     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}",
       "{\"offset\":\"6\",\"data\":\"Z2hp\"}"},
      false, 0, NULL, false, 0, 1, 0, {MUST_NO_CALL, "cannot start the response"}, false},
     {"grpcweb-deadline", E_FACE, P_GRPCWEB, "/demo.v1.EchoService/Echo", NULL, NULL,
@@ -151,7 +156,7 @@ static const scenario scenarios[] = {
      {MUST_NO_CALL, MUST_MINIMAL}, false},
     {"wsjson-stream", E_FACE, P_WSJSON, "/demo.v1.EchoService/Download", NULL, NULL, web_hdrs,
      3, B_JSON, "{\"totalBytes\":\"9\",\"chunkSize\":3}",
-     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"ZGVm\"}"}, false, 0,
+     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}"}, false, 0,
      NULL, false, 0, 0, 0, {MUST_NO_CALL, "cannot start the response", "out of memory"}, false},
     {"rest-unary", E_REST, P_REST, NULL, "POST", "/v1/echo?pretty=false", json_hdrs, 2,
      B_JSON, "{\"message\":\"hello\",\"number\":\"7\"}",
@@ -162,8 +167,12 @@ static const scenario scenarios[] = {
      {MUST_NO_CALL, MUST_MINIMAL, MUST_CLOSED, "out of memory"}, false},
     {"rest-stream", E_REST, P_REST, NULL, "GET", "/v1/download?totalBytes=6&chunkSize=3",
      json_hdrs, 2, B_JSON, NULL,
-     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"ZGVm\"}"}, false, 0,
+     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}"}, false, 0,
      NULL, false, 0, 0, 0, {MUST_NO_CALL, "cannot start the response", "out of memory"}, false},
+    {"rest-stream-error", E_REST, P_REST, NULL, "GET", "/v1/download?totalBytes=6", json_hdrs,
+     2, B_JSON, NULL, {"{\"offset\":\"0\",\"data\":\"YWJj\"}"}, false,
+     GW_CODE_FAILED_PRECONDITION, "the download stopped: " BIG_DATA, false, 0, 0, 0,
+     {MUST_NO_CALL, "cannot start the response", "out of memory"}, false},
     {"connect-json", E_FRONT, P_CONNECT, "/demo.v1.EchoService/Echo", "POST",
      "/demo.v1.EchoService/Echo", json_hdrs, 3, B_JSON, "{\"message\":\"hello\",\"number\":\"7\"}",
      {"{\"message\":\"hello\",\"number\":\"7\"}"}, false, 0, NULL, false, 0, 0, 0,
@@ -171,7 +180,7 @@ static const scenario scenarios[] = {
     {"connect-stream", E_FRONT, P_CONNECT_STREAM, "/demo.v1.EchoService/Download", "POST",
      "/demo.v1.EchoService/Download", connect_stream_hdrs, 2, B_ENVELOPED_JSON,
      "{\"totalBytes\":\"6\",\"chunkSize\":3}",
-     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"ZGVm\"}"},
+     {"{\"offset\":\"0\",\"data\":\"YWJj\"}", "{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}"},
      false, 0, NULL, false, 0, 0, 0, {MUST_NO_CALL, "cannot start the response",
                                       "out of memory"}, false},
 };
@@ -183,12 +192,13 @@ static const struct {
     const char *scenario, *want;
 } json_answers[] = {
     {"grpcweb-json", "{\"message\":\"h\xc3\xa9llo\",\"number\":\"-7\"}"},
-    {"wsjson-stream", "{\"data\":\"YWJj\"}{\"offset\":\"3\",\"data\":\"ZGVm\"}"},
+    {"wsjson-stream", "{\"data\":\"YWJj\"}{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}"},
     {"rest-unary", "{\"message\":\"hello\",\"number\":\"7\"}"},
     {"rest-stream", "{\"result\":{\"data\":\"YWJj\"}}\n"
-                    "{\"result\":{\"offset\":\"3\",\"data\":\"ZGVm\"}}\n"},
+                    "{\"result\":{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}}\n"},
     {"connect-json", "{\"message\":\"hello\",\"number\":\"7\"}"},
-    {"connect-stream", "{\"data\":\"YWJj\"}{\"offset\":\"3\",\"data\":\"ZGVm\"}"},
+    {"rest-stream-error", "{\"result\":{\"data\":\"YWJj\"}}\n"},
+    {"connect-stream", "{\"data\":\"YWJj\"}{\"offset\":\"3\",\"data\":\"" BIG_DATA "\"}"},
 };
 
 /* ---- what the client saw ------------------------------------------------------------ */
@@ -422,9 +432,9 @@ static void parse(const scenario *sc, const th_client *cl, bool call_made, view 
     case P_CONNECT:
         if (cl->status == 200) {
             v->code = GW_CODE_OK;
-            gw_buf_append(&v->data, b, len);
             /* A stream's failure is its last object, {"error": status}. */
             const char *err = sc->p == P_REST ? memmem(b, len, "{\"error\"", 8) : NULL;
+            gw_buf_append(&v->data, b, err ? (size_t)(err - (const char *)b) : len);
             if (err) {
                 size_t rest = len - (size_t)(err - (const char *)b);
                 if (!json_field(err, rest, "code", hv, sizeof hv))
