@@ -220,36 +220,48 @@ int gw_call_add_metadata(gw_call *c, const char *name, const char *value)
 
 /* ---- CORS on every response head ----------------------------------------------- */
 
+/* All or nothing: a head gets every CORS header with the whole list of
+ * exposed headers, or none (a browser that cannot read grpc-status or a
+ * configured header is worse off than one told nothing). Returns 0 or
+ * GW_ENOMEM, with h as it was. */
 static int add_cors(gw_call *c, gw_call_head *h)
 {
     if (!c->cors.allow_origin)
         return 0;
     gw_buf expose;
     gw_buf_init(&expose, 8192);
-    gw_buf_append_str(&expose, "grpc-status, grpc-message, grpc-status-details-bin");
+    int rc = gw_buf_append_str(&expose, "grpc-status, grpc-message, grpc-status-details-bin");
     size_t n = h->count;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const char *nm = h->headers[i].name;
         if (strcasecmp(nm, "content-type") == 0 || strncasecmp(nm, "grpc-", 5) == 0 ||
             strncasecmp(nm, "access-control-", 15) == 0)
             continue;
-        gw_buf_printf(&expose, ", %s", nm);
+        rc = gw_buf_printf(&expose, ", %s", nm);
+        if (rc == GW_ELIMIT) {
+            /* Names past 8 KiB are left unexposed, as before any answer. */
+            rc = 0;
+            break;
+        }
     }
-    if (c->cors.expose_extra && *c->cors.expose_extra)
-        gw_buf_printf(&expose, ", %s", c->cors.expose_extra);
+    if (rc == 0 && c->cors.expose_extra && *c->cors.expose_extra)
+        rc = gw_buf_printf(&expose, ", %s", c->cors.expose_extra);
     const char *o = c->cors.allow_origin;
-    int rc = gw_call_head_add(c, h, "Access-Control-Allow-Origin", 27, o, strlen(o));
+    if (rc == 0)
+        rc = gw_call_head_add(c, h, "Access-Control-Allow-Origin", 27, o, strlen(o));
     if (rc == 0 && strcmp(o, "*") != 0)
         rc = gw_call_head_add(c, h, "Vary", 4, "Origin", 6);
     if (rc == 0 && c->cors.credentials)
         rc = gw_call_head_add(c, h, "Access-Control-Allow-Credentials", 32, "true", 4);
-    if (rc == 0 && expose.data)
+    if (rc == 0)
         rc = gw_call_head_add(c, h, "Access-Control-Expose-Headers", 29,
                               (const char *)expose.data, expose.len);
-    else if (rc == 0)
-        rc = GW_ENOMEM; /* the fixed start of the list did not fit */
     gw_buf_free(&expose);
-    return rc;
+    if (rc) {
+        h->count = n;
+        return GW_ENOMEM;
+    }
+    return 0;
 }
 
 /* ---- the end of a call --------------------------------------------------------------- */
@@ -906,8 +918,13 @@ static int start(gw_call *c, gw_front_req *r, const gw_call_options *o, const gw
              : gw_ucall_start(b, &p, &ucall_handlers, c, &c->uc, &e);
     if (rc)
         goto fail;
-    if (c->has_deadline)
-        gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns);
+    /* Without its timer the call would outlive its deadline (a backend
+     * that never answers, or an upstream_start that answers locally). */
+    if (c->has_deadline && gw_loop_timer_start(c->loop, &c->deadline, c->deadline_ns) != 0) {
+        gw_ucall_cancel(c->uc);
+        rc = gw_error_set(&e, GW_ENOMEM, "out of memory for the deadline timer");
+        goto fail;
+    }
     return 0;
 fail: {
     gw_call_status st = {.code = gw_call_code_for_err(rc),

@@ -450,8 +450,9 @@ static int connect_response_message(gw_call *c, const uint8_t *msg, size_t len, 
     return 0;
 }
 
-/* Trailers as end-of-stream metadata entries (borrowed). */
-static void end_stream(gw_call *c, const gw_call_status *st, gw_buf *out)
+/* Trailers as end-of-stream metadata entries (borrowed). head: the head of
+ * a whole answer (response_status's), or NULL. */
+static void end_stream(gw_call *c, const gw_call_status *st, gw_call_head *head, gw_buf *out)
 {
     const gw_call_options *o = gw_call_opts(c);
     gw_connect_md md[64];
@@ -466,7 +467,18 @@ static void end_stream(gw_call *c, const gw_call_status *st, gw_buf *out)
                               st->details_len, md, n) == 0)
         return;
     /* Out of memory: the code alone still ends the stream readably. */
-    (void)gw_connect_end_stream(out, NULL, st->code, NULL, NULL, 0, NULL, 0);
+    if (gw_connect_end_stream(out, NULL, st->code, NULL, NULL, 0, NULL, 0) == 0)
+        return;
+    /* Not even that: a stream without its end-of-stream message must not
+     * end as if whole. A head not sent yet becomes the call's bare
+     * INTERNAL answer; a streamed body is cut short. */
+    gw_call_head *held = gw_call_held_head(c);
+    if (head)
+        head->status = 0;
+    else if (held)
+        held->status = 0;
+    else
+        gw_call_end_abnormally(c);
 }
 
 static void compress_unary(gw_call *c, gw_call_head *h, gw_buf *out)
@@ -499,7 +511,7 @@ static void connect_response_status(gw_call *c, const gw_call_status *st, gw_cal
             if (head && s->gzip_out)
                 set_header(c, h, "Connect-Content-Encoding", "gzip");
         }
-        end_stream(c, st, out);
+        end_stream(c, st, head, out);
         return;
     }
     if (!h)

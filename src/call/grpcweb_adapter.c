@@ -285,14 +285,26 @@ static void web_response_status(gw_call *c, const gw_call_status *st, gw_call_he
         (void)add_metadata_headers(c, head, st->trailers, st->trailer_count);
         return;
     }
-    size_t start;
-    if (gw_grpcweb_trailer_begin(out, &start) != 0)
-        return;
-    if (gw_grpcweb_trailer_add_status(out, st->code, st->message, st->details,
-                                      st->details_len) != 0) {
+    size_t start = out->len;
+    int rc = gw_grpcweb_trailer_begin(out, &start);
+    if (rc == 0 && gw_grpcweb_trailer_add_status(out, st->code, st->message, st->details,
+                                                 st->details_len) != 0) {
         /* Keep at least the status code readable. */
         out->len = start + GW_GRPCWEB_HEADER_LEN;
-        (void)gw_grpcweb_trailer_add(out, "grpc-status", 11, num, strlen(num));
+        rc = gw_grpcweb_trailer_add(out, "grpc-status", 11, num, strlen(num));
+    }
+    if (rc) {
+        /* Not even the code fits (out of memory): a body without its
+         * trailer would read as an answer without a status. A held unary
+         * head becomes the call's bare INTERNAL answer; a streamed body is
+         * cut short so that the client sees an incomplete transfer. */
+        out->len = start;
+        gw_call_head *held = gw_call_held_head(c);
+        if (held)
+            held->status = 0;
+        else
+            gw_call_end_abnormally(c);
+        return;
     }
     for (size_t i = 0; i < st->trailer_count; i++)
         (void)gw_grpcweb_trailer_add(out, st->trailers[i].name, st->trailers[i].name_len,

@@ -128,14 +128,27 @@ static void j_response_status(gw_call *c, const gw_call_status *st, gw_call_head
         head->status = 200;
     size_t start = out->len;
     uint8_t h[4] = {0};
-    if (gw_buf_append(out, h, sizeof h) != 0)
-        return;
+    int rc = gw_buf_append(out, h, sizeof h);
     int http = 0;
-    if (gw_rest_error_response(s->ro, gw_call_opts(c)->registry, st->code, st->message,
-                               st->details, st->details_len, out, &http) != 0) {
+    if (rc == 0 && gw_rest_error_response(s->ro, gw_call_opts(c)->registry, st->code,
+                                          st->message, st->details, st->details_len, out,
+                                          &http) != 0) {
         /* Out of memory: at least the code. */
         out->len = start + 4;
-        (void)gw_buf_printf(out, "{\"code\":%d}", st->code);
+        rc = gw_buf_printf(out, "{\"code\":%d}", st->code);
+    }
+    if (rc) {
+        /* Not even the code fits: without its status message the stream
+         * would look finished. The head, if not sent yet, becomes the
+         * call's bare INTERNAL answer; otherwise the WebSocket closes with
+         * an error (1011) instead of normally. */
+        out->len = start;
+        gw_call_head *held = head ? head : gw_call_held_head(c);
+        if (held)
+            held->status = 0;
+        else
+            gw_call_end_abnormally(c);
+        return;
     }
     put_len(out->data + start, out->len - start - 4);
 }

@@ -1,10 +1,10 @@
 /*
- * Failure injection for src/codec and src/grpcweb (the nghttp2 failmalloc
- * habit, as tests/rest/test_rest_oom.c): each scenario runs once counting
- * allocations, then once per allocation with that one failing. Every run
- * must end in success or GW_ENOMEM (reported by the code, not a crash or
- * another error); the sanitizer build checks that the error paths free what
- * they took. malloc, calloc and realloc are wrapped at link time.
+ * Failure injection for src/codec (tests/common/oom.h): each scenario runs
+ * once counting allocations, then once per allocation with that one
+ * failing. Every run must end in success or GW_ENOMEM (reported by the
+ * code, not a crash or another error), and GW_ENOMEM whenever the failing
+ * allocation was reached; the sanitizer build checks that the error paths
+ * free what they took.
  *
  *   test_codec_oom CODEC_TEST_PB
  */
@@ -17,41 +17,9 @@
 
 #include <cmocka.h>
 
+#include "oom.h"
+
 #include "codec/codec.h"
-#include "grpcweb/grpcweb.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-
-static bool counting;
-static long alloc_count;
-static long fail_at = -1;
-
-static bool should_fail(void)
-{
-    if (!counting)
-        return false;
-    return alloc_count++ == fail_at;
-}
-
-void *__wrap_malloc(size_t n)
-{
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t k, size_t n)
-{
-    return should_fail() ? NULL : __real_calloc(k, n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : __real_realloc(p, n);
-}
 
 static gw_registry *reg;
 static const gw_message_def *all_types;
@@ -121,47 +89,11 @@ static int sc_field_string(void)
     return rc;
 }
 
-static int sc_grpcweb_trailer(void)
-{
-    gw_buf b;
-    gw_buf_init(&b, 1 << 20);
-    size_t start;
-    static const uint8_t details[] = {0x08, 0x03, 0x12, 0x03, 'b', 'a', 'd'};
-    int rc = gw_grpcweb_trailer_begin(&b, &start);
-    if (rc == 0)
-        rc = gw_grpcweb_trailer_add(&b, "X-Custom", 8, "value", 5);
-    if (rc == 0)
-        rc = gw_grpcweb_trailer_add_status(&b, 3, "bad % input\n", details, sizeof details);
-    if (rc == 0)
-        gw_grpcweb_trailer_end(&b, start);
-    gw_buf_free(&b);
-    return rc;
-}
-
 static void run_scenario(const char *name, scenario_fn fn)
 {
-    alloc_count = 0;
-    fail_at = -1;
-    counting = true;
-    int rc = fn();
-    counting = false;
-    long total = alloc_count;
-    if (rc != 0)
-        fail_msg("%s: fails without injection: %d", name, rc);
-    assert_true(total > 0);
-    print_message("%s: %ld allocations, each failed in turn\n", name, total);
-    for (long i = 0; i < total; i++) {
-        alloc_count = 0;
-        fail_at = i;
-        counting = true;
-        rc = fn();
-        counting = false;
-        if (rc != 0 && rc != GW_ENOMEM)
-            fail_msg("%s: allocation %ld of %ld failed: got %d (%s), want GW_ENOMEM", name, i,
-                     total, rc, gw_err_str(rc));
-        if (rc == 0 && alloc_count > i)
-            fail_msg("%s: allocation %ld of %ld failed but the call succeeded", name, i, total);
-    }
+    const char *failure = gw_oom_check(name, fn, true);
+    if (failure)
+        fail_msg("%s", failure);
 }
 
 static void test_oom(void **state)
@@ -170,7 +102,6 @@ static void test_oom(void **state)
     run_scenario("json->proto->json", sc_json_to_proto_to_json);
     run_scenario("json field paths", sc_field_paths);
     run_scenario("field string + wrap", sc_field_string);
-    run_scenario("grpc-web trailer", sc_grpcweb_trailer);
 }
 
 int main(int argc, char **argv)

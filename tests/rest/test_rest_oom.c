@@ -1,12 +1,9 @@
 /*
- * Failure injection for src/route and src/rest (the nghttp2 failmalloc
- * habit): each scenario is run once counting allocations, then once per
- * allocation with that one failing. Every run must end in a clean error
- * (GW_ENOMEM, or a status that says so) or success, never a crash; the
- * sanitizer build checks that nothing leaks on the error paths.
- *
- * malloc, calloc and realloc are wrapped at link time (-Wl,--wrap), so the
- * allocations inside the static libraries are counted too.
+ * Failure injection for src/route and src/rest (tests/common/oom.h): each
+ * scenario is run once counting allocations, then once per allocation with
+ * that one failing. Every run must end in a clean error (GW_ENOMEM, or a
+ * status that says so) or success, never a crash; the sanitizer build
+ * checks that nothing leaks on the error paths.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,40 +14,9 @@
 
 #include <cmocka.h>
 
+#include "oom.h"
+
 #include "rest/rest.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t k, size_t n);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t k, size_t n);
-void *__wrap_realloc(void *p, size_t n);
-
-static bool counting;
-static long alloc_count;
-static long fail_at = -1;
-
-static bool should_fail(void)
-{
-    if (!counting)
-        return false;
-    return alloc_count++ == fail_at;
-}
-
-void *__wrap_malloc(size_t n)
-{
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t k, size_t n)
-{
-    return should_fail() ? NULL : __real_calloc(k, n);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : __real_realloc(p, n);
-}
 
 static const char *desc_path;
 static gw_registry *reg;
@@ -209,26 +175,9 @@ static int sc_splitter(void)
 
 static void run_scenario(const char *name, scenario_fn fn)
 {
-    alloc_count = 0;
-    fail_at = -1;
-    counting = true;
-    int rc = fn();
-    counting = false;
-    long total = alloc_count;
-    if (rc != 0)
-        fail_msg("%s: fails without injection: %d", name, rc);
-    assert_true(total > 0);
-    print_message("%s: %ld allocations, each failed in turn\n", name, total);
-    for (long i = 0; i < total; i++) {
-        alloc_count = 0;
-        fail_at = i;
-        counting = true;
-        rc = fn();
-        counting = false;
-        if (rc != 0 && rc != GW_ENOMEM)
-            fail_msg("%s: allocation %ld of %ld failed: got %d (%s), want GW_ENOMEM", name, i,
-                     total, rc, gw_err_str(rc));
-    }
+    const char *failure = gw_oom_check(name, fn, false);
+    if (failure)
+        fail_msg("%s", failure);
 }
 
 static void test_oom(void **state)

@@ -1,12 +1,9 @@
 /*
- * Allocation-failure injection (the nghttp2 failmalloc habit): count the
- * allocations a load makes, then rerun it failing each one in turn. Every
- * run must fail with GW_ENOMEM, leave no registry and leak nothing (ASan's
- * leak check runs at exit in the sanitize build).
- *
- * malloc, calloc and realloc are wrapped at link time (-Wl,--wrap), which
- * reaches every call made by our static libraries; protobuf-c's own
- * allocations (a shared library) are not injected.
+ * Allocation-failure injection (tests/common/oom.h): count the allocations
+ * a load makes, then rerun it failing each one in turn. Every run must fail
+ * with GW_ENOMEM, leave no registry and leak nothing (ASan's leak check runs
+ * at exit in the sanitize build). protobuf-c's own allocations (a shared
+ * library) are not injected.
  *
  * argv[1..]: descriptor sets, loaded as one (concatenated sets are a set;
  * the files they share exercise the duplicate check).
@@ -21,41 +18,9 @@
 
 #include <cmocka.h>
 
+#include "oom.h"
+
 #include "schema/schema.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-
-static long alloc_count; /* allocations since armed */
-static long fail_at;     /* fail the allocation with this number (1-based); 0: never */
-static int armed;
-
-static int should_fail(void)
-{
-    if (!armed)
-        return 0;
-    alloc_count++;
-    return fail_at && alloc_count == fail_at;
-}
-
-void *__wrap_malloc(size_t n)
-{
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t m)
-{
-    return should_fail() ? NULL : __real_calloc(n, m);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : __real_realloc(p, n);
-}
 
 static const char *const *set_paths;
 static int set_count;
@@ -75,6 +40,31 @@ static int load_once(const uint8_t *data, size_t len, gw_registry **r, gw_error 
     return rc;
 }
 
+typedef struct load_ctx {
+    const uint8_t *data;
+    size_t len;
+} load_ctx;
+
+/* The counting run must load; every run with a failing allocation must end
+ * in GW_ENOMEM without a registry. */
+static void load_run(void *arg, long fail_at)
+{
+    load_ctx *lc = arg;
+    gw_registry *r;
+    gw_error e;
+    gw_oom_arm(fail_at);
+    int rc = load_once(lc->data, lc->len, &r, &e);
+    gw_oom_disarm();
+    if (fail_at == 0) {
+        assert_int_equal(rc, 0);
+        gw_registry_del(r);
+        return;
+    }
+    if (rc != GW_ENOMEM)
+        fail_msg("failing allocation %ld: got %d (%s)", fail_at, rc, e.msg);
+    assert_null(r);
+}
+
 static void test_every_allocation_fails_cleanly(void **state)
 {
     (void)state;
@@ -92,28 +82,9 @@ static void test_every_allocation_fails_cleanly(void **state)
         free(one);
     }
 
-    gw_registry *r;
-    alloc_count = 0;
-    fail_at = 0;
-    armed = 1;
-    int rc = load_once(data, len, &r, &e);
-    armed = 0;
-    assert_int_equal(rc, 0);
-    long total = alloc_count;
+    load_ctx lc = {data, len};
+    long total = gw_oom_sweep("registry load", load_run, &lc);
     assert_true(total > 10);
-    print_message("%ld allocations, each failed in turn\n", total);
-    gw_registry_del(r);
-
-    for (long i = 1; i <= total; i++) {
-        alloc_count = 0;
-        fail_at = i;
-        armed = 1;
-        rc = load_once(data, len, &r, &e);
-        armed = 0;
-        if (rc != GW_ENOMEM)
-            fail_msg("failing allocation %ld of %ld: got %d (%s)", i, total, rc, e.msg);
-        assert_null(r);
-    }
     free(data);
 }
 
