@@ -426,8 +426,17 @@ static void rest_response_status(gw_call *c, const gw_call_status *st, gw_call_h
             return;
         }
         /* Streaming, head and messages already sent: an error frame. */
-        (void)gw_rest_stream_error(s->ro, o->registry, s->fmt, st->code, st->message,
-                                   st->details, st->details_len, out);
+        size_t start = out->len;
+        if (gw_rest_stream_error(s->ro, o->registry, s->fmt, st->code, st->message,
+                                 st->details, st->details_len, out) != 0) {
+            /* Not even the error line fits (out of memory): no half line,
+             * and a stream cut short rather than one that looks whole. */
+            out->len = start;
+            GW_WARN("REST %s: no room for the stream's error line (%s: %.200s); closing the "
+                    "response unfinished",
+                    gw_call_method(c)->path, gw_code_name(st->code), st->message);
+            gw_call_end_abnormally(c);
+        }
         return;
     }
     if (!ok) {
