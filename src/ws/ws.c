@@ -405,6 +405,11 @@ static int face_respond(void *ctx, int status, const gw_front_header *h, size_t 
         (void)json_out(s, body, len, &rc);
         if (rc)
             return rc;
+        /* A headers-only answer (the call's bare INTERNAL or out-of-memory
+         * fallback) has no JSON status message: a normal close would make
+         * the call look finished, so it closes with 1011. */
+        if (len == 0)
+            s->close_code = WSLAY_CODE_INTERNAL_SERVER_ERROR;
         s->answered = true;
         schedule_pump(s);
         return 0;
