@@ -152,18 +152,24 @@ out:
         continue;                                                   \
     }
 
-/* Sections made only of unsigned integer keys: one table row per key
- * (name, where it is stored in the config, its largest value). */
-typedef struct uint_key {
+/* Sections made only of plain keys (unsigned integers, strings): one table
+ * row per key (name, kind, where it is stored in the config, the largest
+ * value of an integer). */
+typedef enum { KEY_UINT, KEY_STRING } key_kind;
+
+typedef struct cfg_key {
     const char *name;
+    key_kind kind;
     size_t offset, size; /* of the field in gw_server_config */
     uint64_t max;
-} uint_key;
+} cfg_key;
 
-#define UKEY(name, field, max) \
-    {name, offsetof(gw_server_config, field), sizeof(((gw_server_config *)0)->field), max}
+#define UKEY(name, field, max)                                                                  \
+    {name, KEY_UINT, offsetof(gw_server_config, field), sizeof(((gw_server_config *)0)->field), \
+     max}
+#define SKEY(name, field) {name, KEY_STRING, offsetof(gw_server_config, field), sizeof(char *), 0}
 
-static void store_uint(gw_server_config *c, const uint_key *key, uint64_t u)
+static void store_uint(gw_server_config *c, const cfg_key *key, uint64_t u)
 {
     char *p = (char *)c + key->offset;
     switch (key->size) {
@@ -174,8 +180,8 @@ static void store_uint(gw_server_config *c, const uint_key *key, uint64_t u)
     }
 }
 
-static int parse_uint_section(gw_server_config *c, json_t *obj, const char *section,
-                              const uint_key *keys, size_t n, gw_error *e)
+static int parse_plain_section(gw_server_config *c, json_t *obj, const char *section,
+                              const cfg_key *keys, size_t n, gw_error *e)
 {
     const char *k;
     json_t *v;
@@ -187,16 +193,22 @@ static int parse_uint_section(gw_server_config *c, json_t *obj, const char *sect
             i++;
         if (i == n)
             return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
-        uint64_t u = 0;
-        int rc = want_uint(v, path, keys[i].max, &u, e);
+        int rc;
+        if (keys[i].kind == KEY_STRING) {
+            rc = want_string(v, path, (char **)((char *)c + keys[i].offset), e);
+        } else {
+            uint64_t u = 0;
+            rc = want_uint(v, path, keys[i].max, &u, e);
+            if (rc == 0)
+                store_uint(c, &keys[i], u);
+        }
         if (rc)
             return rc;
-        store_uint(c, &keys[i], u);
     }
     return 0;
 }
 
-static const uint_key limits_keys[] = {
+static const cfg_key limits_keys[] = {
     UKEY("max_body_bytes", call.max_body, 1ull << 32),
     UKEY("max_message_bytes", call.max_message, 1ull << 31),
     UKEY("max_output_bytes", call.max_output, 1ull << 31),
@@ -221,12 +233,12 @@ static const uint_key limits_keys[] = {
 
 /* front: the HTTP/1.1 parser's strictness (docs/front.md, "Hostile
  * clients"). */
-static const uint_key front_keys[] = {
+static const cfg_key front_keys[] = {
     UKEY("http_strictness", front.http_strictness, 3),
 };
 
 /* websocket: keepalive and timeouts of WebSocket calls (docs/websocket.md). */
-static const uint_key websocket_keys[] = {
+static const cfg_key websocket_keys[] = {
     UKEY("ping_interval_ms", websocket.ping_interval_ms, 1ull << 31),
     UKEY("pong_timeout_ms", websocket.pong_timeout_ms, 1ull << 31),
     UKEY("idle_timeout_ms", websocket.idle_timeout_ms, 1ull << 31),
@@ -237,7 +249,7 @@ static const uint_key websocket_keys[] = {
     UKEY("max_header_block_bytes", websocket.max_header_block, 1ull << 24),
 };
 
-static const uint_key upstream_keys[] = {
+static const cfg_key upstream_keys[] = {
     UKEY("pool_size", upstream.pool_size, 64),
     UKEY("stream_window", upstream.stream_window, 0x7fffffff),
     UKEY("connection_window", upstream.connection_window, 0x7fffffff),
@@ -250,8 +262,8 @@ static const uint_key upstream_keys[] = {
     UKEY("ping_timeout_ms", upstream.ping_timeout_ms, 1ull << 31),
 };
 
-#define UINT_SECTION(c, obj, name, keys, e) \
-    parse_uint_section(c, obj, name, keys, GW_ARRAY_LEN(keys), e)
+#define PLAIN_SECTION(c, obj, name, keys, e) \
+    parse_plain_section(c, obj, name, keys, GW_ARRAY_LEN(keys), e)
 
 static int parse_cors(gw_server_config *c, json_t *obj, gw_error *e)
 {
@@ -628,54 +640,20 @@ static int parse_admin(gw_server_config *c, json_t *obj, gw_error *e)
     return rc;
 }
 
-static int parse_tls(gw_server_config *c, json_t *obj, gw_error *e)
-{
-    const char *k;
-    json_t *v;
-    int rc = 0;
-    char path[160];
-    json_object_foreach(obj, k, v) {
-        if (rc)
-            break;
-        snprintf(path, sizeof path, "tls.%s", k);
-        if (strcmp(k, "cert_file") == 0)
-            rc = want_string(v, path, &c->tls_cert, e);
-        else if (strcmp(k, "key_file") == 0)
-            rc = want_string(v, path, &c->tls_key, e);
-        else if (strcmp(k, "client_ca_file") == 0)
-            rc = want_string(v, path, &c->tls_client_ca, e);
-        else if (strcmp(k, "priorities") == 0)
-            rc = want_string(v, path, &c->tls_priorities, e);
-        else
-            return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
-    }
-    return rc;
-}
+static const cfg_key tls_keys[] = {
+    SKEY("cert_file", tls_cert),
+    SKEY("key_file", tls_key),
+    SKEY("client_ca_file", tls_client_ca),
+    SKEY("priorities", tls_priorities),
+};
 
 /* "backend_tls": the `default` backend's TLS files and name. */
-static int parse_backend_tls(gw_server_config *c, json_t *obj, gw_error *e)
-{
-    const char *k;
-    json_t *v;
-    int rc = 0;
-    char path[160];
-    json_object_foreach(obj, k, v) {
-        if (rc)
-            break;
-        snprintf(path, sizeof path, "backend_tls.%s", k);
-        if (strcmp(k, "ca_file") == 0)
-            rc = want_string(v, path, &c->backend_ca, e);
-        else if (strcmp(k, "cert_file") == 0)
-            rc = want_string(v, path, &c->backend_cert, e);
-        else if (strcmp(k, "key_file") == 0)
-            rc = want_string(v, path, &c->backend_key, e);
-        else if (strcmp(k, "server_name") == 0)
-            rc = want_string(v, path, &c->backend_server_name, e);
-        else
-            return gw_error_set(e, GW_EINVAL, "unknown key '%s'", path);
-    }
-    return rc;
-}
+static const cfg_key backend_tls_keys[] = {
+    SKEY("ca_file", backend_ca),
+    SKEY("cert_file", backend_cert),
+    SKEY("key_file", backend_key),
+    SKEY("server_name", backend_server_name),
+};
 
 /* A string, or false to turn the feature off. */
 static int want_string_or_off(json_t *v, const char *key, char **out, gw_error *e)
@@ -774,10 +752,10 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
             rc = json_is_object(v) ? parse_admin(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "admin: expected an object");
         } else if (strcmp(k, "tls") == 0) {
-            rc = json_is_object(v) ? parse_tls(c, v, e)
+            rc = json_is_object(v) ? PLAIN_SECTION(c, v, "tls", tls_keys, e)
                                    : gw_error_set(e, GW_EINVAL, "tls: expected an object");
         } else if (strcmp(k, "backend_tls") == 0) {
-            rc = json_is_object(v) ? parse_backend_tls(c, v, e)
+            rc = json_is_object(v) ? PLAIN_SECTION(c, v, "backend_tls", backend_tls_keys, e)
                                    : gw_error_set(e, GW_EINVAL,
                                                   "backend_tls: expected an object");
         } else if (strcmp(k, "debug_errors") == 0) {
@@ -807,19 +785,19 @@ int gw_server_config_parse(gw_server_config *c, const char *text, size_t len,
         } else if (strcmp(k, "static_dir") == 0) {
             rc = want_string_or_off(v, k, &c->static_dir, e);
         } else if (strcmp(k, "limits") == 0 && json_is_object(v)) {
-            rc = UINT_SECTION(c, v, "limits", limits_keys, e);
+            rc = PLAIN_SECTION(c, v, "limits", limits_keys, e);
         } else if (strcmp(k, "cors") == 0 && json_is_object(v)) {
             rc = parse_cors(c, v, e);
         } else if (strcmp(k, "front") == 0) {
-            rc = json_is_object(v) ? UINT_SECTION(c, v, "front", front_keys, e)
+            rc = json_is_object(v) ? PLAIN_SECTION(c, v, "front", front_keys, e)
                                    : gw_error_set(e, GW_EINVAL, "front: expected an object");
         } else if (strcmp(k, "upstream") == 0 && json_is_object(v)) {
-            rc = UINT_SECTION(c, v, "upstream", upstream_keys, e);
+            rc = PLAIN_SECTION(c, v, "upstream", upstream_keys, e);
         } else if (strcmp(k, "compression") == 0) {
             rc = json_is_object(v) ? parse_compression(c, v, e)
                                    : gw_error_set(e, GW_EINVAL, "compression: expected an object");
         } else if (strcmp(k, "websocket") == 0) {
-            rc = json_is_object(v) ? UINT_SECTION(c, v, "websocket", websocket_keys, e)
+            rc = json_is_object(v) ? PLAIN_SECTION(c, v, "websocket", websocket_keys, e)
                                    : gw_error_set(e, GW_EINVAL, "websocket: expected an object");
         } else if (strcmp(k, "rest") == 0) {
             rc = json_is_object(v) ? parse_rest(c, v, e)
