@@ -105,6 +105,14 @@ void gw_call_set_timeout(gw_call *c, uint64_t timeout_ns)
     c->adapter_timeout_ns = timeout_ns;
 }
 void gw_call_end_abnormally(gw_call *c) { c->end_abnormally = true; }
+void gw_call_status_lost(gw_call *c, gw_call_head *head)
+{
+    gw_call_head *held = head ? head : gw_call_held_head(c);
+    if (held)
+        held->status = 0;
+    else
+        gw_call_end_abnormally(c);
+}
 
 static bool flushes(const gw_call *c) { return c->a->response_flush && !c->flush_off; }
 

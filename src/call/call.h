@@ -243,6 +243,13 @@ void gw_call_flush_off(gw_call *c);
  * stream whose backend fails after the first message). */
 void gw_call_end_abnormally(gw_call *c);
 
+/* From response_status, when not even the status's code could be written
+ * (out of memory): an answer without its status must not read as whole.
+ * head: response_status's head of a whole answer, or NULL. A head not sent
+ * yet (that one or the held one) becomes the call's bare INTERNAL answer;
+ * once the head is sent, the body is cut short (gw_call_end_abnormally). */
+void gw_call_status_lost(gw_call *c, gw_call_head *head);
+
 /* The Connect protocol (call/connect_adapter.c). `arg` for init is a
  * const gw_call_connect_arg *. */
 extern const gw_call_adapter gw_call_connect;

@@ -470,15 +470,8 @@ static void end_stream(gw_call *c, const gw_call_status *st, gw_call_head *head,
     if (gw_connect_end_stream(out, NULL, st->code, NULL, NULL, 0, NULL, 0) == 0)
         return;
     /* Not even that: a stream without its end-of-stream message must not
-     * end as if whole. A head not sent yet becomes the call's bare
-     * INTERNAL answer; a streamed body is cut short. */
-    gw_call_head *held = gw_call_held_head(c);
-    if (head)
-        head->status = 0;
-    else if (held)
-        held->status = 0;
-    else
-        gw_call_end_abnormally(c);
+     * end as if whole. */
+    gw_call_status_lost(c, head);
 }
 
 static void compress_unary(gw_call *c, gw_call_head *h, gw_buf *out)

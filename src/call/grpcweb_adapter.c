@@ -295,15 +295,9 @@ static void web_response_status(gw_call *c, const gw_call_status *st, gw_call_he
     }
     if (rc) {
         /* Not even the code fits (out of memory): a body without its
-         * trailer would read as an answer without a status. A held unary
-         * head becomes the call's bare INTERNAL answer; a streamed body is
-         * cut short so that the client sees an incomplete transfer. */
+         * trailer would read as an answer without a status. */
         out->len = start;
-        gw_call_head *held = gw_call_held_head(c);
-        if (held)
-            held->status = 0;
-        else
-            gw_call_end_abnormally(c);
+        gw_call_status_lost(c, NULL);
         return;
     }
     for (size_t i = 0; i < st->trailer_count; i++)

@@ -139,15 +139,9 @@ static void j_response_status(gw_call *c, const gw_call_status *st, gw_call_head
     }
     if (rc) {
         /* Not even the code fits: without its status message the stream
-         * would look finished. The head, if not sent yet, becomes the
-         * call's bare INTERNAL answer; otherwise the WebSocket closes with
-         * an error (1011) instead of normally. */
+         * would look finished (the WebSocket closes with 1011 instead). */
         out->len = start;
-        gw_call_head *held = head ? head : gw_call_held_head(c);
-        if (held)
-            held->status = 0;
-        else
-            gw_call_end_abnormally(c);
+        gw_call_status_lost(c, head);
         return;
     }
     put_len(out->data + start, out->len - start - 4);
